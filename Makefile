@@ -1,0 +1,39 @@
+# Nattero: the two commands a new user needs are `make demo` and `make test`.
+# Everything else here is what those two need; each step is skipped when already done.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NATTERO := $(VENV)/bin/nattero
+PYTEST_ARGS ?=
+
+.PHONY: demo test install system venv lint bench clean-state
+
+demo: install ## run the stack, five simulated sites and the live board
+	$(NATTERO) demo
+
+test: install ## run the whole test suite against real services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: system venv
+
+system: ## Debian packages and TimescaleDB (built once from Debian 13 sources)
+	bash deploy/install.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check nattero gateway ingest rules api simulators deploy
+	$(VENV)/bin/mypy nattero gateway ingest rules api simulators deploy
+
+bench: install
+	for b in bench/*.py; do $(PY) $$b; done
+
+clean-state: ## stop and delete the local stacks' data
+	-$(NATTERO) down
+	rm -rf .nattero .nattero-test

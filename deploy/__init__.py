@@ -1,0 +1,1 @@
+"""Deploy: the local stack (private PostgreSQL+TimescaleDB and Mosquitto) and install files."""

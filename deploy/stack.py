@@ -1,0 +1,624 @@
+"""The project's private local stack: PostgreSQL 15 + TimescaleDB and Mosquitto 2.
+
+Everything lives under ``settings.state_dir`` (made absolute)::
+
+    state_dir/stack.json                 StackInfo, mode 0600 (passwords: generated once)
+    state_dir/pg/{data,socket}/          the cluster and its unix socket
+    state_dir/pg/postgres.log
+    state_dir/mosquitto/{mosquitto.conf,dynamic-security.json,data/,mosquitto.log,mosquitto.pid}
+
+Both services listen on 127.0.0.1 only, on ``settings.pg_port`` / ``settings.mqtt_port``.
+This module never touches the system's own PostgreSQL or Mosquitto services, and never
+deletes data: ``down`` and the outage helpers stop processes, nothing more.
+
+When run as root, PostgreSQL runs as the ``postgres`` OS user and Mosquitto drops to the
+``mosquitto`` OS user; their directories are chowned to them.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from nattero.broker_accounts import BrokerAccountError, BrokerAccounts
+from nattero.settings import BrokerAccount, Settings, StackInfo
+
+__all__ = [
+    "GATEWAY_TOPICS",
+    "StackError",
+    "down",
+    "kill_broker",
+    "start_broker",
+    "start_database",
+    "status",
+    "stop_broker",
+    "stop_database",
+    "up",
+]
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+MOSQUITTO = Path("/usr/sbin/mosquitto")
+MOSQUITTO_CTRL = "mosquitto_ctrl"
+DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+
+ADMIN_USERNAME = "nattero-admin"
+GATEWAY_USERNAME = "nattero-gateway"
+#: What the gateway account may subscribe to and receive (it may publish nothing).
+GATEWAY_TOPICS = ("nattero/v1/#", "zigbee2mqtt/#", "application/#")
+
+DB_NAME = "nattero"
+DB_ROLE = "nattero"
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+
+
+class StackError(RuntimeError):
+    """The local stack could not be started, found or stopped; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Paths:
+    root: Path
+
+    @property
+    def stack_file(self) -> Path:
+        return self.root / "stack.json"
+
+    @property
+    def pg(self) -> Path:
+        return self.root / "pg"
+
+    @property
+    def pg_data(self) -> Path:
+        return self.pg / "data"
+
+    @property
+    def pg_socket(self) -> Path:
+        return self.pg / "socket"
+
+    @property
+    def pg_log(self) -> Path:
+        return self.pg / "postgres.log"
+
+    @property
+    def pg_bootstrapped(self) -> Path:
+        return self.pg / "bootstrapped"
+
+    @property
+    def mq(self) -> Path:
+        return self.root / "mosquitto"
+
+    @property
+    def mq_conf(self) -> Path:
+        return self.mq / "mosquitto.conf"
+
+    @property
+    def mq_dynsec(self) -> Path:
+        return self.mq / "dynamic-security.json"
+
+    @property
+    def mq_data(self) -> Path:
+        return self.mq / "data"
+
+    @property
+    def mq_log(self) -> Path:
+        return self.mq / "mosquitto.log"
+
+    @property
+    def mq_pid(self) -> Path:
+        return self.mq / "mosquitto.pid"
+
+
+def _paths(settings: Settings) -> _Paths:
+    return _Paths(settings.state_dir.expanduser().resolve())
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def up(settings: Settings) -> StackInfo:
+    """Start, or find already running, the private PostgreSQL and Mosquitto.
+
+    Returns the same ``StackInfo`` on every call for the same state dir and ports (passwords
+    are generated on the first call and kept in ``stack.json``). Returns only once the
+    database accepts the ``nattero`` role's password and the broker accepts the gateway
+    account. Cheap when both are already running. Raises ``StackError``.
+    """
+    _check_installed()
+    paths = _paths(settings)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.root.chmod(0o755)  # the postgres and mosquitto users must traverse it
+    info = _load_or_create_info(settings, paths)
+
+    _ensure_database(settings, paths, info)
+    _ensure_broker(settings, paths, info)
+    return info
+
+
+def down(settings: Settings) -> None:
+    """Stop both services cleanly if they run. Idempotent; keeps all data."""
+    stop_broker(settings)
+    stop_database(settings)
+
+
+def stop_database(settings: Settings) -> None:
+    """Stop PostgreSQL (``pg_ctl stop -m fast``) and wait. No-op if it is not running."""
+    paths = _paths(settings)
+    if not _pg_running(paths):
+        return
+    result = _run_pg(["pg_ctl", "-D", str(paths.pg_data), "-m", "fast", "-w",
+                      "-t", str(int(STOP_TIMEOUT_S)), "stop"], check=False)
+    if result.returncode != 0 and _pg_running(paths):
+        raise StackError(
+            f"PostgreSQL did not stop: {result.stderr.strip()}; read {paths.pg_log}")
+
+
+def start_database(settings: Settings) -> None:
+    """Start an already initialised PostgreSQL and wait until it accepts connections.
+
+    No-op (apart from the wait) if it is running. Raises ``StackError`` if ``up`` was never
+    run for this state dir.
+    """
+    paths = _paths(settings)
+    info = _require_info(paths)
+    if not paths.pg_bootstrapped.exists():
+        raise StackError(f"no database cluster in {paths.pg_data}; run `nattero up` first")
+    _write_pg_conf(settings, paths)
+    _pg_start(paths)
+    _wait_database(paths, info)
+
+
+def stop_broker(settings: Settings) -> None:
+    """Stop Mosquitto with SIGTERM (it saves its persistence file) and wait. Idempotent."""
+    _signal_broker(_paths(settings), signal.SIGTERM)
+
+
+def kill_broker(settings: Settings) -> None:
+    """SIGKILL Mosquitto, as a crash would, and wait until it is gone. Idempotent.
+
+    Mosquitto's persistence is a snapshot written every ``autosave_interval`` (2 s) and on
+    a clean stop: what changed in the last 2 s before a SIGKILL is lost.
+    """
+    _signal_broker(_paths(settings), signal.SIGKILL)
+
+
+def start_broker(settings: Settings) -> None:
+    """Start an already initialised Mosquitto and wait until the gateway can connect."""
+    paths = _paths(settings)
+    info = _require_info(paths)
+    if not paths.mq_dynsec.exists():
+        raise StackError(f"no broker state in {paths.mq}; run `nattero up` first")
+    _write_mosquitto_conf(settings, paths)
+    _mosquitto_start(paths)
+    _wait_broker(paths, info)
+
+
+def status(settings: Settings) -> dict[str, object]:
+    """What is running: ``{"state_dir", "database": {...}, "broker": {...}}``.
+
+    Each service dict has ``running`` (bool), ``pid`` (int | None), ``port`` and ``log``.
+    """
+    paths = _paths(settings)
+    info = _read_info(paths)
+    return {
+        "state_dir": str(paths.root),
+        "initialised": info is not None,
+        "database": {
+            "running": _pg_running(paths),
+            "pid": _pg_pid(paths),
+            "port": settings.pg_port,
+            "log": str(paths.pg_log),
+        },
+        "broker": {
+            "running": _mosquitto_pid(paths) is not None,
+            "pid": _mosquitto_pid(paths),
+            "port": settings.mqtt_port,
+            "log": str(paths.mq_log),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- stack file
+
+
+def _check_installed() -> None:
+    for binary in (PG_BIN / "initdb", PG_BIN / "pg_ctl", MOSQUITTO, DYNSEC_PLUGIN):
+        if not binary.exists():
+            raise StackError(
+                f"{binary} is missing: run `bash deploy/install.sh` (or `make install`)")
+    if shutil.which(MOSQUITTO_CTRL) is None:
+        raise StackError("mosquitto_ctrl is missing: run `bash deploy/install.sh`")
+    sharedir = subprocess.run([str(PG_BIN / "pg_config"), "--sharedir"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    if not (Path(sharedir) / "extension" / "timescaledb.control").exists():
+        raise StackError("TimescaleDB is not installed for PostgreSQL 15: "
+                         "run `bash deploy/install.sh` (or `make install`)")
+
+
+def _read_info(paths: _Paths) -> StackInfo | None:
+    try:
+        return StackInfo.model_validate_json(paths.stack_file.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _require_info(paths: _Paths) -> StackInfo:
+    info = _read_info(paths)
+    if info is None:
+        raise StackError(f"no local stack in {paths.root}; run `nattero up` first")
+    return info
+
+
+def _load_or_create_info(settings: Settings, paths: _Paths) -> StackInfo:
+    old = _read_info(paths)
+    if old is None:
+        # Passwords are kept only in stack.json: without it, existing state is unusable.
+        for leftover in (paths.pg_data, paths.mq_dynsec):
+            if leftover.exists():
+                raise StackError(
+                    f"{leftover} exists but {paths.stack_file} with its passwords is missing; "
+                    f"stop the stack (`nattero down`) and remove {paths.root} to start afresh")
+        db_password = secrets.token_urlsafe(24)
+        admin = BrokerAccount(username=ADMIN_USERNAME, password=secrets.token_urlsafe(24))
+        gateway = BrokerAccount(username=GATEWAY_USERNAME, password=secrets.token_urlsafe(24))
+    else:
+        old_pg_port = psycopg.conninfo.conninfo_to_dict(old.database_url).get("port")
+        moved = (str(old_pg_port) != str(settings.pg_port) and _pg_running(paths)) or (
+            old.mqtt_port != settings.mqtt_port and _mosquitto_pid(paths) is not None)
+        if moved:
+            raise StackError(
+                f"the stack in {paths.root} runs on ports {old_pg_port}/{old.mqtt_port}, not "
+                f"{settings.pg_port}/{settings.mqtt_port}; stop it first with `nattero down` "
+                "using the old NATTERO_PG_PORT/NATTERO_MQTT_PORT")
+        db_password = _password_from_url(old.database_url)
+        admin, gateway = old.broker_admin, old.gateway
+    info = StackInfo(
+        database_url=f"postgresql://{DB_ROLE}:{db_password}@127.0.0.1:{settings.pg_port}/{DB_NAME}",
+        mqtt_host="127.0.0.1",
+        mqtt_port=settings.mqtt_port,
+        broker_admin=admin,
+        gateway=gateway,
+    )
+    if info != old:
+        _write_private(paths.stack_file, info.model_dump_json(indent=2) + "\n")
+    return info
+
+
+def _password_from_url(url: str) -> str:
+    return str(psycopg.conninfo.conninfo_to_dict(url).get("password") or "")
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _chown_tree(path: Path, user: str) -> None:
+    if not _is_root():
+        return
+    entry = pwd.getpwnam(user)
+    for dirpath, _dirnames, filenames in os.walk(path):
+        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+        for name in filenames:
+            os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
+
+
+def _run(cmd: Sequence[str], *, check: bool = True,
+         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(cmd), capture_output=True, text=True, input=stdin,
+                            timeout=120, check=False)
+    if check and result.returncode != 0:
+        raise StackError(f"`{' '.join(cmd)}` failed ({result.returncode}): "
+                         f"{(result.stderr or result.stdout).strip()}")
+    return result
+
+
+# ---------------------------------------------------------------------------- PostgreSQL
+
+
+def _run_pg(args: Sequence[str], *, check: bool = True,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL binary, as the ``postgres`` OS user when we are root (initdb insists)."""
+    cmd = [str(PG_BIN / args[0]), *args[1:]]
+    if _is_root():
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    return _run(cmd, check=check, stdin=stdin)
+
+
+def _pg_pid(paths: _Paths) -> int | None:
+    try:
+        pid = int((paths.pg_data / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid, "postgres", str(paths.pg_data)) else None
+
+
+def _pg_running(paths: _Paths) -> bool:
+    return _pg_pid(paths) is not None
+
+
+def _ensure_database(settings: Settings, paths: _Paths, info: StackInfo) -> None:
+    if len(str(paths.pg_socket / f".s.PGSQL.{settings.pg_port}")) > 100:
+        raise StackError(f"state dir {paths.root} is too long for a unix socket path; "
+                         "set NATTERO_STATE_DIR to a shorter path")
+    if not (paths.pg_data / "PG_VERSION").exists():
+        _initdb(paths)
+    _write_pg_conf(settings, paths)
+    if not _pg_running(paths):
+        _pg_start(paths)
+    if not paths.pg_bootstrapped.exists():
+        _bootstrap_database(paths, settings, info)
+    _wait_database(paths, info)
+
+
+def _initdb(paths: _Paths) -> None:
+    paths.pg_data.mkdir(parents=True, exist_ok=True)
+    paths.pg_socket.mkdir(parents=True, exist_ok=True)
+    paths.pg_data.chmod(0o700)
+    _chown_tree(paths.pg, "postgres")
+    _run_pg(["initdb", "-D", str(paths.pg_data), "-U", "postgres", "--encoding=UTF8",
+             "--locale=C.UTF-8", "--auth-local=peer", "--auth-host=scram-sha-256"])
+    with (paths.pg_data / "postgresql.conf").open("a") as conf:
+        conf.write("\n# Nattero's settings (rewritten by deploy/stack.py on every `up`)\n"
+                   "include 'nattero.conf'\n")
+    # Only the OS superuser may use peer auth on the socket; everyone else gives a password.
+    (paths.pg_data / "pg_hba.conf").write_text(
+        "# TYPE  DATABASE  USER      ADDRESS        METHOD\n"
+        "local   all       postgres                 peer map=nattero\n"
+        "local   all       all                      scram-sha-256\n"
+        "host    all       all       127.0.0.1/32   scram-sha-256\n")
+    # Without root, initdb and psql run as whoever runs `nattero up`: map them to postgres.
+    (paths.pg_data / "pg_ident.conf").write_text(
+        "# MAPNAME  SYSTEM-USERNAME  PG-USERNAME\n"
+        "nattero    postgres         postgres\n"
+        f"nattero    {pwd.getpwuid(os.geteuid()).pw_name}  postgres\n")
+    _chown_tree(paths.pg, "postgres")
+
+
+def _write_pg_conf(settings: Settings, paths: _Paths) -> None:
+    text = (
+        f"listen_addresses = '127.0.0.1'\n"
+        f"port = {settings.pg_port}\n"
+        f"unix_socket_directories = '{paths.pg_socket}'\n"
+        "shared_preload_libraries = 'timescaledb'\n"
+        "timescaledb.telemetry_level = off\n"
+        "password_encryption = 'scram-sha-256'\n"
+        "max_connections = 100\n"
+        "shared_buffers = 256MB\n"
+        "fsync = on\n"
+        "logging_collector = off\n"
+        "log_timezone = 'UTC'\n"
+        "timezone = 'UTC'\n"
+    )
+    conf = paths.pg_data / "nattero.conf"
+    if not conf.exists() or conf.read_text() != text:
+        conf.write_text(text)
+        if _is_root():
+            entry = pwd.getpwnam("postgres")
+            os.chown(conf, entry.pw_uid, entry.pw_gid)
+
+
+def _pg_start(paths: _Paths) -> None:
+    if _pg_running(paths):
+        return
+    paths.pg_socket.mkdir(parents=True, exist_ok=True)
+    _chown_tree(paths.pg_socket, "postgres")
+    result = _run_pg(["pg_ctl", "-D", str(paths.pg_data), "-l", str(paths.pg_log), "-w",
+                      "-t", str(int(READY_TIMEOUT_S)), "start"], check=False)
+    if result.returncode != 0:
+        raise StackError(f"PostgreSQL did not start ({result.stdout.strip()}); "
+                         f"read {paths.pg_log}")
+
+
+def _bootstrap_database(paths: _Paths, settings: Settings, info: StackInfo) -> None:
+    password = _password_from_url(info.database_url).replace("'", "''")
+    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(paths.pg_socket),
+            "-p", str(settings.pg_port), "-U", "postgres"]
+    _run_pg([*psql, "-d", "postgres"], stdin=(
+        "SET password_encryption = 'scram-sha-256';\n"
+        f"SELECT format('CREATE ROLE {DB_ROLE} LOGIN')"
+        f" WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DB_ROLE}') \\gexec\n"
+        f"ALTER ROLE {DB_ROLE} LOGIN PASSWORD '{password}';\n"
+        f"SELECT format('CREATE DATABASE {DB_NAME} OWNER {DB_ROLE}')"
+        f" WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DB_NAME}') \\gexec\n"))
+    _run_pg([*psql, "-d", DB_NAME], stdin=(
+        "CREATE EXTENSION IF NOT EXISTS timescaledb;\n"
+        f"GRANT ALL ON SCHEMA public TO {DB_ROLE};\n"))
+    paths.pg_bootstrapped.write_text("role, database and timescaledb extension created\n")
+
+
+def _wait_database(paths: _Paths, info: StackInfo) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        try:
+            with psycopg.connect(info.database_url, connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+            return
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise StackError(f"PostgreSQL on {info.database_url.rsplit('@', 1)[-1]} does "
+                                 f"not accept connections ({exc}); read {paths.pg_log}") from exc
+            time.sleep(0.2)
+
+
+# ---------------------------------------------------------------------------- Mosquitto
+
+
+def _mosquitto_user() -> str | None:
+    return "mosquitto" if _is_root() else None
+
+
+def _write_mosquitto_conf(settings: Settings, paths: _Paths) -> None:
+    user = _mosquitto_user()
+    text = (
+        "# Written by deploy/stack.py on every `nattero up`; edits are overwritten.\n"
+        "per_listener_settings false\n"
+        f"listener {settings.mqtt_port} 127.0.0.1\n"
+        "allow_anonymous false\n"
+        f"plugin {DYNSEC_PLUGIN}\n"
+        f"plugin_opt_config_file {paths.mq_dynsec}\n"
+        "persistence true\n"
+        f"persistence_location {paths.mq_data}\n"
+        # A snapshot every 2 s: a broker crash loses at most the last 2 s of queue changes.
+        "autosave_interval 2\n"
+        "max_queued_messages 2000000\n"
+        "max_queued_bytes 0\n"
+        # The gateway bounds in-flight messages itself with MQTT5 Receive Maximum.
+        "max_inflight_messages 0\n"
+        "max_packet_size 10485760\n"
+        "set_tcp_nodelay true\n"
+        f"log_dest file {paths.mq_log}\n"
+        "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+        "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
+        f"pid_file {paths.mq_pid}\n"
+        + (f"user {user}\n" if user else "")
+    )
+    if not paths.mq_conf.exists() or paths.mq_conf.read_text() != text:
+        paths.mq_conf.write_text(text)
+
+
+def _mosquitto_pid(paths: _Paths) -> int | None:
+    try:
+        pid = int(paths.mq_pid.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid, "mosquitto", str(paths.mq_conf)) else None
+
+
+def _alive(pid: int, *needles: str) -> bool:
+    """True if ``pid`` runs and its command line holds every needle (guards pid reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # a zombie has exited
+        return False
+    return all(n in cmdline for n in needles)
+
+
+def _ensure_broker(settings: Settings, paths: _Paths, info: StackInfo) -> None:
+    paths.mq_data.mkdir(parents=True, exist_ok=True)
+    paths.mq.chmod(0o700)
+    fresh = not paths.mq_dynsec.exists()
+    if fresh:
+        _run([MOSQUITTO_CTRL, "dynsec", "init", str(paths.mq_dynsec),
+              info.broker_admin.username, info.broker_admin.password])
+        paths.mq_dynsec.chmod(0o600)
+    _write_mosquitto_conf(settings, paths)
+    user = _mosquitto_user()
+    if user:
+        _chown_tree(paths.mq, user)
+    _mosquitto_start(paths)
+    _ensure_gateway_account(paths, info)
+    _wait_broker(paths, info)
+
+
+def _mosquitto_start(paths: _Paths) -> None:
+    if _mosquitto_pid(paths) is not None:
+        return
+    user = _mosquitto_user()
+    if user:
+        _chown_tree(paths.mq, user)
+    result = _run([str(MOSQUITTO), "-c", str(paths.mq_conf), "-d"], check=False)
+    if result.returncode != 0:
+        raise StackError(f"Mosquitto did not start ({(result.stderr or result.stdout).strip()}); "
+                         f"read {paths.mq_log}")
+    deadline = time.monotonic() + 10
+    while _mosquitto_pid(paths) is None:
+        if time.monotonic() > deadline:
+            raise StackError(f"Mosquitto did not start; read {paths.mq_log}")
+        time.sleep(0.05)
+
+
+def _ensure_gateway_account(paths: _Paths, info: StackInfo) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        try:
+            with BrokerAccounts(info.mqtt_host, info.mqtt_port, info.broker_admin) as accounts:
+                if not accounts.account_exists(info.gateway.username):
+                    accounts.create_gateway_account(info.gateway.username,
+                                                    info.gateway.password, list(GATEWAY_TOPICS))
+            return
+        except BrokerAccountError as exc:
+            if time.monotonic() > deadline:
+                raise StackError(f"cannot provision the gateway account on Mosquitto "
+                                 f"({exc}); read {paths.mq_log}") from exc
+            time.sleep(0.2)
+
+
+def _wait_broker(paths: _Paths, info: StackInfo) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last = "no answer"
+    while time.monotonic() < deadline:
+        code = _try_mqtt_connect(info.mqtt_host, info.mqtt_port, info.gateway)
+        if code == 0:
+            return
+        last = f"CONNACK reason code {code}" if code is not None else "no CONNACK"
+        time.sleep(0.2)
+    raise StackError(f"Mosquitto on {info.mqtt_host}:{info.mqtt_port} does not accept the "
+                     f"gateway account ({last}); read {paths.mq_log}")
+
+
+def _try_mqtt_connect(host: str, port: int, account: BrokerAccount) -> int | None:
+    """The CONNACK reason code for ``account`` (0 = accepted), or None if nothing answered."""
+    # Own client id and a clean start: never touch the real gateway's persistent session.
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"nattero-up-{uuid.uuid4().hex}",
+                         protocol=mqtt.MQTTv5)
+    client.username_pw_set(account.username, account.password)
+    codes: list[int] = []
+
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: ReasonCode,
+                   _p: Properties | None) -> None:
+        codes.append(reason.value)
+
+    client.on_connect = on_connect
+    try:
+        client.connect(host, port, keepalive=10, clean_start=True)
+    except OSError:
+        return None
+    deadline = time.monotonic() + 5
+    while not codes and time.monotonic() < deadline:
+        client.loop(timeout=0.1)
+    client.disconnect()
+    return codes[0] if codes else None
+
+
+def _signal_broker(paths: _Paths, sig: signal.Signals) -> None:
+    pid = _mosquitto_pid(paths)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while _alive(pid, "mosquitto"):
+        if time.monotonic() > deadline:
+            raise StackError(f"Mosquitto (pid {pid}) did not exit after {sig.name}; "
+                             f"read {paths.mq_log}")
+        time.sleep(0.05)
+    if sig == signal.SIGKILL:
+        paths.mq_pid.unlink(missing_ok=True)

@@ -1,0 +1,97 @@
+"""Which devices are provisioned: a cache of the ``devices`` table for the gateway.
+
+Reloaded every few seconds (so a revoke takes effect quickly even for messages already
+queued at the broker) and on a miss, so a device added a moment ago is never dead-lettered
+as unknown. A failed lookup raises ``StoreUnavailable``: an unreachable database must
+never turn a good event into an "unknown device" dead letter.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psycopg
+
+from ingest.events import DeviceKind, DeviceSource
+from ingest.writer import StoreUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class KnownDevice:
+    site: str
+    device: str
+    room: str
+    kind: DeviceKind
+    source: DeviceSource
+    external_id: str | None
+    mapping: str | None
+    revoked: bool
+
+
+_SELECT = """SELECT site, id, room, kind, source, external_id, mapping, revoked_at IS NOT NULL
+FROM devices"""
+
+
+class DeviceRegistry:
+    def __init__(self, dsn: str, refresh_s: float = 2.0) -> None:
+        self._dsn = dsn
+        self._refresh_s = refresh_s
+        self._conn: psycopg.Connection | None = None
+        self._by_id: dict[tuple[str, str], KnownDevice] = {}
+        self._by_device: dict[str, list[KnownDevice]] = {}
+        self._by_external: dict[tuple[str, str], KnownDevice] = {}
+        self._loaded_at = 0.0
+
+    def _rows(self, where: str = "", params: tuple[object, ...] = ()) -> list[KnownDevice]:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=3)
+            rows = self._conn.execute(_SELECT + where, params).fetchall()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            raise StoreUnavailable(f"device registry: {exc}".strip()) from exc
+        return [KnownDevice(r[0], r[1], r[2], DeviceKind(r[3]), DeviceSource(r[4]), r[5], r[6],
+                            bool(r[7])) for r in rows]
+
+    def reload(self) -> None:
+        devices = self._rows()
+        self._by_id = {(d.site, d.device): d for d in devices}
+        self._by_device = {}
+        for d in devices:
+            self._by_device.setdefault(d.device, []).append(d)
+        self._by_external = {(d.source.value, d.external_id): d for d in devices
+                             if d.external_id is not None}
+        self._loaded_at = time.monotonic()
+
+    def reload_if_stale(self) -> None:
+        if time.monotonic() - self._loaded_at >= self._refresh_s:
+            self.reload()
+
+    def get(self, site: str, device: str) -> KnownDevice | None:
+        found = self._by_id.get((site, device))
+        if found is None:
+            found = next(iter(self._rows(" WHERE site = %s AND id = %s", (site, device))), None)
+            if found is not None:
+                self._by_id[(site, device)] = found
+        return found
+
+    def sites_of(self, device: str) -> list[str]:
+        """Sites where a device of this id is provisioned (for a clear wrong-site reason)."""
+        return sorted({d.site for d in self._by_device.get(device, [])})
+
+    def by_external_id(self, source: DeviceSource, external_id: str) -> KnownDevice | None:
+        found = self._by_external.get((source.value, external_id))
+        if found is None:
+            found = next(iter(self._rows(" WHERE source = %s AND external_id = %s",
+                                         (source.value, external_id))), None)
+            if found is not None:
+                self._by_external[(source.value, external_id)] = found
+        return found
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,263 @@
+"""The gateway: a persistent MQTT session whose messages are acknowledged only after commit.
+
+paho's network thread only enqueues messages (paho sends no PUBACK until we call ``ack``,
+and the callback must not block). One writer thread drains the queue in batches, decodes,
+commits through ``EventWriter`` and then acknowledges. If the database is away it retries
+the same batch with backoff and keeps the acknowledgements back: the broker keeps the
+messages, and the unique key dedupes whatever it redelivers after a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.protocol import Rejected, RejectReason
+from gateway.registry import DeviceRegistry
+from gateway.routing import MessageRouter
+from ingest.writer import Batch, BatchHook, DeadLetterRecord, EventWriter, StoreUnavailable
+from nattero import metrics
+from nattero.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BRIDGE_SUBSCRIPTIONS = [("zigbee2mqtt/#", 1), ("application/+/device/+/event/+", 1)]
+AUTH_FAILURES = {134, 135}  # bad user name or password, not authorised
+
+
+class GatewayAuthError(Exception):
+    """The broker refused the gateway's credentials; retrying will not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    received_at: datetime
+    mid: int
+    qos: int
+    generation: int
+
+
+class Gateway:
+    def __init__(self, settings: Settings, hooks: Sequence[BatchHook] = ()) -> None:
+        self._settings = settings
+        dsn = settings.resolved_database_url()
+        self.registry = DeviceRegistry(dsn)
+        self.router = MessageRouter(self.registry)
+        self.writer = EventWriter(dsn, hooks)
+        self._queue: queue.Queue[_Inbound] = queue.Queue()
+        self._stop = threading.Event()
+        self._generation = 0
+        self._connected = threading.Event()
+        self.fatal: Exception | None = None
+        self._thread: threading.Thread | None = None
+        self._client = self._make_client()
+
+    # -- MQTT side (paho's thread) -------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        account = self._settings.gateway_account()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=self._settings.gateway_client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        client.username_pw_set(account.username, account.password)
+        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        return client
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: object, sock: object) -> None:
+        # Latency matters more than packet count: PUBACKs and alerts must not wait for Nagle.
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
+        if reason_code.is_failure:
+            if reason_code.value in AUTH_FAILURES:
+                self.fatal = GatewayAuthError(
+                    f"the broker refused the gateway account ({reason_code}); check "
+                    "NATTERO_GATEWAY_USERNAME/PASSWORD or run `nattero up` to recreate it")
+                self._stop.set()
+                client.disconnect()
+            else:
+                log.warning("broker refused connection: %s; retrying", reason_code)
+            return
+        self._generation += 1
+        log.info("connected to broker (session present: %s)", flags.session_present)
+        client.subscribe(self.subscriptions())
+        self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object,
+                       flags: mqtt.DisconnectFlags, reason_code: mqtt.ReasonCode,
+                       properties: Properties | None) -> None:
+        self._connected.clear()
+        # Acks for messages of the old connection must never be sent on the new one:
+        # their message ids may be reused for other messages.
+        self._generation += 1
+        if not self._stop.is_set():
+            log.warning("disconnected from broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(_Inbound(msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos,
+                                 self._generation))
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        sites = self._settings.gateway_sites or ["+"]
+        topics = [(f"nattero/v1/{site}/+/{channel}", 1)
+                  for site in sites for channel in ("events", "status")]
+        return topics + (BRIDGE_SUBSCRIPTIONS if self._settings.gateway_bridges else [])
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self, wait_connected_s: float = 15.0) -> None:
+        host, port = self._settings.broker_address()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._settings.gateway_session_expiry_s
+        props.ReceiveMaximum = self._settings.gateway_receive_maximum
+        self._thread = threading.Thread(target=self._write_loop, name="gateway-writer",
+                                        daemon=True)
+        self._thread.start()
+        # clean_start=False on every connect: a restarted gateway must resume its session
+        # and receive what the broker queued while it was away.
+        self._client.connect_async(host, port, keepalive=20, clean_start=False,
+                                   properties=props)
+        self._client.loop_start()
+        if wait_connected_s and not self._connected.wait(wait_connected_s):
+            if self.fatal:
+                raise self.fatal
+            log.warning("gateway not yet connected to %s:%s; will keep trying", host, port)
+        if self.fatal:
+            raise self.fatal
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.writer.close()
+        self.registry.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def wait(self) -> None:
+        """Block until stopped; raises the fatal error if there was one."""
+        while not self._stop.wait(0.5):
+            pass
+        if self.fatal:
+            raise self.fatal
+
+    # -- writer thread -------------------------------------------------------------------
+    def _take_batch(self) -> list[_Inbound]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        taken = [first]
+        limit = self._settings.ingest_batch_max
+        while len(taken) < limit:
+            try:
+                taken.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return taken
+
+    def _decode(self, inbound: list[_Inbound]) -> Batch:
+        batch = Batch()
+        self.registry.reload_if_stale()
+        for item in inbound:
+            try:
+                routed = self.router.route(item.topic, item.payload, item.received_at)
+            except Rejected as rejected:
+                batch.dead_letters.append(DeadLetterRecord(
+                    item.received_at, item.topic, item.payload, rejected.reason, rejected.detail))
+                metrics.DEAD_LETTERS.labels(reason=rejected.reason).inc()
+                continue
+            for event in routed.events:
+                batch.events.append((event, item.received_at))
+            if routed.status is not None:
+                batch.statuses.append(routed.status)
+        return batch
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            inbound = self._take_batch()
+            if not inbound:
+                self._idle()
+                continue
+            delay = 0.1
+            while True:
+                try:
+                    batch = self._decode(inbound)
+                    started = time.perf_counter()
+                    result = self._write(batch)
+                    metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+                    metrics.EVENTS_INGESTED.inc(len(result.new_events))
+                    metrics.EVENTS_DUPLICATE.inc(result.duplicates)
+                    break
+                except StoreUnavailable as exc:
+                    metrics.STORE_RETRIES.inc()
+                    log.warning("database unavailable (%s); retrying %d messages in %.1f s",
+                                exc, len(inbound), delay)
+                    if self._stop.wait(delay):
+                        return  # not acknowledged: the broker redelivers after restart
+                    delay = min(delay * 2, self._settings.ingest_retry_max_s)
+            self._ack(inbound)
+
+    def _write(self, batch: Batch):  # type: ignore[no-untyped-def]
+        try:
+            return self.writer.write(batch)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # a batch the database refuses: store each message alone
+            log.exception("batch refused by the database; storing messages one by one")
+            return self._write_singly(batch, exc)
+
+    def _write_singly(self, batch: Batch, cause: Exception):  # type: ignore[no-untyped-def]
+        from ingest.writer import BatchResult
+        new, dup = [], 0
+        for event, received_at in batch.events:
+            try:
+                result = self.writer.write(Batch(events=[(event, received_at)]))
+                new.extend(result.new_events)
+                dup += result.duplicates
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                self.writer.dead_letter_alone(DeadLetterRecord(
+                    received_at, f"nattero/v1/{event.site}/{event.device}/events",
+                    repr(event).encode(), RejectReason.STORAGE_REJECTED,
+                    f"the database refused this event: {exc}"))
+        rest = Batch(statuses=batch.statuses, dead_letters=batch.dead_letters)
+        if len(rest):
+            self.writer.write(rest)
+        return BatchResult(new_events=new, duplicates=dup, dead_letters=len(batch.dead_letters))
+
+    def _ack(self, inbound: list[_Inbound]) -> None:
+        for item in inbound:
+            if item.qos > 0 and item.generation == self._generation:
+                self._client.ack(item.mid, item.qos)
+
+    def _idle(self) -> None:
+        try:
+            self.registry.reload_if_stale()
+        except StoreUnavailable:
+            pass

@@ -1,0 +1,8 @@
+"""The store: schema, migrations, the batched event writer and queries.
+
+It knows events, sites, rooms and devices; it knows nothing of MQTT or the web.
+"""
+
+from ingest.events import DeviceKind, DeviceSource, Event, EventKind, Presence, RoomKind, StatusChange
+
+__all__ = ["DeviceKind", "DeviceSource", "Event", "EventKind", "Presence", "RoomKind", "StatusChange"]

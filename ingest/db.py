@@ -1,0 +1,23 @@
+"""Engine and session factories for the store (SQLAlchemy 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+@lru_cache(maxsize=4)
+def engine_for(sqlalchemy_url: str) -> Engine:
+    return create_engine(sqlalchemy_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+@contextmanager
+def session_scope(sqlalchemy_url: str) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    factory = sessionmaker(engine_for(sqlalchemy_url), expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session

@@ -1,0 +1,64 @@
+"""The one event type every source is normalised into, and the protocol's closed sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    DOOR_OPEN = "door.open"
+    DOOR_CLOSED = "door.closed"
+    MOTION = "motion"
+    PRESENCE_ON = "presence.on"
+    PRESENCE_OFF = "presence.off"
+    BED_EXIT = "bed.exit"
+    BED_ENTER = "bed.enter"
+    HEARTBEAT = "heartbeat"
+
+
+class RoomKind(StrEnum):
+    FLAT = "flat"
+    COMMON = "common"
+    EXIT = "exit"
+
+
+class DeviceKind(StrEnum):
+    DOOR = "door"
+    BED = "bed"
+    MOTION = "motion"
+    EXIT = "exit"
+
+
+class DeviceSource(StrEnum):
+    NATIVE = "native"
+    ZIGBEE2MQTT = "zigbee2mqtt"
+    CHIRPSTACK = "chirpstack"
+
+
+class Presence(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One sensor observation, as stored. ``ts`` is always timezone-aware UTC."""
+
+    site: str
+    device: str
+    id: str
+    ts: datetime
+    kind: EventKind
+    battery: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A device's ``online``/``offline`` report (MQTT status topic or bridge availability)."""
+
+    site: str
+    device: str
+    presence: Presence
+    ts: datetime

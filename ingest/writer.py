@@ -1,0 +1,197 @@
+"""Batched, idempotent writes of events, status changes and dead letters.
+
+One batch is one transaction: events are COPYed into a per-connection staging table and
+moved with ``INSERT .. ON CONFLICT DO NOTHING`` so a redelivered message is stored once.
+Hooks (the rules engine) run inside the same transaction and see only the events that were
+new, so alerts are committed together with the events that raised them.
+
+The writer never gives up on a batch because the database is away: ``write`` raises
+``StoreUnavailable`` and the caller retries the same batch (the gateway withholds the
+broker acknowledgement meanwhile).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from ingest.events import Event, EventKind, StatusChange
+
+log = logging.getLogger(__name__)
+
+MAX_DEAD_LETTER_BYTES = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    received_at: datetime
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEventRow:
+    """An event as stored (with the room it happened in), returned for new rows only."""
+
+    event: Event
+    room: str
+    received_at: datetime
+
+
+@dataclass(slots=True)
+class Batch:
+    events: list[tuple[Event, datetime]] = field(default_factory=list)
+    statuses: list[StatusChange] = field(default_factory=list)
+    dead_letters: list[DeadLetterRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.statuses) + len(self.dead_letters)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    new_events: list[StoredEventRow]
+    duplicates: int
+    dead_letters: int
+
+
+BatchHook = Callable[[psycopg.Connection, list[StoredEventRow], list[StatusChange]], None]
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached or the connection broke; retry the batch later."""
+
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS events_staging (
+    site text, device text, event_id text, ts timestamptz, kind text, battery smallint,
+    received_at timestamptz
+) ON COMMIT DELETE ROWS
+"""
+
+_MOVE = """
+INSERT INTO events (site, device, event_id, ts, room, kind, battery, received_at)
+SELECT s.site, s.device, s.event_id, s.ts, d.room, s.kind, s.battery, s.received_at
+FROM events_staging s JOIN devices d ON d.site = s.site AND d.id = s.device
+ON CONFLICT DO NOTHING
+RETURNING site, device, event_id, ts, room, kind, battery, received_at
+"""
+
+_TOUCH_DEVICES = """
+UPDATE devices d SET
+    last_event_at = GREATEST(d.last_event_at, x.last_ts),
+    battery = COALESCE(x.battery, d.battery)
+FROM (
+    SELECT site, device, max(ts) AS last_ts,
+           (array_agg(battery ORDER BY ts DESC) FILTER (WHERE battery IS NOT NULL))[1] AS battery
+    FROM events_staging GROUP BY site, device
+) x
+WHERE d.site = x.site AND d.id = x.device
+"""
+
+_PRESENCE = """
+UPDATE devices SET presence = %s, presence_at = %s
+WHERE site = %s AND id = %s AND (presence_at IS NULL OR presence_at <= %s)
+"""
+
+_DEAD = """
+INSERT INTO dead_letters (received_at, topic, payload, reason, detail, truncated)
+VALUES (%s, %s, %s, %s, %s, %s)
+"""
+
+
+class EventWriter:
+    """Owns one database connection; not thread-safe (one writer thread uses it)."""
+
+    def __init__(self, dsn: str, hooks: Sequence[BatchHook] = ()) -> None:
+        self._dsn = dsn
+        self._hooks = list(hooks)
+        self._conn: psycopg.Connection | None = None
+
+    def add_hook(self, hook: BatchHook) -> None:
+        self._hooks.append(hook)
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            try:
+                conn = psycopg.connect(self._dsn, connect_timeout=3, autocommit=False)
+                conn.execute(_STAGING)
+                conn.commit()
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailable(str(exc).strip()) from exc
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def write(self, batch: Batch) -> BatchResult:
+        conn = self._connection()
+        try:
+            result = self._write(conn, batch)
+            conn.commit()
+            return result
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise StoreUnavailable(str(exc).strip()) from exc
+        except Exception:
+            if not conn.closed:
+                conn.rollback()
+            raise
+
+    def _write(self, conn: psycopg.Connection, batch: Batch) -> BatchResult:
+        new_rows: list[StoredEventRow] = []
+        with conn.cursor() as cur:
+            if batch.events:
+                with cur.copy(
+                    "COPY events_staging (site, device, event_id, ts, kind, battery, received_at)"
+                    " FROM STDIN"
+                ) as copy:
+                    for event, received_at in batch.events:
+                        copy.write_row((event.site, event.device, event.id, event.ts,
+                                        event.kind.value, event.battery, received_at))
+                cur.execute(_MOVE)
+                for site, device, event_id, ts, room, kind, battery, received_at in cur.fetchall():
+                    new_rows.append(StoredEventRow(
+                        Event(site, device, event_id, ts, EventKind(kind), battery),
+                        room, received_at))
+                cur.execute(_TOUCH_DEVICES)
+            for change in batch.statuses:
+                cur.execute(_PRESENCE, (change.presence.value, change.ts, change.site,
+                                        change.device, change.ts))
+            if batch.dead_letters:
+                cur.executemany(_DEAD, [
+                    (d.received_at, d.topic, d.payload[:MAX_DEAD_LETTER_BYTES], d.reason, d.detail,
+                     len(d.payload) > MAX_DEAD_LETTER_BYTES) for d in batch.dead_letters])
+        new_rows.sort(key=lambda row: row.event.ts)
+        for hook in self._hooks:
+            hook(conn, new_rows, batch.statuses)
+        return BatchResult(new_events=new_rows,
+                           duplicates=len(batch.events) - len(new_rows),
+                           dead_letters=len(batch.dead_letters))
+
+    def dead_letter_alone(self, record: DeadLetterRecord) -> None:
+        """Store one dead letter in its own transaction (used when a batch is rejected)."""
+        conn = self._connection()
+        try:
+            conn.execute(_DEAD, (record.received_at, record.topic,
+                                 record.payload[:MAX_DEAD_LETTER_BYTES], record.reason,
+                                 record.detail, len(record.payload) > MAX_DEAD_LETTER_BYTES))
+            conn.commit()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise StoreUnavailable(str(exc).strip()) from exc
+
+
+def table_exists(conn: psycopg.Connection, name: str) -> bool:
+    row = conn.execute(sql.SQL("SELECT to_regclass({})").format(sql.Literal(name))).fetchone()
+    return row is not None and row[0] is not None

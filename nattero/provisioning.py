@@ -1,0 +1,221 @@
+"""Sites, rooms, monitoring bases and devices: the store rows and the broker accounts.
+
+A device's broker password is generated here, returned once and never stored by Nattero:
+only the broker keeps it (hashed, by the dynamic-security plugin).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ingest.db import session_scope
+from ingest.events import DeviceKind, DeviceSource, RoomKind
+from ingest.models import Device, MonitoringBasisRecord, Room, Site
+from nattero.broker_accounts import BrokerAccounts
+from nattero.settings import Settings
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+ID_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+NIGHT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class ProvisioningError(Exception):
+    """A provisioning request that cannot be carried out; the message says what to do."""
+
+
+class DeviceCredentials(BaseModel):
+    username: str
+    password: str
+
+
+def parse_night(night: str) -> tuple[time, time]:
+    match = NIGHT.match(night.strip())
+    if match is None:
+        raise ProvisioningError(f"night window {night!r} is not HH:MM-HH:MM, e.g. 22:00-07:00")
+    start = time(int(match[1]), int(match[2]))
+    end = time(int(match[3]), int(match[4]))
+    if start == end:
+        raise ProvisioningError("night window start and end are equal; it would be empty")
+    return start, end
+
+
+def _check_tz(tz: str) -> None:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ProvisioningError(
+            f"time zone {tz!r} is unknown; use an IANA name such as Europe/Copenhagen") from None
+
+
+def _check_slug(what: str, value: str, pattern: re.Pattern[str] = SLUG) -> None:
+    if not pattern.match(value):
+        raise ProvisioningError(
+            f"{what} id {value!r} must be lower-case letters, digits and '-' "
+            f"(max 63 characters, starting with a letter or digit)")
+
+
+def device_username(site: str, device: str) -> str:
+    return f"{site}.{device}"
+
+
+def device_topic_prefix(site: str, device: str) -> str:
+    return f"nattero/v1/{site}/{device}"
+
+
+def _broker(settings: Settings) -> BrokerAccounts:
+    host, port = settings.broker_address()
+    return BrokerAccounts(host, port, settings.broker_admin_account())
+
+
+def add_site(settings: Settings, site: str, name: str, tz: str = "Europe/Copenhagen",
+             night: str = "22:00-07:00", *, exist_ok: bool = False) -> None:
+    _check_slug("site", site)
+    _check_tz(tz)
+    start, end = parse_night(night)
+    if not name.strip():
+        raise ProvisioningError("site name must not be empty")
+    with session_scope(settings.sqlalchemy_url()) as session:
+        if session.get(Site, site) is not None:
+            if exist_ok:
+                return
+            raise ProvisioningError(f"site {site!r} exists already")
+        session.add(Site(id=site, name=name, tz=tz, night_start=start, night_end=end))
+
+
+def ensure_site(settings: Settings, site: str, name: str, tz: str = "Europe/Copenhagen",
+                night: str = "22:00-07:00") -> None:
+    add_site(settings, site, name, tz, night, exist_ok=True)
+
+
+def add_room(settings: Settings, site: str, room: str, kind: RoomKind,
+             label: str | None = None, *, exist_ok: bool = False) -> None:
+    _check_slug("room", room, ID_SLUG)
+    with session_scope(settings.sqlalchemy_url()) as session:
+        if session.get(Site, site) is None:
+            raise ProvisioningError(
+                f"site {site!r} does not exist; add it with: nattero site add {site} --name NAME")
+        if session.get(Room, (site, room)) is not None:
+            if exist_ok:
+                return
+            raise ProvisioningError(f"room {room!r} exists already on site {site!r}")
+        session.add(Room(site=site, id=room, kind=RoomKind(kind).value, label=label or room))
+
+
+def ensure_room(settings: Settings, site: str, room: str, kind: RoomKind,
+                label: str | None = None) -> None:
+    add_room(settings, site, room, kind, label, exist_ok=True)
+
+
+def record_basis(settings: Settings, site: str, room: str, *, consent: bool = False,
+                 decision_ref: str | None = None, valid_from: date | None = None,
+                 valid_to: date | None = None, actor: str = "cli") -> None:
+    """Record why a flat may be monitored (consent, or a municipal decision with dates)."""
+    if consent == (decision_ref is not None):
+        raise ProvisioningError("give exactly one basis: --consent or --decision REF")
+    if decision_ref is not None and valid_from is None:
+        raise ProvisioningError("a municipal decision needs --valid-from DATE")
+    start = valid_from or datetime.now(UTC).date()
+    if valid_to is not None and valid_to < start:
+        raise ProvisioningError(f"--valid-to {valid_to} is before --valid-from {start}")
+    with session_scope(settings.sqlalchemy_url()) as session:
+        found = session.get(Room, (site, room))
+        if found is None:
+            raise ProvisioningError(f"room {room!r} does not exist on site {site!r}")
+        if found.kind != RoomKind.FLAT:
+            raise ProvisioningError(
+                f"room {room!r} is a {found.kind} room; a basis is recorded only for flats")
+        session.add(MonitoringBasisRecord(
+            site=site, room=room, kind="consent" if consent else "decision",
+            reference=decision_ref, valid_from=start, valid_to=valid_to, recorded_by=actor))
+
+
+def device_exists(settings: Settings, site: str, device: str) -> bool:
+    with session_scope(settings.sqlalchemy_url()) as session:
+        found = session.get(Device, (site, device))
+        return found is not None and found.revoked_at is None
+
+
+def add_device(settings: Settings, site: str, device: str, room: str, kind: DeviceKind,
+               heartbeat_s: int = 300, *, source: DeviceSource = DeviceSource.NATIVE,
+               external_id: str | None = None, mapping: str | None = None) -> DeviceCredentials:
+    """Provision a device; returns its broker credentials (shown once, stored nowhere)."""
+    _check_slug("device", device, ID_SLUG)
+    if not 10 <= heartbeat_s <= 86400:
+        raise ProvisioningError("--heartbeat must be between 10 and 86400 seconds")
+    if source != DeviceSource.NATIVE and not external_id:
+        raise ProvisioningError(f"a {source} device needs --external-id (its bridge name/EUI)")
+    credentials = DeviceCredentials(username=device_username(site, device),
+                                    password=secrets.token_urlsafe(24))
+    with session_scope(settings.sqlalchemy_url()) as session:
+        found_room = session.get(Room, (site, room))
+        if found_room is None:
+            raise ProvisioningError(
+                f"room {room!r} does not exist on site {site!r}; add it with: "
+                f"nattero room add {site} {room} --kind flat|common|exit")
+        existing = session.get(Device, (site, device))
+        if existing is not None and existing.revoked_at is None:
+            raise ProvisioningError(
+                f"device {device!r} exists already on site {site!r}; revoke it first or "
+                "choose another id")
+        if existing is not None:
+            session.delete(existing)
+            session.flush()
+        session.add(Device(site=site, id=device, room=room, kind=DeviceKind(kind).value,
+                           heartbeat_s=heartbeat_s, source=DeviceSource(source).value,
+                           external_id=external_id, mapping=mapping,
+                           mqtt_username=credentials.username if source == "native" else None))
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise ProvisioningError(
+                f"external id {external_id!r} is already used by another device") from exc
+        if source == DeviceSource.NATIVE:
+            with _broker(settings) as broker:
+                broker.create_device_account(credentials.username, credentials.password,
+                                             device_topic_prefix(site, device))
+    return credentials
+
+
+def rotate_device_password(settings: Settings, site: str, device: str) -> DeviceCredentials:
+    """A new password for a device whose password was lost (the old one stops working)."""
+    with session_scope(settings.sqlalchemy_url()) as session:
+        found = session.get(Device, (site, device))
+        if found is None or found.revoked_at is not None:
+            raise ProvisioningError(f"device {device!r} is not provisioned on site {site!r}")
+    credentials = DeviceCredentials(username=device_username(site, device),
+                                    password=secrets.token_urlsafe(24))
+    with _broker(settings) as broker:
+        if broker.account_exists(credentials.username):
+            broker.delete_account(credentials.username)
+        broker.create_device_account(credentials.username, credentials.password,
+                                     device_topic_prefix(site, device))
+    return credentials
+
+
+def revoke_device(settings: Settings, site: str, device: str) -> None:
+    """Remove a device's access at once: the broker disconnects and refuses it."""
+    with session_scope(settings.sqlalchemy_url()) as session:
+        found = session.get(Device, (site, device))
+        if found is None:
+            raise ProvisioningError(f"device {device!r} is not provisioned on site {site!r}")
+        found.revoked_at = datetime.now(UTC)
+        username = found.mqtt_username
+        if username:
+            with _broker(settings) as broker:
+                if broker.account_exists(username):
+                    broker.delete_account(username)
+
+
+def list_devices(settings: Settings, site: str | None = None) -> list[Device]:
+    with session_scope(settings.sqlalchemy_url()) as session:
+        query = select(Device).order_by(Device.site, Device.id)
+        if site:
+            query = query.where(Device.site == site)
+        return list(session.scalars(query))

@@ -1,0 +1,76 @@
+"""Test-side MQTT devices: real paho clients with a device's own credentials."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+MAX_IN_FLIGHT = 500  # paho mids are 16-bit; stay far below 65,535 unacknowledged
+
+
+class DeviceClient:
+    """One connected device; ``publish_many`` waits for every PUBACK."""
+
+    def __init__(self, host: str, port: int, username: str, password: str,
+                 client_id: str | None = None) -> None:
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
+                                  protocol=mqtt.MQTTv5)
+        self.client.username_pw_set(username, password)
+        self._connected = threading.Event()
+        self.connect_reason: mqtt.ReasonCode | None = None
+        self._window = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+        self._acked = 0
+        self._lock = threading.Lock()
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+        if not self._connected.wait(10):
+            self.close()
+            raise TimeoutError("device could not connect to the broker")
+        if self.connect_reason is not None and self.connect_reason.is_failure:
+            self.close()
+            raise ConnectionRefusedError(str(self.connect_reason))
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                    reason_code: mqtt.ReasonCode, properties: Any) -> None:
+        self.connect_reason = reason_code
+        self._connected.set()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int,
+                    reason_code: mqtt.ReasonCode, properties: Any) -> None:
+        with self._lock:
+            self._acked += 1
+        self._window.release()
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1,
+                retain: bool = False) -> mqtt.MQTTMessageInfo:
+        self._window.acquire()
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def publish_many(self, messages: Iterable[tuple[str, bytes | str]],
+                     timeout: float = 60) -> None:
+        infos = [self.publish(topic, payload) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(timeout)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def event_payload(kind: str = "motion", ts: datetime | None = None, event_id: str | None = None,
+                  battery: int | None = None) -> bytes:
+    body: dict[str, Any] = {"id": event_id or uuid.uuid4().hex,
+                            "ts": (ts or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+                            "kind": kind}
+    if battery is not None:
+        body["battery"] = battery
+    return json.dumps(body).encode()

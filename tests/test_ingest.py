@@ -1,0 +1,166 @@
+"""Native events from real devices through the real broker into TimescaleDB."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from conftest import nattero_cli, unique, wait_until
+from devices import DeviceClient, event_payload
+
+from ingest.events import DeviceKind
+
+
+def count(db, sql: str, *params: object) -> int:  # type: ignore[no-untyped-def]
+    return int(db.execute(sql, params).fetchone()[0])
+
+
+def test_event_from_cli_provisioned_device_published_with_mosquitto_pub_is_stored(
+        site, db, stack, run_gateway) -> None:
+    added = nattero_cli("device", "add", site, "door-1", "--room", "f1", "--kind", "door",
+                        "--json")
+    assert added.returncode == 0, added.stderr
+    creds = json.loads(added.stdout)
+    run_gateway(site)
+    ts = "2026-11-23T02:10:03.120Z"
+    subprocess.run(["mosquitto_pub", "-h", stack.mqtt_host, "-p", str(stack.mqtt_port),
+                    "-u", creds["username"], "-P", creds["password"], "-q", "1", "-V", "mqttv5",
+                    "-t", f"nattero/v1/{site}/door-1/events",
+                    "-m", json.dumps({"id": "e-1", "ts": ts, "kind": "door.open", "battery": 87})],
+                   check=True, timeout=10)
+    assert wait_until(lambda: count(db, "SELECT count(*) FROM events WHERE site = %s", site) == 1)
+    row = db.execute("SELECT site, device, room, kind, ts, battery FROM events WHERE site = %s",
+                     (site,)).fetchone()
+    assert row == (site, "door-1", "f1", "door.open",
+                   datetime(2026, 11, 23, 2, 10, 3, 120000, tzinfo=UTC), 87)
+
+
+def test_same_event_published_twice_is_stored_once(site, db, stack, add_device,
+                                                   run_gateway) -> None:
+    user, password = add_device(site, "door-1")
+    run_gateway(site)
+    device = DeviceClient(stack.mqtt_host, stack.mqtt_port, user, password)
+    payload = event_payload("door.open", event_id="same-id")
+    device.publish_many([(f"nattero/v1/{site}/door-1/events", payload)] * 2)
+    device.publish_many([(f"nattero/v1/{site}/door-1/events", event_payload("door.closed"))])
+    device.close()
+    assert wait_until(lambda: count(db, "SELECT count(*) FROM events WHERE site = %s", site) == 2)
+    assert count(db, "SELECT count(*) FROM events WHERE site = %s AND event_id = 'same-id'",
+                 site) == 1
+
+
+@pytest.mark.slow
+def test_ten_thousand_events_from_fifty_devices_are_all_stored(site, db, stack, add_device,
+                                                               run_gateway) -> None:
+    run_gateway(site)
+    devices = []
+    for n in range(50):
+        user, password = add_device(site, f"m-{n}", "lounge", DeviceKind.MOTION)
+        devices.append((f"m-{n}", DeviceClient(stack.mqtt_host, stack.mqtt_port, user, password)))
+
+    def send(device_id: str, client: DeviceClient) -> None:
+        client.publish_many((f"nattero/v1/{site}/{device_id}/events", event_payload("motion"))
+                            for _ in range(200))
+
+    threads = [threading.Thread(target=send, args=pair) for pair in devices]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for _, client in devices:
+        client.close()
+    assert wait_until(
+        lambda: count(db, "SELECT count(*) FROM events WHERE site = %s", site) == 10_000, 60)
+    assert count(db, "SELECT count(DISTINCT device) FROM events WHERE site = %s", site) == 50
+
+
+def test_status_messages_update_the_devices_presence(site, db, stack, add_device,
+                                                     run_gateway) -> None:
+    user, password = add_device(site, "bed-1", "f1", DeviceKind.BED)
+    run_gateway(site)
+    device = DeviceClient(stack.mqtt_host, stack.mqtt_port, user, password)
+    device.publish_many([(f"nattero/v1/{site}/bed-1/status", b"offline")])
+    assert wait_until(lambda: db.execute(
+        "SELECT presence FROM devices WHERE site = %s AND id = 'bed-1'", (site,)
+    ).fetchone()[0] == "offline")
+    device.publish_many([(f"nattero/v1/{site}/bed-1/status", b"online")])
+    device.close()
+    assert wait_until(lambda: db.execute(
+        "SELECT presence FROM devices WHERE site = %s AND id = 'bed-1'", (site,)
+    ).fetchone()[0] == "online")
+
+
+GOOD_TS = "2026-11-23T02:10:03Z"
+BAD_PAYLOADS = {
+    "invalid_json": b'{"id": "x", "ts": ',
+    "not_utf8": b'{"id": "\xff\xfe", "ts": "2026-11-23T02:10:03Z", "kind": "motion"}',
+    "too_large": json.dumps({"id": "x", "ts": GOOD_TS, "kind": "motion",
+                             "pad": "x" * 5000}).encode(),
+    "missing_id": json.dumps({"ts": GOOD_TS, "kind": "motion"}).encode(),
+    "bad_ts": json.dumps({"id": "x", "ts": "23/11/2026 02:10", "kind": "motion"}).encode(),
+    "unknown_kind": json.dumps({"id": "x", "ts": GOOD_TS, "kind": "door.ajar"}).encode(),
+    "bad_battery": json.dumps({"id": "x", "ts": GOOD_TS, "kind": "motion",
+                               "battery": 250}).encode(),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(BAD_PAYLOADS))
+def test_bad_payload_is_dead_lettered_with_its_reason_and_not_stored(
+        reason, site, db, stack, add_device, run_gateway) -> None:
+    user, password = add_device(site, "m-1", "lounge", DeviceKind.MOTION)
+    run_gateway(site)
+    device = DeviceClient(stack.mqtt_host, stack.mqtt_port, user, password)
+    topic = f"nattero/v1/{site}/m-1/events"
+    device.publish_many([(topic, BAD_PAYLOADS[reason])])
+    device.close()
+    assert wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters WHERE topic = %s",
+                                    topic) == 1)
+    stored = db.execute("SELECT reason, detail, payload FROM dead_letters WHERE topic = %s",
+                        (topic,)).fetchone()
+    assert stored[0] == reason
+    assert stored[1]  # a human-readable explanation
+    assert bytes(stored[2]) == BAD_PAYLOADS[reason]
+    assert count(db, "SELECT count(*) FROM events WHERE site = %s", site) == 0
+
+
+def _bridge_publisher(stack, topics: list[str]) -> DeviceClient:  # type: ignore[no-untyped-def]
+    """A broker account allowed to publish on arbitrary topics, to play a rogue device."""
+    from nattero.broker_accounts import BrokerAccounts
+
+    name, password = unique("rogue"), unique("pw")
+    with BrokerAccounts(stack.mqtt_host, stack.mqtt_port, stack.broker_admin) as accounts:
+        accounts.create_bridge_account(name, password, topics)
+    return DeviceClient(stack.mqtt_host, stack.mqtt_port, name, password)
+
+
+def test_event_from_unknown_device_is_dead_lettered(site, db, stack, run_gateway) -> None:
+    run_gateway(site)
+    rogue = _bridge_publisher(stack, [f"nattero/v1/{site}/#"])
+    topic = f"nattero/v1/{site}/ghost/events"
+    rogue.publish_many([(topic, event_payload("motion"))])
+    rogue.close()
+    assert wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters WHERE topic = %s "
+                                        "AND reason = 'unknown_device'", topic) == 1)
+    assert count(db, "SELECT count(*) FROM events WHERE site = %s", site) == 0
+
+
+def test_device_publishing_under_another_site_is_dead_lettered(
+        site, db, stack, add_device, run_gateway) -> None:
+    from conftest import get_settings
+
+    from nattero import provisioning
+
+    other = unique("t")
+    provisioning.add_site(get_settings(), other, "Andet hjem")
+    add_device(site, "door-9")
+    run_gateway(site, other)
+    rogue = _bridge_publisher(stack, [f"nattero/v1/{other}/#"])
+    topic = f"nattero/v1/{other}/door-9/events"
+    rogue.publish_many([(topic, event_payload("door.open"))])
+    rogue.close()
+    assert wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters WHERE topic = %s "
+                                        "AND reason = 'wrong_site'", topic) == 1)
+    assert count(db, "SELECT count(*) FROM events WHERE site IN (%s, %s)", site, other) == 0

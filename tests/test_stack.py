@@ -1,0 +1,64 @@
+"""The private local stack: idempotent start, TimescaleDB present, broker closed to strangers."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from deploy import stack as local_stack
+from nattero.settings import Settings, StackInfo
+
+
+def test_up_again_returns_the_same_info_and_keeps_running(
+        stack: StackInfo, settings: Settings) -> None:
+    assert local_stack.up(settings) == stack
+    assert local_stack.up(settings) == stack
+    assert settings.stack() == stack
+    status = local_stack.status(settings)
+    assert status["database"]["running"] is True  # type: ignore[index]
+    assert status["broker"]["running"] is True  # type: ignore[index]
+
+
+def test_database_has_the_timescaledb_extension(stack: StackInfo) -> None:
+    with psycopg.connect(stack.database_url) as conn:
+        row = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        owner = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database "
+                             "WHERE datname = current_database()").fetchone()
+    assert row is not None
+    assert owner == ("nattero",)
+
+
+def test_broker_refuses_anonymous_connections(stack: StackInfo) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"anon-{uuid.uuid4().hex}",
+                         protocol=mqtt.MQTTv5)
+    answered = threading.Event()
+    codes: list[int] = []
+
+    def on_connect(_c: object, _u: object, _f: object, reason: mqtt.ReasonCode,
+                   _p: object) -> None:
+        codes.append(reason.value)
+        answered.set()
+
+    client.on_connect = on_connect
+    client.connect(stack.mqtt_host, stack.mqtt_port)
+    client.loop_start()
+    try:
+        assert answered.wait(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert codes[0] in (134, 135)  # bad user name or password / not authorised
+
+
+def test_up_without_the_installed_packages_says_to_run_install_sh(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(local_stack, "DYNSEC_PLUGIN", tmp_path / "mosquitto_dynamic_security.so")
+    with pytest.raises(local_stack.StackError, match=r"deploy/install\.sh"):
+        local_stack.up(settings)
