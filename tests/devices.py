@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ class DeviceClient:
         self.connect_reason: mqtt.ReasonCode | None = None
         self._window = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._acked = 0
+        self._sent = 0
         self._lock = threading.Lock()
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
@@ -53,15 +55,28 @@ class DeviceClient:
     def publish(self, topic: str, payload: bytes | str, qos: int = 1,
                 retain: bool = False) -> mqtt.MQTTMessageInfo:
         self._window.acquire()
+        with self._lock:
+            self._sent += 1
         return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def flush(self, timeout: float = 60) -> None:
+        """Wait until the broker acknowledged everything published so far."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._acked >= self._sent:
+                    return
+            time.sleep(0.01)
+        raise TimeoutError(f"{self._sent - self._acked} publishes not acknowledged")
 
     def publish_many(self, messages: Iterable[tuple[str, bytes | str]],
                      timeout: float = 60) -> None:
-        infos = [self.publish(topic, payload) for topic, payload in messages]
-        for info in infos:
-            info.wait_for_publish(timeout)
+        for topic, payload in messages:
+            self.publish(topic, payload)
+        self.flush(timeout)
 
     def close(self) -> None:
+        self.flush()
         self.client.disconnect()
         self.client.loop_stop()
 

@@ -1,0 +1,171 @@
+"""Alerts in the store: their lifecycle and the change stream the board listens to.
+
+Every change of an alert appends one row to ``alert_changes`` (with a JSON snapshot of the
+alert) and sends ``NOTIFY nattero_alerts, '<seq>'`` in the same transaction, so a listener
+learns of it only once it is committed and a reconnecting board can replay by ``seq``.
+
+Lifecycle: ``open`` → ``acknowledged`` → ``resolved`` (also ``open`` → ``resolved``);
+anything else is an ``IllegalTransition``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+NOTIFY_CHANNEL = "nattero_alerts"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class AlertChange(StrEnum):
+    RAISED = "raised"
+    MERGED = "merged"
+    ESCALATED = "escalated"
+    REANNOUNCED = "reannounced"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    CLEARED = "cleared"
+
+
+class Outcome(StrEnum):
+    HELP_GIVEN = "help_given"
+    NO_ACTION_NEEDED = "no_action_needed"
+    FALSE_ALARM = "false_alarm"
+    CLEARED = "cleared_automatically"
+
+
+_TRANSITIONS: dict[AlertStatus, set[AlertStatus]] = {
+    AlertStatus.OPEN: {AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED},
+    AlertStatus.ACKNOWLEDGED: {AlertStatus.RESOLVED},
+    AlertStatus.RESOLVED: set(),
+}
+
+
+class AlertError(Exception):
+    """Base of the alert store's errors."""
+
+
+class AlertNotFound(AlertError):
+    pass
+
+
+class IllegalTransition(AlertError):
+    def __init__(self, current: AlertStatus, wanted: AlertStatus) -> None:
+        super().__init__(f"alert is {current}; it cannot become {wanted}")
+        self.current = current
+        self.wanted = wanted
+
+
+def check_transition(current: AlertStatus, wanted: AlertStatus) -> None:
+    if wanted not in _TRANSITIONS[current]:
+        raise IllegalTransition(current, wanted)
+
+
+_SNAPSHOT = """
+SELECT a.id, a.site, a.room, r.label AS room_label, r.kind AS room_kind, a.device, a.rule,
+       a.severity, a.status, a.escalated, a.escalated_at, a.late, a.count, a.first_ts,
+       a.last_ts, a.raised_at, a.detail, a.acknowledged_by, a.acknowledged_at, a.resolved_by,
+       a.resolved_at, a.outcome, a.outcome_note, a.seq
+FROM alerts a LEFT JOIN rooms r ON r.site = a.site AND r.id = a.room
+"""
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def snapshot(conn: psycopg.Connection, alert_id: int) -> dict[str, Any]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_SNAPSHOT + " WHERE a.id = %s", (alert_id,)).fetchone()
+    if row is None:
+        raise AlertNotFound(f"alert {alert_id} does not exist")
+    return _jsonable(row)
+
+
+def record_change(conn: psycopg.Connection, alert_id: int, change: AlertChange) -> int:
+    """Append a change (with snapshot) and NOTIFY; returns its seq. Caller commits."""
+    seq_row = conn.execute("SELECT nextval(pg_get_serial_sequence('alert_changes', 'seq'))"
+                           ).fetchone()
+    assert seq_row is not None
+    seq = int(seq_row[0])
+    conn.execute("UPDATE alerts SET seq = %s WHERE id = %s", (seq, alert_id))
+    alert = snapshot(conn, alert_id)
+    conn.execute("INSERT INTO alert_changes (seq, alert_id, site, change, alert) "
+                 "VALUES (%s, %s, %s, %s, %s)",
+                 (seq, alert_id, alert["site"], change.value, Jsonb(alert)))
+    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(seq)))
+    return seq
+
+
+def _current(conn: psycopg.Connection, alert_id: int) -> tuple[AlertStatus, str]:
+    row = conn.execute("SELECT status, site FROM alerts WHERE id = %s FOR UPDATE",
+                       (alert_id,)).fetchone()
+    if row is None:
+        raise AlertNotFound(f"alert {alert_id} does not exist")
+    return AlertStatus(row[0]), row[1]
+
+
+def acknowledge(conn: psycopg.Connection, alert_id: int, user: str,
+                now: datetime | None = None) -> dict[str, Any]:
+    """Staff takes the alert ("Jeg tager den"). Caller commits."""
+    current, _ = _current(conn, alert_id)
+    check_transition(current, AlertStatus.ACKNOWLEDGED)
+    conn.execute("UPDATE alerts SET status = 'acknowledged', acknowledged_by = %s, "
+                 "acknowledged_at = %s WHERE id = %s", (user, now or datetime.now(UTC), alert_id))
+    record_change(conn, alert_id, AlertChange.ACKNOWLEDGED)
+    return snapshot(conn, alert_id)
+
+
+def resolve(conn: psycopg.Connection, alert_id: int, user: str, outcome: Outcome,
+            note: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Done, with an outcome. Resolving an open alert also records who took it. Caller commits."""
+    current, _ = _current(conn, alert_id)
+    check_transition(current, AlertStatus.RESOLVED)
+    at = now or datetime.now(UTC)
+    conn.execute("UPDATE alerts SET status = 'resolved', resolved_by = %s, resolved_at = %s, "
+                 "outcome = %s, outcome_note = %s, "
+                 "acknowledged_by = coalesce(acknowledged_by, %s), "
+                 "acknowledged_at = coalesce(acknowledged_at, %s) WHERE id = %s",
+                 (user, at, outcome.value, note, user, at, alert_id))
+    record_change(conn, alert_id, AlertChange.RESOLVED)
+    return snapshot(conn, alert_id)
+
+
+def changes_since(conn: psycopg.Connection, since: int, sites: list[str] | None,
+                  limit: int = 10_000) -> list[dict[str, Any]]:
+    """Changes with seq > since, oldest first; ``sites=None`` means all sites."""
+    query = "SELECT seq, change, alert FROM alert_changes WHERE seq > %s"
+    params: list[Any] = [since]
+    if sites is not None:
+        query += " AND site = ANY(%s)"
+        params.append(sites)
+    query += " ORDER BY seq LIMIT %s"
+    params.append(limit)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return [dict(row) for row in cur.execute(query, params).fetchall()]
+
+
+def list_alerts(conn: psycopg.Connection, sites: list[str] | None,
+                status: AlertStatus | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    query = _SNAPSHOT + " WHERE true"
+    params: list[Any] = []
+    if sites is not None:
+        query += " AND a.site = ANY(%s)"
+        params.append(sites)
+    if status is not None:
+        query += " AND a.status = %s"
+        params.append(status.value)
+    query += " ORDER BY a.first_ts DESC LIMIT %s"
+    params.append(limit)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return [_jsonable(row) for row in cur.execute(query, params).fetchall()]

@@ -1,0 +1,173 @@
+"""Per-device state and the technical rules: sensor offline and low battery.
+
+These run day and night and whether or not a flat is monitored: they concern the
+equipment, not the resident. Each can still be switched off per room.
+
+Presence (``rules.states.DevicePresence``)
+    Every event, and an ``online`` status, is a sign of life: it moves UNHEARD or OFFLINE
+    to ONLINE (an OFFLINE device that had an alert gets a Clear at that instant) and
+    re-arms the silence timer at ts + allowed silence (2x the device's heartbeat
+    interval, or the rule's minutes if set). The timer firing, or an ``offline`` status,
+    moves the device to OFFLINE with a Trigger ``sensor_offline`` whose episode starts at
+    that instant (the deadline, or the status time). A device the engine never heard from
+    is UNHEARD from the moment the engine's clock for the site started (its first input),
+    so a dead-on-arrival device is reported too.
+
+Battery (``rules.states.BatteryLevel``)
+    A reading below 15 % while OK: LOW and one Trigger ``low_battery`` (severity notice);
+    no further notice until a reading of 20 % or more (RECHARGE, with a Clear of that
+    notice). Readings in between change nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Self
+
+from ingest.events import Event, Presence, StatusChange
+from rules.intents import Clear, Intent, Trigger
+from rules.machine import Input, SiteContext, event_key, iso
+from rules.settings import LOW_BATTERY_BELOW, LOW_BATTERY_REARM_AT, RuleName
+from rules.states import (
+    BATTERY,
+    PRESENCE,
+    BatteryLevel,
+    BatteryMove,
+    DevicePresence,
+    PresenceMove,
+    step,
+)
+
+__all__ = ["DeviceMachine", "allowed_silence"]
+
+
+def allowed_silence(ctx: SiteContext, device: str) -> timedelta:
+    info = ctx.device(device)
+    minutes = ctx.setting(RuleName.SENSOR_OFFLINE, info.room).minutes
+    if minutes is not None:
+        return timedelta(minutes=minutes)
+    return timedelta(seconds=2 * info.heartbeat_s)
+
+
+@dataclass(slots=True)
+class DeviceMachine:
+    device: str
+    presence: DevicePresence = DevicePresence.UNHEARD
+    silent_at: datetime | None = None
+    offline_episode: str | None = None  # the sensor_offline alert raised, if any
+    battery: BatteryLevel = BatteryLevel.OK
+    battery_episode: str | None = None  # the low_battery notice raised, if any
+
+    @classmethod
+    def unheard(cls, device: str, since: datetime, ctx: SiteContext) -> DeviceMachine:
+        return cls(device, silent_at=since + allowed_silence(ctx, device))
+
+    def clone(self) -> Self:
+        return copy.copy(self)
+
+    def apply(self, item: Input, ctx: SiteContext) -> list[Intent]:
+        if isinstance(item, StatusChange) and item.presence is Presence.OFFLINE:
+            if self.presence is DevicePresence.OFFLINE:
+                return []
+            self.silent_at = None
+            return self._lost(
+                ctx, item.ts, f"{ctx.site}/{self.device}/status/offline/{iso(item.ts)}",
+                "device reported offline",
+            )
+        intents = self._sign_of_life(ctx, item.ts)
+        if isinstance(item, Event) and item.battery is not None:
+            intents += self._battery(ctx, item)
+        return intents
+
+    def _sign_of_life(self, ctx: SiteContext, ts: datetime) -> list[Intent]:
+        intents: list[Intent] = []
+        if self.presence is DevicePresence.UNHEARD:
+            self.presence = step(PRESENCE, self.presence, PresenceMove.FIRST_HEARD)
+        elif self.presence is DevicePresence.OFFLINE:
+            self.presence = step(PRESENCE, self.presence, PresenceMove.RECOVERED)
+            if self.offline_episode is not None:
+                intents.append(self._clear(ctx, RuleName.SENSOR_OFFLINE, self.offline_episode, ts))
+                self.offline_episode = None
+        self.silent_at = ts + allowed_silence(ctx, self.device)
+        return intents
+
+    def _lost(self, ctx: SiteContext, ts: datetime, key: str, detail: str) -> list[Intent]:
+        self.presence = step(PRESENCE, self.presence, PresenceMove.LOST)
+        room = ctx.device(self.device).room
+        setting = ctx.setting(RuleName.SENSOR_OFFLINE, room)
+        if not setting.enabled:
+            return []
+        self.offline_episode = ctx.episode_key(room, RuleName.SENSOR_OFFLINE, ts, self.device)
+        return [
+            Trigger(
+                site=ctx.site,
+                room=room,
+                device=self.device,
+                rule=RuleName.SENSOR_OFFLINE,
+                severity=setting.severity,
+                ts=ts,
+                episode_key=self.offline_episode,
+                event_key=key,
+                late=False,
+                detail=detail,
+            )
+        ]
+
+    def _battery(self, ctx: SiteContext, event: Event) -> list[Intent]:
+        assert event.battery is not None
+        room = ctx.device(self.device).room
+        if self.battery is BatteryLevel.OK and event.battery < LOW_BATTERY_BELOW:
+            self.battery = step(BATTERY, self.battery, BatteryMove.DROP)
+            setting = ctx.setting(RuleName.LOW_BATTERY, room)
+            if not setting.enabled:
+                return []
+            self.battery_episode = ctx.episode_key(
+                room, RuleName.LOW_BATTERY, event.ts, self.device
+            )
+            return [
+                Trigger(
+                    site=ctx.site,
+                    room=room,
+                    device=self.device,
+                    rule=RuleName.LOW_BATTERY,
+                    severity=setting.severity,
+                    ts=event.ts,
+                    episode_key=self.battery_episode,
+                    event_key=event_key(event),
+                    late=False,
+                    detail=f"battery at {event.battery} %",
+                )
+            ]
+        if self.battery is BatteryLevel.LOW and event.battery >= LOW_BATTERY_REARM_AT:
+            self.battery = step(BATTERY, self.battery, BatteryMove.RECHARGE)
+            if self.battery_episode is not None:
+                episode, self.battery_episode = self.battery_episode, None
+                return [self._clear(ctx, RuleName.LOW_BATTERY, episode, event.ts)]
+        return []
+
+    def _clear(self, ctx: SiteContext, rule: RuleName, episode: str, ts: datetime) -> Clear:
+        return Clear(
+            site=ctx.site,
+            room=ctx.device(self.device).room,
+            device=self.device,
+            rule=rule,
+            episode_key=episode,
+            ts=ts,
+        )
+
+    def next_deadline(self) -> datetime | None:
+        return self.silent_at
+
+    def fire_next(self, ctx: SiteContext) -> list[Intent]:
+        assert self.silent_at is not None
+        deadline, self.silent_at = self.silent_at, None
+        silence = allowed_silence(ctx, self.device)
+        return self._lost(
+            ctx, deadline, f"{ctx.site}/{self.device}/silence/{iso(deadline)}",
+            f"no event or heartbeat for {int(silence.total_seconds())} s",
+        )
+
+    def is_open(self, episode_key: str) -> bool:
+        return episode_key in (self.offline_episode, self.battery_episode)

@@ -1,0 +1,96 @@
+"""What every per-room and per-device state machine offers, and the site facts it reads.
+
+A machine holds the state of one room or one device. It is fed inputs in event-time
+order by its ``rules.timeline.Timeline``, which also fires its timers: before an input at
+``ts``, every timer with deadline <= ts fires (a timer and an event at the same instant:
+the timer wins). Machines never read the wall clock and never see inputs out of order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol, Self
+
+from ingest.events import Event, StatusChange
+from rules.intents import Intent
+from rules.layout import DeviceInfo, SiteLayout
+from rules.settings import RuleBook, RuleName, RuleSetting
+
+__all__ = ["Input", "Machine", "SiteContext", "input_key", "iso"]
+
+Input = Event | StatusChange
+
+
+def iso(ts: datetime) -> str:
+    """The canonical UTC spelling of an instant used inside keys."""
+    return ts.astimezone(UTC).isoformat()
+
+
+def input_key(item: Input) -> tuple[datetime, str, str]:
+    """Canonical event-time order, independent of arrival order: (ts, device, id)."""
+    if isinstance(item, Event):
+        return (item.ts, item.device, item.id)
+    return (item.ts, item.device, f"status:{item.presence}")
+
+
+def event_key(event: Event) -> str:
+    return f"{event.site}/{event.device}/{event.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteContext:
+    """A site's layout and rule book, with the questions the machines ask of them."""
+
+    layout: SiteLayout
+    rulebook: RuleBook
+
+    @property
+    def site(self) -> str:
+        return self.layout.site
+
+    def device(self, device: str) -> DeviceInfo:
+        return self.layout.devices[device]
+
+    def setting(self, rule: RuleName, room: str) -> RuleSetting:
+        return self.rulebook.setting(rule, room)
+
+    def resident_rule(self, rule: RuleName, room: str, ts: datetime) -> RuleSetting | None:
+        """The setting if ``rule`` may raise a resident alert in ``room`` at ``ts``, else None.
+
+        That needs all three: the rule enabled for the room, ``ts`` inside the night
+        window, and the room monitored at ``ts`` (a basis for a flat).
+        """
+        setting = self.rulebook.setting(rule, room)
+        if not setting.enabled or not self.layout.night.contains(ts):
+            return None
+        if not self.layout.is_monitored(room, ts):
+            return None
+        return setting
+
+    def episode_key(
+        self, room: str, rule: RuleName, start: datetime, device: str | None = None
+    ) -> str:
+        if device is None:
+            return f"{self.site}/{room}/{rule}/{iso(start)}"
+        return f"{self.site}/{room}/{rule}/{device}/{iso(start)}"
+
+
+class Machine(Protocol):
+    def clone(self) -> Self:
+        """An independent copy (the timeline snapshots state after every input)."""
+        ...
+
+    def apply(self, item: Input, ctx: SiteContext) -> list[Intent]:
+        """Take one input; its timers up to ``item.ts`` have already fired."""
+        ...
+
+    def next_deadline(self) -> datetime | None: ...
+
+    def fire_next(self, ctx: SiteContext) -> list[Intent]:
+        """Fire the timer at ``next_deadline()``; intents carry ts = that deadline."""
+        ...
+
+    def is_open(self, episode_key: str) -> bool:
+        """Whether the episode is still going on, as far as the known facts say."""
+        ...

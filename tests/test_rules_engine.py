@@ -1,0 +1,523 @@
+"""The rules engine, one night at a time: events in event time, intents out."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ingest.events import DeviceKind, Event, EventKind, Presence, RoomKind, StatusChange
+from rules import (
+    BasisKind,
+    Clear,
+    DeviceInfo,
+    Escalate,
+    IllegalTransition,
+    Intent,
+    MonitoringBasis,
+    NightWindow,
+    RoomInfo,
+    RuleBook,
+    RuleName,
+    RuleOverride,
+    RulesEngine,
+    Severity,
+    SiteLayout,
+    Trigger,
+    UnknownSite,
+)
+from rules.states import EXCURSION, Excursion, ExcursionMove, step
+
+CPH = ZoneInfo("Europe/Copenhagen")
+SITE = "solsikken"
+CONSENT = MonitoringBasis(BasisKind.CONSENT)
+
+
+def local(y: int, mo: int, d: int, h: int, mi: int = 0, s: int = 0, fold: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, s, tzinfo=CPH, fold=fold).astimezone(UTC)
+
+
+def night(h: int, mi: int = 0, s: int = 0) -> datetime:
+    """A time on the night of Monday 23 November 2026 (hours before noon are the 24th)."""
+    return local(2026, 11, 23 if h >= 12 else 24, h, mi, s)
+
+
+def layout(room_bases: dict[str, list[MonitoringBasis]] | None = None) -> SiteLayout:
+    bases = {"flat-1": [CONSENT], "flat-2": [CONSENT], **(room_bases or {})}
+    return SiteLayout(
+        site=SITE,
+        night=NightWindow.parse("22:00-07:00", CPH),
+        rooms={
+            "flat-1": RoomInfo(RoomKind.FLAT, "Flat 1", bases["flat-1"]),
+            "flat-2": RoomInfo(RoomKind.FLAT, "Flat 2", bases["flat-2"]),
+            "lounge": RoomInfo(RoomKind.COMMON, "Lounge"),
+            "main-exit": RoomInfo(RoomKind.EXIT, "Main entrance"),
+        },
+        devices={
+            "door-1": DeviceInfo("flat-1", DeviceKind.DOOR),
+            "bed-1": DeviceInfo("flat-1", DeviceKind.BED),
+            "pir-1": DeviceInfo("flat-1", DeviceKind.MOTION),
+            "door-2": DeviceInfo("flat-2", DeviceKind.DOOR),
+            "pir-lounge": DeviceInfo("lounge", DeviceKind.MOTION),
+            "exit-1": DeviceInfo("main-exit", DeviceKind.EXIT),
+        },
+    )
+
+
+def engine(
+    rulebook: RuleBook | None = None, bases: dict[str, list[MonitoringBasis]] | None = None
+) -> RulesEngine:
+    return RulesEngine({SITE: layout(bases)}, {SITE: rulebook or RuleBook()})
+
+
+def ev(device: str, ts: datetime, kind: EventKind, battery: int | None = None) -> Event:
+    return Event(SITE, device, f"{device}@{ts.isoformat()}/{kind}", ts, kind, battery)
+
+
+def feed(eng: RulesEngine, events: Iterable[Event], until: datetime | None = None) -> list[Intent]:
+    intents: list[Intent] = []
+    for event in events:
+        intents += eng.process(event)
+    if until is not None:
+        intents += eng.advance(SITE, until)
+    return intents
+
+
+def of(intents: Iterable[Intent], rule: RuleName) -> list[Intent]:
+    return [i for i in intents if i.rule is rule]
+
+
+def device_of(intent: Intent) -> str:
+    assert not isinstance(intent, Escalate)
+    return intent.device
+
+
+def leave_and_return(out_at: datetime, back_at: datetime, device: str = "door-1") -> list[Event]:
+    return [
+        ev(device, out_at, EventKind.DOOR_OPEN),
+        ev(device, out_at + timedelta(seconds=20), EventKind.DOOR_CLOSED),
+        ev(device, back_at, EventKind.DOOR_OPEN),
+        ev(device, back_at + timedelta(seconds=20), EventKind.DOOR_CLOSED),
+    ]
+
+
+# -- left flat ------------------------------------------------------------------------
+
+
+def test_flat_door_opened_at_night_raises_left_flat_alert() -> None:
+    intents = of(feed(engine(), [ev("door-1", night(2, 10), EventKind.DOOR_OPEN)]),
+                 RuleName.LEFT_FLAT)
+    assert intents == [
+        Trigger(SITE, "flat-1", "door-1", RuleName.LEFT_FLAT, Severity.NORMAL, night(2, 10),
+                f"{SITE}/flat-1/left_flat/{night(2, 10).isoformat()}",
+                f"{SITE}/door-1/door-1@{night(2, 10).isoformat()}/door.open",
+                False, "flat door opened at night")
+    ]
+
+
+def test_resident_not_back_within_15_minutes_is_escalated_on_the_clock_alone() -> None:
+    eng = engine()
+    opened = night(2, 10)
+    feed(eng, [ev("door-1", opened, EventKind.DOOR_OPEN),
+               ev("door-1", opened + timedelta(seconds=20), EventKind.DOOR_CLOSED)])
+    assert eng.next_deadline(SITE) == opened + timedelta(minutes=10)  # unheard devices first
+    assert of(eng.advance(SITE, night(2, 24, 59)), RuleName.LEFT_FLAT) == []
+    escalations = of(eng.advance(SITE, night(2, 40)), RuleName.LEFT_FLAT)
+    assert escalations == [Escalate(SITE, "flat-1", RuleName.LEFT_FLAT,
+                                    f"{SITE}/flat-1/left_flat/{opened.isoformat()}",
+                                    night(2, 25), False)]
+
+
+def test_resident_back_through_the_door_within_grace_is_not_escalated() -> None:
+    intents = feed(engine(), leave_and_return(night(2, 10), night(2, 20)), until=night(4, 0))
+    assert [type(i) for i in of(intents, RuleName.LEFT_FLAT)] == [Trigger]
+
+
+def test_motion_in_the_flat_after_the_door_closed_counts_as_back() -> None:
+    events = [ev("door-1", night(2, 10), EventKind.DOOR_OPEN),
+              ev("door-1", night(2, 10, 20), EventKind.DOOR_CLOSED),
+              ev("pir-1", night(2, 12), EventKind.MOTION)]
+    intents = feed(engine(), events, until=night(4, 0))
+    assert [type(i) for i in of(intents, RuleName.LEFT_FLAT)] == [Trigger]
+
+
+def test_back_at_exactly_15_minutes_is_too_late() -> None:
+    intents = feed(engine(), leave_and_return(night(2, 10), night(2, 25)), until=night(4, 0))
+    assert [type(i) for i in of(intents, RuleName.LEFT_FLAT)] == [Trigger, Escalate]
+
+
+def test_flat_door_opened_in_daytime_raises_nothing() -> None:
+    events = leave_and_return(local(2026, 11, 24, 14, 0), local(2026, 11, 24, 15, 0))
+    assert of(feed(engine(), events, until=local(2026, 11, 24, 16)), RuleName.LEFT_FLAT) == []
+
+
+def test_resident_returning_at_night_after_leaving_in_daytime_is_not_leaving() -> None:
+    events = leave_and_return(local(2026, 11, 23, 18, 0), night(23, 30))
+    assert of(feed(engine(), events, until=night(4, 0)), RuleName.LEFT_FLAT) == []
+
+
+def test_left_flat_switched_off_for_one_room_raises_nothing_there_only() -> None:
+    rules = RuleBook(rooms={"flat-1": {RuleName.LEFT_FLAT: RuleOverride(enabled=False)}})
+    events = [ev("door-1", night(2, 10), EventKind.DOOR_OPEN),
+              ev("door-2", night(2, 11), EventKind.DOOR_OPEN)]
+    intents = of(feed(engine(rules), events, until=night(4, 0)), RuleName.LEFT_FLAT)
+    assert {i.room for i in intents} == {"flat-2"}
+
+
+def test_escalation_minutes_come_from_the_room_over_the_site() -> None:
+    rules = RuleBook(site={RuleName.LEFT_FLAT: RuleOverride(minutes=30)},
+                     rooms={"flat-2": {RuleName.LEFT_FLAT: RuleOverride(minutes=5)}})
+    events = [ev("door-1", night(2, 0), EventKind.DOOR_OPEN),
+              ev("door-2", night(2, 0), EventKind.DOOR_OPEN)]
+    escalations = [i for i in feed(engine(rules), events, until=night(4, 0))
+                   if isinstance(i, Escalate)]
+    assert [(i.room, i.ts) for i in escalations] == [("flat-2", night(2, 5)),
+                                                     ("flat-1", night(2, 30))]
+
+
+def test_flat_without_basis_raises_no_resident_alerts_but_still_technical_ones() -> None:
+    eng = engine(bases={"flat-1": []})
+    events = [ev("door-1", night(2, 10), EventKind.DOOR_OPEN, battery=9),
+              ev("bed-1", night(2, 11), EventKind.BED_EXIT)]
+    intents = feed(eng, events, until=night(4, 0))
+    flat_rules = {i.rule for i in intents if i.room == "flat-1"}
+    assert flat_rules == {RuleName.LOW_BATTERY, RuleName.SENSOR_OFFLINE}
+
+
+def test_decision_basis_monitors_only_within_its_validity_dates() -> None:
+    decision = MonitoringBasis(BasisKind.DECISION, "KK-2026-114",
+                               valid_from=date(2026, 11, 24), valid_to=date(2026, 11, 30))
+    eng = engine(bases={"flat-1": [decision]})
+    before = of(feed(eng, leave_and_return(night(23, 30), night(23, 40))), RuleName.LEFT_FLAT)
+    inside = of(feed(eng, leave_and_return(night(0, 30), night(0, 40))), RuleName.LEFT_FLAT)
+    assert before == []  # 23 November: not yet covered
+    assert [i.ts for i in inside] == [night(0, 30)]  # 24 November: covered
+
+
+def test_decision_without_reference_is_refused() -> None:
+    with pytest.raises(ValueError, match="reference"):
+        MonitoringBasis(BasisKind.DECISION, None, valid_from=date(2026, 1, 1))
+
+
+# -- bed exit --------------------------------------------------------------------------
+
+
+def test_bed_exit_not_back_within_10_minutes_raises_alert_at_exit_plus_10() -> None:
+    eng = engine()
+    feed(eng, [ev("bed-1", night(3, 0), EventKind.BED_EXIT)])
+    intents = of(eng.advance(SITE, night(3, 30)), RuleName.BED_EXIT_NOT_BACK)
+    assert [(type(i), i.ts, device_of(i)) for i in intents] == [(Trigger, night(3, 10), "bed-1")]
+
+
+def test_back_in_bed_within_10_minutes_raises_nothing() -> None:
+    events = [ev("bed-1", night(3, 0), EventKind.BED_EXIT),
+              ev("bed-1", night(3, 9, 59), EventKind.BED_ENTER)]
+    assert of(feed(engine(), events, until=night(4)), RuleName.BED_EXIT_NOT_BACK) == []
+
+
+def test_bed_exit_then_leaving_the_flat_still_counts_as_not_back_in_bed() -> None:
+    events = [ev("bed-1", night(3, 0), EventKind.BED_EXIT),
+              *leave_and_return(night(3, 2), night(3, 5))]
+    intents = feed(engine(), events, until=night(4))
+    assert [i.ts for i in of(intents, RuleName.BED_EXIT_NOT_BACK)] == [night(3, 10)]
+
+
+def test_bed_exit_in_daytime_or_switched_off_raises_nothing() -> None:
+    off = RuleBook(rooms={"flat-1": {RuleName.BED_EXIT_NOT_BACK: RuleOverride(enabled=False)}})
+    day = [ev("bed-1", local(2026, 11, 24, 13, 0), EventKind.BED_EXIT)]
+    at_night = [ev("bed-1", night(3, 0), EventKind.BED_EXIT)]
+    assert of(feed(engine(), day, until=local(2026, 11, 24, 14)),
+              RuleName.BED_EXIT_NOT_BACK) == []
+    assert of(feed(engine(off), at_night, until=night(4)), RuleName.BED_EXIT_NOT_BACK) == []
+
+
+def test_bed_exit_severity_and_minutes_can_be_set_per_room() -> None:
+    rules = RuleBook(rooms={"flat-1": {RuleName.BED_EXIT_NOT_BACK: RuleOverride(
+        minutes=5, severity=Severity.HIGH)}})
+    intents = feed(engine(rules), [ev("bed-1", night(3, 0), EventKind.BED_EXIT)], night(4))
+    [alert] = of(intents, RuleName.BED_EXIT_NOT_BACK)
+    assert isinstance(alert, Trigger)
+    assert (alert.ts, alert.severity) == (night(3, 5), Severity.HIGH)
+
+
+# -- common motion -----------------------------------------------------------------------
+
+
+def test_common_motion_at_night_raises_one_alert_merged_while_it_continues() -> None:
+    times = [night(1, 0), night(1, 4), night(1, 9), night(1, 15)]
+    intents = of(feed(engine(), [ev("pir-lounge", t, EventKind.MOTION) for t in times]),
+                 RuleName.COMMON_MOTION)
+    assert {i.episode_key for i in intents} == {f"{SITE}/lounge/common_motion/"
+                                                f"{night(1, 0).isoformat()}"}
+    assert len({i.event_key for i in intents if isinstance(i, Trigger)}) == 4
+
+
+def test_common_motion_after_a_quiet_gap_is_a_new_episode() -> None:
+    times = [night(1, 0), night(1, 5), night(1, 15), night(1, 16)]
+    intents = of(feed(engine(), [ev("pir-lounge", t, EventKind.MOTION) for t in times]),
+                 RuleName.COMMON_MOTION)
+    starts = sorted({i.episode_key.rsplit("/", 1)[1] for i in intents})
+    assert starts == [night(1, 0).isoformat(), night(1, 15).isoformat()]
+
+
+def test_presence_held_on_keeps_the_episode_going_until_it_goes_off() -> None:
+    events = [ev("pir-lounge", night(1, 0), EventKind.PRESENCE_ON),
+              ev("pir-lounge", night(1, 40), EventKind.PRESENCE_OFF),
+              ev("pir-lounge", night(1, 45), EventKind.MOTION)]
+    intents = of(feed(engine(), events), RuleName.COMMON_MOTION)
+    assert len({i.episode_key for i in intents}) == 1
+
+
+def test_common_motion_in_daytime_raises_nothing() -> None:
+    events = [ev("pir-lounge", local(2026, 11, 24, 10, 0), EventKind.MOTION)]
+    assert of(feed(engine(), events), RuleName.COMMON_MOTION) == []
+
+
+# -- building exit ---------------------------------------------------------------------
+
+
+def test_building_exit_opened_at_night_raises_high_alert() -> None:
+    events = [ev("exit-1", night(4, 0), EventKind.DOOR_OPEN),
+              ev("exit-1", night(4, 1), EventKind.DOOR_CLOSED),
+              ev("exit-1", local(2026, 11, 24, 9, 0), EventKind.DOOR_OPEN)]
+    [alert] = of(feed(engine(), events), RuleName.BUILDING_EXIT)
+    assert isinstance(alert, Trigger)
+    assert (alert.ts, alert.severity, alert.room) == (night(4, 0), Severity.HIGH, "main-exit")
+
+
+# -- sensor offline ----------------------------------------------------------------------
+
+
+def test_silent_device_is_offline_after_twice_its_heartbeat_and_clears_when_heard() -> None:
+    eng = engine()
+    feed(eng, [ev(d, night(1, 0), EventKind.HEARTBEAT) for d in layout().devices])
+    assert of(eng.advance(SITE, night(1, 9, 59)), RuleName.SENSOR_OFFLINE) == []
+    quiet = night(1, 5)
+    feed(eng, [ev(d, quiet, EventKind.HEARTBEAT) for d in layout().devices if d != "bed-1"])
+    offline = of(eng.advance(SITE, night(1, 14)), RuleName.SENSOR_OFFLINE)
+    assert [(type(i), device_of(i), i.ts) for i in offline] == [(Trigger, "bed-1", night(1, 10))]
+    back = of(eng.process(ev("bed-1", night(1, 14), EventKind.HEARTBEAT)),
+              RuleName.SENSOR_OFFLINE)
+    assert back == [Clear(SITE, "flat-1", "bed-1", RuleName.SENSOR_OFFLINE,
+                          offline[0].episode_key, night(1, 14))]
+
+
+def test_offline_status_raises_sensor_offline_in_daytime_and_online_clears_it() -> None:
+    eng = engine()
+    noon = local(2026, 11, 24, 12, 0)
+    feed(eng, [ev("exit-1", noon, EventKind.HEARTBEAT)])
+    down = eng.process_status(StatusChange(SITE, "exit-1", Presence.OFFLINE, noon))
+    again = eng.process_status(StatusChange(SITE, "exit-1", Presence.OFFLINE,
+                                            noon + timedelta(minutes=1)))
+    up = eng.process_status(StatusChange(SITE, "exit-1", Presence.ONLINE,
+                                         noon + timedelta(minutes=2)))
+    assert [(type(i), i.rule) for i in down] == [(Trigger, RuleName.SENSOR_OFFLINE)]
+    assert again == []
+    assert [(type(i), i.episode_key) for i in up] == [(Clear, down[0].episode_key)]
+
+
+def test_device_never_heard_from_is_reported_offline() -> None:
+    eng = engine()
+    feed(eng, [ev(d, night(1, m), EventKind.HEARTBEAT) for m in (0, 5)
+               for d in layout().devices if d != "pir-1"])
+    offline = of(eng.advance(SITE, night(1, 11)), RuleName.SENSOR_OFFLINE)
+    assert [(device_of(i), i.ts) for i in offline] == [("pir-1", night(1, 10))]
+
+
+def test_sensor_offline_switched_off_for_a_room_raises_nothing_there() -> None:
+    rules = RuleBook(rooms={"lounge": {RuleName.SENSOR_OFFLINE: RuleOverride(enabled=False)}})
+    eng = engine(rules)
+    feed(eng, [ev("door-1", night(1, 0), EventKind.HEARTBEAT)])
+    devices = {device_of(i) for i in of(eng.advance(SITE, night(2, 0)), RuleName.SENSOR_OFFLINE)}
+    assert "pir-lounge" not in devices
+    assert "door-1" in devices
+
+
+# -- low battery ---------------------------------------------------------------------------
+
+
+def test_low_battery_notice_comes_once_until_the_battery_is_back_at_20() -> None:
+    levels = [40, 14, 10, 18, 12, 20, 13]
+    events = [ev("door-1", night(1, minute), EventKind.HEARTBEAT, battery=level)
+              for minute, level in enumerate(levels)]
+    intents = of(feed(engine(), events), RuleName.LOW_BATTERY)
+    assert [(type(i), i.ts) for i in intents] == [
+        (Trigger, night(1, 1)), (Clear, night(1, 5)), (Trigger, night(1, 6))]
+    assert {i.severity for i in intents if isinstance(i, Trigger)} == {Severity.NOTICE}
+
+
+# -- daylight saving time -----------------------------------------------------------------
+
+
+def test_october_night_escalates_fifteen_real_minutes_after_the_door_opened() -> None:
+    opened = local(2026, 10, 25, 2, 30)  # 02:30 CEST, first time round (00:30 UTC)
+    closed = local(2026, 10, 25, 2, 50, fold=1)  # 02:50 CET, second time round
+    eng = engine()
+    intents = feed(eng, [ev("door-1", opened, EventKind.DOOR_OPEN),
+                         ev("door-1", closed, EventKind.DOOR_CLOSED)],
+                   until=local(2026, 10, 25, 4, 0))
+    left = of(intents, RuleName.LEFT_FLAT)
+    assert [(type(i), i.ts) for i in left] == [
+        (Trigger, datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+        (Escalate, datetime(2026, 10, 25, 0, 45, tzinfo=UTC)),
+    ]
+
+
+def test_march_night_escalates_fifteen_real_minutes_after_the_door_opened() -> None:
+    opened = local(2026, 3, 29, 1, 55)  # 01:55 CET; clocks jump 02:00 -> 03:00
+    intents = feed(engine(), [ev("door-1", opened, EventKind.DOOR_OPEN)],
+                   until=local(2026, 3, 29, 5, 0))
+    escalation = [i for i in of(intents, RuleName.LEFT_FLAT) if isinstance(i, Escalate)]
+    assert [i.ts for i in escalation] == [local(2026, 3, 29, 3, 10)]  # 03:10 CEST
+    assert escalation[0].ts - opened == timedelta(minutes=15)
+
+
+def test_bed_exit_in_the_repeated_october_hour_fires_ten_real_minutes_later() -> None:
+    got_up = local(2026, 10, 25, 2, 55, fold=1)  # 02:55 CET, second time round
+    intents = feed(engine(), [ev("bed-1", got_up, EventKind.BED_EXIT)],
+                   until=local(2026, 10, 25, 5, 0))
+    assert [i.ts for i in of(intents, RuleName.BED_EXIT_NOT_BACK)] == [
+        got_up + timedelta(minutes=10)]
+
+
+# -- late and out-of-order events -----------------------------------------------------------
+
+
+def test_buffered_door_events_arriving_late_raise_a_late_alert_and_late_escalation() -> None:
+    eng = engine()
+    feed(eng, [ev("pir-1", night(2, 30), EventKind.MOTION)], until=night(2, 40))
+    flushed = leave_and_return(night(2, 0), night(2, 35))[:2]
+    intents = of(feed(eng, flushed), RuleName.LEFT_FLAT)
+    key = f"{SITE}/flat-1/left_flat/{night(2, 0).isoformat()}"
+    assert intents == [
+        Trigger(SITE, "flat-1", "door-1", RuleName.LEFT_FLAT, Severity.NORMAL, night(2, 0),
+                key, f"{SITE}/door-1/door-1@{night(2, 0).isoformat()}/door.open", True,
+                "flat door opened at night"),
+        Escalate(SITE, "flat-1", RuleName.LEFT_FLAT, key, night(2, 15), True),
+    ]
+    # The motion at 02:30 (known before) now reads as the resident being back.
+    assert of(eng.advance(SITE, night(4, 0)), RuleName.LEFT_FLAT) == []
+
+
+def test_late_bed_exit_whose_deadline_has_passed_fires_at_once_marked_late() -> None:
+    eng = engine()
+    eng.advance(SITE, night(3, 30))
+    intents = of(eng.process(ev("bed-1", night(3, 0), EventKind.BED_EXIT)),
+                 RuleName.BED_EXIT_NOT_BACK)
+    assert [(i.ts, i.late) for i in intents if isinstance(i, Trigger)] == [(night(3, 10), True)]
+
+
+def test_late_bed_enter_arriving_before_the_exit_prevents_the_alert() -> None:
+    eng = engine()
+    eng.advance(SITE, night(3, 30))
+    intents = feed(eng, [ev("bed-1", night(3, 5), EventKind.BED_ENTER),
+                         ev("bed-1", night(3, 0), EventKind.BED_EXIT)])
+    assert of(intents, RuleName.BED_EXIT_NOT_BACK) == []
+
+
+def test_late_common_motion_of_a_finished_episode_is_marked_late() -> None:
+    eng = engine()
+    eng.advance(SITE, night(2, 0))
+    [alert] = of(eng.process(ev("pir-lounge", night(1, 0), EventKind.MOTION)),
+                 RuleName.COMMON_MOTION)
+    assert isinstance(alert, Trigger)
+    assert alert.late
+
+
+def test_slightly_delayed_event_with_deadline_ahead_is_not_late() -> None:
+    eng = engine()
+    eng.advance(SITE, night(2, 0, 5))
+    [alert] = of(eng.process(ev("door-1", night(2, 0), EventKind.DOOR_OPEN)),
+                 RuleName.LEFT_FLAT)
+    assert isinstance(alert, Trigger)
+    assert not alert.late
+
+
+def test_the_same_event_delivered_twice_is_evaluated_once() -> None:
+    eng = engine()
+    door = ev("door-1", night(2, 0), EventKind.DOOR_OPEN)
+    assert of(eng.process(door), RuleName.LEFT_FLAT) != []
+    assert eng.process(door) == []
+
+
+# -- determinism ------------------------------------------------------------------------
+
+
+def _a_night() -> list[Event]:
+    start = night(21, 50)
+    events = [ev(d, start + timedelta(minutes=5 * k), EventKind.HEARTBEAT,
+                 battery=max(5, 30 - k))
+              for k in range(30) for d in layout().devices if (d, k) != ("bed-1", 12)]
+    events += leave_and_return(night(23, 5), night(23, 30))
+    events += [ev("bed-1", night(0, 10), EventKind.BED_EXIT),
+               ev("bed-1", night(0, 12), EventKind.BED_ENTER),
+               ev("bed-1", night(1, 0), EventKind.BED_EXIT)]
+    events += [ev("pir-lounge", night(0, m), EventKind.MOTION) for m in (1, 3, 8, 30, 33)]
+    events += [ev("exit-1", night(2, 0), EventKind.DOOR_OPEN)]
+    return sorted(events, key=lambda e: (e.ts, e.device, e.id))
+
+
+def test_replaying_the_same_events_into_a_fresh_engine_gives_identical_intents() -> None:
+    first = feed(engine(), _a_night(), until=night(7, 0))
+    second = feed(engine(), _a_night(), until=night(7, 0))
+    assert first == second
+    assert {i.rule for i in first} == set(RuleName)
+
+
+def test_live_night_with_clock_ticks_and_shuffled_delivery_gives_the_replayed_alerts() -> None:
+    def identity(i: Intent) -> tuple[str, str, str]:
+        return (type(i).__name__, i.episode_key, getattr(i, "event_key", ""))
+
+    replayed = feed(engine(), _a_night(), until=night(7, 0))
+    live = engine()
+    seen: list[Intent] = []
+    events = _a_night()
+    rng = random.Random(7)
+    # Deliver in small shuffled batches (a few seconds of jitter), ticking every minute.
+    batches = [list(g) for _, g in itertools.groupby(events, key=lambda e: e.ts)]
+    for batch in batches:
+        rng.shuffle(batch)
+        seen += feed(live, batch)
+        seen += live.advance(SITE, batch[0].ts + timedelta(seconds=30))
+    seen += live.advance(SITE, night(7, 0))
+    assert {identity(i) for i in seen} == {identity(i) for i in replayed}
+    assert [i for i in seen if getattr(i, "late", False)] == []
+
+
+# -- engine surface -------------------------------------------------------------------------
+
+
+def test_an_illegal_excursion_transition_raises() -> None:
+    with pytest.raises(IllegalTransition, match="door_closed is not allowed from state home"):
+        step(EXCURSION, Excursion.HOME, ExcursionMove.DOOR_CLOSED)
+
+
+def test_event_for_a_site_the_engine_does_not_know_raises_unknown_site() -> None:
+    event = Event("elsewhere", "door-1", "1", night(2, 0), EventKind.DOOR_OPEN)
+    with pytest.raises(UnknownSite, match="no layout for site 'elsewhere'"):
+        engine().process(event)
+
+
+def test_event_from_a_device_missing_from_the_layout_raises_no_alert() -> None:
+    assert engine().process(ev("ghost", night(2, 0), EventKind.DOOR_OPEN)) == []
+
+
+def test_device_added_by_a_layout_update_is_watched_from_then_on() -> None:
+    eng = engine()
+    feed(eng, [ev(d, night(1, 0), EventKind.HEARTBEAT) for d in layout().devices])
+    bigger = layout()
+    devices = {**bigger.devices, "bed-2": DeviceInfo("flat-2", DeviceKind.BED, heartbeat_s=60)}
+    eng.update_layout(SiteLayout(SITE, bigger.night, bigger.rooms, devices), RuleBook())
+    offline = of(eng.advance(SITE, night(1, 3)), RuleName.SENSOR_OFFLINE)
+    assert [(device_of(i), i.ts) for i in offline] == [("bed-2", night(1, 2))]
+
+
+def test_rule_book_refuses_unknown_rules_and_non_positive_minutes() -> None:
+    with pytest.raises(ValueError, match="unknown rule 'snoring'"):
+        RuleBook(site={"snoring": RuleOverride()})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="positive"):
+        RuleBook(rooms={"flat-1": {RuleName.LEFT_FLAT: RuleOverride(minutes=0)}})
