@@ -14,7 +14,11 @@ demo: install ## run the stack, five simulated sites and the live board
 test: install ## run the whole test suite against real services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-install: system venv
+install: system venv dashboard/node_modules/.installed
+
+dashboard/node_modules/.installed: dashboard/package.json dashboard/package-lock.json
+	npm ci --prefix dashboard --no-audit --no-fund
+	touch $@
 
 system: ## Debian packages and TimescaleDB (built once from Debian 13 sources)
 	bash deploy/install.sh

@@ -75,6 +75,7 @@ class Gateway:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.on_socket_open = self._on_socket_open
         return client
 
@@ -98,6 +99,14 @@ class Gateway:
         self._generation += 1
         log.info("connected to broker (session present: %s)", flags.session_present)
         client.subscribe(self.subscriptions())
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
+                      reason_codes: list[mqtt.ReasonCode], properties: Properties | None) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("broker refused subscriptions %s: %s; check the gateway account's role",
+                      self.subscriptions(), refused)
+        # Connected means ready to receive: devices may publish from here on.
         self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object,

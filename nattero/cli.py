@@ -30,6 +30,9 @@ device_app = typer.Typer(help="Devices: sensors with their own broker credential
 app.add_typer(site_app, name="site")
 app.add_typer(room_app, name="room")
 app.add_typer(device_app, name="device")
+user_app = typer.Typer(help="User accounts: admin, staff (per site), evaluator.",
+                       no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -243,6 +246,18 @@ def gateway() -> None:
     service.wait()
 
 
+@app.command()
+@friendly_errors
+def pipeline() -> None:
+    """Run the gateway and the rules engine (events in, alerts out) without the API."""
+    from nattero.pipeline import start_pipeline
+
+    _logging()
+    running = start_pipeline(get_settings())
+    _stop_on_signals(running.stop)
+    running.gateway.wait()
+
+
 def _stop_on_signals(stop: Callable[[], None]) -> None:
     def handler(signum: int, frame: object) -> None:
         stop()
@@ -254,6 +269,19 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _register_service_verbs() -> None:
+    from api.commands import serve as api_serve
+    from api.commands import user_add
+    from simulators.command import simulate
+
+    user_app.command("add")(user_add)
+    app.command("serve")(api_serve)
+    app.command("simulate")(friendly_errors(simulate))
+
+
+_register_service_verbs()
 
 
 def main() -> None:

@@ -117,6 +117,9 @@ def record_basis(settings: Settings, site: str, room: str, *, consent: bool = Fa
                  decision_ref: str | None = None, valid_from: date | None = None,
                  valid_to: date | None = None, actor: str = "cli") -> None:
     """Record why a flat may be monitored (consent, or a municipal decision with dates)."""
+    if decision_ref is not None and not decision_ref.strip():
+        raise ProvisioningError("a municipal decision needs its reference, e.g. --decision "
+                                "'KK-2026-0413'")
     if consent == (decision_ref is not None):
         raise ProvisioningError("give exactly one basis: --consent or --decision REF")
     if decision_ref is not None and valid_from is None:

@@ -67,6 +67,7 @@ import json as _json  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from datetime import date  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
 import psycopg  # noqa: E402
@@ -101,7 +102,7 @@ def site(migrated: StackInfo) -> str:
     settings = get_settings()
     provisioning.add_site(settings, site_id, "Testhjemmet")
     provisioning.add_room(settings, site_id, "f1", RoomKind.FLAT, "Lejlighed 1")
-    provisioning.record_basis(settings, site_id, "f1", consent=True)
+    provisioning.record_basis(settings, site_id, "f1", consent=True, valid_from=date(2020, 1, 1))
     provisioning.add_room(settings, site_id, "lounge", RoomKind.COMMON, "Dagligstue")
     provisioning.add_room(settings, site_id, "exit", RoomKind.EXIT, "Hoveddør")
     return site_id
@@ -164,3 +165,23 @@ def run_gateway(migrated: StackInfo) -> Iterator[Callable[..., object]]:
     yield start
     for gateway in started:
         gateway.stop()
+
+
+@pytest.fixture
+def run_pipeline(migrated: StackInfo) -> Iterator[Callable[..., object]]:
+    """Start in-process gateway + rules restricted to the given sites; stopped at teardown."""
+    from nattero.pipeline import start_pipeline
+
+    started: list[object] = []
+
+    def start(*sites: str) -> object:
+        env = gateway_env(*sites)
+        settings = Settings(gateway_sites=list(sites), gateway_client_id=env[
+            "NATTERO_GATEWAY_CLIENT_ID"], gateway_session_expiry_s=600, gateway_bridges=False)
+        running = start_pipeline(settings)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()  # type: ignore[attr-defined]

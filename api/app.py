@@ -1,0 +1,81 @@
+"""``create_app``: the FastAPI application with its lifespan (pool, alert listener and,
+optionally, the gateway+rules pipeline in the same process)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from api import errors
+from api.db import open_pool
+from api.fanout import AlertFanout
+from api.routes import admin, alerts, auth, health, sites, stream
+from api.security import AddressLimiter
+from nattero.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
+
+DESCRIPTION = """Nattero's REST API and live alert stream.
+
+Log in at `POST /api/v1/auth/token` (form `username`, `password`) and send the token as
+`Authorization: Bearer ...`. Errors are JSON `{"detail": "<what went wrong>"}`.
+The live stream is a WebSocket at `/api/v1/alerts/stream?token=...&since=SEQ` (not listed
+below, as OpenAPI does not describe WebSockets).
+"""
+
+
+def _start_pipeline(settings: Settings) -> Any:
+    from nattero.pipeline import start_pipeline  # written alongside; imported only if asked
+
+    return start_pipeline(settings)
+
+
+def create_app(settings: Settings, *, pipeline: bool = False) -> FastAPI:
+    """The app; with ``pipeline=True`` it also runs the gateway and rules in this process."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = open_pool(settings)
+        fanout = AlertFanout(settings, pool)
+        app.state.pool = pool
+        app.state.fanout = fanout
+        listener = asyncio.create_task(fanout.run(), name="nattero-alert-listener")
+        running = None
+        try:
+            if pipeline:
+                running = await run_in_threadpool(_start_pipeline, settings)
+                app.state.pipeline = running
+            yield
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            if running is not None:
+                await run_in_threadpool(running.stop)
+            await run_in_threadpool(pool.close)
+
+    app = FastAPI(title="Nattero", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.login_limiter = AddressLimiter()
+    app.state.pipeline = None
+    errors.install(app)
+
+    v1 = APIRouter(prefix="/api/v1")
+    for module in (auth, alerts, stream, sites, admin):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    # Mounted last: the API routes above win over any file of the same path.
+    if (DASHBOARD / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
+    return app

@@ -1,0 +1,181 @@
+"""One ``LISTEN nattero_alerts`` per process, fanned out to every connected board.
+
+The listener owns a dedicated async connection. A notification (payload: the change's
+``seq``) makes it read the new rows of ``alert_changes`` once, through the pool, and put
+each change, already encoded as JSON, on the queue of every subscriber allowed to see its
+site. No board ever queries the database for live changes.
+
+Order and completeness: ``seq`` values are taken from a sequence before commit, so two
+transactions can commit out of order (11 visible before 10). The fan-out therefore only
+publishes a gap-free prefix: it holds changes above a missing ``seq`` for up to
+``GAP_GRACE_S`` (a rolled-back transaction leaves a hole that never fills) and then skips
+the hole. ``seq`` (the watermark) is the last change published; every change at or below
+it has been delivered to every subscriber, which makes it a safe ``since`` for a board.
+
+If the database goes away the listener reconnects with backoff and catches up from the
+watermark, so subscribers see neither a duplicate nor a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+from starlette.concurrency import run_in_threadpool
+
+from api.db import APPLICATION_NAME
+from ingest.alerts import NOTIFY_CHANNEL, changes_since
+from nattero.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GAP_GRACE_S = 1.5
+QUEUE_SIZE = 2000
+PAGE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedChange:
+    seq: int
+    site: str
+    alert_id: int
+    message: str  # {"type": "change", ...} encoded once for all subscribers
+
+
+def change_message(row: dict[str, Any]) -> PublishedChange:
+    alert = row["alert"]
+    text = json.dumps({"type": "change", "seq": row["seq"], "change": row["change"],
+                       "alert": alert}, separators=(",", ":"))
+    return PublishedChange(int(row["seq"]), str(alert["site"]), int(alert["id"]), text)
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One board. ``start_seq``: the watermark when it subscribed; live changes follow it."""
+
+    sites: frozenset[str] | None
+    start_seq: int
+    queue: asyncio.Queue[PublishedChange] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    overflowed: bool = False
+
+    def sees(self, site: str) -> bool:
+        return self.sites is None or site in self.sites
+
+
+class AlertFanout:
+    def __init__(self, settings: Settings, pool: ConnectionPool) -> None:
+        self._url = settings.resolved_database_url()
+        self._pool = pool
+        self._subscribers: set[Subscriber] = set()
+        self._gap_since: float | None = None
+        self.seq = 0
+        self.listening = False
+        self.ready = asyncio.Event()
+
+    # -- subscribers (called on the event loop) ----------------------------------------------
+    def subscribe(self, sites: list[str] | None) -> Subscriber:
+        subscriber = Subscriber(None if sites is None else frozenset(sites), self.seq)
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def _publish(self, change: PublishedChange) -> None:
+        for subscriber in self._subscribers:
+            if subscriber.overflowed or not subscriber.sees(change.site):
+                continue
+            try:
+                subscriber.queue.put_nowait(change)
+            except asyncio.QueueFull:
+                # A board that cannot keep up is closed; it reconnects with `since`.
+                subscriber.overflowed = True
+        self.seq = change.seq
+
+    # -- the listener -------------------------------------------------------------------------
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, PoolTimeout, OSError) as exc:
+                log.warning("alert listener lost the database (%s); reconnecting in %.1f s",
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
+                            backoff)
+            self.listening = False
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    async def _listen(self) -> None:
+        async with await psycopg.AsyncConnection.connect(
+                self._url, autocommit=True, application_name=f"{APPLICATION_NAME}:listen",
+                keepalives=1, keepalives_idle=10, keepalives_interval=5,
+                keepalives_count=3) as conn:
+            if not self.ready.is_set():
+                # Start at the newest change; the catch-up after LISTEN covers the moment
+                # between this query and LISTEN, so nothing committed in between is lost.
+                row = await (await conn.execute(
+                    "SELECT coalesce(max(seq), 0) FROM alert_changes")).fetchone()
+                self.seq = int(row[0]) if row else 0
+            await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.ready.set()
+            self.listening = True
+            log.info("listening on %s from seq %d", NOTIFY_CHANNEL, self.seq)
+            await self._catch_up()
+            while True:
+                newest = 0
+                timeout = 0.2 if self._gap_since is not None else 30.0
+                async for notify in conn.notifies(timeout=timeout, stop_after=1):
+                    newest = max(newest, _seq_of(notify.payload))
+                if newest > self.seq or self._gap_since is not None:
+                    await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        while True:
+            rows = await run_in_threadpool(self._read_after, self.seq)
+            published = self._publish_gap_free(rows)
+            if len(rows) < PAGE or not published:
+                return
+
+    def _read_after(self, seq: int) -> list[dict[str, Any]]:
+        with self._pool.connection() as conn:
+            return changes_since(conn, seq, None, limit=PAGE)
+
+    def _publish_gap_free(self, rows: list[dict[str, Any]]) -> int:
+        published = 0
+        for row in rows:
+            seq = int(row["seq"])
+            if seq <= self.seq:
+                continue
+            if seq != self.seq + 1:
+                now = time.monotonic()
+                if self._gap_since is None:
+                    self._gap_since = now
+                if now - self._gap_since < GAP_GRACE_S:
+                    return published  # an earlier transaction may still commit
+                log.warning("alert changes %d..%d were never committed; skipping them",
+                            self.seq + 1, seq - 1)
+            self._gap_since = None
+            self._publish(change_message(row))
+            published += 1
+        return published
+
+
+def _seq_of(payload: str) -> int:
+    try:
+        return int(payload)
+    except ValueError:
+        return 1 << 62  # unknown payload: read to be safe

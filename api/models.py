@@ -1,0 +1,49 @@
+"""Response and request bodies shared by several routes (the API's public shapes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import Path
+from pydantic import BaseModel
+
+from ingest.alerts import AlertStatus
+
+
+class Alert(BaseModel):
+    """An alert as the board shows it; ``seq`` is the stream position of its last change."""
+
+    id: int
+    site: str
+    room: str
+    room_label: str | None
+    room_kind: Literal["flat", "common", "exit"] | None
+    device: str | None
+    rule: str
+    severity: Literal["notice", "normal", "high"]
+    status: AlertStatus
+    escalated: bool
+    escalated_at: datetime | None
+    late: bool
+    count: int
+    first_ts: datetime
+    last_ts: datetime
+    raised_at: datetime
+    detail: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    outcome: str | None
+    outcome_note: str | None
+    seq: int
+
+
+# Identifiers in paths follow nattero.provisioning's slugs, so nothing odd reaches SQL.
+SITE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+SiteId = Annotated[str, Path(pattern=SITE_PATTERN, description="site id, e.g. solsikken")]
+RoomId = Annotated[str, Path(pattern=ID_PATTERN, description="room id within the site")]
+DeviceId = Annotated[str, Path(pattern=ID_PATTERN, description="device id within the site")]
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="alert id")]

@@ -1,0 +1,211 @@
+"""Administration (admin only): sites, rooms, monitoring bases, devices, users, rules.
+
+Provisioning goes through ``nattero.provisioning`` - the same code as the CLI - and its
+``ProvisioningError`` becomes 422 with its message. Every change is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, HTTPException, status
+from psycopg.rows import dict_row
+from pydantic import BaseModel, Field, model_validator
+
+from api.audit import audit
+from api.deps import ConnDep, CurrentAdmin, SettingsDep
+from api.errors import responses
+from api.models import ID_PATTERN, SITE_PATTERN, DeviceId, RoomId, SiteId
+from api.users import Role, User, UserError, create_user, list_users
+from ingest.events import DeviceKind, RoomKind
+from nattero import provisioning
+from nattero.broker_accounts import BrokerAccountError
+from nattero.provisioning import DeviceCredentials, ProvisioningError
+from rules.settings import RuleName, Severity
+
+router = APIRouter(tags=["admin"])
+
+_WRITE = responses(400, 401, 403, 404, 422, 503)
+
+
+class NewSite(BaseModel):
+    id: str = Field(pattern=SITE_PATTERN, examples=["solsikken"])
+    name: str = Field(min_length=1, max_length=200)
+    tz: str = Field("Europe/Copenhagen", max_length=64)
+    night: str = Field("22:00-07:00", description="night window HH:MM-HH:MM", max_length=11)
+
+
+class NewRoom(BaseModel):
+    id: str = Field(pattern=ID_PATTERN)
+    kind: RoomKind
+    label: str | None = Field(None, max_length=200, description="shown on the board; no names")
+
+
+class NewBasis(BaseModel):
+    kind: Literal["consent", "decision"]
+    reference: str | None = Field(None, max_length=200, description="decision reference")
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+class NewDevice(BaseModel):
+    id: str = Field(pattern=ID_PATTERN)
+    room: str = Field(pattern=ID_PATTERN)
+    kind: DeviceKind
+    heartbeat_s: int = Field(300, ge=10, le=86400)
+
+
+class NewUser(BaseModel):
+    username: str = Field(min_length=2, max_length=63)
+    password: str = Field(min_length=10, max_length=1024)
+    role: Role
+    sites: list[Annotated[str, Field(pattern=SITE_PATTERN)]] = Field(default_factory=list)
+
+
+class RuleSettingIn(BaseModel):
+    rule: RuleName
+    room: str | None = Field(None, pattern=ID_PATTERN, description="omit for the whole site")
+    enabled: bool | None = None
+    minutes: int | None = Field(None, ge=1, le=720)
+    severity: Severity | None = None
+
+    @model_validator(mode="after")
+    def _something_to_set(self) -> RuleSettingIn:
+        if self.enabled is None and self.minutes is None and self.severity is None:
+            raise ValueError("set at least one of enabled, minutes, severity")
+        return self
+
+
+class RuleSettingOut(BaseModel):
+    site: str
+    room: str | None
+    rule: str
+    enabled: bool | None
+    minutes: int | None
+    severity: str | None
+    updated_by: str
+    updated_at: datetime
+
+
+class Done(BaseModel):
+    ok: Literal[True] = True
+    message: str
+
+
+def _provisioning_failed(exc: Exception) -> HTTPException:
+    if isinstance(exc, BrokerAccountError):
+        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                             f"the broker refused or is unreachable: {exc}")
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+
+
+@router.post("/sites", status_code=201, response_model=Done, responses=_WRITE)
+def add_site(body: NewSite, admin: CurrentAdmin, conn: ConnDep, settings: SettingsDep) -> Done:
+    try:
+        provisioning.add_site(settings, body.id, body.name, body.tz, body.night)
+    except ProvisioningError as exc:
+        raise _provisioning_failed(exc) from None
+    audit(conn, admin.username, "site.add", body.id, body.id, body.model_dump())
+    return Done(message=f"site {body.id} added")
+
+
+@router.post("/sites/{site}/rooms", status_code=201, response_model=Done, responses=_WRITE)
+def add_room(site: SiteId, body: NewRoom, admin: CurrentAdmin, conn: ConnDep,
+             settings: SettingsDep) -> Done:
+    try:
+        provisioning.add_room(settings, site, body.id, body.kind, body.label)
+    except ProvisioningError as exc:
+        raise _provisioning_failed(exc) from None
+    audit(conn, admin.username, "room.add", site, body.id, body.model_dump(mode="json"))
+    return Done(message=f"room {site}/{body.id} added")
+
+
+@router.post("/sites/{site}/rooms/{room}/basis", status_code=201, response_model=Done,
+             responses=_WRITE)
+def record_basis(site: SiteId, room: RoomId, body: NewBasis, admin: CurrentAdmin,
+                 conn: ConnDep, settings: SettingsDep) -> Done:
+    """Record why a flat may be monitored (consent, or a municipal decision with dates)."""
+    try:
+        provisioning.record_basis(settings, site, room, consent=body.kind == "consent",
+                                  decision_ref=body.reference if body.kind == "decision"
+                                  else None, valid_from=body.valid_from,
+                                  valid_to=body.valid_to, actor=admin.username)
+    except ProvisioningError as exc:
+        raise _provisioning_failed(exc) from None
+    audit(conn, admin.username, "room.basis", site, room, body.model_dump(mode="json"))
+    return Done(message=f"basis recorded for {site}/{room}")
+
+
+@router.post("/sites/{site}/devices", status_code=201, response_model=DeviceCredentials,
+             responses=_WRITE)
+def add_device(site: SiteId, body: NewDevice, admin: CurrentAdmin, conn: ConnDep,
+               settings: SettingsDep) -> DeviceCredentials:
+    """Provision a device; the MQTT password is in this response only, store it now."""
+    try:
+        credentials = provisioning.add_device(settings, site, body.id, body.room, body.kind,
+                                              body.heartbeat_s)
+    except (ProvisioningError, BrokerAccountError) as exc:
+        raise _provisioning_failed(exc) from None
+    audit(conn, admin.username, "device.add", site, body.id, body.model_dump(mode="json"))
+    return credentials
+
+
+@router.post("/sites/{site}/devices/{device}/revoke", response_model=Done, responses=_WRITE)
+def revoke_device(site: SiteId, device: DeviceId, admin: CurrentAdmin, conn: ConnDep,
+                  settings: SettingsDep) -> Done:
+    """Remove a device's access at once: the broker disconnects and refuses it."""
+    try:
+        provisioning.revoke_device(settings, site, device)
+    except ProvisioningError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except BrokerAccountError as exc:
+        raise _provisioning_failed(exc) from None
+    audit(conn, admin.username, "device.revoke", site, device)
+    return Done(message=f"device {site}/{device} revoked")
+
+
+@router.get("/users", response_model=list[User], responses=responses(401, 403, 503))
+def get_users(admin: CurrentAdmin, conn: ConnDep) -> list[User]:
+    return list_users(conn)
+
+
+@router.post("/users", status_code=201, response_model=User, responses=_WRITE)
+def add_user(body: NewUser, admin: CurrentAdmin, conn: ConnDep) -> User:
+    try:
+        with conn.transaction():
+            user = create_user(conn, body.username, body.password, body.role, body.sites)
+            audit(conn, admin.username, "user.add", None, user.username,
+                  {"role": user.role.value, "sites": user.sites})
+    except UserError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return user
+
+
+@router.put("/sites/{site}/rules", response_model=RuleSettingOut, responses=_WRITE)
+def set_rule(site: SiteId, body: Annotated[RuleSettingIn, Body()], admin: CurrentAdmin,
+             conn: ConnDep) -> RuleSettingOut:
+    """Override one rule for the whole site (no ``room``) or for one room. Fields left
+    out (null) are inherited from the level below."""
+    with conn.transaction():
+        if conn.execute("SELECT 1 FROM sites WHERE id = %s", (site,)).fetchone() is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"site {site!r} does not exist")
+        if body.room is not None and conn.execute(
+                "SELECT 1 FROM rooms WHERE site = %s AND id = %s",
+                (site, body.room)).fetchone() is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"room {body.room!r} does not exist on site {site!r}")
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(
+                "INSERT INTO rule_settings (site, room, rule, enabled, minutes, severity, "
+                "updated_by, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) "
+                "ON CONFLICT (site, coalesce(room, ''), rule) DO UPDATE SET "
+                "enabled = excluded.enabled, minutes = excluded.minutes, "
+                "severity = excluded.severity, updated_by = excluded.updated_by, "
+                "updated_at = excluded.updated_at "
+                "RETURNING site, room, rule, enabled, minutes, severity, updated_by, updated_at",
+                (site, body.room, body.rule.value, body.enabled, body.minutes,
+                 body.severity.value if body.severity else None, admin.username)).fetchone()
+        audit(conn, admin.username, "rules.set", site, body.room or site,
+              body.model_dump(mode="json"))
+    return RuleSettingOut.model_validate(row)

@@ -1,0 +1,101 @@
+"""Alerts of the caller's sites: list, acknowledge ("I'm taking it"), resolve with outcome.
+
+Acknowledge and resolve go through ``ingest.alerts`` inside one transaction with the audit
+row, so the change, its NOTIFY and the audit entry are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import psycopg
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+
+from api.audit import audit
+from api.deps import ConnDep, CurrentStaff, visible_site
+from api.errors import responses
+from api.models import SITE_PATTERN, Alert, AlertId
+from api.users import User
+from ingest import alerts
+from ingest.alerts import AlertStatus, IllegalTransition, Outcome
+from nattero.metrics import ACK_SECONDS
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+_VERB = {AlertStatus.ACKNOWLEDGED: "acknowledged", AlertStatus.RESOLVED: "resolved"}
+
+
+class Resolution(BaseModel):
+    outcome: Literal["help_given", "no_action_needed", "false_alarm"] = Field(
+        description="what the night staff found")
+    note: str | None = Field(None, max_length=500, description="optional, never a name")
+
+
+@router.get("", response_model=list[Alert], responses=responses(401, 403, 404, 422, 503))
+def list_alerts(
+    user: CurrentStaff, conn: ConnDep,
+    status_: Annotated[AlertStatus | None, Query(alias="status")] = None,
+    site: Annotated[str | None, Query(pattern=SITE_PATTERN, description="only this site")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> list[dict[str, Any]]:
+    """Alerts of the sites visible to the caller, newest first."""
+    sites = [visible_site(user, site)] if site is not None else user.visible_sites
+    return alerts.list_alerts(conn, sites, status_, limit)
+
+
+def _site_of(conn: psycopg.Connection, alert_id: int, user: User) -> str:
+    row = conn.execute("SELECT site FROM alerts WHERE id = %s", (alert_id,)).fetchone()
+    if row is None or not user.can_see(row[0]):
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"alert {alert_id} does not exist or is not on one of your sites")
+    site: str = row[0]
+    return site
+
+
+def _conflict(alert_id: int, exc: IllegalTransition) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT,
+                         f"alert {alert_id} is already {exc.current}; it cannot be "
+                         f"{_VERB.get(exc.wanted, exc.wanted)} now - reload the board")
+
+
+@router.get("/{alert_id}", response_model=Alert, responses=responses(401, 403, 404, 422, 503))
+def get_alert(alert_id: AlertId, user: CurrentStaff, conn: ConnDep) -> dict[str, Any]:
+    _site_of(conn, alert_id, user)
+    return alerts.snapshot(conn, alert_id)
+
+
+@router.post("/{alert_id}/ack", response_model=Alert,
+             responses=responses(401, 403, 404, 409, 422, 503))
+def acknowledge(alert_id: AlertId, user: CurrentStaff, conn: ConnDep) -> dict[str, Any]:
+    """Take the alert: the other boards show who is on it."""
+    try:
+        with conn.transaction():
+            site = _site_of(conn, alert_id, user)
+            alert = alerts.acknowledge(conn, alert_id, user.username)
+            audit(conn, user.username, "alert.ack", site, str(alert_id),
+                  {"rule": alert["rule"], "room": alert["room"]})
+    except IllegalTransition as exc:
+        raise _conflict(alert_id, exc) from None
+    raised = datetime.fromisoformat(alert["raised_at"])
+    acked = datetime.fromisoformat(alert["acknowledged_at"])
+    ACK_SECONDS.observe(max(0.0, (acked - raised).total_seconds()))
+    return alert
+
+
+@router.post("/{alert_id}/resolve", response_model=Alert,
+             responses=responses(400, 401, 403, 404, 409, 422, 503))
+def resolve(alert_id: AlertId, body: Resolution, user: CurrentStaff,
+            conn: ConnDep) -> dict[str, Any]:
+    """Done, with what was found. An open alert may be resolved directly."""
+    try:
+        with conn.transaction():
+            site = _site_of(conn, alert_id, user)
+            alert = alerts.resolve(conn, alert_id, user.username, Outcome(body.outcome),
+                                   body.note)
+            audit(conn, user.username, "alert.resolve", site, str(alert_id),
+                  {"outcome": body.outcome, "rule": alert["rule"], "room": alert["room"]})
+    except IllegalTransition as exc:
+        raise _conflict(alert_id, exc) from None
+    return alert

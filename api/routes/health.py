@@ -1,0 +1,94 @@
+"""``/healthz`` (the process answers), ``/readyz`` (database, broker, and the pipeline when
+this process runs one), ``/metrics`` (Prometheus text)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from api.fanout import AlertFanout
+from nattero.metrics import WEBSOCKET_CLIENTS
+from nattero.settings import Settings
+
+router = APIRouter(tags=["health"])
+
+CHECK_TIMEOUT_S = 2.0
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
+    detail: str
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """The process is up and answering."""
+    return Health()
+
+
+def _database_ok(pool: ConnectionPool) -> None:
+    with pool.connection(timeout=CHECK_TIMEOUT_S) as conn:
+        conn.execute("SELECT 1")
+
+
+async def _check_database(pool: ConnectionPool) -> str:
+    try:
+        await asyncio.wait_for(run_in_threadpool(_database_ok, pool), CHECK_TIMEOUT_S + 1)
+    except Exception as exc:  # any failure means "not ready"; the text says which
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        return f"down: {type(exc).__name__}: {first_line}"
+    return "ok"
+
+
+async def _check_broker(settings: Settings) -> str:
+    host, port = settings.broker_address()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CHECK_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        return f"down: cannot connect to {host}:{port} ({type(exc).__name__})"
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return "ok"
+
+
+@router.get("/readyz", response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "a dependency is down"}})
+async def readyz(request: Request) -> JSONResponse:
+    """200 when the database and the broker are reachable (and the alert listener and, if
+    run here, the gateway are connected); 503 naming what is down."""
+    state = request.app.state
+    database, broker = await asyncio.gather(_check_database(state.pool),
+                                            _check_broker(state.settings))
+    checks = {"database": database, "broker": broker}
+    fanout: AlertFanout = state.fanout
+    checks["alert_listener"] = "ok" if fanout.listening else "down: not listening"
+    pipeline = getattr(state, "pipeline", None)
+    if pipeline is not None:
+        checks["gateway"] = "ok" if pipeline.gateway.connected else "down: not connected"
+    down = [name for name, result in checks.items() if result != "ok"]
+    body = Readiness(status="not ready" if down else "ready", checks=checks,
+                     detail=f"not ready: {', '.join(down)} down" if down else "ready")
+    return JSONResponse(body.model_dump(), status_code=503 if down else 200)
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}})
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process."""
+    fanout: AlertFanout = request.app.state.fanout
+    WEBSOCKET_CLIENTS.set(fanout.subscriber_count)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

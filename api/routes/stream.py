@@ -1,0 +1,165 @@
+"""``WS /api/v1/alerts/stream``: every alert change of the caller's sites, live, in order.
+
+Browsers cannot set headers on a WebSocket, so the token comes as ``?token=``. Messages
+(JSON text frames), in this order:
+
+1. ``{"type": "hello", "seq": W, "server_time": ...}`` - W is the stream position now.
+2. Without ``since``: ``{"type": "snapshot", "seq": W, "alerts": [open and acknowledged]}``.
+   With ``since=N``: every visible change with N < seq <= W as a ``change`` message.
+3. Live ``{"type": "change", "seq": s, "change": "raised|acknowledged|...", "alert": {...}}``
+   with strictly increasing ``seq``.
+4. ``{"type": "ping", "seq": W, "server_time": ...}`` after 10 s without a message; W is
+   then a safe ``since`` for a reconnect (nothing visible between was missed).
+
+Close codes: 4401 not logged in / token expired, 4403 role without live data, 1013 the
+server is not ready or the board fell too far behind (reconnect with ``since``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
+
+from api import security
+from api.deps import user_for_token
+from api.fanout import PAGE, AlertFanout, Subscriber, change_message
+from api.users import Role, User
+from ingest import alerts
+from ingest.alerts import AlertStatus
+from nattero.metrics import WEBSOCKET_CLIENTS
+from nattero.settings import Settings
+
+router = APIRouter(tags=["alerts"])
+
+PING_S = 10.0
+READY_WAIT_S = 5.0
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TRY_AGAIN = 1013
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _authenticate(settings: Settings, pool: ConnectionPool, token: str | None) -> User:
+    with pool.connection() as conn:
+        return user_for_token(settings, conn, token)
+
+
+def _snapshot(pool: ConnectionPool, sites: list[str] | None) -> list[dict[str, Any]]:
+    with pool.connection() as conn:
+        found = alerts.list_alerts(conn, sites, AlertStatus.OPEN, limit=5000)
+        found += alerts.list_alerts(conn, sites, AlertStatus.ACKNOWLEDGED, limit=5000)
+    return sorted(found, key=lambda alert: str(alert["first_ts"]))
+
+
+def _missed(pool: ConnectionPool, since: int, sites: list[str] | None) -> list[dict[str, Any]]:
+    with pool.connection() as conn:
+        return alerts.changes_since(conn, since, sites, limit=PAGE)
+
+
+@router.websocket("/alerts/stream")
+async def alert_stream(websocket: WebSocket, token: str | None = None,
+                       since: int | None = None) -> None:
+    """Live alert changes; see the module docstring for the messages."""
+    # Accept first: a close code (4401/4403) only reaches the client on an open socket.
+    await websocket.accept()
+    app = websocket.app
+    try:
+        user = await run_in_threadpool(_authenticate, app.state.settings, app.state.pool, token)
+    except security.TokenError as exc:
+        await websocket.close(CLOSE_UNAUTHENTICATED, str(exc)[:120])
+        return
+    except (psycopg.Error, OSError):
+        await websocket.close(CLOSE_TRY_AGAIN, "database unavailable; reconnect shortly")
+        return
+    if user.role not in (Role.ADMIN, Role.STAFF):
+        await websocket.close(CLOSE_FORBIDDEN, "live alerts need a staff account")
+        return
+    fanout: AlertFanout = app.state.fanout
+    try:
+        await asyncio.wait_for(fanout.ready.wait(), READY_WAIT_S)
+    except TimeoutError:
+        await websocket.close(CLOSE_TRY_AGAIN, "alert stream not ready; reconnect shortly")
+        return
+    subscriber = fanout.subscribe(user.visible_sites)
+    WEBSOCKET_CLIENTS.inc()
+    try:
+        await _serve(websocket, app.state.pool, fanout, subscriber, user, since)
+    except (WebSocketDisconnect, psycopg.Error, OSError, RuntimeError):
+        pass  # the board went away, or the database did: the board reconnects with `since`
+    finally:
+        fanout.unsubscribe(subscriber)
+        WEBSOCKET_CLIENTS.dec()
+
+
+async def _serve(websocket: WebSocket, pool: ConnectionPool, fanout: AlertFanout,
+                 subscriber: Subscriber, user: User, since: int | None) -> None:
+    start = subscriber.start_seq
+    await websocket.send_json({"type": "hello", "seq": start, "server_time": _now()})
+    last_sent = start
+    # Changes of an alert the snapshot already shows in a newer state are not re-sent.
+    shown: dict[int, int] = {}
+    if since is None or since < 0:
+        snapshot = await run_in_threadpool(_snapshot, pool, user.visible_sites)
+        shown = {int(alert["id"]): int(alert["seq"]) for alert in snapshot}
+        await websocket.send_text(json.dumps(
+            {"type": "snapshot", "seq": start, "alerts": snapshot}, separators=(",", ":")))
+    else:
+        after = since
+        while after < start:
+            rows = await run_in_threadpool(_missed, pool, after, user.visible_sites)
+            rows = [row for row in rows if int(row["seq"]) <= start]
+            for row in rows:
+                await websocket.send_text(change_message(row).message)
+            if not rows or len(rows) < PAGE:
+                break
+            after = int(rows[-1]["seq"])
+    await _live(websocket, fanout, subscriber, last_sent, shown)
+
+
+async def _live(websocket: WebSocket, fanout: AlertFanout, subscriber: Subscriber,
+                last_sent: int, shown: dict[int, int]) -> None:
+    gone = asyncio.ensure_future(_until_disconnect(websocket))
+    try:
+        while True:
+            next_change = asyncio.ensure_future(subscriber.queue.get())
+            done, _ = await asyncio.wait({next_change, gone}, timeout=PING_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if gone in done:
+                next_change.cancel()
+                return
+            if next_change not in done:
+                next_change.cancel()
+                if subscriber.overflowed:
+                    await websocket.close(CLOSE_TRY_AGAIN, "too far behind; reconnect with since")
+                    return
+                await websocket.send_json({"type": "ping", "seq": max(last_sent, fanout.seq),
+                                           "server_time": _now()})
+                continue
+            change = next_change.result()
+            if change.seq <= last_sent or change.seq <= shown.get(change.alert_id, 0):
+                continue
+            await websocket.send_text(change.message)
+            last_sent = change.seq
+            if subscriber.overflowed and subscriber.queue.empty():
+                await websocket.close(CLOSE_TRY_AGAIN, "too far behind; reconnect with since")
+                return
+    finally:
+        gone.cancel()
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    """Read and ignore what the board sends, until it goes away."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return

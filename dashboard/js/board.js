@@ -1,0 +1,489 @@
+// The night board: live alerts, floor view, health banner, pre-shift check.
+// All state lives in this module; rendering is keyed by alert id so a focused button is
+// never thrown away under a keyboard user's hands.
+
+import * as api from "./api.js";
+import { AlertStream } from "./stream.js";
+import { t, translatePage, bindLanguageToggle, formatAgo, formatClock } from "./i18n.js";
+import * as sound from "./sound.js";
+import { renderFloor } from "./floor.js";
+import { renderSiteBanners, renderPreshift, nightJustStarted } from "./health.js";
+
+const params = new URLSearchParams(location.search);
+// Polling intervals can be shortened (tests, demos) but not made silly.
+const HEALTH_EVERY_MS = Math.max(1000, Number(params.get("health_every") || 10) * 1000);
+const FLOOR_EVERY_MS = 30_000;
+const RECENT_KEEP_MS = 15 * 60_000;
+const SEVERITY_RANK = { high: 2, normal: 1, notice: 0 };
+const CUE_CHANGES = { raised: "new", escalated: "escalated", reannounced: "escalated" };
+
+const state = {
+  claims: null,
+  sites: [],                 // [{id, name, tz, night_start, night_end}]
+  filter: localStorage.getItem("nattero.siteFilter") || "all",
+  alerts: new Map(),         // id -> alert (open, acknowledged, or recently resolved)
+  resolvedSeenAt: new Map(), // id -> Date.now() when the board learnt it was resolved
+  rooms: new Map(),          // site -> rooms
+  health: new Map(),         // site -> health answer (null = could not fetch)
+  cued: new Set(),           // `${id}:${seq}` cues already played (replays must not repeat)
+  firstSnapshot: true,
+  resolving: null,           // alert being resolved in the dialog
+};
+
+const $ = (id) => document.getElementById(id);
+const stream = new AlertStream();
+window.__natteroBoard = { state, stream }; // for support and tests: read-only by convention
+
+// ---- alerts ------------------------------------------------------------------------------
+
+function visibleSites() {
+  return state.filter === "all" ? state.sites : state.sites.filter((s) => s.id === state.filter);
+}
+
+function siteOf(id) {
+  return state.sites.find((s) => s.id === id);
+}
+
+function isVisible(alert) {
+  return visibleSites().some((s) => s.id === alert.site);
+}
+
+function compareAlerts(a, b) {
+  return (a.status === "open" ? 0 : 1) - (b.status === "open" ? 0 : 1) ||
+    (SEVERITY_RANK[b.severity] ?? 0) - (SEVERITY_RANK[a.severity] ?? 0) ||
+    Number(b.escalated) - Number(a.escalated) ||
+    Date.parse(b.raised_at || b.first_ts) - Date.parse(a.raised_at || a.first_ts);
+}
+
+function applyAlert(alert) {
+  const known = state.alerts.get(alert.id);
+  if (known && known.seq > alert.seq) return known; // an older snapshot arrived late
+  state.alerts.set(alert.id, alert);
+  if (alert.status === "resolved" && !state.resolvedSeenAt.has(alert.id)) {
+    state.resolvedSeenAt.set(alert.id, Date.now());
+  }
+  return alert;
+}
+
+function ruleText(alert) {
+  return t(`rule.${alert.rule}`) === `rule.${alert.rule}` ? alert.rule : t(`rule.${alert.rule}`);
+}
+
+function roomText(alert) {
+  return alert.room_label || alert.room;
+}
+
+function maybeCue(change, alert) {
+  const kind = CUE_CHANGES[change];
+  if (!kind || alert.status !== "open" || alert.severity === "notice") return;
+  const key = `${alert.id}:${alert.seq}`;
+  if (state.cued.has(key)) return;
+  state.cued.add(key);
+  sound.cue(kind, alert);
+  $("announcer").textContent = t(kind === "new" ? "announce.new" : "announce.escalated",
+    { room: roomText(alert), what: ruleText(alert) });
+}
+
+function stateLine(alert) {
+  const site = siteOf(alert.site);
+  const tz = site && site.tz;
+  if (alert.status === "resolved") {
+    const outcome = alert.outcome ? ` · ${t(`outcome.${alert.outcome}`)}` : "";
+    return `${t("status.resolved", { who: alert.resolved_by || "–" })} ${formatClock(alert.resolved_at, tz)}${outcome}`;
+  }
+  if (alert.status === "acknowledged") {
+    return `${t("status.acknowledged", { who: alert.acknowledged_by || "–" })} ${formatClock(alert.acknowledged_at, tz)}`;
+  }
+  return t("status.open");
+}
+
+function buildCard(alert) {
+  const li = document.createElement("li");
+  li.dataset.id = String(alert.id);
+  li.innerHTML = `
+    <div class="alert-head">
+      <span class="badge badge-severity"></span>
+      <span class="badge badge-escalated"></span>
+      <span class="alert-site"></span>
+      <span class="alert-ago"></span>
+    </div>
+    <p class="alert-room"></p>
+    <p class="alert-what"></p>
+    <p class="alert-state"></p>
+    <p class="alert-note"></p>
+    <div class="alert-actions">
+      <button type="button" class="button button-primary button-large act-ack"></button>
+      <button type="button" class="button button-large act-resolve"></button>
+    </div>
+    <p class="form-error alert-error" role="alert" hidden></p>`;
+  li.querySelector(".act-ack").addEventListener("click", () => acknowledge(alert.id, li));
+  li.querySelector(".act-resolve").addEventListener("click", () => openResolve(alert.id));
+  return li;
+}
+
+function fillCard(li, alert, showSite) {
+  li.className = `alert sev-${alert.severity} status-${alert.status}${alert.escalated ? " escalated" : ""}`;
+  li.dataset.status = alert.status;
+  li.dataset.site = alert.site;
+  li.dataset.room = alert.room;
+  li.dataset.rule = alert.rule;
+  const q = (sel) => li.querySelector(sel);
+  q(".badge-severity").textContent = t(`severity.${alert.severity}`);
+  q(".badge-escalated").textContent = t("status.escalated");
+  q(".badge-escalated").hidden = !alert.escalated;
+  const site = siteOf(alert.site);
+  q(".alert-site").textContent = site ? site.name : alert.site;
+  q(".alert-site").hidden = !showSite;
+  const ago = q(".alert-ago");
+  ago.dataset.ts = alert.raised_at || alert.first_ts;
+  ago.textContent = formatAgo(ago.dataset.ts);
+  ago.title = formatClock(ago.dataset.ts, site && site.tz);
+  q(".alert-room").textContent = roomText(alert);
+  const count = alert.count > 1 ? ` · ${t("status.count", { n: alert.count })}` : "";
+  const late = alert.late ? ` · ${t("status.late")}` : "";
+  q(".alert-what").textContent = `${ruleText(alert)}${count}${late}`;
+  q(".alert-state").textContent = stateLine(alert);
+  q(".alert-note").textContent = alert.outcome_note || "";
+  q(".alert-note").hidden = !alert.outcome_note;
+  const ack = q(".act-ack");
+  const resolve = q(".act-resolve");
+  ack.textContent = t("action.ack");
+  resolve.textContent = t("action.resolve");
+  ack.hidden = alert.status !== "open";
+  resolve.hidden = alert.status === "resolved";
+  q(".alert-actions").hidden = alert.status === "resolved";
+  const label = `${roomText(alert)}, ${ruleText(alert)}`;
+  ack.setAttribute("aria-label", `${t("action.ack")}: ${label}`);
+  resolve.setAttribute("aria-label", `${t("action.resolve")}: ${label}`);
+}
+
+function renderList(ul, alerts, showSite) {
+  const existing = new Map([...ul.children].map((li) => [li.dataset.id, li]));
+  const wanted = alerts.map((alert) => {
+    const li = existing.get(String(alert.id)) || buildCard(alert);
+    existing.delete(String(alert.id));
+    fillCard(li, alert, showSite);
+    return li;
+  });
+  for (const li of existing.values()) li.remove();
+  wanted.forEach((li, index) => {
+    if (ul.children[index] !== li) ul.insertBefore(li, ul.children[index] || null);
+  });
+}
+
+function renderAlerts() {
+  const now = Date.now();
+  for (const [id, at] of state.resolvedSeenAt) {
+    if (now - at > RECENT_KEEP_MS) {
+      state.resolvedSeenAt.delete(id);
+      state.alerts.delete(id);
+    }
+  }
+  const all = [...state.alerts.values()].filter(isVisible);
+  const live = all.filter((a) => a.status !== "resolved" && a.severity !== "notice").sort(compareAlerts);
+  const notices = all.filter((a) => a.status !== "resolved" && a.severity === "notice").sort(compareAlerts);
+  const recent = all.filter((a) => a.status === "resolved")
+    .sort((a, b) => Date.parse(b.resolved_at) - Date.parse(a.resolved_at)).slice(0, 10);
+  const showSite = visibleSites().length > 1;
+  renderList($("alert-list"), live, showSite);
+  renderList($("notice-list"), notices, showSite);
+  renderList($("recent-list"), recent, showSite);
+  $("notices").hidden = notices.length === 0;
+  $("recent").hidden = recent.length === 0;
+  $("quiet").hidden = live.length > 0 || stream.state !== "live";
+  const open = live.filter((a) => a.status === "open").length;
+  $("alert-count").textContent = live.length ? `(${open}/${live.length})` : "";
+  document.title = open ? `(${open}) Nattero` : "Nattero";
+  document.body.classList.toggle("has-open-alerts", open > 0);
+}
+
+async function acknowledge(id, li) {
+  const error = li.querySelector(".alert-error");
+  error.hidden = true;
+  try {
+    applyAlert(await api.post(`/alerts/${id}/ack`));
+  } catch (e) {
+    error.textContent = e.status === 409 ? t("action.conflict") : t("action.failed", { reason: e.message });
+    error.hidden = false;
+    refreshAlert(id);
+  }
+  renderAll();
+}
+
+async function refreshAlert(id) {
+  try {
+    applyAlert(await api.get(`/alerts/${id}`));
+    renderAll();
+  } catch { /* the stream will bring the truth */ }
+}
+
+function openResolve(id) {
+  const alert = state.alerts.get(id);
+  if (!alert) return;
+  state.resolving = id;
+  $("resolve-alert").textContent = `${roomText(alert)} – ${ruleText(alert)}`;
+  $("resolve-error").hidden = true;
+  $("resolve-note").value = "";
+  $("resolve-dialog").showModal();
+}
+
+async function resolveWith(outcome) {
+  const id = state.resolving;
+  if (id === null) return;
+  const note = $("resolve-note").value.trim();
+  const buttons = $("resolve-dialog").querySelectorAll("button");
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    applyAlert(await api.post(`/alerts/${id}/resolve`, note ? { outcome, note } : { outcome }));
+    $("resolve-dialog").close();
+    state.resolving = null;
+  } catch (e) {
+    // Keep the dialog and the typed note: nothing is lost on a failed submit.
+    $("resolve-error").textContent = e.status === 409 ? t("action.conflict") : t("action.failed", { reason: e.message });
+    $("resolve-error").hidden = false;
+    if (e.status === 409) refreshAlert(id);
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+  renderAll();
+}
+
+// ---- stream ------------------------------------------------------------------------------
+
+stream.addEventListener("snapshot", (event) => {
+  const ids = new Set();
+  for (const alert of event.detail.alerts) {
+    ids.add(alert.id);
+    const wasKnown = state.alerts.has(alert.id);
+    applyAlert(alert);
+    // After a reconnect that could not replay, anything new and open still deserves a cue.
+    if (!state.firstSnapshot && !wasKnown) maybeCue("raised", alert);
+    else state.cued.add(`${alert.id}:${alert.seq}`);
+  }
+  // A snapshot is the whole truth about open alerts: anything else we held is over.
+  for (const [id, alert] of state.alerts) {
+    if (!ids.has(id) && alert.status !== "resolved") state.alerts.delete(id);
+  }
+  state.firstSnapshot = false;
+  renderAll();
+  refreshRooms();
+});
+
+stream.addEventListener("change", (event) => {
+  const { change, alert } = event.detail;
+  applyAlert(alert);
+  maybeCue(change, alert);
+  renderAll();
+  scheduleRoomsRefresh();
+});
+
+stream.addEventListener("status", renderHealth);
+stream.addEventListener("ping", renderHealth);
+stream.addEventListener("hello", () => {
+  renderHealth();
+  refreshHealth();
+});
+
+// ---- sites, rooms, health ----------------------------------------------------------------
+
+let roomsTimer = null;
+function scheduleRoomsRefresh() {
+  clearTimeout(roomsTimer);
+  roomsTimer = setTimeout(refreshRooms, 500);
+}
+
+async function refreshRooms() {
+  await Promise.all(state.sites.map(async (site) => {
+    try {
+      state.rooms.set(site.id, await api.get(`/sites/${encodeURIComponent(site.id)}/rooms`));
+    } catch (e) {
+      console.warn(`nattero board: rooms of ${site.id} unavailable`, e);
+    }
+  }));
+  renderFloorView();
+}
+
+async function refreshHealth() {
+  await Promise.all(state.sites.map(async (site) => {
+    try {
+      state.health.set(site.id, await api.get(`/sites/${encodeURIComponent(site.id)}/health`));
+    } catch (e) {
+      // Unreachable server is already the connection banner; anything else is its own warning.
+      state.health.set(site.id, e.status === 0 ? state.health.get(site.id) : null);
+    }
+  }));
+  renderHealth();
+}
+
+function renderFloorView() {
+  const container = $("floor-sites");
+  const sites = visibleSites();
+  const live = [...state.alerts.values()].filter((a) => a.status !== "resolved");
+  const blocks = sites.map((site) => {
+    const block = document.createElement("div");
+    block.className = "floor-site-block";
+    renderFloor(block, site, state.rooms.get(site.id) || [], live.filter((a) => a.site === site.id),
+      sites.length > 1);
+    return block;
+  });
+  container.replaceChildren(...blocks);
+}
+
+function renderHealth() {
+  const connection = $("health-connection");
+  if (stream.state === "down") {
+    connection.textContent = t("health.down", { time: formatClock(stream.downSince) });
+    connection.hidden = false;
+  } else {
+    connection.hidden = true;
+  }
+  document.body.dataset.connection = stream.state;
+  const sites = visibleSites();
+  const problem = renderSiteBanners($("health-sites"), sites, state.health, state.rooms);
+  document.body.classList.toggle("system-degraded", problem || stream.state === "down");
+  const ok = $("health-ok");
+  const okText = $("health-ok-text");
+  ok.hidden = stream.state === "down";
+  if (stream.state === "connecting") {
+    okText.textContent = t("health.connecting");
+    okText.dataset.ts = "";
+  } else if (problem) {
+    // Never a green "all is well" next to a warning: a silent failure must not look calm.
+    okText.textContent = t("health.connected");
+    okText.dataset.ts = "";
+  } else {
+    const latest = sites.map((s) => state.health.get(s.id)?.last_event_at).filter(Boolean).sort().pop();
+    okText.dataset.ts = latest || "";
+    okText.textContent = latest ? t("health.ok", { ago: formatAgo(latest) }) : t("health.ok.nodata");
+  }
+  ok.classList.toggle("is-live", stream.state === "live");
+  ok.classList.toggle("is-degraded", problem);
+  $("quiet").hidden = stream.state !== "live" ||
+    [...state.alerts.values()].some((a) => isVisible(a) && a.status !== "resolved" && a.severity !== "notice");
+}
+
+function renderAll() {
+  renderAlerts();
+  renderFloorView();
+  renderHealth();
+}
+
+// ---- pre-shift check -----------------------------------------------------------------------
+
+async function openPreshift() {
+  await Promise.all([refreshHealth(), refreshRooms()]);
+  renderPreshift($("preshift-body"), visibleSites(), state.health, state.rooms);
+  if (!$("preshift-dialog").open) $("preshift-dialog").showModal();
+}
+
+function checkNightStart() {
+  const due = state.sites.map((site) => nightJustStarted(site)).filter((key) => key && !localStorage.getItem(key));
+  if (!due.length) return;
+  for (const key of due) localStorage.setItem(key, "shown");
+  openPreshift();
+}
+
+// ---- controls ------------------------------------------------------------------------------
+
+function renderSoundControls() {
+  $("sound-step").hidden = sound.soundEnabled();
+  const until = sound.mutedUntil();
+  const mute = $("mute");
+  mute.textContent = until ? t("sound.muted", { time: formatClock(until.toISOString()) }) : t("sound.mute");
+  mute.title = until ? `${t("sound.unmute")}. ${t("sound.muted.note")}` : t("sound.muted.note");
+  mute.setAttribute("aria-pressed", until ? "true" : "false");
+  document.body.classList.toggle("is-muted", Boolean(until));
+}
+
+function renderSiteFilter() {
+  const select = $("site-filter");
+  const options = [["all", t("board.site.all")], ...state.sites.map((s) => [s.id, s.name])];
+  select.replaceChildren(...options.map(([value, text]) => new Option(text, value, false, value === state.filter)));
+  select.hidden = state.sites.length < 2;
+}
+
+function tick() {
+  const now = Date.now();
+  for (const el of document.querySelectorAll(".alert-ago[data-ts], .tile-ago[data-ts]")) {
+    el.textContent = formatAgo(el.dataset.ts, now);
+  }
+  const okText = $("health-ok-text");
+  if (okText.dataset.ts) okText.textContent = t("health.ok", { ago: formatAgo(okText.dataset.ts, now) });
+  renderSoundControls(); // the mute expires on its own
+}
+
+async function loadSites() {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await api.get("/sites");
+    } catch (e) {
+      if (e.status !== 0 && e.status < 500) {
+        console.error("nattero board: cannot load sites", e);
+        return [];
+      }
+      // Server not reachable yet: say so, and keep trying.
+      stream.state = "down";
+      stream.downSince = stream.downSince || new Date().toISOString();
+      renderHealth();
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 1000 * (attempt + 1))));
+    }
+  }
+}
+
+async function main() {
+  translatePage();
+  state.claims = api.tokenClaims();
+  if (!state.claims) {
+    api.goToLogin();
+    return;
+  }
+  $("admin-link").hidden = state.claims.role !== "admin";
+  bindLanguageToggle($("lang"));
+  document.addEventListener("nattero:language", () => {
+    renderSiteFilter();
+    renderSoundControls();
+    renderAll();
+  });
+  $("logout").addEventListener("click", () => {
+    stream.stop();
+    api.goToLogin();
+  });
+  $("sound-enable").addEventListener("click", async () => {
+    await sound.enableSound();
+    renderSoundControls();
+  });
+  $("mute").addEventListener("click", () => {
+    if (sound.mutedUntil()) sound.unmute(); else sound.mute();
+    renderSoundControls();
+  });
+  $("preshift-open").addEventListener("click", openPreshift);
+  for (const button of document.querySelectorAll("[data-outcome]")) {
+    button.addEventListener("click", () => resolveWith(button.dataset.outcome));
+  }
+  $("resolve-dialog").addEventListener("close", () => { state.resolving = null; });
+  $("site-filter").addEventListener("change", (event) => {
+    state.filter = event.target.value;
+    localStorage.setItem("nattero.siteFilter", state.filter);
+    renderAll();
+  });
+  renderSoundControls();
+  renderHealth();
+
+  state.sites = await loadSites();
+  if (state.filter !== "all" && !state.sites.some((s) => s.id === state.filter)) state.filter = "all";
+  renderSiteFilter();
+  if (!state.sites.length) {
+    $("quiet").hidden = false;
+    $("quiet").querySelector(".quiet-detail").textContent = t("board.no_sites");
+  }
+  stream.start();
+  refreshRooms();
+  refreshHealth();
+  setInterval(tick, 1000);
+  setInterval(refreshHealth, HEALTH_EVERY_MS);
+  setInterval(refreshRooms, FLOOR_EVERY_MS);
+  setInterval(checkNightStart, 30_000);
+  checkNightStart();
+}
+
+main();

@@ -1,0 +1,106 @@
+// Sound and vibration cues for new and escalated alerts.
+//
+// Browsers play audio only after a tap, so the board shows an "enable sound" step until
+// the AudioContext is running. Every cue is recorded in `window.__natteroCues` (whether it
+// was audible or not) so tests and support can see exactly what the board tried to do.
+// A mute always expires; escalated alerts sound even while muted.
+
+const MUTE_KEY = "nattero.muteUntil";
+export const MUTE_MINUTES = 15;
+
+window.__natteroCues = window.__natteroCues || [];
+
+let context = null;
+
+export function soundEnabled() {
+  return context !== null && context.state === "running";
+}
+
+/** Must be called from a tap/click handler. Resolves to whether sound now works. */
+export async function enableSound() {
+  const Context = window.AudioContext || window.webkitAudioContext;
+  if (!Context) return false;
+  if (context === null) context = new Context();
+  try {
+    await context.resume();
+  } catch (error) {
+    console.warn("nattero sound: the browser refused audio", error);
+  }
+  if (soundEnabled()) beep(660, 0.08, 0.05); // a short confirmation the speaker works
+  return soundEnabled();
+}
+
+export function mutedUntil() {
+  const until = Number(localStorage.getItem(MUTE_KEY) || 0);
+  if (until && until <= Date.now()) {
+    localStorage.removeItem(MUTE_KEY);
+    return null;
+  }
+  return until ? new Date(until) : null;
+}
+
+export function mute(minutes = MUTE_MINUTES) {
+  localStorage.setItem(MUTE_KEY, String(Date.now() + minutes * 60_000));
+}
+
+export function unmute() {
+  localStorage.removeItem(MUTE_KEY);
+}
+
+function beep(frequency, seconds, at = 0, volume = 0.25) {
+  const start = context.currentTime + at;
+  const oscillator = context.createOscillator();
+  const gain = context.createGain();
+  oscillator.type = "sine";
+  oscillator.frequency.value = frequency;
+  gain.gain.setValueAtTime(0.0001, start);
+  gain.gain.exponentialRampToValueAtTime(volume, start + 0.02);
+  gain.gain.exponentialRampToValueAtTime(0.0001, start + seconds);
+  oscillator.connect(gain).connect(context.destination);
+  oscillator.start(start);
+  oscillator.stop(start + seconds + 0.05);
+}
+
+const PATTERNS = {
+  // Two rising tones: noticeable but not a fire alarm at 3 a.m.
+  new: { tones: [[660, 0.18, 0], [880, 0.25, 0.22]], vibrate: [200, 100, 200] },
+  // Three insistent tones, repeated: something has waited too long.
+  escalated: { tones: [[880, 0.15, 0], [880, 0.15, 0.2], [1175, 0.3, 0.4]],
+               vibrate: [300, 100, 300, 100, 300] },
+};
+
+/**
+ * Play the cue for an alert and record it. `kind` is "new" or "escalated".
+ * Returns the recorded cue.
+ */
+export function cue(kind, alert) {
+  const muted = mutedUntil() !== null && kind !== "escalated";
+  const pattern = PATTERNS[kind] || PATTERNS.new;
+  const audible = soundEnabled() && !muted;
+  if (audible) {
+    for (const [frequency, seconds, at] of pattern.tones) beep(frequency, seconds, at);
+  }
+  let vibrated = false;
+  if (!muted && typeof navigator.vibrate === "function") {
+    try {
+      vibrated = navigator.vibrate(pattern.vibrate);
+    } catch {
+      vibrated = false;
+    }
+  }
+  const record = {
+    kind,
+    alert: alert.id,
+    site: alert.site,
+    room: alert.room,
+    rule: alert.rule,
+    severity: alert.severity,
+    at: new Date().toISOString(),
+    audible,
+    muted,
+    vibrated,
+  };
+  window.__natteroCues.push(record);
+  document.dispatchEvent(new CustomEvent("nattero:cue", { detail: record }));
+  return record;
+}

@@ -1,0 +1,28 @@
+"""Gateway + rules in one process: events in, alerts out (the API serves them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.service import Gateway
+from nattero.settings import Settings
+from rules.runtime import RulesRuntime
+
+
+@dataclass
+class Pipeline:
+    gateway: Gateway
+    rules: RulesRuntime
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        self.rules.stop()
+
+
+def start_pipeline(settings: Settings) -> Pipeline:
+    rules = RulesRuntime(settings.resolved_database_url(), sites=settings.gateway_sites or None)
+    rules.load()
+    gateway = Gateway(settings, hooks=[rules.on_batch])
+    rules.start()
+    gateway.start()
+    return Pipeline(gateway, rules)

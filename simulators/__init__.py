@@ -1,0 +1,26 @@
+"""Simulated pilot sites: realistic nights of residents and devices, published over MQTT.
+
+Simulators are devices: they speak only MQTT protocol v1, each with its own credentials.
+The ground truth of what happened is kept apart, to score a rule set's alerts.
+"""
+
+from simulators.behaviour import plan_day, plan_night
+from simulators.command import SimulationResult, run_simulation, simulate
+from simulators.ground_truth import AlertRecord, Episode, GroundTruth, Score, score
+from simulators.profile import SiteProfile, all_profiles, load_profile
+
+__all__ = [
+    "AlertRecord",
+    "Episode",
+    "GroundTruth",
+    "Score",
+    "SimulationResult",
+    "SiteProfile",
+    "all_profiles",
+    "load_profile",
+    "plan_day",
+    "plan_night",
+    "run_simulation",
+    "score",
+    "simulate",
+]

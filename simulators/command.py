@@ -1,0 +1,244 @@
+"""``nattero simulate``: provision the pilot sites, play their nights over MQTT, score them.
+
+``run_simulation`` does the work and returns a ``SimulationResult`` (tests and the demo
+call it directly); ``simulate`` is its Typer face, which prints progress and a summary.
+Alerts are read through the ``fetch_alerts`` hook (wired to the store elsewhere); without
+it the summary says "alerts: not available" and nothing is scored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from simulators.behaviour import plan_day, plan_night
+from simulators.credentials import CredentialStore
+from simulators.devices import sort_deliveries
+from simulators.errors import CredentialsError, SimulatorError, SpeedError
+from simulators.ground_truth import AlertRecord, GroundTruth, Score, score
+from simulators.pacing import Timetable, parse_speed
+from simulators.plan import Delivery, NightPlan
+from simulators.profile import SiteProfile, load_profile, profile_names
+from simulators.publisher import DeviceAccount, PublishStats, publish
+
+if TYPE_CHECKING:
+    from nattero.settings import Settings
+
+__all__ = ["DEFAULT_START", "FetchAlerts", "SimulationResult", "plan_run", "run_simulation",
+           "simulate"]
+
+DEFAULT_START = date(2026, 11, 23)
+FetchAlerts = Callable[[str, datetime, datetime], list[AlertRecord]]
+Publisher = Callable[..., PublishStats]
+
+
+@dataclass
+class SimulationResult:
+    sites: list[str]
+    nights: list[date]
+    seed: int
+    speed: float
+    start: datetime                      # first night's start (UTC)
+    end: datetime                        # last night's end (UTC)
+    truth: GroundTruth
+    truth_path: Path | None
+    stats: PublishStats
+    score: Score | None = None
+    planned_events: dict[str, int] = field(default_factory=dict)
+
+
+def plan_run(profiles: Sequence[SiteProfile], nights: Sequence[date], seed: int
+             ) -> list[NightPlan]:
+    """Every site's nights, and the heartbeat-only days between consecutive nights."""
+    plans: list[NightPlan] = []
+    for profile in profiles:
+        for i, night in enumerate(nights):
+            plans.append(plan_night(profile, night, seed))
+            if i + 1 < len(nights):
+                plans.append(plan_day(profile, night, seed))
+    return plans
+
+
+def run_simulation(settings: Settings, sites: Sequence[str] | None = None, nights: int = 1,
+                   speed: float | str = 60.0, seed: int = 1, start: date = DEFAULT_START, *,
+                   truth_out: Path | None = None, provision: bool = True,
+                   fetch_alerts: FetchAlerts | None = None, console: Console | None = None,
+                   progress: bool = True, publisher: Publisher = publish,
+                   clock: Callable[[], float] = time.monotonic) -> SimulationResult:
+    """Provision, plan, publish and (if ``fetch_alerts`` is given) score a simulation.
+
+    ``sites`` are profile names or paths (default: all bundled profiles); ``speed`` is a
+    factor (1 = live, 60 = a night in 9 minutes) or ``"max"``.
+    """
+    factor = parse_speed(speed)
+    if nights < 1:
+        raise SimulatorError(f"--nights must be at least 1, got {nights}")
+    profiles = [load_profile(name) for name in (sites or profile_names())]
+    dates = [start + timedelta(days=i) for i in range(nights)]
+    plans = plan_run(profiles, dates, seed)
+    truth = GroundTruth()
+    for plan in plans:
+        if plan.paced:
+            truth.add_night(plan.site, plan.night, plan.episodes)
+    deliveries: list[Delivery] = sort_deliveries(
+        [delivery for plan in plans for delivery in plan.deliveries])
+    night_plans = [plan for plan in plans if plan.paced]
+    first = min(plan.start for plan in night_plans)
+    last = max(plan.end for plan in night_plans)
+    origin = min(first, deliveries[0].at) if deliveries else first
+    timetable = Timetable(origin, [(p.start, p.end) for p in night_plans], factor)
+
+    store = CredentialStore.in_state_dir(settings.state_dir)
+    accounts = _accounts(settings, profiles, store, provision)
+    host, port = settings.broker_address()
+    out = console or Console()
+    stats = _publish_with_progress(
+        publisher, deliveries, accounts, timetable, host, port, out, progress, clock,
+        on_refused=(lambda refused: _rotate(settings, store, profiles, refused))
+        if provision else None)
+
+    truth_path = truth_out or (settings.state_dir.resolve() / "simulations"
+                               / f"truth-seed{seed}-{start.isoformat()}-{nights}n.jsonl")
+    truth.write_jsonl(truth_path)
+    result = SimulationResult(
+        sites=[p.site for p in profiles], nights=dates, seed=seed, speed=factor, start=first,
+        end=last, truth=truth, truth_path=truth_path, stats=stats,
+        planned_events={p.site: sum(plan.events for plan in plans if plan.site == p.site)
+                        for p in profiles})
+    if fetch_alerts is not None:
+        alerts = [alert for site in result.sites for alert in fetch_alerts(site, first, last)]
+        result.score = score(truth, alerts)
+    return result
+
+
+def _accounts(settings: Settings, profiles: Sequence[SiteProfile], store: CredentialStore,
+              provision: bool) -> dict[tuple[str, str], DeviceAccount]:
+    from simulators.provisioner import provision_site, stored_accounts
+
+    accounts: dict[tuple[str, str], DeviceAccount] = {}
+    for profile in profiles:
+        if provision:
+            provision_site(settings, profile, store)
+        for device, (username, password) in stored_accounts(store, profile).items():
+            accounts[(profile.site, device)] = DeviceAccount(profile.site, device, username,
+                                                             password)
+    return accounts
+
+
+def _rotate(settings: Settings, store: CredentialStore, profiles: Sequence[SiteProfile],
+            refused: tuple[str, ...]) -> dict[tuple[str, str], DeviceAccount]:
+    from simulators.provisioner import rotate_devices
+
+    rotate_devices(settings, store, refused)
+    return _accounts(settings, profiles, store, provision=False)
+
+
+def _publish_with_progress(
+        publisher: Publisher, deliveries: Sequence[Delivery],
+        accounts: dict[tuple[str, str], DeviceAccount], timetable: Timetable, host: str,
+        port: int, console: Console, show: bool, clock: Callable[[], float],
+        on_refused: Callable[[tuple[str, ...]], dict[tuple[str, str], DeviceAccount]] | None,
+) -> PublishStats:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("sim {task.fields[sim]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=not show, transient=False) as bar:
+        task = bar.add_task("publishing", total=len(deliveries), sim="—")
+
+        def sent(delivery: Delivery) -> None:
+            bar.update(task, advance=1, sim=f"{delivery.at:%Y-%m-%d %H:%M}Z")
+
+        try:
+            return publisher(deliveries, accounts, timetable, host=host, port=port,
+                             on_sent=sent, clock=clock)
+        except CredentialsError as exc:
+            # A stale stored password (the site was reset): rotate those devices, once.
+            if on_refused is None or not exc.refused:
+                raise
+            console.print(f"[yellow]{exc}; rotating {len(exc.refused)} password(s)")
+            bar.reset(task)
+            return publisher(deliveries, on_refused(exc.refused), timetable, host=host,
+                             port=port, on_sent=sent, clock=clock)
+
+
+def print_summary(result: SimulationResult, console: Console) -> None:
+    table = Table(title=f"simulation: {len(result.nights)} night(s) from "
+                        f"{result.nights[0]:%Y-%m-%d}, seed {result.seed}")
+    for column in ("site", "events sent", "episodes", "needed help", "alerts", "recall",
+                   "needless / night", "device alerts"):
+        table.add_column(column, justify="left" if column == "site" else "right")
+    for site in result.sites:
+        episodes = [e for e in result.truth.episodes if e.site == site]
+        needed = sum(e.needed_help for e in episodes)
+        cells = [site, str(result.stats.events.get(site, 0)), str(len(episodes)), str(needed)]
+        site_score = result.score.sites.get(site) if result.score else None
+        if site_score is None:
+            cells += ["—", "—", "—", "—"]
+        else:
+            cells += [str(site_score.resident_alerts), _percent(site_score.recall),
+                      f"{site_score.needless_per_night or 0:.1f}", str(site_score.device_alerts)]
+        table.add_row(*cells)
+    console.print(table)
+    if result.score is None:
+        console.print("alerts: not available")
+    else:
+        console.print(f"recall {_percent(result.score.recall)} "
+                      f"({result.score.caught}/{result.score.needed}), "
+                      f"needless alerts {result.score.needless}")
+    console.print(f"ground truth: {result.truth_path}")
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def simulate(
+    site: Annotated[list[str] | None, typer.Option(
+        "--site", help="site profile name or YAML path; repeat for several (default: all)")
+    ] = None,
+    nights: Annotated[int, typer.Option(min=1, help="nights to simulate")] = 1,
+    speed: Annotated[str, typer.Option(
+        help="'max', or a factor: 1 = live, 60 = a night in 9 minutes")] = "60",
+    seed: Annotated[int, typer.Option(help="same seed, same nights")] = 1,
+    start: Annotated[datetime, typer.Option(
+        formats=["%Y-%m-%d"], help="the evening of the first night")
+    ] = datetime(2026, 11, 23),
+    truth_out: Annotated[Path | None, typer.Option(
+        help="where to write the ground-truth log (JSON lines)")] = None,
+    provision: Annotated[bool, typer.Option(
+        help="create the sites, rooms and devices if missing")] = True,
+) -> None:
+    """Play the five pilot sites' nights over MQTT, like real devices, and score the alerts."""
+    try:
+        factor = parse_speed(speed)
+    except SpeedError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--speed") from exc
+    from nattero.settings import get_settings
+
+    console = Console()
+    try:
+        result = run_simulation(get_settings(), site, nights, factor, seed, start.date(),
+                                truth_out=truth_out, provision=provision,
+                                fetch_alerts=fetch_alerts_hook, console=console)
+    except SimulatorError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    print_summary(result, console)
+
+
+# Wired by whoever owns the alert store: ``command.fetch_alerts_hook = my_fetch``.
+fetch_alerts_hook: FetchAlerts | None = None

@@ -1,0 +1,244 @@
+"""Fixtures for the night-board tests: the real API in a subprocess, real headless Chromium.
+
+The API runs as its own process (``uvicorn`` on a free port) so a test can kill it hard
+and start it again on the same port, as a crash would. Staff accounts are made through
+``api.users``; alerts either come from a real MQTT event (when ``nattero.pipeline``
+exists) or through the store's own change path (``ingest.alerts.record_change``), which is
+what the rules engine uses, so the board sees exactly what it would see in production.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from nattero.settings import StackInfo
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+AXE = REPO / "dashboard" / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+TABLET = {"width": 768, "height": 1024}
+PHONE = {"width": 390, "height": 844}
+PASSWORD = "natten-er-rolig-42"
+
+PIPELINE_AVAILABLE = importlib.util.find_spec("nattero.pipeline") is not None
+
+# Runs the app exactly as `create_app` builds it; the pipeline only when asked.
+_SERVER = """
+import sys, uvicorn
+from api.app import create_app
+from nattero.settings import get_settings
+app = create_app(get_settings(), pipeline=sys.argv[2] == "1")
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            ws_ping_interval=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ApiServer:
+    """The API (and, if asked, gateway + rules) as a child process; ``restart()`` kills it."""
+
+    env: dict[str, str]
+    pipeline: bool = False
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log: Path = field(
+        default_factory=lambda: REPO / "artifacts" / f"api-{uuid.uuid4().hex[:6]}.log")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _SERVER, str(self.port), "1" if self.pipeline else "0"],
+                cwd=REPO, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the API exited with {self.process.returncode}; "
+                                   f"see {self.log}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"the API did not answer /healthz within {timeout} s; see {self.log}")
+
+    def kill(self) -> None:
+        """As a crash: SIGKILL, no graceful close of WebSockets."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+@pytest.fixture
+def api_server(migrated: StackInfo) -> Iterator[Callable[..., ApiServer]]:
+    """Start API processes; ``start(*sites, pipeline=True)`` also runs gateway+rules for
+    exactly those sites (so tests side by side never consume each other's events)."""
+    started: list[ApiServer] = []
+
+    def start(*sites: str, pipeline: bool = False) -> ApiServer:
+        env: dict[str, str] = {}
+        if pipeline:
+            env = {"NATTERO_GATEWAY_SITES": json.dumps(list(sites)),
+                   "NATTERO_GATEWAY_CLIENT_ID": f"gw-board-{uuid.uuid4().hex[:8]}",
+                   "NATTERO_GATEWAY_SESSION_EXPIRY_S": "600",
+                   "NATTERO_GATEWAY_BRIDGES": "false"}
+        server = ApiServer(env=env, pipeline=pipeline)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def make_user(db: psycopg.Connection) -> Callable[..., str]:
+    """Create an account (password ``PASSWORD``); returns its username."""
+    from api.users import create_user
+
+    def make(role: str, *sites: str) -> str:
+        username = f"{role}-{uuid.uuid4().hex[:8]}"
+        create_user(db, username, PASSWORD, role, list(sites))
+        return username
+
+    return make
+
+
+@pytest.fixture
+def raise_alert(db: psycopg.Connection) -> Callable[..., int]:
+    """Raise an alert through the store's change path (as the rules engine does)."""
+    from ingest.alerts import AlertChange, record_change
+
+    def raise_(site: str, room: str, rule: str = "left_flat", severity: str = "normal",
+               device: str | None = None) -> int:
+        now = datetime.now(UTC)
+        with db.transaction():
+            row = db.execute(
+                "INSERT INTO alerts (site, room, device, rule, severity, episode_key, first_ts,"
+                " last_ts, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '') RETURNING id",
+                (site, room, device, rule, severity, f"test:{uuid.uuid4().hex}", now, now),
+            ).fetchone()
+            assert row is not None
+            record_change(db, int(row[0]), AlertChange.RAISED)
+        return int(row[0])
+
+    return raise_
+
+
+# Per module, not per session: each test module imports this fixture as its own, and two
+# sync Playwright instances cannot be alive at once; module teardown stops one first.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                              headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[Callable[..., Page]]:
+    """A fresh browser context per page (its own storage: a separate tablet)."""
+    contexts: list[Any] = []
+    script_errors: list[str] = []
+
+    def open_(viewport: dict[str, int] = TABLET) -> Page:
+        context = browser.new_context(viewport=viewport, locale="da-DK",
+                                      timezone_id="Europe/Copenhagen")
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: script_errors.append(str(error)))
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    if script_errors:
+        pytest.fail(f"the page raised JavaScript errors: {script_errors}", pytrace=False)
+
+
+def log_in(page: Page, server: ApiServer, username: str, next_path: str = "/") -> None:
+    """Sign in through the real login page, as night staff would."""
+    page.goto(f"{server.url}/login.html?next={next_path}")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(f"{server.url}{next_path}")
+
+
+def open_board(page: Page, server: ApiServer, username: str, query: str = "") -> Page:
+    log_in(page, server, username)
+    if query:
+        page.goto(f"{server.url}/?{query}")
+    # Live once the stream said hello: the "system running" line shows it.
+    page.wait_for_selector("#health-ok.is-live", timeout=10_000)
+    return page
+
+
+def cues(page: Page) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = page.evaluate("window.__natteroCues || []")
+    return found
+
+
+def axe_violations(page: Page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[Any]:
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing; run `npm ci --prefix dashboard` (see the Makefile)")
+    page.add_script_tag(path=str(AXE))
+    result: dict[str, Any] = page.evaluate(
+        "async () => await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', "
+        "'wcag21aa', 'best-practice']})")
+    return [v for v in result["violations"] if v["impact"] in impacts]
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,42 @@
+"""Health, readiness and metrics of the API process."""
+
+from __future__ import annotations
+
+pytest_plugins = ("api_fixtures",)
+
+
+def test_healthz_answers_ok(http) -> None:
+    response = http.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_is_ready_with_database_and_broker_up(http) -> None:
+    response = http.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok",
+                                         "alert_listener": "ok"}
+
+
+def test_metrics_expose_the_nattero_metrics_in_prometheus_text(http) -> None:
+    response = http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    for name in ("nattero_events_ingested_total", "nattero_dead_letters_total",
+                 "nattero_alerts_raised_total", "nattero_alert_ack_seconds",
+                 "nattero_websocket_clients", "nattero_pipeline_lag_seconds"):
+        assert name in response.text
+
+
+def test_unknown_path_answers_json_with_a_message(http) -> None:
+    response = http.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert isinstance(response.json()["detail"], str)
+
+
+def test_openapi_lists_the_contract_paths(http) -> None:
+    paths = http.get("/openapi.json").json()["paths"]
+    for path in ("/api/v1/auth/token", "/api/v1/alerts", "/api/v1/alerts/{alert_id}/ack",
+                 "/api/v1/alerts/{alert_id}/resolve", "/api/v1/sites/{site}/rooms",
+                 "/api/v1/sites/{site}/health", "/healthz", "/readyz", "/metrics"):
+        assert path in paths

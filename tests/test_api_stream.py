@@ -1,0 +1,139 @@
+"""The live alert stream: boards see each other's actions at once and catch up exactly."""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+from typing import Any
+
+from websockets.sync.client import ClientConnection, connect
+
+from api.db import APPLICATION_NAME
+
+pytest_plugins = ("api_fixtures",)
+
+
+def receive(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    """The next message that is not a keep-alive ping."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message: dict[str, Any] = json.loads(ws.recv(timeout=max(0.01,
+                                                                 deadline - time.monotonic())))
+        if message["type"] != "ping":
+            return message
+
+
+def open_board(api, token: str, since: int | None = None) -> ClientConnection:
+    query = f"token={token}" + (f"&since={since}" if since is not None else "")
+    return connect(f"{api.ws_url}/api/v1/alerts/stream?{query}", open_timeout=5)
+
+
+def test_a_new_board_gets_hello_then_a_snapshot_of_open_alerts(api, make_user, site,
+                                                               raise_alert, token_for) -> None:
+    alert = raise_alert(site)
+    with open_board(api, token_for(make_user("staff", site))) as board:
+        hello = receive(board)
+        assert hello["type"] == "hello"
+        snapshot = receive(board)
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["seq"] == hello["seq"]
+        assert [a["id"] for a in snapshot["alerts"]] == [alert]
+
+
+def test_one_board_acknowledges_and_the_other_sees_it_within_a_second(
+        api, http, make_user, site, raise_alert, token_for) -> None:
+    alert = raise_alert(site)
+    anna, bo = make_user("staff", site), make_user("staff", site)
+    with open_board(api, token_for(anna)) as board_a, open_board(api, token_for(bo)) as board_b:
+        for board in (board_a, board_b):
+            assert receive(board)["type"] == "hello"
+            assert receive(board)["type"] == "snapshot"
+        started = time.monotonic()
+        response = http.post(f"/api/v1/alerts/{alert}/ack",
+                             headers={"Authorization": f"Bearer {token_for(anna)}"})
+        assert response.status_code == 200
+        change = receive(board_b, timeout=1.0)
+        assert time.monotonic() - started < 1.0
+        assert change["type"] == "change"
+        assert change["change"] == "acknowledged"
+        assert change["alert"]["id"] == alert
+        assert change["alert"]["acknowledged_by"] == anna.username
+        assert receive(board_a, timeout=1.0)["seq"] == change["seq"]
+
+
+def test_a_board_reconnecting_with_since_gets_exactly_the_missed_changes_in_order(
+        api, http, make_user, site, raise_alert, token_for) -> None:
+    nurse = make_user("staff", site)
+    token = token_for(nurse)
+    first = raise_alert(site)
+    with open_board(api, token) as board:
+        receive(board)
+        receive(board)
+        raised = raise_alert(site, "lounge", "common_motion")
+        change = receive(board)
+        assert change["alert"]["id"] == raised
+        last_seq = change["seq"]
+    # Offline for a while: three changes happen meanwhile.
+    headers = {"Authorization": f"Bearer {token}"}
+    http.post(f"/api/v1/alerts/{first}/ack", headers=headers)
+    third = raise_alert(site, "exit", "building_exit", "high")
+    http.post(f"/api/v1/alerts/{first}/resolve", headers=headers, json={"outcome": "help_given"})
+    with open_board(api, token, since=last_seq) as board:
+        assert receive(board)["type"] == "hello"
+        missed = [receive(board) for _ in range(3)]
+        assert [(m["change"], m["alert"]["id"]) for m in missed] == [
+            ("acknowledged", first), ("raised", third), ("resolved", first)]
+        seqs = [m["seq"] for m in missed]
+        assert seqs == sorted(seqs) and seqs[0] > last_seq
+        # Nothing more, and nothing twice: the next live change follows directly.
+        fourth = raise_alert(site, "f1", "bed_exit_not_back")
+        live = receive(board)
+        assert live["alert"]["id"] == fourth
+        assert live["seq"] > seqs[-1]
+
+
+def test_a_board_does_not_receive_changes_of_a_site_it_cannot_see(
+        api, make_user, site, raise_alert, token_for) -> None:
+    from conftest import unique
+
+    from nattero import provisioning
+    from nattero.settings import get_settings
+
+    other = unique("t")
+    provisioning.add_site(get_settings(), other, "Naboen")
+    provisioning.add_room(get_settings(), other, "f1", "flat")
+    with open_board(api, token_for(make_user("staff", site))) as board:
+        receive(board)
+        receive(board)
+        raise_alert(other)
+        mine = raise_alert(site)
+        assert receive(board)["alert"]["id"] == mine
+
+
+def test_five_boards_share_one_listen_connection(api, make_user, site, token_for, db) -> None:
+    token = token_for(make_user("staff", site))
+    with ExitStack() as boards:
+        for _ in range(5):
+            board = boards.enter_context(open_board(api, token))
+            receive(board)
+            receive(board)
+        listening = db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s "
+            "AND query ILIKE 'LISTEN%%'", (f"{APPLICATION_NAME}%",)).fetchone()[0]
+        assert listening == 1
+        metrics = api.app.state.fanout.subscriber_count
+        assert metrics == 5
+
+
+def test_a_board_catches_up_after_the_api_restarts(api, http, make_user, site, raise_alert,
+                                                   token_for) -> None:
+    token = token_for(make_user("staff", site))
+    with open_board(api, token) as board:
+        hello = receive(board)
+    api.restart()
+    alert = raise_alert(site)
+    with open_board(api, token, since=hello["seq"]) as board:
+        assert receive(board)["type"] == "hello"
+        change = receive(board)
+        assert (change["change"], change["alert"]["id"]) == ("raised", alert)

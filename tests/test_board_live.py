@@ -1,0 +1,210 @@
+"""The night board in real headless Chromium against the real API, store and broker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from board_fixtures import (
+    PIPELINE_AVAILABLE,
+    ApiServer,
+    api_server,  # noqa: F401  (fixtures are used by name)
+    browser,  # noqa: F401
+    cues,
+    make_user,  # noqa: F401
+    open_board,
+    open_page,  # noqa: F401
+    raise_alert,  # noqa: F401
+)
+from conftest import unique
+from devices import DeviceClient, event_payload
+from playwright.sync_api import Page, expect
+
+from ingest.events import DeviceKind, RoomKind
+from nattero.settings import StackInfo, get_settings
+
+
+def alert_card(page: Page, alert_id: int | None = None, room: str | None = None):
+    if alert_id is not None:
+        return page.locator(f"#alert-list li[data-id='{alert_id}']")
+    return page.locator(f"#alert-list li[data-room='{room}']")
+
+
+@pytest.fixture
+def night_site(migrated: StackInfo) -> str:
+    """A site whose night window contains now (UTC), with a consenting flat, common room, exit."""
+    from nattero import provisioning
+
+    now = datetime.now(UTC)
+    night = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=3)):%H:%M}"
+    site_id = unique("nb")
+    settings = get_settings()
+    provisioning.add_site(settings, site_id, "Natsted", tz="UTC", night=night)
+    provisioning.add_room(settings, site_id, "f1", RoomKind.FLAT, "Lejlighed 1")
+    provisioning.record_basis(settings, site_id, "f1", consent=True)
+    provisioning.add_room(settings, site_id, "f2", RoomKind.FLAT, "Lejlighed 2")
+    provisioning.add_room(settings, site_id, "lounge", RoomKind.COMMON, "Dagligstue")
+    provisioning.add_room(settings, site_id, "exit", RoomKind.EXIT, "Hoveddør")
+    return site_id
+
+
+def test_event_published_over_mqtt_appears_on_open_board_with_sound_cue(
+        night_site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int],
+        add_device: Callable[..., tuple[str, str]], stack: StackInfo) -> None:
+    server = api_server(night_site, pipeline=PIPELINE_AVAILABLE)
+    page = open_board(open_page(), server, make_user("staff", night_site))
+    page.click("#sound-enable")
+    expect(page.locator("#sound-step")).to_be_hidden()
+    expect(page.locator("#quiet")).to_be_visible()
+
+    if PIPELINE_AVAILABLE:
+        username, password = add_device(night_site, "door-f1", room="f1", kind=DeviceKind.DOOR)
+        device = DeviceClient(stack.mqtt_host, stack.mqtt_port, username, password)
+        try:
+            started = time.monotonic()
+            device.publish_many([(f"nattero/v1/{night_site}/door-f1/events",
+                                  event_payload("door.open"))])
+        finally:
+            device.close()
+    else:
+        started = time.monotonic()
+        raise_alert(night_site, "f1", "left_flat", "normal")
+
+    card = alert_card(page, room="f1")
+    expect(card).to_be_visible(timeout=2000)
+    assert time.monotonic() - started < 2.5
+    expect(card.locator(".alert-room")).to_have_text("Lejlighed 1")
+    expect(card.locator(".alert-what")).to_contain_text("Har forladt lejligheden")
+    expect(card.locator(".act-ack")).to_have_text("Jeg tager den")
+    expect(page.locator("#quiet")).to_be_hidden()
+    page.wait_for_function("window.__natteroCues.length > 0", timeout=2000)
+    cue = cues(page)[-1]
+    assert cue["kind"] == "new" and cue["room"] == "f1" and cue["rule"] == "left_flat"
+    assert cue["audible"] is True, "sound was enabled, so the cue must have been played"
+    # The floor view marks the room as the one needing attention.
+    expect(page.locator(f".tiles[data-site='{night_site}'] li[data-room='f1']")).to_have_attribute(
+        "data-state", "alert", timeout=2000)
+
+
+def test_acknowledge_on_one_board_shows_on_the_other_within_two_seconds(
+        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
+    server = api_server()
+    anna, bo = make_user("staff", site), make_user("staff", site)
+    board_a = open_board(open_page(), server, anna)
+    board_b = open_board(open_page(), server, bo)
+    alert_id = raise_alert(site, "lounge", "common_motion", "normal")
+    expect(alert_card(board_a, alert_id)).to_be_visible(timeout=2000)
+    expect(alert_card(board_b, alert_id)).to_be_visible(timeout=2000)
+
+    alert_card(board_a, alert_id).locator(".act-ack").click()
+    expect(alert_card(board_b, alert_id).locator(".alert-state")).to_contain_text(
+        f"Taget af {anna}", timeout=2000)
+    expect(alert_card(board_b, alert_id).locator(".act-ack")).to_be_hidden()
+
+    # Bo resolves it with an outcome and a note; Anna sees who and what within 2 s.
+    alert_card(board_b, alert_id).locator(".act-resolve").click()
+    board_b.fill("#resolve-note", "beboer ville have te")
+    board_b.click("[data-outcome='no_action_needed']")
+    expect(board_b.locator("#resolve-dialog")).to_be_hidden()
+    resolved = board_a.locator(f"#recent-list li[data-id='{alert_id}']")
+    expect(resolved.locator(".alert-state")).to_contain_text(f"Afsluttet af {bo}", timeout=2000)
+    expect(resolved.locator(".alert-state")).to_contain_text("Ingen handling nødvendig")
+    expect(alert_card(board_a, alert_id)).to_have_count(0)
+
+
+def test_board_replays_alert_raised_while_api_was_down(
+        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
+    server = api_server()
+    page = open_board(open_page(), server, make_user("staff", site))
+    banner = page.locator("#health-connection")
+    expect(banner).to_be_hidden()
+
+    server.kill()
+    expect(banner).to_be_visible(timeout=5000)
+    expect(banner).to_contain_text("afbrudt")
+    expect(page.locator("#quiet")).to_be_hidden()  # a dead connection is never "all quiet"
+    alert_id = raise_alert(site, "exit", "building_exit", "high")
+    server.start()
+
+    card = alert_card(page, alert_id)
+    expect(card).to_be_visible(timeout=15_000)  # backoff tops out at 5 s
+    expect(card).to_have_class("alert sev-high status-open")
+    expect(banner).to_be_hidden()
+    assert any(c["alert"] == alert_id and c["kind"] == "new" for c in cues(page))
+
+
+def test_no_data_banner_appears_when_site_devices_stop(
+        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        open_page: Callable[..., Page], add_device: Callable[..., tuple[str, str]],
+        run_gateway: Callable[..., object], stack: StackInfo) -> None:
+    heartbeat_s = 10  # the shortest a device may have; silent after 2x
+    creds = {name: add_device(site, name, room=room, kind=kind, heartbeat_s=heartbeat_s)
+             for name, room, kind in (("door-f1", "f1", DeviceKind.DOOR),
+                                      ("pir-lounge", "lounge", DeviceKind.MOTION))}
+    run_gateway(site)
+    devices = {name: DeviceClient(stack.mqtt_host, stack.mqtt_port, *account)
+               for name, account in creds.items()}
+    running = threading.Event()
+    running.set()
+
+    def beat() -> None:  # the simulated site: every device sends a heartbeat each second
+        while running.is_set():
+            for name, device in devices.items():
+                device.publish(f"nattero/v1/{site}/{name}/events", event_payload("heartbeat"))
+            time.sleep(1)
+
+    beating = threading.Thread(target=beat, name="heartbeats", daemon=True)
+    beating.start()
+    try:
+        page = open_board(open_page(), api_server(), make_user("staff", site),
+                          query="health_every=1")
+        no_data = page.locator("#health-sites [data-kind='no-data']")
+        ok_line = page.locator("#health-ok-text")
+        expect(ok_line).to_contain_text("sidste data", timeout=5000)
+        expect(no_data).to_have_count(0)
+
+        running.clear()
+        beating.join(5)
+        stopped = time.monotonic()
+        # Within the threshold (2x heartbeat), plus one health poll and rendering.
+        expect(no_data).to_be_visible(timeout=(2 * heartbeat_s + 3) * 1000)
+        assert time.monotonic() - stopped <= 2 * heartbeat_s + 3
+        expect(no_data).to_contain_text("Ingen data fra Testhjemmet")
+        expect(page.locator("#quiet")).to_be_visible()  # no alerts, yet the failure is loud
+        assert "system-degraded" in (page.locator("body").get_attribute("class") or "")
+    finally:
+        running.clear()
+        for device in devices.values():
+            device.close()
+
+
+def test_staff_of_one_site_never_sees_another_sites_rooms_or_alerts(
+        migrated: StackInfo, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
+    from nattero import provisioning
+
+    settings = get_settings()
+    site_a, site_b = unique("sa"), unique("sb")
+    provisioning.add_site(settings, site_a, "Solsikken")
+    provisioning.add_site(settings, site_b, "Bellis")
+    provisioning.add_room(settings, site_a, "a1", RoomKind.FLAT, "Lejlighed A1")
+    provisioning.record_basis(settings, site_a, "a1", consent=True)
+    provisioning.add_room(settings, site_b, "b1", RoomKind.FLAT, "Værelse B-syd")
+    provisioning.record_basis(settings, site_b, "b1", consent=True)
+    server = api_server()
+    page = open_board(open_page(), server, make_user("staff", site_a))
+    visible = raise_alert(site_a, "a1", "left_flat")
+    hidden = raise_alert(site_b, "b1", "left_flat")
+    expect(alert_card(page, visible)).to_be_visible(timeout=2000)
+    expect(page.locator(f".tiles[data-site='{site_a}'] li[data-room='a1']")).to_be_visible()
+    page.wait_for_timeout(1000)  # time enough for a wrongly delivered change to show up
+    html = page.content()
+    assert "Værelse B-syd" not in html and site_b not in html and "Bellis" not in html
+    expect(alert_card(page, hidden)).to_have_count(0)
+    assert page.evaluate("[...window.__natteroBoard.state.alerts.keys()]") == [visible]

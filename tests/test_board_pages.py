@@ -1,0 +1,189 @@
+"""Login, admin pages, screenshots and accessibility of the board, in headless Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from board_fixtures import (
+    PHONE,
+    TABLET,
+    ApiServer,
+    api_server,  # noqa: F401  (fixtures used by name)
+    axe_violations,
+    browser,  # noqa: F401
+    log_in,
+    make_user,  # noqa: F401
+    open_board,
+    open_page,  # noqa: F401
+    raise_alert,  # noqa: F401
+    screenshot,
+)
+from conftest import unique
+from playwright.sync_api import Page, expect
+
+from ingest.events import DeviceKind
+
+
+def describe(violations: list[dict[str, object]]) -> str:
+    return "\n".join(f"{v['id']} ({v['impact']}): {v['help']} - "
+                     f"{[n['target'] for n in v['nodes'][:3]]}"  # type: ignore[index]
+                     for v in violations)
+
+
+def test_wrong_password_keeps_username_and_says_what_is_wrong(
+        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        open_page: Callable[..., Page]) -> None:
+    server = api_server()
+    username = make_user("staff", site)
+    page = open_page()
+    page.goto(f"{server.url}/")
+    page.wait_for_url(f"{server.url}/login.html**")  # no token: the board sends you to log in
+    page.fill("#username", username)
+    page.fill("#password", "not-the-password")
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_have_text("Forkert brugernavn eller adgangskode.")
+    expect(page.locator("#username")).to_have_value(username)
+    page.click("#lang")
+    expect(page.locator("#login-submit")).to_have_text("Sign in")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+def test_board_and_login_have_no_serious_accessibility_violations_and_are_screenshotted(
+        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int],
+        add_device: Callable[..., tuple[str, str]], db: psycopg.Connection) -> None:
+    add_device(site, "door-f1", room="f1", kind=DeviceKind.DOOR)
+    add_device(site, "pir-lounge", room="lounge", kind=DeviceKind.MOTION)
+    db.execute("UPDATE devices SET presence = 'offline' WHERE site = %s AND id = 'pir-lounge'",
+               (site,))
+    server = api_server()
+    login = open_page()
+    login.goto(f"{server.url}/login.html")
+    violations = axe_violations(login)
+    assert not violations, describe(violations)
+
+    staff = make_user("staff", site)
+    high = raise_alert(site, "exit", "building_exit", "high")
+    normal = raise_alert(site, "f1", "left_flat", "normal")
+    for name, viewport in (("board-tablet", TABLET), ("board-phone", PHONE)):
+        page = open_board(open_page(viewport), server, staff)
+        expect(page.locator(f"#alert-list li[data-id='{high}']")).to_be_visible()
+        # Most severe first.
+        assert page.locator("#alert-list li").first.get_attribute("data-id") == str(high)
+        expect(page.locator("#health-sites [data-kind='offline']")).to_contain_text("Dagligstue")
+        expect(page.locator("li[data-room='lounge']")).to_have_attribute("data-state", "offline")
+        page.wait_for_timeout(300)
+        screenshot(page, name)
+        # Touch targets: every action button is at least 44 px tall.
+        for box in page.locator("#alert-list button:visible").evaluate_all(
+                "els => els.map(e => e.getBoundingClientRect().height)"):
+            assert box >= 44
+        # No horizontal scrolling on the phone.
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        violations = axe_violations(page)
+        assert not violations, f"{name}:\n{describe(violations)}"
+
+    # The acknowledged state and the resolve dialog are part of the board too.
+    page.locator(f"#alert-list li[data-id='{normal}'] .act-ack").click()
+    expect(page.locator(f"#alert-list li[data-id='{normal}'] .alert-state")).to_contain_text(staff)
+    page.locator(f"#alert-list li[data-id='{high}'] .act-resolve").click()
+    expect(page.locator("#resolve-dialog")).to_be_visible()
+    violations = axe_violations(page)
+    assert not violations, f"resolve dialog:\n{describe(violations)}"
+    screenshot(page, "board-phone-resolve")
+
+
+def test_preshift_check_lists_uncovered_rooms(
+        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        open_page: Callable[..., Page], add_device: Callable[..., tuple[str, str]],
+        db: psycopg.Connection) -> None:
+    from nattero import provisioning
+    from nattero.settings import get_settings
+
+    provisioning.add_room(get_settings(), site, "f2", "flat", "Lejlighed 2")  # type: ignore[arg-type]
+    add_device(site, "door-f1", room="f1", kind=DeviceKind.DOOR)
+    db.execute("UPDATE devices SET battery = 9, last_event_at = now() WHERE site = %s", (site,))
+    server = api_server()
+    page = open_board(open_page(), server, make_user("staff", site))
+    page.click("#preshift-open")
+    body = page.locator("#preshift-body")
+    expect(body.locator("[data-kind='low-battery']")).to_contain_text("Lejlighed 1")
+    expect(body.locator("[data-kind='low-battery']")).to_contain_text("Batteri 9 %")
+    expect(body.locator("[data-kind='not-monitored']")).to_contain_text("Lejlighed 2")
+    expect(page.locator("li[data-room='f2']")).to_have_attribute("data-state", "not_monitored")
+    expect(page.locator("li[data-room='f2'] .tile-state")).to_have_text("Ikke overvåget")
+
+
+def test_admin_adds_device_sees_credentials_once_and_form_errors_keep_input(
+        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        open_page: Callable[..., Page], add_device: Callable[..., tuple[str, str]]) -> None:
+    add_device(site, "door-f1", room="f1", kind=DeviceKind.DOOR)
+    server = api_server()
+    page = open_page()
+    log_in(page, server, make_user("admin"), next_path="/admin.html")
+    page.select_option("#admin-site", site)
+    expect(page.locator("#devices-body tr[data-device='door-f1']")).to_be_visible()
+
+    # Client-side: a bad id is refused before anything is sent, and what was typed stays.
+    page.fill("#device-id", "Bad Id!")
+    page.click("#device-form [type=submit]")
+    expect(page.locator("#device-id-error")).to_contain_text("små bogstaver")
+    expect(page.locator("#device-id")).to_have_value("Bad Id!")
+
+    # Server-side: a duplicate is refused with the server's reason, input kept.
+    page.fill("#device-id", "door-f1")
+    page.select_option("#device-room", "f1")
+    page.click("#device-form [type=submit]")
+    expect(page.locator("#device-form .form-error")).to_be_visible()
+    expect(page.locator("#device-id")).to_have_value("door-f1")
+
+    device = unique("pir")
+    page.fill("#device-id", device)
+    page.select_option("#device-room", "lounge")
+    page.select_option("#device-kind", "motion")
+    page.click("#device-form [type=submit]")
+    expect(page.locator("#credentials")).to_be_visible()
+    expect(page.locator("#cred-password")).not_to_be_empty()
+    expect(page.locator(f"#devices-body tr[data-device='{device}']")).to_be_visible()
+    page.wait_for_timeout(200)
+    screenshot(page, "admin-devices")
+    violations = axe_violations(page)
+    assert not violations, describe(violations)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(f"#devices-body tr[data-device='{device}'] button").click()
+    expect(page.locator(f"#devices-body tr[data-device='{device}']")).to_have_count(0)
+
+
+def test_staff_cannot_use_admin_page(
+        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        open_page: Callable[..., Page]) -> None:
+    server = api_server()
+    page = open_page()
+    log_in(page, server, make_user("staff", site), next_path="/admin.html")
+    expect(page.locator("#forbidden")).to_be_visible()
+    expect(page.locator("#admin")).to_be_hidden()
+
+
+@pytest.mark.parametrize("viewport", [TABLET, PHONE], ids=["tablet", "phone"])
+def test_board_is_keyboard_usable(
+        viewport: dict[str, int], site: str, api_server: Callable[..., ApiServer],
+        make_user: Callable[..., str], open_page: Callable[..., Page],
+        raise_alert: Callable[..., int]) -> None:
+    server = api_server()
+    staff = make_user("staff", site)
+    page = open_board(open_page(viewport), server, staff)
+    alert_id = raise_alert(site, "f1", "left_flat")
+    ack = page.locator(f"#alert-list li[data-id='{alert_id}'] .act-ack")
+    expect(ack).to_be_visible()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('act-ack')"):
+            break
+    else:
+        pytest.fail("the acknowledge button cannot be reached with Tab")
+    page.keyboard.press("Enter")
+    state = page.locator(f"#alert-list li[data-id='{alert_id}'] .alert-state")
+    expect(state).to_contain_text(staff)

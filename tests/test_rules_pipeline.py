@@ -1,0 +1,180 @@
+"""Rules through the real pipeline: MQTT in, alerts committed with their events.
+
+Times are event times of a past night (the site clock follows event time), so a
+15-minute timer is exercised by a later event instead of a 15-minute wait.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from conftest import wait_until
+from devices import DeviceClient, event_payload
+
+from ingest.events import DeviceKind
+
+NIGHT = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 02:00 in Copenhagen
+DAY = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)  # 12:00 in Copenhagen
+
+
+def alerts(db, site: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return db.execute("SELECT rule, room, severity, status, escalated, count, late "
+                      "FROM alerts WHERE site = %s ORDER BY id", (site,)).fetchall()
+
+
+class Devices:
+    def __init__(self, stack, site, add_device) -> None:  # type: ignore[no-untyped-def]
+        self.stack, self.site, self.add_device = stack, site, add_device
+        self.clients: dict[str, DeviceClient] = {}
+
+    def add(self, device: str, room: str, kind: DeviceKind) -> None:
+        user, password = self.add_device(self.site, device, room, kind)
+        self.clients[device] = DeviceClient(self.stack.mqtt_host, self.stack.mqtt_port, user,
+                                            password)
+
+    def send(self, device: str, kind: str, ts: datetime, battery: int | None = None) -> None:
+        self.clients[device].publish_many(
+            [(f"nattero/v1/{self.site}/{device}/events",
+              event_payload(kind, ts=ts, battery=battery))])
+
+    def status(self, device: str, presence: str) -> None:
+        self.clients[device].publish_many(
+            [(f"nattero/v1/{self.site}/{device}/status", presence.encode())])
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+
+@pytest.fixture
+def devices(stack, site, add_device):  # type: ignore[no-untyped-def]
+    made = Devices(stack, site, add_device)
+    made.add("f1-door", "f1", DeviceKind.DOOR)
+    made.add("f1-bed", "f1", DeviceKind.BED)
+    made.add("lounge-pir", "lounge", DeviceKind.MOTION)
+    made.add("exit-door", "exit", DeviceKind.EXIT)
+    yield made
+    made.close()
+
+
+def test_flat_door_opened_at_night_raises_left_flat_and_escalates_after_fifteen_minutes(
+        site, db, devices, run_pipeline) -> None:
+    run_pipeline(site)
+    devices.send("f1-door", "door.open", NIGHT)
+    devices.send("f1-door", "door.closed", NIGHT + timedelta(seconds=8))
+    assert wait_until(lambda: alerts(db, site) == [
+        ("left_flat", "f1", "normal", "open", False, 1, False)])
+    devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=16))
+    assert wait_until(lambda: alerts(db, site)[0][4] is True)
+    changes = db.execute("SELECT change FROM alert_changes WHERE site = %s "
+                         "AND alert->>'rule' = 'left_flat' ORDER BY seq", (site,)).fetchall()
+    assert [c[0] for c in changes][:2] == ["raised", "escalated"]
+
+
+def test_resident_back_within_grace_is_not_escalated(site, db, devices, run_pipeline) -> None:
+    run_pipeline(site)
+    devices.send("f1-door", "door.open", NIGHT)
+    devices.send("f1-door", "door.closed", NIGHT + timedelta(seconds=8))
+    devices.send("f1-door", "door.open", NIGHT + timedelta(minutes=6))
+    devices.send("f1-door", "door.closed", NIGHT + timedelta(minutes=6, seconds=5))
+    devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=20))
+    assert wait_until(lambda: any(a[0] == "sensor_offline" for a in alerts(db, site)))
+    left = [a for a in alerts(db, site) if a[0] == "left_flat"]
+    assert len(left) == 1 and left[0][4] is False
+
+
+def test_flat_door_opened_in_the_daytime_raises_nothing(site, db, devices,
+                                                        run_pipeline) -> None:
+    run_pipeline(site)
+    devices.send("f1-door", "door.open", DAY)
+    devices.send("f1-door", "door.closed", DAY + timedelta(seconds=8))
+    devices.send("exit-door", "door.open", DAY + timedelta(minutes=1))
+    assert wait_until(lambda: db.execute("SELECT count(*) FROM events WHERE site = %s",
+                                         (site,)).fetchone()[0] == 3)
+    assert alerts(db, site) == []
+
+
+def test_building_exit_opened_at_night_raises_a_high_alert(site, db, devices,
+                                                           run_pipeline) -> None:
+    run_pipeline(site)
+    devices.send("exit-door", "door.open", NIGHT)
+    assert wait_until(lambda: alerts(db, site) == [
+        ("building_exit", "exit", "high", "open", False, 1, False)])
+
+
+def test_common_room_motion_merges_into_one_alert_while_it_continues(
+        site, db, devices, run_pipeline) -> None:
+    run_pipeline(site)
+    for minute in (0, 2, 4):
+        devices.send("lounge-pir", "motion", NIGHT + timedelta(minutes=minute))
+    assert wait_until(lambda: [a[:1] + a[5:6] for a in alerts(db, site)] == [
+        ("common_motion", 3)])
+
+
+def test_bed_exit_not_back_within_ten_minutes_raises_an_alert(site, db, devices,
+                                                              run_pipeline) -> None:
+    run_pipeline(site)
+    devices.send("f1-bed", "bed.exit", NIGHT)
+    devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=9))
+    assert wait_until(lambda: db.execute("SELECT count(*) FROM events WHERE site = %s",
+                                         (site,)).fetchone()[0] == 2)
+    assert alerts(db, site) == []
+    devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=11))
+    assert wait_until(lambda: "bed_exit_not_back" in [a[0] for a in alerts(db, site)])
+
+
+def test_flat_without_monitoring_basis_raises_no_resident_alert(
+        stack, db, add_device, run_pipeline) -> None:
+    from conftest import get_settings, unique
+
+    from ingest.events import RoomKind
+    from nattero import provisioning
+
+    site = unique("t")
+    provisioning.add_site(get_settings(), site, "Uden samtykke")
+    provisioning.add_room(get_settings(), site, "f2", RoomKind.FLAT, "Lejlighed 2")
+    made = Devices(stack, site, add_device)
+    made.add("f2-door", "f2", DeviceKind.DOOR)
+    run_pipeline(site)
+    made.send("f2-door", "door.open", NIGHT)
+    made.send("f2-door", "door.closed", NIGHT + timedelta(minutes=20))
+    made.close()
+    assert wait_until(lambda: db.execute("SELECT count(*) FROM events WHERE site = %s",
+                                         (site,)).fetchone()[0] == 2)
+    # Sensor health is technical and still watched; resident alerts are not raised.
+    assert [a for a in alerts(db, site) if a[0] != "sensor_offline"] == []
+
+
+def test_offline_status_raises_sensor_offline_and_online_clears_it(
+        site, db, devices, run_pipeline) -> None:
+    run_pipeline(site)
+    devices.send("f1-bed", "heartbeat", NIGHT)
+    devices.status("f1-bed", "offline")
+    assert wait_until(lambda: [(a[0], a[3]) for a in alerts(db, site)] == [
+        ("sensor_offline", "open")])
+    devices.status("f1-bed", "online")
+    assert wait_until(lambda: [(a[0], a[3]) for a in alerts(db, site)] == [
+        ("sensor_offline", "resolved")])
+
+
+def test_low_battery_is_a_maintenance_notice(site, db, devices, run_pipeline) -> None:
+    run_pipeline(site)
+    devices.send("lounge-pir", "heartbeat", DAY, battery=12)
+    assert wait_until(lambda: [(a[0], a[2]) for a in alerts(db, site)] == [
+        ("low_battery", "notice")])
+
+
+def test_alert_is_committed_with_the_event_that_raised_it(site, stack, devices,
+                                                          run_pipeline) -> None:
+    run_pipeline(site)
+    devices.send("exit-door", "door.open", NIGHT)
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        assert wait_until(lambda: conn.execute(
+            "SELECT count(*) FROM alerts WHERE site = %s", (site,)).fetchone()[0] == 1)
+        raised = conn.execute("SELECT raised_at FROM alerts WHERE site = %s", (site,)).fetchone()
+        stored = conn.execute("SELECT received_at FROM events WHERE site = %s AND device = "
+                              "'exit-door'", (site,)).fetchone()
+    # Same transaction: now() (raised_at) is the transaction's start, before the commit.
+    assert raised is not None and stored is not None

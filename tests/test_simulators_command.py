@@ -1,0 +1,61 @@
+"""``nattero simulate``'s face: its options, a clear error for a bad speed, the summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from nattero.settings import Settings
+from simulators.command import print_summary, run_simulation, simulate
+from simulators.credentials import CredentialStore
+from simulators.plan import Delivery
+from simulators.profile import load_profile
+from simulators.publisher import PublishStats
+
+
+def _cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(simulate)
+
+    @app.command()
+    def other() -> None:  # a second command keeps `simulate` a named sub-command
+        pass
+
+    return app
+
+
+def test_simulate_rejects_a_bad_speed_before_doing_anything() -> None:
+    result = CliRunner().invoke(_cli(), ["simulate", "--speed", "fast"])
+    assert result.exit_code == 2
+    assert "positive number" in result.output
+
+
+def test_simulate_help_lists_its_options() -> None:
+    result = CliRunner().invoke(_cli(), ["simulate", "--help"])
+    assert result.exit_code == 0
+    for option in ("--site", "--nights", "--speed", "--seed", "--start", "--truth-out",
+                   "--no-provision"):
+        assert option in result.output
+
+
+def test_summary_says_alerts_are_not_available_without_the_hook(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"state_dir": tmp_path})
+    store = CredentialStore.in_state_dir(tmp_path)
+    for spec in load_profile("solsikken").device_specs:
+        store.put("solsikken", spec.id, f"solsikken.{spec.id}", "secret")
+
+    def no_broker(deliveries: Sequence[Delivery], *_args: object, **_kw: object
+                  ) -> PublishStats:
+        return PublishStats(events={"solsikken": len(deliveries)})
+
+    console = Console(record=True, width=140)
+    result = run_simulation(settings, ["solsikken"], speed="max", provision=False,
+                            console=console, progress=False, publisher=no_broker)
+    print_summary(result, console)
+    text = console.export_text()
+    assert "alerts: not available" in text and "solsikken" in text
+    assert result.score is None
