@@ -485,8 +485,12 @@ def _write_mosquitto_conf(settings: Settings, paths: _Paths) -> None:
         "autosave_interval 2\n"
         "max_queued_messages 2000000\n"
         "max_queued_bytes 0\n"
-        # The gateway bounds in-flight messages itself with MQTT5 Receive Maximum.
-        "max_inflight_messages 0\n"
+        # Unacknowledged messages sent to one client at a time (MQTT 3.1.1 clients such as
+        # the gateway; MQTT 5 clients lower it with their Receive Maximum). It bounds what a
+        # gateway holds in memory while the database is away; the rest waits in the queue.
+        "max_inflight_messages 2000\n"
+        # Sessions of gateways that never come back are dropped after two weeks.
+        "persistent_client_expiration 14d\n"
         "max_packet_size 10485760\n"
         "set_tcp_nodelay true\n"
         f"log_dest file {paths.mq_log}\n"

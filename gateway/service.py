@@ -10,10 +10,10 @@ messages, and the unique key dedupes whatever it redelivers after a crash.
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gateway.buffered_client import BufferedClient
 from gateway.protocol import Rejected, RejectReason
 from gateway.registry import DeviceRegistry
 from gateway.routing import MessageRouter
@@ -56,7 +57,9 @@ class Gateway:
         self.registry = DeviceRegistry(dsn)
         self.router = MessageRouter(self.registry)
         self.writer = EventWriter(dsn, hooks)
-        self._queue: queue.Queue[_Inbound] = queue.Queue()
+        # deque: append/popleft are atomic; cheaper than queue.Queue's locks per message.
+        self._queue: deque[_Inbound] = deque()
+        self._arrived = threading.Event()
         self._stop = threading.Event()
         self._generation = 0
         self._connected = threading.Event()
@@ -67,9 +70,13 @@ class Gateway:
     # -- MQTT side (paho's thread) -------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         account = self._settings.gateway_account()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+        v5 = self._settings.gateway_mqtt_version == "5"
+        # MQTT 3.1.1: a persistent session is clean_session=False (kept by the broker until
+        # persistent_client_expiration); MQTT 5: clean_start=False with a session expiry.
+        client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=self._settings.gateway_client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
+                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+                             clean_session=None if v5 else False, manual_ack=True)
         client.username_pw_set(account.username, account.password)
         client.reconnect_delay_set(min_delay=1, max_delay=5)
         client.on_connect = self._on_connect
@@ -80,6 +87,8 @@ class Gateway:
         return client
 
     def _on_socket_open(self, client: mqtt.Client, userdata: object, sock: object) -> None:
+        if isinstance(client, BufferedClient):
+            client.reset_buffer()
         # Latency matters more than packet count: PUBACKs and alerts must not wait for Nagle.
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -120,8 +129,10 @@ class Gateway:
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(_Inbound(msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos,
-                                 self._generation))
+        self._queue.append(_Inbound(msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos,
+                                    self._generation))
+        if not self._arrived.is_set():  # set() takes a lock; skip it when already set
+            self._arrived.set()
 
     def subscriptions(self) -> list[tuple[str, int]]:
         sites = self._settings.gateway_sites or ["+"]
@@ -132,16 +143,21 @@ class Gateway:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, wait_connected_s: float = 15.0) -> None:
         host, port = self._settings.broker_address()
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self._settings.gateway_session_expiry_s
-        props.ReceiveMaximum = self._settings.gateway_receive_maximum
+        props: Properties | None = None
+        if self._settings.gateway_mqtt_version == "5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self._settings.gateway_session_expiry_s
+            props.ReceiveMaximum = self._settings.gateway_receive_maximum
         self._thread = threading.Thread(target=self._write_loop, name="gateway-writer",
                                         daemon=True)
         self._thread.start()
         # clean_start=False on every connect: a restarted gateway must resume its session
         # and receive what the broker queued while it was away.
-        self._client.connect_async(host, port, keepalive=20, clean_start=False,
-                                   properties=props)
+        if props is None:
+            self._client.connect_async(host, port, keepalive=20)
+        else:
+            self._client.connect_async(host, port, keepalive=20, clean_start=False,
+                                       properties=props)
         self._client.loop_start()
         if wait_connected_s and not self._connected.wait(wait_connected_s):
             if self.fatal:
@@ -165,7 +181,7 @@ class Gateway:
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     def wait(self) -> None:
         """Block until stopped; raises the fatal error if there was one."""
@@ -176,16 +192,16 @@ class Gateway:
 
     # -- writer thread -------------------------------------------------------------------
     def _take_batch(self) -> list[_Inbound]:
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        taken = [first]
+        if not self._queue:
+            self._arrived.wait(0.2)
+            self._arrived.clear()
+        taken: list[_Inbound] = []
         limit = self._settings.ingest_batch_max
+        popleft = self._queue.popleft
         while len(taken) < limit:
             try:
-                taken.append(self._queue.get_nowait())
-            except queue.Empty:
+                taken.append(popleft())
+            except IndexError:
                 break
         return taken
 

@@ -8,11 +8,14 @@ from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 
 @lru_cache(maxsize=4)
 def engine_for(sqlalchemy_url: str) -> Engine:
-    return create_engine(sqlalchemy_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # No pool: provisioning and the CLI connect rarely, and a pool's idle connections would
+    # outlive the command (the API keeps its own pool).
+    return create_engine(sqlalchemy_url, poolclass=NullPool)
 
 
 @contextmanager

@@ -164,3 +164,15 @@ def test_device_publishing_under_another_site_is_dead_lettered(
     assert wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters WHERE topic = %s "
                                         "AND reason = 'wrong_site'", topic) == 1)
     assert count(db, "SELECT count(*) FROM events WHERE site IN (%s, %s)", site, other) == 0
+
+
+def test_gateway_with_a_wrong_password_stops_with_a_clear_error(migrated) -> None:
+    from conftest import Settings
+
+    from gateway.service import Gateway, GatewayAuthError
+
+    gateway = Gateway(Settings(gateway_username="nattero-gateway", gateway_password="wrong",
+                               gateway_client_id=unique("gw"), gateway_bridges=False))
+    with pytest.raises(GatewayAuthError, match="refused the gateway account"):
+        gateway.start()
+    gateway.stop()
