@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from ingest.events import DeviceKind, RoomKind  # noqa: E402
 from nattero import provisioning  # noqa: E402
+from bench.cleanup import remove_site  # noqa: E402
 from nattero.settings import get_settings  # noqa: E402
 
 
@@ -102,6 +103,7 @@ def main() -> None:
     finally:
         gateway.terminate()
         gateway.wait(10)
+        remove_site(settings, site)
     print(json.dumps({
         "events": total, "devices": args.devices, "stored": stored,
         "events_per_s": round(total / (committed - started)),

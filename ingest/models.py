@@ -85,6 +85,8 @@ class Device(Base):
     presence_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     battery: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     last_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_received_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     __table_args__ = (

@@ -87,9 +87,10 @@ RETURNING site, device, event_id, ts, room, kind, battery, received_at
 _TOUCH_DEVICES = """
 UPDATE devices d SET
     last_event_at = GREATEST(d.last_event_at, x.last_ts),
+    last_received_at = GREATEST(d.last_received_at, x.last_received),
     battery = COALESCE(x.battery, d.battery)
 FROM (
-    SELECT site, device, max(ts) AS last_ts,
+    SELECT site, device, max(ts) AS last_ts, max(received_at) AS last_received,
            (array_agg(battery ORDER BY ts DESC) FILTER (WHERE battery IS NOT NULL))[1] AS battery
     FROM events_staging GROUP BY site, device
 ) x
@@ -97,7 +98,8 @@ WHERE d.site = x.site AND d.id = x.device
 """
 
 _PRESENCE = """
-UPDATE devices SET presence = %s, presence_at = %s
+UPDATE devices SET presence = %s, presence_at = %s,
+    last_received_at = GREATEST(last_received_at, presence_at)
 WHERE site = %s AND id = %s AND (presence_at IS NULL OR presence_at <= %s)
 """
 

@@ -279,6 +279,9 @@ def _register_service_verbs() -> None:
     user_app.command("add")(user_add)
     app.command("serve")(api_serve)
     app.command("simulate")(friendly_errors(simulate))
+    from nattero.demo import demo
+
+    app.command("demo")(friendly_errors(demo))
 
 
 _register_service_verbs()

@@ -4,7 +4,7 @@
   so the alerts they raise are committed together with them (or not at all).
 - ``tick`` fires timers ("not back within 15 min") and the unacknowledged-alert
   re-announcement on each site's clock, in its own transaction.
-- On start the engine is rebuilt by replaying the last day of stored events; intents are
+- On start the engine is rebuilt by replaying each site's last hours of stored events; intents are
   applied idempotently (unique episode keys, one trigger row per event), so a restart,
   even after SIGKILL, neither loses a pending timer nor repeats an escalation.
 
@@ -38,7 +38,8 @@ from rules.settings import RuleBook, RuleName, RuleOverride, Severity
 
 log = logging.getLogger(__name__)
 
-REPLAY = timedelta(hours=24)
+REPLAY = timedelta(hours=12)  # rebuilt on start: a whole night, longer than any timer
+HISTORY = timedelta(hours=12)  # how late an event may arrive and still be re-ordered
 GRACE = timedelta(milliseconds=500)
 UNACKED_AFTER = timedelta(minutes=3)
 
@@ -185,16 +186,18 @@ class RulesRuntime:
         with psycopg.connect(self._dsn, autocommit=False) as conn:
             layouts, books = self._layouts(conn)
             with self._lock:
-                self._engine = RulesEngine(layouts, books, history=REPLAY)
+                self._engine = RulesEngine(layouts, books, history=HISTORY)
                 self._remember(layouts)
                 self._layout_loaded = time.monotonic()
-                since = datetime.now(UTC) - REPLAY
-                # The last day before now, or before the newest event (a replayed night).
+                # Per site, the hours before its newest event (live or a replayed night):
+                # long enough for every timer and excursion the rules keep.
                 rows = conn.execute(
-                    "SELECT site, device, event_id, ts, kind, battery FROM events "
-                    "WHERE site = ANY(%s) AND ts >= (SELECT least(%s, coalesce(max(ts), %s)) - %s"
-                    " FROM events WHERE site = ANY(%s)) ORDER BY ts",
-                    (list(layouts), since, since, REPLAY, list(layouts))).fetchall()
+                    "SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery "
+                    "FROM unnest(%s::text[]) AS s(site) "
+                    "CROSS JOIN LATERAL (SELECT max(ts) AS newest FROM events "
+                    "                    WHERE site = s.site) m "
+                    "JOIN events e ON e.site = s.site AND e.ts >= m.newest - %s "
+                    "ORDER BY e.ts", (list(layouts), REPLAY)).fetchall()
                 intents: list[Intent] = []
                 for site, device, event_id, ts, kind, battery in rows:
                     if (site, device) in self._known:
@@ -205,6 +208,7 @@ class RulesRuntime:
                         "SELECT site, id, presence, presence_at FROM devices "
                         "WHERE presence = 'offline' AND revoked_at IS NULL"):
                     if (site, device) in self._known and at is not None:
+                        at = self.site_clock(site, grace=timedelta(0)) or at
                         intents += self._engine.process_status(
                             StatusChange(site, device, Presence(presence), at))
                 self._applier.apply(conn, intents)

@@ -61,7 +61,8 @@ class DeviceProblem(BaseModel):
 class SiteHealth(BaseModel):
     site: str
     checked_at: datetime
-    last_event_at: datetime | None
+    last_event_at: datetime | None = Field(
+        description="when data last arrived from the site (server clock)")
     devices: int
     ok: bool
     offline: list[DeviceProblem]
@@ -123,8 +124,10 @@ def site_health(site: SiteId, user: CurrentStaff, conn: ConnDep) -> SiteHealth:
     _existing(conn, site)
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            "SELECT id AS device, room, presence, battery, last_event_at,"
-            " (last_event_at IS NULL OR last_event_at < now() - make_interval("
+            # Silence is about arrival (wall clock), not the devices' own event time: a
+            # buffered, skewed or replayed device can be current with old timestamps.
+            "SELECT id AS device, room, presence, battery, last_event_at, last_received_at,"
+            " (last_received_at IS NULL OR last_received_at < now() - make_interval("
             "   secs => 2 * heartbeat_s)) AS silent "
             "FROM devices WHERE site = %s AND revoked_at IS NULL ORDER BY id",
             (site,)).fetchall()
@@ -138,7 +141,7 @@ def site_health(site: SiteId, user: CurrentStaff, conn: ConnDep) -> SiteHealth:
     silent = [problem(r, "silent") for r in rows if r["silent"]]
     low = [problem(r, "low_battery") for r in rows
            if r["battery"] is not None and r["battery"] < LOW_BATTERY_BELOW]
-    last = max((r["last_event_at"] for r in rows if r["last_event_at"]), default=None)
+    last = max((r["last_received_at"] for r in rows if r["last_received_at"]), default=None)
     return SiteHealth(site=site, checked_at=checked["now"], last_event_at=last,
                       devices=len(rows), ok=not (offline or silent or low), offline=offline,
                       silent=silent, low_battery=low)
