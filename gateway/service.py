@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gateway.bridges import ChirpStackBridge, EventHistory, Zigbee2MqttBridge
 from gateway.buffered_client import BufferedClient
 from gateway.protocol import Rejected, RejectReason
 from gateway.registry import DeviceRegistry
@@ -56,6 +57,12 @@ class Gateway:
         dsn = settings.resolved_database_url()
         self.registry = DeviceRegistry(dsn)
         self.router = MessageRouter(self.registry)
+        self.bridge_history: EventHistory | None = None
+        if settings.gateway_bridges:
+            self.bridge_history = EventHistory(dsn)
+            for bridge in (Zigbee2MqttBridge, ChirpStackBridge):
+                self.router.add_bridge(bridge(self.registry, self.bridge_history,
+                                              sites=settings.gateway_sites))
         self.writer = EventWriter(dsn, hooks)
         # deque: append/popleft are atomic; cheaper than queue.Queue's locks per message.
         self._queue: deque[_Inbound] = deque()
@@ -174,6 +181,8 @@ class Gateway:
         self._client.loop_stop()
         self.writer.close()
         self.registry.close()
+        if self.bridge_history is not None:
+            self.bridge_history.close()
 
     @property
     def connected(self) -> bool:

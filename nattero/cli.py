@@ -30,6 +30,9 @@ device_app = typer.Typer(help="Devices: sensors with their own broker credential
 app.add_typer(site_app, name="site")
 app.add_typer(room_app, name="room")
 app.add_typer(device_app, name="device")
+bridge_app = typer.Typer(help="Bridges: Zigbee2MQTT and ChirpStack servers, each with its own "
+                              "broker account.", no_args_is_help=True)
+app.add_typer(bridge_app, name="bridge")
 user_app = typer.Typer(help="User accounts: admin, staff (per site), evaluator.",
                        no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -231,6 +234,36 @@ def device_list(site: Annotated[str | None, typer.Option()] = None,
     else:
         for row in rows:
             typer.echo("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@bridge_app.command("add")
+@friendly_errors
+def bridge_add(
+    name: Annotated[str, typer.Argument(help="short id, e.g. zigbee-solsikken")],
+    source: Annotated[DeviceSource, typer.Option(help="zigbee2mqtt or chirpstack")],
+    application_id: Annotated[str | None, typer.Option(
+        help="chirpstack: publish only under application/ID/#")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a bridge's broker account; prints its MQTT username and password once."""
+    from nattero.bridges import add_bridge
+
+    creds = add_bridge(get_settings(), name, source, application_id=application_id)
+    _print({"bridge": name, "source": source.value, "username": creds.username,
+            "password": creds.password}, as_json)
+    if not as_json:
+        typer.echo("the password is shown only this once; put it in the bridge's "
+                   "configuration now", err=True)
+
+
+@bridge_app.command("revoke")
+@friendly_errors
+def bridge_revoke(name: str) -> None:
+    """Delete a bridge's broker account (it is disconnected and refused; devices stay)."""
+    from nattero.bridges import revoke_bridge
+
+    revoke_bridge(get_settings(), name)
+    typer.echo(f"bridge {name} revoked")
 
 
 @app.command()

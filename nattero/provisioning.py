@@ -152,8 +152,10 @@ def add_device(settings: Settings, site: str, device: str, room: str, kind: Devi
     _check_slug("device", device, ID_SLUG)
     if not 10 <= heartbeat_s <= 86400:
         raise ProvisioningError("--heartbeat must be between 10 and 86400 seconds")
-    if source != DeviceSource.NATIVE and not external_id:
-        raise ProvisioningError(f"a {source} device needs --external-id (its bridge name/EUI)")
+    from nattero.bridges import check_external_id, check_mapping
+
+    external_id = check_external_id(source, external_id)
+    mapping = check_mapping(source, mapping)
     credentials = DeviceCredentials(username=device_username(site, device),
                                     password=secrets.token_urlsafe(24))
     with session_scope(settings.sqlalchemy_url()) as session:

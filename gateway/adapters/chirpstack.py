@@ -44,9 +44,20 @@ class ChirpStackDecoder:
         # redelivery of the same uplink must give the same events, not "no change".
         self._last_uplink: dict[str, tuple[str, Decoded]] = {}
 
-    def seed(self, external_id: str, last: EventKind) -> None:
-        """Restore a device's last stored event kind after a gateway restart."""
-        self._state.seed(external_id, last)
+    def seed(
+        self, external_id: str, last: EventKind | None = None, *,
+        deduplication_id: str | None = None,
+    ) -> None:
+        """Restore a device's last stored event kind after a gateway restart.
+
+        ``deduplication_id`` is that of the last uplink already stored: when the broker
+        redelivers it (the gateway stopped after the commit, before the acknowledgement),
+        it gives no events, rather than a heartbeat against the restored state.
+        """
+        if last is not None:
+            self._state.seed(external_id, last)
+        if deduplication_id is not None:
+            self._last_uplink[external_id] = (deduplication_id, Decoded([]))
 
     def decode(
         self, device: DeviceRef, channel: str, payload: bytes, received_at: datetime

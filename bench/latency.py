@@ -1,0 +1,203 @@
+"""Alert latency: an alerting MQTT publish -> the alert on the board's WebSocket.
+
+Against the local stack (`nattero up`): provisions a bench site whose night window covers
+the present moment, starts `nattero serve` (gateway + rules + API, restricted to that site),
+keeps a background load of 1,000 events/s from 500 devices, opens W WebSocket clients as a
+staff user, and publishes building-exit openings (each a high alert) from a real device.
+Latency = WebSocket receipt time - time just before the publish, per alert and client.
+
+Prints one JSON object as the last line (keys in bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import paho.mqtt.client as mqtt
+import psycopg
+import websockets
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.cleanup import remove_site  # noqa: E402
+from ingest.events import DeviceKind, RoomKind  # noqa: E402
+from nattero import provisioning  # noqa: E402
+from nattero.broker_accounts import BrokerAccounts  # noqa: E402
+from nattero.settings import get_settings  # noqa: E402
+
+TZ = ZoneInfo("Europe/Copenhagen")
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def mqtt_client(host: str, port: int, username: str, password: str) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex}")
+    client.username_pw_set(username, password)
+
+    def nodelay(c: mqtt.Client, userdata: Any, sock: Any) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    client.on_socket_open = nodelay
+    client.connect(host, port)
+    client.loop_start()
+    return client
+
+
+def background_load(client: mqtt.Client, site: str, devices: int, rate: float,
+                    stop: threading.Event) -> None:
+    n = 0
+    started = time.monotonic()
+    while not stop.is_set():
+        due = started + n / rate
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        device = f"bg{n % devices}"
+        client.publish(f"nattero/v1/{site}/{device}/events", json.dumps(
+            {"id": f"bg-{n}", "ts": iso(datetime.now(UTC)), "kind": "heartbeat"}), qos=1)
+        n += 1
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = get_settings()
+    host, port = settings.broker_address()
+    dsn = settings.resolved_database_url()
+    site = f"lat-{uuid.uuid4().hex[:6]}"
+    local_now = datetime.now(TZ)
+    night = f"{(local_now - timedelta(hours=1)):%H:%M}-{(local_now + timedelta(hours=3)):%H:%M}"
+    provisioning.add_site(settings, site, "Latency bench", night=night)
+    provisioning.add_room(settings, site, "hall", RoomKind.COMMON, "Hall")
+    provisioning.add_room(settings, site, "exit", RoomKind.EXIT, "Exit")
+    door = provisioning.add_device(settings, site, "exit-door", "exit", DeviceKind.EXIT)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO devices (site, id, room, kind, heartbeat_s) VALUES (%s, %s, 'hall', "
+            "'motion', 3600)", [(site, f"bg{n}") for n in range(args.devices)])
+    staff, staff_password = f"bench-{site}", uuid.uuid4().hex
+    subprocess.run([sys.executable, "-m", "nattero.cli", "user", "add", staff, "--role",
+                    "staff", "--site", site, "--password-stdin"], input=staff_password + "\n",
+                   text=True, check=True, capture_output=True)
+    load_user, load_password = f"bench-load-{site}", uuid.uuid4().hex
+    with BrokerAccounts(host, port, settings.broker_admin_account()) as accounts:
+        accounts.create_bridge_account(load_user, load_password, [f"nattero/v1/{site}/#"])
+
+    api_port = args.port
+    env = {**os.environ, "NATTERO_GATEWAY_SITES": json.dumps([site]),
+           "NATTERO_GATEWAY_CLIENT_ID": f"bench-{site}", "NATTERO_GATEWAY_BRIDGES": "false"}
+    server = subprocess.Popen([sys.executable, "-m", "nattero.cli", "serve", "--port",
+                               str(api_port)], env=env, stderr=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{api_port}"
+    stop = threading.Event()
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        token = httpx.post(base + "/api/v1/auth/token",
+                           data={"username": staff, "password": staff_password}
+                           ).json()["access_token"]
+        load = mqtt_client(host, port, load_user, load_password)
+        loader = threading.Thread(target=background_load,
+                                  args=(load, site, args.devices, args.rate, stop), daemon=True)
+        loader.start()
+        device = mqtt_client(host, port, door.username, door.password)
+
+        received: list[dict[str, float]] = [{} for _ in range(args.clients)]
+        sockets = [await websockets.connect(
+            f"ws://127.0.0.1:{api_port}/api/v1/alerts/stream?token={token}", max_size=None)
+            for _ in range(args.clients)]
+
+        async def listen(index: int, ws: Any) -> None:
+            async for raw in ws:
+                message = json.loads(raw)
+                if message.get("type") == "change" and message["change"] == "raised":
+                    received[index].setdefault(message["alert"]["first_ts"], time.time())
+
+        listeners = [asyncio.create_task(listen(i, ws)) for i, ws in enumerate(sockets)]
+        await asyncio.sleep(3)  # background load settles
+        sent: dict[str, float] = {}
+        for n in range(args.alerts):
+            ts = datetime.now(UTC)
+            sent_at = time.time()
+            device.publish(f"nattero/v1/{site}/exit-door/events",
+                           json.dumps({"id": f"open-{n}", "ts": iso(ts), "kind": "door.open"}),
+                           qos=1)
+            sent[ts.isoformat()] = sent_at
+            await asyncio.sleep(0.15)
+            device.publish(f"nattero/v1/{site}/exit-door/events", json.dumps(
+                {"id": f"close-{n}", "ts": iso(ts + timedelta(milliseconds=5)),
+                 "kind": "door.closed"}), qos=1)
+            await asyncio.sleep(args.interval - 0.15)
+        await asyncio.sleep(2)
+        for task in listeners:
+            task.cancel()
+        for ws in sockets:
+            await ws.close()
+    finally:
+        stop.set()
+        server.terminate()
+        server.wait(20)
+        remove_site(settings, site)
+
+    def latencies(got: dict[str, float]) -> list[float]:
+        out = []
+        for key, at in got.items():
+            sent_at = sent.get(datetime.fromisoformat(key).isoformat())
+            if sent_at is not None:
+                out.append((at - sent_at) * 1000)
+        return out
+
+    first = latencies(received[0])
+    every = [v for got in received for v in latencies(got)]
+    return {
+        "alerts": args.alerts, "received_by_first_client": len(first),
+        "p50_ms": round(statistics.median(first), 2) if first else None,
+        "p99_ms": round(percentile(first, 0.99), 2) if first else None,
+        "max_ms": round(max(first), 2) if first else None,
+        "clients": args.clients, "deliveries": len(every),
+        "all_clients_p99_ms": round(percentile(every, 0.99), 2) if every else None,
+        "background_events_per_s": args.rate, "background_devices": args.devices,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--alerts", type=int, default=100)
+    parser.add_argument("--interval", type=float, default=0.4)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--port", type=int, default=8765)
+    print(json.dumps(asyncio.run(run(parser.parse_args()))))
+
+
+if __name__ == "__main__":
+    main()

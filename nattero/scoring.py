@@ -1,0 +1,109 @@
+"""Scoring a simulation against the store: the alerts it raised, once the pipeline caught up.
+
+``fetch_alerts(settings)`` gives ``nattero simulate`` (and tests, and the bench) its alert
+source: it waits until every distinct event the simulation sent is stored, then until the
+rules engine's timers have settled, and reads the ``alerts`` table as
+``simulators.ground_truth.AlertRecord``s. It only reads; it never changes an alert.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from simulators.errors import SimulatorError
+from simulators.ground_truth import AlertRecord
+
+if TYPE_CHECKING:
+    from nattero.settings import Settings
+    from simulators.command import SentEvent, SimulationResult
+
+__all__ = ["CatchUpError", "StoredAlerts", "fetch_alerts"]
+
+# Timers fire on the rules engine's ticking thread (every 0.2 s); an alert count that has
+# not moved for this long after the last event is stored is taken as final.
+SETTLE_S = 1.5
+
+
+class CatchUpError(SimulatorError):
+    """The pipeline did not store every event sent within the time allowed."""
+
+
+class StoredAlerts:
+    """Reads a site's alerts from the store; waits for the pipeline first (``CatchesUp``)."""
+
+    def __init__(self, settings: Settings, *, poll_s: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._poll_s = poll_s
+        self._clock = clock
+        self.caught_up_at: float | None = None   # clock() when the last event was stored
+
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(self._settings.resolved_database_url(), autocommit=True)
+
+    def __call__(self, site: str, start: datetime, end: datetime) -> list[AlertRecord]:
+        """Alerts of ``site`` whose first trigger lies in [start, end), oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT site, room, rule, first_ts FROM alerts WHERE site = %s "
+                "AND first_ts >= %s AND first_ts < %s ORDER BY first_ts, id",
+                (site, start, end)).fetchall()
+        return [AlertRecord(site=row[0], room=row[1], rule=row[2], ts=row[3]) for row in rows]
+
+    def wait_caught_up(self, result: SimulationResult, timeout: float = 300.0) -> None:
+        """Wait until every event sent is stored, then until the alerts stop changing."""
+        deadline = self._clock() + timeout
+        with self._connect() as conn:
+            missing = dict(result.sent_events)
+            while missing:
+                for site, sent in list(missing.items()):
+                    stored = stored_count(conn, site, sent)
+                    if stored >= len(sent):
+                        del missing[site]
+                if not missing:
+                    break
+                if self._clock() > deadline:
+                    site, sent = next(iter(missing.items()))
+                    raise CatchUpError(
+                        f"after {timeout:.0f} s the store holds {stored_count(conn, site, sent)}"
+                        f" of the {len(sent)} events sent for site {site!r}; is the gateway "
+                        f"(`nattero serve` or `nattero pipeline`) running for these sites?")
+                time.sleep(self._poll_s)
+            self.caught_up_at = self._clock()
+            self._settle(conn, result.sites, deadline)
+
+    def _settle(self, conn: psycopg.Connection, sites: list[str], deadline: float) -> None:
+        last, since = None, self._clock()
+        while self._clock() < deadline:
+            row = conn.execute(
+                "SELECT count(*), coalesce(sum(count), 0), coalesce(max(seq), 0) FROM alerts "
+                "WHERE site = ANY(%s)", (sites,)).fetchone()
+            if row != last:
+                last, since = row, self._clock()
+            elif self._clock() - since >= SETTLE_S:
+                return
+            time.sleep(self._poll_s)
+
+
+def stored_count(conn: psycopg.Connection, site: str, sent: list[SentEvent]) -> int:
+    """How many of the events sent (device, id, ts) the store holds."""
+    if not sent:
+        return 0
+    stamps = [datetime.fromisoformat(event.ts) for event in sent]
+    row = conn.execute(
+        "SELECT count(*) FROM events e JOIN unnest(%s::text[], %s::text[], %s::timestamptz[]) "
+        "AS s(device, event_id, ts) ON e.device = s.device AND e.event_id = s.event_id "
+        "AND e.ts = s.ts WHERE e.site = %s AND e.ts BETWEEN %s AND %s",
+        ([e.device for e in sent], [e.id for e in sent], stamps, site,
+         min(stamps) - timedelta(seconds=1), max(stamps) + timedelta(seconds=1))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def fetch_alerts(settings: Settings) -> StoredAlerts:
+    """The alert source of ``nattero simulate``: the store the pipeline writes to."""
+    return StoredAlerts(settings)
