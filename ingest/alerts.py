@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 NOTIFY_CHANNEL = "nattero_alerts"
+CHANGE_LOCK = 0x4E41545445524F  # "NATTERO": the advisory lock that orders alert changes
 
 
 class AlertStatus(StrEnum):
@@ -94,6 +95,9 @@ def snapshot(conn: psycopg.Connection, alert_id: int) -> dict[str, Any]:
 
 def record_change(conn: psycopg.Connection, alert_id: int, change: AlertChange) -> int:
     """Append a change (with snapshot) and NOTIFY; returns its seq. Caller commits."""
+    # One writer of changes at a time until commit, so seqs become visible in order and a
+    # listener never has to wait for a gap left by a slower concurrent transaction.
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK,))
     seq_row = conn.execute("SELECT nextval(pg_get_serial_sequence('alert_changes', 'seq'))"
                            ).fetchone()
     assert seq_row is not None

@@ -223,8 +223,13 @@ class RulesRuntime:
             books = {k: v for k, v in books.items() if k in self._sites}
         return layouts, books
 
-    def reload_layouts(self) -> None:
-        with psycopg.connect(self._dsn) as conn:
+    def reload_layouts(self, conn: psycopg.Connection | None = None) -> None:
+        """Pick up new sites, rooms, devices, bases and rule settings (on the caller's
+        connection when given: no extra connect on the hot path)."""
+        if conn is None:
+            with psycopg.connect(self._dsn) as own:
+                layouts, books = self._layouts(own)
+        else:
             layouts, books = self._layouts(conn)
         with self._lock:
             for site, layout in layouts.items():
@@ -238,7 +243,7 @@ class RulesRuntime:
         if not rows and not statuses:
             return
         if time.monotonic() - self._layout_loaded > 5 or self._unknown(rows):
-            self.reload_layouts()
+            self.reload_layouts(conn)
         with self._lock:
             intents: list[Intent] = []
             for row in rows:
