@@ -312,6 +312,10 @@ def _register_service_verbs() -> None:
     user_app.command("add")(user_add)
     app.command("serve")(api_serve)
     app.command("simulate")(friendly_errors(simulate))
+    import simulators.command as simulation
+    from nattero.scoring import fetch_alerts
+
+    simulation.alert_source_hook = fetch_alerts
     from nattero.demo import demo
 
     app.command("demo")(friendly_errors(demo))

@@ -255,8 +255,11 @@ class RulesRuntime:
                     # A status carries no device time: stamp it on the site's clock, so a
                     # replayed night is not pushed to today by a status message.
                     at = self.site_clock(change.site, grace=timedelta(0))
-                    intents += self._engine.process_status(
-                        replace(change, ts=at) if at is not None else change)
+                    if at is None:
+                        # No event yet, so no time base: a wall-clock status would move a
+                        # replayed night's clock to today. The presence is stored anyway.
+                        continue
+                    intents += self._engine.process_status(replace(change, ts=at))
             self._applier.apply(conn, intents)
         if rows:
             metrics.PIPELINE_LAG.set(max(0.0, self._wall() - rows[-1].received_at.timestamp()))

@@ -3,17 +3,23 @@
 ``run_simulation`` does the work and returns a ``SimulationResult`` (tests and the demo
 call it directly); ``simulate`` is its Typer face, which prints progress and a summary.
 Alerts are read through the ``fetch_alerts`` hook (wired to the store elsewhere); without
-it the summary says "alerts: not available" and nothing is scored.
+it the summary says "alerts: not available" and nothing is scored. A hook that also
+``wait_caught_up`` (``CatchesUp``) is first given the chance to wait until the pipeline
+has stored every event sent, so that the score is not taken halfway through the night.
+
+``site_suffix`` provisions and plays renamed copies of the sites (``solsikken-t1a2``):
+the nights are planned from the original profiles, so a copy gets the very same night.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol, runtime_checkable
 
 import typer
 from rich.console import Console
@@ -32,19 +38,36 @@ from simulators.devices import sort_deliveries
 from simulators.errors import CredentialsError, SimulatorError, SpeedError
 from simulators.ground_truth import AlertRecord, GroundTruth, Score, score
 from simulators.pacing import Timetable, parse_speed
-from simulators.plan import Delivery, NightPlan
+from simulators.plan import Delivery, EventDelivery, NightPlan
 from simulators.profile import SiteProfile, load_profile, profile_names
 from simulators.publisher import DeviceAccount, PublishStats, publish
 
 if TYPE_CHECKING:
     from nattero.settings import Settings
 
-__all__ = ["DEFAULT_START", "FetchAlerts", "SimulationResult", "plan_run", "run_simulation",
-           "simulate"]
+__all__ = ["DEFAULT_START", "CatchesUp", "FetchAlerts", "SentEvent", "SimulationResult",
+           "plan_run", "run_simulation", "simulate"]
 
 DEFAULT_START = date(2026, 11, 23)
 FetchAlerts = Callable[[str, datetime, datetime], list[AlertRecord]]
 Publisher = Callable[..., PublishStats]
+_SUFFIX = re.compile(r"^[a-z0-9-]{0,22}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SentEvent:
+    """One distinct event the simulation published (duplicates are sent, stored once)."""
+
+    device: str
+    id: str
+    ts: str             # as in the payload, RFC 3339
+
+
+@runtime_checkable
+class CatchesUp(Protocol):
+    """An alert source that can wait until the pipeline has stored what was sent."""
+
+    def wait_caught_up(self, result: SimulationResult, timeout: float) -> None: ...
 
 
 @dataclass
@@ -60,6 +83,9 @@ class SimulationResult:
     stats: PublishStats
     score: Score | None = None
     planned_events: dict[str, int] = field(default_factory=dict)
+    # per site, every distinct event sent: what the store must hold before scoring
+    sent_events: dict[str, list[SentEvent]] = field(default_factory=dict)
+    alerts: list[AlertRecord] = field(default_factory=list)
 
 
 def plan_run(profiles: Sequence[SiteProfile], nights: Sequence[date], seed: int
@@ -79,18 +105,28 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
                    truth_out: Path | None = None, provision: bool = True,
                    fetch_alerts: FetchAlerts | None = None, console: Console | None = None,
                    progress: bool = True, publisher: Publisher = publish,
-                   clock: Callable[[], float] = time.monotonic) -> SimulationResult:
+                   clock: Callable[[], float] = time.monotonic, site_suffix: str = "",
+                   credentials: CredentialStore | None = None,
+                   catch_up_timeout: float = 300.0) -> SimulationResult:
     """Provision, plan, publish and (if ``fetch_alerts`` is given) score a simulation.
 
     ``sites`` are profile names or paths (default: all bundled profiles); ``speed`` is a
-    factor (1 = live, 60 = a night in 9 minutes) or ``"max"``.
+    factor (1 = live, 60 = a night in 9 minutes) or ``"max"``. ``site_suffix`` plays
+    renamed copies of the sites (the same nights); ``credentials`` is where the devices'
+    passwords are kept (default: the state directory's simulator credentials file).
     """
     factor = parse_speed(speed)
     if nights < 1:
         raise SimulatorError(f"--nights must be at least 1, got {nights}")
-    profiles = [load_profile(name) for name in (sites or profile_names())]
+    if not _SUFFIX.match(site_suffix):
+        raise SimulatorError(
+            f"site suffix {site_suffix!r} must be at most 22 of a-z, 0-9 and '-', "
+            f"e.g. '-t1a2b'")
+    originals = [load_profile(name) for name in (sites or profile_names())]
     dates = [start + timedelta(days=i) for i in range(nights)]
-    plans = plan_run(profiles, dates, seed)
+    plans = [_renamed(plan, site_suffix) for plan in plan_run(originals, dates, seed)]
+    profiles = [profile.model_copy(update={"site": profile.site + site_suffix})
+                for profile in originals]
     truth = GroundTruth()
     for plan in plans:
         if plan.paced:
@@ -103,7 +139,7 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
     origin = min(first, deliveries[0].at) if deliveries else first
     timetable = Timetable(origin, [(p.start, p.end) for p in night_plans], factor)
 
-    store = CredentialStore.in_state_dir(settings.state_dir)
+    store = credentials or CredentialStore.in_state_dir(settings.state_dir)
     accounts = _accounts(settings, profiles, store, provision)
     host, port = settings.broker_address()
     out = console or Console()
@@ -119,11 +155,34 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
         sites=[p.site for p in profiles], nights=dates, seed=seed, speed=factor, start=first,
         end=last, truth=truth, truth_path=truth_path, stats=stats,
         planned_events={p.site: sum(plan.events for plan in plans if plan.site == p.site)
-                        for p in profiles})
+                        for p in profiles},
+        sent_events=_distinct_events(deliveries))
     if fetch_alerts is not None:
-        alerts = [alert for site in result.sites for alert in fetch_alerts(site, first, last)]
-        result.score = score(truth, alerts)
+        if isinstance(fetch_alerts, CatchesUp):
+            fetch_alerts.wait_caught_up(result, timeout=catch_up_timeout)
+        result.alerts = [alert for site in result.sites
+                         for alert in fetch_alerts(site, first, last)]
+        result.score = score(truth, result.alerts)
     return result
+
+
+def _renamed(plan: NightPlan, suffix: str) -> NightPlan:
+    if not suffix:
+        return plan
+    site = plan.site + suffix
+    return replace(plan, site=site,
+                   deliveries=tuple(replace(d, site=site) for d in plan.deliveries),
+                   episodes=tuple(replace(e, site=site) for e in plan.episodes))
+
+
+def _distinct_events(deliveries: Sequence[Delivery]) -> dict[str, list[SentEvent]]:
+    found: dict[str, dict[tuple[str, str, str], None]] = {}
+    for delivery in deliveries:
+        if isinstance(delivery, EventDelivery):
+            payload = delivery.payload
+            found.setdefault(delivery.site, {})[
+                (delivery.device, str(payload["id"]), str(payload["ts"]))] = None
+    return {site: [SentEvent(*key) for key in keys] for site, keys in found.items()}
 
 
 def _accounts(settings: Settings, profiles: Sequence[SiteProfile], store: CredentialStore,
@@ -231,14 +290,19 @@ def simulate(
 
     console = Console()
     try:
-        result = run_simulation(get_settings(), site, nights, factor, seed, start.date(),
+        settings = get_settings()
+        alerts = alert_source_hook(settings) if alert_source_hook is not None \
+            else fetch_alerts_hook
+        result = run_simulation(settings, site, nights, factor, seed, start.date(),
                                 truth_out=truth_out, provision=provision,
-                                fetch_alerts=fetch_alerts_hook, console=console)
+                                fetch_alerts=alerts, console=console)
     except SimulatorError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     print_summary(result, console)
 
 
-# Wired by whoever owns the alert store: ``command.fetch_alerts_hook = my_fetch``.
+# Wired by whoever owns the alert store, either ``command.fetch_alerts_hook = my_fetch`` or
+# a factory given the settings: ``command.alert_source_hook = nattero.scoring.fetch_alerts``.
 fetch_alerts_hook: FetchAlerts | None = None
+alert_source_hook: Callable[[Settings], FetchAlerts] | None = None

@@ -23,6 +23,8 @@ def parse_speed(text: str | float) -> float:
     """``"max"`` → ``math.inf``; ``"60"`` → 60.0; anything else raises SpeedError."""
     if isinstance(text, str) and text.strip().lower() == "max":
         return MAX_SPEED
+    if isinstance(text, float) and text == MAX_SPEED:
+        return MAX_SPEED  # already parsed: ``simulate`` parses before ``run_simulation``
     try:
         speed = float(text)
     except ValueError:

@@ -1,8 +1,12 @@
 """Publish planned deliveries over real MQTT, one paho client per device, its own account.
 
 Each device connects with its own broker credentials (never a privileged account), sets a
-retained Last Will ``offline`` on its status topic and publishes a retained ``online``
-once connected, exactly like a real sensor under protocol v1.
+retained Last Will ``offline`` on its status topic and publishes a retained ``online``,
+exactly like a real sensor under protocol v1. The ``online`` goes out right after its
+site's first event of the run, not at connect: a status carries no device time, so the
+rules runtime stamps it on the site's clock, and a site's clock starts with its first
+event (before that the runtime takes wall time, days after a simulated night, which would
+make the whole night late).
 
 All clients run in the calling thread: one ``selectors`` loop drives every client's
 socket through paho's external-loop calls (``loop_read``/``loop_write``/``loop_misc``).
@@ -14,6 +18,9 @@ Throttling: paho numbers QoS 1 messages with 16-bit ids, so a client with more t
 65,535 unacknowledged publishes would reuse ids; each client is kept below
 ``max_unacked`` (500) outstanding publishes, and the run ends only when every PUBACK
 is in.
+
+Order: a site's deliveries reach the broker, and so the gateway, in planned order (see
+``_replay``), because its rules engine runs on event time. Sites go side by side.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import math
 import selectors
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -32,7 +40,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from ingest.events import Presence
 from simulators.errors import CredentialsError, PublishError
 from simulators.pacing import Timetable
-from simulators.plan import Delivery, EventDelivery, status_topic
+from simulators.plan import Delivery, EventDelivery, StatusDelivery, status_topic
 
 __all__ = ["BrokerRefusal", "DeviceAccount", "PublishStats", "publish"]
 
@@ -99,10 +107,6 @@ class _Device:
 def _on_connect(client: mqtt.Client, device: _Device, _flags: object, reason: ReasonCode,
                 _props: object) -> None:
     device.connack = reason
-    if not reason.is_failure:
-        account = device.account
-        device.send(status_topic(account.site, account.device), Presence.ONLINE.value,
-                    retain=True)
 
 
 def _on_publish(_client: mqtt.Client, device: _Device, mid: int, reason: ReasonCode,
@@ -208,30 +212,98 @@ def publish(deliveries: Sequence[Delivery], accounts: Mapping[tuple[str, str], D
     try:
         _connect(loop, devices, host, port, connect_timeout)
         stats = PublishStats()
-        start = clock()
-        for delivery in deliveries:
-            due = start + timetable.offset(delivery.at)
-            while (remaining := due - clock()) > 0:
-                loop.pump(min(remaining, 0.25))
-            device = devices[(delivery.site, delivery.device)]
-            if len(device.unacked) >= max_unacked:
-                loop.wait(_below(device, max_unacked), ack_timeout, f"PUBACKs of {device.name}")
-            if isinstance(delivery, EventDelivery):
-                device.send(delivery.topic, json.dumps(delivery.payload, separators=(",", ":")))
-                stats.events[delivery.site] = stats.events.get(delivery.site, 0) + 1
-            else:
-                device.send(delivery.topic, delivery.presence.value, retain=True)
-                stats.statuses[delivery.site] = stats.statuses.get(delivery.site, 0) + 1
-            if math.isinf(timetable.speed):
-                loop.pump(0)
-            if on_sent is not None:
-                on_sent(delivery)
+        _replay(loop, deliveries, devices, timetable, stats, on_sent, clock, max_unacked,
+                ack_timeout)
         loop.wait(lambda: all(not d.unacked for d in devices.values()), ack_timeout,
                   "the broker to acknowledge every publish")
         stats.refused = [line for d in devices.values() for line in d.refused]
         return stats
     finally:
         loop.close()
+
+
+def _replay(loop: _Loop, deliveries: Sequence[Delivery],
+            devices: Mapping[tuple[str, str], _Device], timetable: Timetable,
+            stats: PublishStats, on_sent: Callable[[Delivery], None] | None,
+            clock: Callable[[], float], max_unacked: int, ack_timeout: float) -> None:
+    """Send each site's deliveries in order, sites side by side, each when it is due.
+
+    A site's messages must reach the gateway in the order they were planned: its rules
+    engine runs on event time and fires a timer as soon as a newer event passes it, so a
+    message overtaken by a later one would expire a timer early (at ``--speed max`` a
+    night lasts seconds, and a few milliseconds of reordering are minutes of night).
+    The broker keeps the order of one connection, not across connections; so a device
+    sends only when no other device of its site has a publish unacknowledged (the broker
+    acknowledges QoS 1 after queueing the message to its subscribers). Hence at most one
+    device per site has publishes in flight: the one that sent last.
+    """
+    queues = {site: deque(planned) for site, planned in _with_online(deliveries, devices).items()}
+    # (the ``online`` statuses added there are not in the plan: not counted, not reported)
+    last: dict[str, _Device] = {}
+    start = clock()
+    blocked_since: float | None = None
+    while queues:
+        now = clock()
+        next_due = math.inf
+        sent = False
+        for site, queue in list(queues.items()):
+            while queue:
+                delivery, planned = queue[0]
+                due = start + timetable.offset(delivery.at)
+                if due > now:
+                    next_due = min(next_due, due)
+                    break
+                device = devices[(site, delivery.device)]
+                previous = last.get(site)
+                if previous is not None and previous is not device and previous.unacked:
+                    break  # another device of this site is still in flight
+                if len(device.unacked) >= max_unacked:
+                    break
+                if isinstance(delivery, EventDelivery):
+                    device.send(delivery.topic,
+                                json.dumps(delivery.payload, separators=(",", ":")))
+                    stats.events[site] = stats.events.get(site, 0) + 1
+                else:
+                    device.send(delivery.topic, delivery.presence.value, retain=True)
+                    if planned:
+                        stats.statuses[site] = stats.statuses.get(site, 0) + 1
+                last[site] = device
+                queue.popleft()
+                sent = True
+                if on_sent is not None and planned:
+                    on_sent(delivery)
+            if not queue:
+                del queues[site]
+        if sent:
+            blocked_since = None
+            loop.pump(0)
+            continue
+        waiting = math.isinf(next_due) or next_due <= clock()
+        if waiting:
+            # Everything due is held back by unacknowledged publishes.
+            blocked_since = blocked_since if blocked_since is not None else clock()
+            if clock() - blocked_since > ack_timeout:
+                raise PublishError(f"timed out after {ack_timeout:.0f} s waiting for the "
+                                   f"broker to acknowledge publishes")
+            loop.pump(0.25)
+        else:
+            blocked_since = None
+            loop.pump(min(next_due - clock(), 0.25))
+
+
+def _with_online(deliveries: Sequence[Delivery], devices: Mapping[tuple[str, str], _Device]
+                 ) -> dict[str, list[tuple[Delivery, bool]]]:
+    """Each site's (delivery, planned), every device's ``online`` after the first event."""
+    by_site: dict[str, list[tuple[Delivery, bool]]] = {}
+    for delivery in deliveries:
+        by_site.setdefault(delivery.site, []).append((delivery, True))
+    for site, queue in by_site.items():
+        first = next((i for i, (d, _) in enumerate(queue) if isinstance(d, EventDelivery)), -1)
+        at = queue[max(first, 0)][0].at
+        online = [(StatusDelivery(at, site, device, Presence.ONLINE), False)
+                  for s, device in sorted(devices) if s == site]
+        queue[first + 1:first + 1] = online
+    return by_site
 
 
 def _connect(loop: _Loop, devices: Mapping[tuple[str, str], _Device], host: str, port: int,
@@ -256,9 +328,6 @@ def _connect(loop: _Loop, devices: Mapping[tuple[str, str], _Device], host: str,
             f"the broker refused {len(refusals)} device(s), first {first.site}/{first.device}: "
             f"{first.reason} ({first.code}); {hint}",
             refused=tuple(f"{r.site}/{r.device}" for r in refusals))
-    # every ``online`` status is acknowledged before the night begins
-    loop.wait(lambda: all(not d.unacked for d in devices.values()), timeout,
-              "the devices' online status to be acknowledged")
 
 
 def _below(device: _Device, limit: int) -> Callable[[], bool]:
