@@ -26,9 +26,9 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.cleanup import remove_site  # noqa: E402
 from ingest.events import DeviceKind, RoomKind  # noqa: E402
 from nattero import provisioning  # noqa: E402
-from bench.cleanup import remove_site  # noqa: E402
 from nattero.settings import get_settings  # noqa: E402
 
 
@@ -87,7 +87,8 @@ def main() -> None:
             publishers = [subprocess.Popen(
                 ["mosquitto_pub", "-h", host, "-p", str(port), "-u", c.username, "-P",
                  c.password, "-q", "1", "-V", "mqttv5", "-t", f"nattero/v1/{site}/d{n}/events",
-                 "-l"], stdin=path.open("rb")) for n, (c, path) in enumerate(zip(creds, files))]
+                 "-l"], stdin=path.open("rb"))
+                for n, (c, path) in enumerate(zip(creds, files, strict=True))]
             for proc in publishers:
                 proc.wait()
             published = time.perf_counter()

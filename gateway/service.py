@@ -9,6 +9,7 @@ messages, and the unique key dedupes whatever it redelivers after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -27,7 +28,15 @@ from gateway.buffered_client import BufferedClient
 from gateway.protocol import Rejected, RejectReason
 from gateway.registry import DeviceRegistry
 from gateway.routing import MessageRouter
-from ingest.writer import Batch, BatchHook, DeadLetterRecord, EventWriter, StoreUnavailable
+from ingest.writer import (
+    Batch,
+    BatchHook,
+    BatchResult,
+    DeadLetterRecord,
+    EventWriter,
+    StoredEventRow,
+    StoreUnavailable,
+)
 from nattero import metrics
 from nattero.settings import Settings
 
@@ -136,7 +145,8 @@ class Gateway:
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self._queue.append(_Inbound(msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos,
+        self._queue.append(_Inbound(msg.topic, bytes(msg.payload), datetime.now(UTC), msg.mid,
+                                    msg.qos,
                                     self._generation))
         if not self._arrived.is_set():  # set() takes a lock; skip it when already set
             self._arrived.set()
@@ -256,7 +266,7 @@ class Gateway:
                     delay = min(delay * 2, self._settings.ingest_retry_max_s)
             self._ack(inbound)
 
-    def _write(self, batch: Batch):  # type: ignore[no-untyped-def]
+    def _write(self, batch: Batch) -> BatchResult:
         try:
             return self.writer.write(batch)
         except StoreUnavailable:
@@ -265,9 +275,9 @@ class Gateway:
             log.exception("batch refused by the database; storing messages one by one")
             return self._write_singly(batch, exc)
 
-    def _write_singly(self, batch: Batch, cause: Exception):  # type: ignore[no-untyped-def]
-        from ingest.writer import BatchResult
-        new, dup = [], 0
+    def _write_singly(self, batch: Batch, cause: Exception) -> BatchResult:
+        new: list[StoredEventRow] = []
+        dup = 0
         for event, received_at in batch.events:
             try:
                 result = self.writer.write(Batch(events=[(event, received_at)]))
@@ -291,7 +301,6 @@ class Gateway:
                 self._client.ack(item.mid, item.qos)
 
     def _idle(self) -> None:
-        try:
+        # The next batch retries the reload; an idle gateway need not report the outage.
+        with contextlib.suppress(StoreUnavailable):
             self.registry.reload_if_stale()
-        except StoreUnavailable:
-            pass

@@ -3,6 +3,16 @@
 It knows events, sites, rooms and devices; it knows nothing of MQTT or the web.
 """
 
-from ingest.events import DeviceKind, DeviceSource, Event, EventKind, Presence, RoomKind, StatusChange
+from ingest.events import (
+    DeviceKind,
+    DeviceSource,
+    Event,
+    EventKind,
+    Presence,
+    RoomKind,
+    StatusChange,
+)
 
-__all__ = ["DeviceKind", "DeviceSource", "Event", "EventKind", "Presence", "RoomKind", "StatusChange"]
+__all__ = [
+    "DeviceKind", "DeviceSource", "Event", "EventKind", "Presence", "RoomKind", "StatusChange",
+]

@@ -63,7 +63,8 @@ class MonitoringBasisRecord(Base):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date, nullable=True)
     recorded_by: Mapped[str] = mapped_column(Text)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
     __table_args__ = (
         ForeignKeyConstraint(["site", "room"], ["rooms.site", "rooms.id"], ondelete="CASCADE"),
         CheckConstraint("kind in ('consent','decision')", name="basis_kind"),

@@ -126,4 +126,4 @@ def demo(
     run_demo(host, port, speed, nights)
 
 
-__all__ = ["demo", "run_demo", "Path"]
+__all__ = ["Path", "demo", "run_demo"]

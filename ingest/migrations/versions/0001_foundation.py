@@ -51,7 +51,8 @@ def upgrade() -> None:
         sa.Column("recorded_at", TZ, nullable=False, server_default=sa.func.now()),
         sa.ForeignKeyConstraint(["site", "room"], ["rooms.site", "rooms.id"], ondelete="CASCADE"),
         sa.CheckConstraint("kind in ('consent','decision')", name="basis_kind"),
-        sa.CheckConstraint("kind = 'consent' or reference is not null", name="decision_has_reference"),
+        sa.CheckConstraint("kind = 'consent' or reference is not null",
+                           name="decision_has_reference"),
         sa.CheckConstraint("valid_to is null or valid_to >= valid_from", name="basis_period"),
     )
     op.create_table(
