@@ -74,7 +74,8 @@ def check_transition(current: AlertStatus, wanted: AlertStatus) -> None:
 
 _SNAPSHOT = """
 SELECT a.id, a.site, a.room, r.label AS room_label, r.kind AS room_kind, a.device, a.rule,
-       a.severity, a.status, a.escalated, a.escalated_at, a.late, a.count, a.first_ts,
+       a.severity, a.status, a.escalated, a.escalated_at, a.reannounced_at, a.late, a.count,
+       a.first_ts,
        a.last_ts, a.raised_at, a.detail, a.acknowledged_by, a.acknowledged_at, a.resolved_by,
        a.resolved_at, a.outcome, a.outcome_note, a.seq
 FROM alerts a LEFT JOIN rooms r ON r.site = a.site AND r.id = a.room

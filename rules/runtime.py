@@ -125,10 +125,17 @@ class AlertApplier:
         return 1
 
     def _escalate(self, conn: psycopg.Connection, e: Escalate) -> int:
+        # Once per episode, marked like a trigger: a replay after a restart finds the mark.
+        # (The flag alone would not do: an unacknowledged re-announcement also sets it.)
+        fresh = conn.execute(
+            "INSERT INTO alert_triggers (episode_key, event_key, ts) VALUES (%s, 'escalation', "
+            "%s) ON CONFLICT DO NOTHING RETURNING 1", (e.episode_key, e.ts)).fetchone()
+        if fresh is None:
+            return 0
         row = conn.execute(
             "UPDATE alerts SET escalated = true, escalated_at = %s, "
             "severity = CASE WHEN severity = 'normal' THEN 'high' ELSE severity END "
-            "WHERE episode_key = %s AND NOT escalated AND status <> 'resolved' RETURNING id",
+            "WHERE episode_key = %s AND status <> 'resolved' RETURNING id",
             (e.ts, e.episode_key)).fetchone()
         if row is None:
             return 0
@@ -151,11 +158,10 @@ class AlertApplier:
     def reannounce_unacknowledged(self, conn: psycopg.Connection, site: str,
                                   now: datetime) -> int:
         rows = conn.execute(
-            "UPDATE alerts SET reannounced_at = %s, escalated = true, "
-            "escalated_at = coalesce(escalated_at, %s) "
+            "UPDATE alerts SET reannounced_at = %s, escalated = true "
             "WHERE site = %s AND status = 'open' AND reannounced_at IS NULL "
             "AND severity <> 'notice' AND first_ts + %s <= %s RETURNING id",
-            (now, now, site, UNACKED_AFTER, now)).fetchall()
+            (now, site, UNACKED_AFTER, now)).fetchall()
         for (alert_id,) in rows:
             record_change(conn, int(alert_id), AlertChange.REANNOUNCED)
         return len(rows)

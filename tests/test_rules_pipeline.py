@@ -6,6 +6,7 @@ Times are event times of a past night (the site clock follows event time), so a
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -178,3 +179,79 @@ def test_alert_is_committed_with_the_event_that_raised_it(site, stack, devices,
                               "'exit-door'", (site,)).fetchone()
     # Same transaction: now() (raised_at) is the transaction's start, before the commit.
     assert raised is not None and stored is not None
+
+
+@pytest.mark.parametrize("opened, note", [
+    # 02:30 CEST on 25 Oct 2026, the first 02:30 of the night; back at 02:50 CET, the
+    # second time round (80 real minutes later). The escalation is 15 real minutes after.
+    (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), "October night with 25 hours"),
+    # 01:50 CET on 29 Mar 2026; ten minutes later the clocks jump to 03:00 CEST.
+    (datetime(2026, 3, 29, 0, 50, tzinfo=UTC), "March night with 23 hours"),
+])
+def test_escalation_is_fifteen_real_minutes_after_leaving_across_dst(
+        opened, note, site, db, devices, run_pipeline) -> None:
+    run_pipeline(site)
+    devices.send("f1-door", "door.open", opened)
+    devices.send("f1-door", "door.closed", opened + timedelta(seconds=8))
+    devices.send("f1-door", "door.open", opened + timedelta(minutes=80))
+    devices.send("f1-door", "door.closed", opened + timedelta(minutes=80, seconds=8))
+
+    def escalated_at() -> datetime | None:
+        row = db.execute("SELECT escalated_at FROM alerts WHERE site = %s AND rule = "
+                         "'left_flat'", (site,)).fetchone()
+        return row[0] if row else None
+
+    assert wait_until(lambda: escalated_at() is not None), note
+    assert escalated_at() == opened + timedelta(minutes=15), note
+
+
+def test_sigkill_during_a_pending_timer_escalates_once_after_restart(
+        site, db, stack, devices) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO, gateway_env
+
+    env = {**__import__("os").environ, **gateway_env(site)}
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "nattero.cli", "pipeline"], env=env,
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stored() -> int:
+        return int(db.execute("SELECT count(*) FROM events WHERE site = %s",
+                              (site,)).fetchone()[0])
+
+    # Retained status: the session exists once the gateway stored it (no event is lost).
+    devices.clients["lounge-pir"].publish(f"nattero/v1/{site}/lounge-pir/status", b"online",
+                                          retain=True)
+    devices.clients["lounge-pir"].flush()
+    process = start()
+    try:
+        assert wait_until(lambda: db.execute(
+            "SELECT presence FROM devices WHERE site = %s AND id = 'lounge-pir'",
+            (site,)).fetchone()[0] == "online", 30)
+        devices.send("f1-door", "door.open", NIGHT)
+        devices.send("f1-door", "door.closed", NIGHT + timedelta(seconds=8))
+        devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=5))
+        assert wait_until(lambda: stored() == 3)
+        assert [a[0] for a in alerts(db, site)] == ["left_flat"]
+        assert db.execute("SELECT escalated_at FROM alerts WHERE site = %s",
+                          (site,)).fetchone()[0] is None
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        process = start()
+        devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=16))
+        assert wait_until(lambda: db.execute(
+            "SELECT escalated_at FROM alerts WHERE site = %s AND rule = 'left_flat'",
+            (site,)).fetchone()[0] == NIGHT + timedelta(minutes=15), 30)
+        time.sleep(1)  # a second escalation, if there were one, would be committed by now
+        escalations = db.execute(
+            "SELECT count(*) FROM alert_changes WHERE site = %s AND change = 'escalated' "
+            "AND alert->>'rule' = 'left_flat'", (site,)).fetchone()[0]
+        assert escalations == 1
+        assert len([a for a in alerts(db, site) if a[0] == "left_flat"]) == 1
+    finally:
+        process.terminate()
+        process.wait(15)
