@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -74,6 +75,20 @@ def _db_errors() -> tuple[type[Exception], ...]:
     return (psycopg.OperationalError, sqlalchemy.exc.OperationalError)
 
 
+def _audit(action: str, site: str | None, target: str | None,
+           detail: dict[str, Any] | None = None) -> None:
+    """Admin changes made on the command line go to the audit log like the API's do."""
+    import getpass
+
+    import psycopg
+
+    from api.audit import audit
+
+    actor = f"cli:{os.environ.get('SUDO_USER') or getpass.getuser()}"
+    with psycopg.connect(get_settings().resolved_database_url(), autocommit=True) as conn:
+        audit(conn, actor, action, site, target, detail or {})
+
+
 def _print(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(data))
@@ -136,6 +151,7 @@ def site_add(
     from nattero.provisioning import add_site
 
     add_site(get_settings(), site, name, tz, night)
+    _audit("site.add", site, site, {"name": name, "tz": tz, "night": night})
     typer.echo(f"site {site} added")
 
 
@@ -150,6 +166,7 @@ def room_add(
     from nattero.provisioning import add_room
 
     add_room(get_settings(), site, room, kind, label)
+    _audit("room.add", site, room, {"kind": kind.value, "label": label})
     typer.echo(f"room {site}/{room} added")
 
 
@@ -168,6 +185,8 @@ def room_basis(
     record_basis(get_settings(), site, room, consent=consent, decision_ref=decision,
                  valid_from=_date(valid_from, "--valid-from"),
                  valid_to=_date(valid_to, "--valid-to"))
+    _audit("room.basis", site, room, {"consent": consent, "decision": decision,
+                                      "valid_from": valid_from, "valid_to": valid_to})
     typer.echo(f"basis recorded for {site}/{room}")
 
 
@@ -198,6 +217,8 @@ def device_add(
 
     creds = add_device(get_settings(), site, device, room, kind, heartbeat, source=source,
                        external_id=external_id, mapping=mapping)
+    _audit("device.add", site, device, {"room": room, "kind": kind.value,
+                                        "source": source.value, "external_id": external_id})
     data: dict[str, Any] = {"site": site, "device": device, "username": creds.username,
                             "password": creds.password}
     if source != DeviceSource.NATIVE:
@@ -215,6 +236,7 @@ def device_revoke(site: str, device: str) -> None:
     from nattero.provisioning import revoke_device
 
     revoke_device(get_settings(), site, device)
+    _audit("device.revoke", site, device)
     typer.echo(f"device {site}/{device} revoked")
 
 
@@ -249,6 +271,7 @@ def bridge_add(
     from nattero.bridges import add_bridge
 
     creds = add_bridge(get_settings(), name, source, application_id=application_id)
+    _audit("bridge.add", None, name, {"source": source.value})
     _print({"bridge": name, "source": source.value, "username": creds.username,
             "password": creds.password}, as_json)
     if not as_json:
@@ -263,6 +286,7 @@ def bridge_revoke(name: str) -> None:
     from nattero.bridges import revoke_bridge
 
     revoke_bridge(get_settings(), name)
+    _audit("bridge.revoke", None, name)
     typer.echo(f"bridge {name} revoked")
 
 

@@ -24,6 +24,8 @@ def test_event_from_cli_provisioned_device_published_with_mosquitto_pub_is_store
                         "--json")
     assert added.returncode == 0, added.stderr
     creds = json.loads(added.stdout)
+    assert db.execute("SELECT actor LIKE 'cli:%%' FROM audit_log WHERE action = 'device.add' "
+                      "AND site = %s AND target = 'door-1'", (site,)).fetchone() == (True,)
     run_gateway(site)
     ts = "2026-11-23T02:10:03.120Z"
     subprocess.run(["mosquitto_pub", "-h", stack.mqtt_host, "-p", str(stack.mqtt_port),
@@ -176,3 +178,23 @@ def test_gateway_with_a_wrong_password_stops_with_a_clear_error(migrated) -> Non
     with pytest.raises(GatewayAuthError, match="refused the gateway account"):
         gateway.start()
     gateway.stop()
+
+
+def test_cli_refuses_bad_arguments_with_one_clear_line(site) -> None:
+    cases = [
+        (["site", "add", "Bad Site", "--name", "x"], "must be lower-case"),
+        (["site", "add", unique("s"), "--name", "x", "--night", "25:00-07:00"], "HH:MM-HH:MM"),
+        (["site", "add", unique("s"), "--name", "x", "--tz", "Mars/Olympus"], "time zone"),
+        (["room", "add", site, "f9", "--kind", "attic"], "attic"),
+        (["room", "basis", site, "lounge", "--consent"], "only for flats"),
+        (["room", "basis", site, "f1", "--decision", "KK-1"], "--valid-from"),
+        (["device", "add", site, "d1", "--room", "nowhere", "--kind", "door"], "does not exist"),
+        (["device", "add", site, "d1", "--room", "f1", "--kind", "door", "--heartbeat", "1"],
+         "heartbeat"),
+        (["device", "revoke", site, "ghost"], "not provisioned"),
+    ]
+    for args, expected in cases:
+        result = nattero_cli(*args)
+        assert result.returncode != 0, args
+        assert expected in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr, args
