@@ -8,6 +8,25 @@ from nattero import provisioning
 from nattero.settings import Settings
 
 
+def remove_session(settings: Settings, client_id: str) -> None:
+    """Delete a benchmark gateway's persistent broker session (a clean connect ends it), so
+    the broker does not keep queueing for a client that will never return."""
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    host, port = settings.broker_address()
+    account = settings.gateway_account()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         clean_session=True)
+    client.username_pw_set(account.username, account.password)
+    client.connect(host, port)
+    client.loop_start()
+    time.sleep(0.5)
+    client.disconnect()
+    client.loop_stop()
+
+
 def remove_site(settings: Settings, site: str) -> None:
     for device in provisioning.list_devices(settings, site):
         if device.revoked_at is None:

@@ -26,7 +26,7 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.cleanup import remove_site  # noqa: E402
+from bench.cleanup import remove_session, remove_site  # noqa: E402
 from ingest.events import DeviceKind, RoomKind  # noqa: E402
 from nattero import provisioning  # noqa: E402
 from nattero.settings import get_settings  # noqa: E402
@@ -104,6 +104,7 @@ def main() -> None:
     finally:
         gateway.terminate()
         gateway.wait(10)
+        remove_session(settings, f"bench-{site}")
         remove_site(settings, site)
     print(json.dumps({
         "events": total, "devices": args.devices, "stored": stored,

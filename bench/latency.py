@@ -36,7 +36,7 @@ import websockets
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.cleanup import remove_site  # noqa: E402
+from bench.cleanup import remove_session, remove_site  # noqa: E402
 from ingest.events import DeviceKind, RoomKind  # noqa: E402
 from nattero import provisioning  # noqa: E402
 from nattero.broker_accounts import BrokerAccounts  # noqa: E402
@@ -181,6 +181,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             loader.terminate()
         server.terminate()
         server.wait(20)
+        remove_session(settings, f"bench-{site}")
         if not args.keep:
             remove_site(settings, site)
 

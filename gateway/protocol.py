@@ -125,6 +125,9 @@ def decode_event(site: str, device: str, payload: bytes) -> Event:
         parsed = _Payload.model_validate_json(payload)
     except ValidationError as exc:
         raise _reject_from(exc) from None
+    if "\x00" in parsed.id:
+        raise Rejected(RejectReason.BAD_ID, "field 'id' contains a NUL character; expected "
+                       + _FIELD_REASONS["id"][2])
     ts = parsed.ts.astimezone(UTC)
     if not 2000 <= ts.year <= 2100:
         raise Rejected(RejectReason.BAD_TS, f"field 'ts' is {ts.isoformat()}; outside 2000-2100")

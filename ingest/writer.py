@@ -57,12 +57,32 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    new_events: list[StoredEventRow]
+    new_events: list[StoredEventRow]  # filled only when hooks need them
+    stored: int
     duplicates: int
     dead_letters: int
 
 
 BatchHook = Callable[[psycopg.Connection, list[StoredEventRow], list[StatusChange]], None]
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: str) -> str:
+    return value.translate(_ESCAPES) if any(c in value for c in "\\\t\n\r") else value
+
+
+def copy_text(events: list[tuple[Event, datetime]]) -> str:
+    """Events as COPY text rows. Built by hand: psycopg's per-row formatting was a third of
+    the writer's time at 15,000 events/s. Ids are free text, so they are escaped."""
+    rows = []
+    for event, received_at in events:
+        battery = "\\N" if event.battery is None else str(event.battery)
+        rows.append(f"{_text(event.site)}\t{_text(event.device)}\t{_text(event.id)}\t"
+                    f"{event.ts.isoformat()}\t{event.kind.value}\t{battery}\t"
+                    f"{received_at.isoformat()}\n")
+    return "".join(rows)
 
 
 class StoreUnavailable(Exception):
@@ -81,8 +101,8 @@ INSERT INTO events (site, device, event_id, ts, room, kind, battery, received_at
 SELECT s.site, s.device, s.event_id, s.ts, d.room, s.kind, s.battery, s.received_at
 FROM events_staging s JOIN devices d ON d.site = s.site AND d.id = s.device
 ON CONFLICT DO NOTHING
-RETURNING site, device, event_id, ts, room, kind, battery, received_at
 """
+_RETURNING = "RETURNING site, device, event_id, ts, room, kind, battery, received_at"
 
 _TOUCH_DEVICES = """
 UPDATE devices d SET
@@ -158,15 +178,21 @@ class EventWriter:
                     "COPY events_staging (site, device, event_id, ts, kind, battery, received_at)"
                     " FROM STDIN"
                 ) as copy:
-                    for event, received_at in batch.events:
-                        copy.write_row((event.site, event.device, event.id, event.ts,
-                                        event.kind.value, event.battery, received_at))
-                cur.execute(_MOVE)
-                for site, device, event_id, ts, room, kind, battery, received_at in cur.fetchall():
-                    new_rows.append(StoredEventRow(
-                        Event(site, device, event_id, ts, EventKind(kind), battery),
-                        room, received_at))
+                    copy.write(copy_text(batch.events))
+                if self._hooks:
+                    cur.execute(_MOVE + _RETURNING)
+                    for site, device, event_id, ts, room, kind, battery, received_at in (
+                            cur.fetchall()):
+                        new_rows.append(StoredEventRow(
+                            Event(site, device, event_id, ts, EventKind(kind), battery),
+                            room, received_at))
+                    stored = len(new_rows)
+                else:  # nobody needs the rows back: only count them
+                    cur.execute(_MOVE)
+                    stored = cur.rowcount
                 cur.execute(_TOUCH_DEVICES)
+            else:
+                stored = 0
             for change in batch.statuses:
                 cur.execute(_PRESENCE, (change.presence.value, change.ts, change.site,
                                         change.device, change.ts))
@@ -177,8 +203,8 @@ class EventWriter:
         new_rows.sort(key=lambda row: row.event.ts)
         for hook in self._hooks:
             hook(conn, new_rows, batch.statuses)
-        return BatchResult(new_events=new_rows,
-                           duplicates=len(batch.events) - len(new_rows),
+        return BatchResult(new_events=new_rows, stored=stored,
+                           duplicates=len(batch.events) - stored,
                            dead_letters=len(batch.dead_letters))
 
     def dead_letter_alone(self, record: DeadLetterRecord) -> None:

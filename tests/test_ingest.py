@@ -198,3 +198,16 @@ def test_cli_refuses_bad_arguments_with_one_clear_line(site) -> None:
         assert result.returncode != 0, args
         assert expected in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr, args
+
+
+def test_event_ids_with_tabs_newlines_and_backslashes_are_stored_exactly(
+        site, db, stack, add_device, run_gateway) -> None:
+    user, password = add_device(site, "m-1", "lounge", DeviceKind.MOTION)
+    run_gateway(site)
+    device = DeviceClient(stack.mqtt_host, stack.mqtt_port, user, password)
+    odd = "a\tb\\c\nd\re"
+    device.publish_many([(f"nattero/v1/{site}/m-1/events", event_payload("motion",
+                                                                          event_id=odd))])
+    device.close()
+    assert wait_until(lambda: count(db, "SELECT count(*) FROM events WHERE site = %s", site) == 1)
+    assert db.execute("SELECT event_id FROM events WHERE site = %s", (site,)).fetchone() == (odd,)
