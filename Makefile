@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 demo: install ## run the stack, five simulated sites and the live board
 	$(NATTERO) demo
 
-test: install ## run the whole test suite against real services
+test: install lint ## lint, then the whole test suite against real services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: system venv dashboard/node_modules/.installed
@@ -32,8 +32,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: venv
-	$(VENV)/bin/ruff check nattero gateway ingest rules api simulators deploy
-	$(VENV)/bin/mypy nattero gateway ingest rules api simulators deploy
+	$(VENV)/bin/ruff check nattero gateway ingest rules api simulators deploy evaluation bench
+	$(VENV)/bin/mypy nattero gateway ingest rules api simulators deploy evaluation
 
 bench: install
 	for b in bench/*.py; do $(PY) $$b; done

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api import errors
 from api.db import open_pool
 from api.fanout import AlertFanout
-from api.routes import admin, alerts, auth, health, sites, stream
+from api.routes import admin, alerts, auth, exports, health, reports, sites, stream
 from api.security import AddressLimiter
 from nattero.settings import Settings
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, pipeline: bool = False) -> FastAPI:
     errors.install(app)
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, alerts, stream, sites, admin):
+    for module in (auth, alerts, stream, sites, admin, exports, reports):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

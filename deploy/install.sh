@@ -20,6 +20,7 @@ want_packages=(
   mosquitto mosquitto-clients
   cmake build-essential dpkg-dev libssl-dev libkrb5-dev
   chromium chromium-driver
+  poppler-utils
 )
 missing=()
 for p in "${want_packages[@]}"; do

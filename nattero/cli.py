@@ -340,7 +340,12 @@ def _register_service_verbs() -> None:
     from nattero.scoring import fetch_alerts
 
     simulation.alert_source_hook = fetch_alerts
+    from evaluation.commands import export as evaluation_export
+    from evaluation.commands import report as evaluation_report
     from nattero.demo import demo
+
+    app.command("export")(evaluation_export)
+    app.command("report")(evaluation_report)
 
     app.command("demo")(friendly_errors(demo))
 

@@ -1,0 +1,23 @@
+"""Evaluation of the pilots: anonymous occupancy exports and benefit-evaluation reports.
+
+Reads the store (events, alerts, rooms); writes nothing but the caller's audit row.
+Never lets a room id, room label, device id or an event's own timestamp into an export.
+"""
+
+from evaluation.benefit import SiteFigures, compare, site_figures
+from evaluation.errors import EvaluationError, ExportTooLarge, PeriodError, UnknownSite
+from evaluation.exports import PreparedExport, export_bytes, prepare_export
+from evaluation.formats import ExportFormat
+from evaluation.handover import Handover, build_handover, render_handover
+from evaluation.occupancy import DEFAULT_K, Bucket, Level, OccupancyRequest
+from evaluation.period import Period
+from evaluation.report import PDF_PAGES, BenefitReport, build_report, render_html, render_pdf
+from evaluation.staff_time import Assumptions
+
+__all__ = [
+    "DEFAULT_K", "PDF_PAGES", "Assumptions", "BenefitReport", "Bucket", "EvaluationError",
+    "ExportFormat", "ExportTooLarge", "Handover", "Level", "OccupancyRequest", "Period",
+    "PeriodError", "PreparedExport", "SiteFigures", "UnknownSite", "build_handover",
+    "build_report", "compare", "export_bytes", "prepare_export", "render_handover",
+    "render_html", "render_pdf", "site_figures",
+]

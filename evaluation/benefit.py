@@ -1,0 +1,251 @@
+"""The figures of the benefit evaluation of one site over a run of nights.
+
+Definitions (the report prints them too):
+
+- A night is the night window beginning on the evening of its date; alerts belong to the
+  noon-to-noon day they were first triggered in.
+- *Staff visits* are alerts resolved by staff with an outcome (help given, no action
+  needed, false alarm); ``cleared_automatically`` and open alerts are not visits.
+- Time to acknowledge: ``acknowledged_at - raised_at``; time to resolve:
+  ``resolved_at - raised_at`` of staff visits. Percentiles interpolate linearly, like
+  PostgreSQL's ``percentile_cont``.
+- A flat had *complete night rest* when it reported during the night window and had no
+  ``door.open``, ``bed.exit``, ``motion`` or ``presence.on`` in it, and no resident alert.
+- Night-time activity: those same event kinds, in all rooms, per local clock hour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import psycopg
+
+from evaluation.occupancy import DISTURBANCES
+from evaluation.period import Period, SiteInfo, load_sites
+from evaluation.staff_time import Assumptions, StaffTime, estimate
+
+STAFF_OUTCOMES = ("help_given", "no_action_needed", "false_alarm")
+DEVICE_RULES = ("sensor_offline", "low_battery")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (PostgreSQL ``percentile_cont``)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True, slots=True)
+class Durations:
+    count: int
+    median_s: float | None
+    p90_s: float | None
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Durations:
+        median, p90 = percentile(seconds, 0.5), percentile(seconds, 0.9)
+        return cls(len(seconds), None if median is None else round(median, 1),
+                   None if p90 is None else round(p90, 1))
+
+
+@dataclass(slots=True)
+class NightFigures:
+    night: date
+    alerts: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+    flats_reporting: int = 0
+    flats_at_rest: int = 0
+
+    @property
+    def rest_share(self) -> float | None:
+        return self.flats_at_rest / self.flats_reporting if self.flats_reporting else None
+
+
+@dataclass(slots=True)
+class SiteFigures:
+    site: str
+    name: str
+    period: Period
+    night_hours: list[int]
+    flats: int
+    nights: list[NightFigures]
+    alerts_by_rule: dict[str, dict[str, int]]
+    acknowledge: Durations
+    resolve: Durations
+    ack_seconds: list[float]
+    resolve_seconds: list[float]
+    activity: dict[date, dict[int, int]]
+    staff_time: StaffTime
+
+    @property
+    def alerts(self) -> int:
+        return sum(n.alerts for n in self.nights)
+
+    @property
+    def rest_share(self) -> float | None:
+        reporting = sum(n.flats_reporting for n in self.nights)
+        return sum(n.flats_at_rest for n in self.nights) / reporting if reporting else None
+
+    def outcomes(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for outcomes in self.alerts_by_rule.values():
+            total.update(outcomes)
+        return dict(total)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything the report shows, as JSON-able values (embedded in the HTML)."""
+        rest = self.rest_share
+        return {
+            "site": self.site, "name": self.name,
+            "from": self.period.first.isoformat(), "to": self.period.last.isoformat(),
+            "nights": len(self.nights), "flats": self.flats, "alerts": self.alerts,
+            "alerts_by_rule": self.alerts_by_rule, "outcomes": self.outcomes(),
+            "acknowledge": {"count": self.acknowledge.count,
+                            "median_s": self.acknowledge.median_s,
+                            "p90_s": self.acknowledge.p90_s},
+            "resolve": {"count": self.resolve.count, "median_s": self.resolve.median_s,
+                        "p90_s": self.resolve.p90_s},
+            "rest_share": None if rest is None else round(rest, 4),
+            "per_night": [{"night": n.night.isoformat(), "alerts": n.alerts,
+                           "by_outcome": n.by_outcome, "flats_reporting": n.flats_reporting,
+                           "flats_at_rest": n.flats_at_rest,
+                           "rest_share": None if n.rest_share is None
+                           else round(n.rest_share, 4)} for n in self.nights],
+            "activity_by_hour": {
+                "hours": self.night_hours,
+                "nights": {night.isoformat(): [hours.get(h, 0) for h in self.night_hours]
+                           for night, hours in sorted(self.activity.items())}},
+            "staff_time": self.staff_time.as_dict(),
+        }
+
+
+def _noon(site: SiteInfo, day: date) -> datetime:
+    return datetime.combine(day, time(12), site.tz)
+
+
+def site_figures(conn: psycopg.Connection, site_id: str, period: Period,
+                 assumptions: Assumptions | None = None) -> SiteFigures:
+    site = load_sites(conn, [site_id])[0]
+    nights = {night: NightFigures(night) for night in period.nights()}
+    start, end = _noon(site, period.first), _noon(site, period.last + timedelta(days=1))
+    alerts = conn.execute(
+        "SELECT room, rule, outcome, first_ts, raised_at, acknowledged_at, resolved_at "
+        "FROM alerts WHERE site = %s AND first_ts >= %s AND first_ts < %s",
+        (site.id, start, end)).fetchall()
+    by_rule: dict[str, Counter[str]] = defaultdict(Counter)
+    ack: list[float] = []
+    resolve: list[float] = []
+    handling: list[float] = []
+    alerted: set[tuple[str, date]] = set()
+    for room, rule, outcome, first_ts, raised, acked, resolved in alerts:
+        night = nights.get(site.night_of(first_ts))
+        if night is None:
+            continue
+        label = outcome or "unresolved"
+        night.alerts += 1
+        night.by_outcome[label] = night.by_outcome.get(label, 0) + 1
+        by_rule[rule][label] += 1
+        if rule not in DEVICE_RULES:
+            alerted.add((room, night.night))
+        if acked is not None:
+            ack.append((acked - raised).total_seconds())
+        if resolved is not None and outcome in STAFF_OUTCOMES:
+            resolve.append((resolved - raised).total_seconds())
+            if acked is not None:
+                handling.append((resolved - acked).total_seconds() / 60)
+
+    window_start = site.night_window(period.first)[0]
+    window_end = site.night_window(period.last)[1]
+    in_window = ("(CASE WHEN %(ns)s::time < %(ne)s::time "
+                 "THEN (e.ts AT TIME ZONE %(tz)s)::time >= %(ns)s::time "
+                 "AND (e.ts AT TIME ZONE %(tz)s)::time < %(ne)s::time "
+                 "ELSE (e.ts AT TIME ZONE %(tz)s)::time >= %(ns)s::time "
+                 "OR (e.ts AT TIME ZONE %(tz)s)::time < %(ne)s::time END)")
+    params = {"site": site.id, "tz": site.tz.key, "start": window_start, "end": window_end,
+              "ns": site.night_start, "ne": site.night_end, "kinds": list(DISTURBANCES)}
+    night_of = "((e.ts AT TIME ZONE %(tz)s) - interval '12 hours')::date"
+    flat_nights = conn.execute(
+        f"SELECT {night_of} AS night, e.room, bool_or(e.kind = ANY(%(kinds)s)) "
+        "FROM events e JOIN rooms r ON r.site = e.site AND r.id = e.room AND r.kind = 'flat' "
+        f"WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s AND {in_window} "
+        "GROUP BY 1, 2", params).fetchall()
+    for night_date, room, disturbed in flat_nights:
+        night = nights.get(night_date)
+        if night is None:
+            continue
+        night.flats_reporting += 1
+        if not disturbed and (room, night_date) not in alerted:
+            night.flats_at_rest += 1
+
+    activity: dict[date, dict[int, int]] = {night: {} for night in nights}
+    for night_date, hour, count in conn.execute(
+            f"SELECT {night_of}, extract(hour FROM e.ts AT TIME ZONE %(tz)s)::int, count(*) "
+            "FROM events e WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s "
+            f"AND e.kind = ANY(%(kinds)s) AND {in_window} GROUP BY 1, 2", params):
+        if night_date in activity:
+            activity[night_date][hour] = count
+
+    row = conn.execute("SELECT count(*) FROM rooms WHERE site = %s AND kind = 'flat'",
+                       (site.id,)).fetchone()
+    flats = int(row[0]) if row else 0
+    figures = SiteFigures(
+        site=site.id, name=site.name, period=period, night_hours=site.night_hours(),
+        flats=flats, nights=list(nights.values()),
+        alerts_by_rule={rule: dict(c) for rule, c in sorted(by_rule.items())},
+        acknowledge=Durations.of(ack), resolve=Durations.of(resolve),
+        ack_seconds=ack, resolve_seconds=resolve, activity=activity,
+        staff_time=estimate(Assumptions(), 0, 0, 0, None, 0.0))
+    visits = len(resolve)
+    figures.staff_time = estimate(
+        assumptions or Assumptions(), flats, len(nights), visits,
+        sum(handling) / len(handling) if handling else None, figures.rest_share or 0.0)
+    return figures
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Sites side by side, ranked by their mean rank over ``CRITERIA``."""
+
+    rows: list[dict[str, Any]]
+
+    CRITERIA = (("freed_hours_per_night", True), ("rest_share", True),
+                ("median_ack_s", False), ("false_alarm_share", False))
+
+
+def compare(figures: list[SiteFigures]) -> Ranking:
+    rows: list[dict[str, Any]] = []
+    for f in figures:
+        outcomes = f.outcomes()
+        visits = sum(outcomes.get(o, 0) for o in STAFF_OUTCOMES)
+        rows.append({
+            "site": f.site, "name": f.name, "nights": len(f.nights), "flats": f.flats,
+            "alerts_per_night": round(f.alerts / len(f.nights), 2) if f.nights else 0.0,
+            "help_given_share": round(outcomes.get("help_given", 0) / visits, 3) if visits
+            else None,
+            "false_alarm_share": round(outcomes.get("false_alarm", 0) / visits, 3) if visits
+            else None,
+            "median_ack_s": f.acknowledge.median_s, "p90_ack_s": f.acknowledge.p90_s,
+            "rest_share": None if f.rest_share is None else round(f.rest_share, 4),
+            "freed_hours_per_night": f.staff_time.freed_hours_per_night,
+            "freed_hours_per_year": f.staff_time.freed_hours_per_year})
+    for key, higher_better in Ranking.CRITERIA:
+        known = [r for r in rows if r[key] is not None]
+        known.sort(key=lambda r: r[key], reverse=higher_better)
+        for place, r in enumerate(known, 1):
+            r[f"rank_{key}"] = place
+        for r in rows:
+            r.setdefault(f"rank_{key}", len(rows))
+    for r in rows:
+        r["mean_rank"] = round(sum(r[f"rank_{k}"] for k, _ in Ranking.CRITERIA)
+                               / len(Ranking.CRITERIA), 2)
+    rows.sort(key=lambda r: (r["mean_rank"], r["site"]))
+    for place, r in enumerate(rows, 1):
+        r["rank"] = place
+    return Ranking(rows)

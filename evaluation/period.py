@@ -1,0 +1,95 @@
+"""Evaluation periods and night windows in a site's local time.
+
+A period is given as two local dates, both inclusive: ``2026-11-01``..``2026-11-30`` is
+all of November. For exports it covers whole local days; for reports it names the nights
+that *begin* on those evenings. A night belongs to the noon-to-noon day it starts in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from evaluation.errors import PeriodError, UnknownSite
+
+MAX_DAYS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    first: date
+    last: date
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise PeriodError(f"the period ends ({self.last}) before it starts ({self.first}); "
+                              "give --from before --to")
+        if self.days > MAX_DAYS:
+            raise PeriodError(f"the period has {self.days} days; at most {MAX_DAYS} at once")
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def nights(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range(self.days)]
+
+    def bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """Local midnight of the first day to local midnight after the last, as UTC."""
+        start = datetime.combine(self.first, time(0), tz).astimezone(UTC)
+        end = datetime.combine(self.last + timedelta(days=1), time(0), tz).astimezone(UTC)
+        return start, end
+
+    def label(self) -> str:
+        return f"{self.first.isoformat()}..{self.last.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteInfo:
+    id: str
+    name: str
+    tz: ZoneInfo
+    night_start: time
+    night_end: time
+
+    def night_window(self, night: date) -> tuple[datetime, datetime]:
+        """The night beginning on the evening of ``night``, as aware UTC datetimes."""
+        end_day = night + timedelta(days=1) if self.night_end <= self.night_start else night
+        return (datetime.combine(night, self.night_start, self.tz).astimezone(UTC),
+                datetime.combine(end_day, self.night_end, self.tz).astimezone(UTC))
+
+    def night_of(self, moment: datetime) -> date:
+        """The night (evening date) a moment belongs to: noon-to-noon in local time."""
+        return (moment.astimezone(self.tz) - timedelta(hours=12)).date()
+
+    def in_window(self, moment: datetime) -> bool:
+        clock = moment.astimezone(self.tz).time()
+        if self.night_start < self.night_end:
+            return self.night_start <= clock < self.night_end
+        return clock >= self.night_start or clock < self.night_end
+
+    def night_hours(self) -> list[int]:
+        """Local clock hours of the night window in order, e.g. 22, 23, 0, ..., 6."""
+        hours: list[int] = []
+        hour = self.night_start.hour
+        while True:
+            hours.append(hour)
+            hour = (hour + 1) % 24
+            end = self.night_end.hour + (1 if self.night_end.minute else 0)
+            if hour == end % 24 or len(hours) == 24:
+                return hours
+
+
+def load_sites(conn: psycopg.Connection, sites: list[str]) -> list[SiteInfo]:
+    """The sites asked for, in the order given; raises UnknownSite naming those missing."""
+    rows = conn.execute("SELECT id, name, tz, night_start, night_end FROM sites "
+                        "WHERE id = ANY(%s)", (sites,)).fetchall()
+    found = {row[0]: SiteInfo(row[0], row[1], ZoneInfo(row[2]), row[3], row[4]) for row in rows}
+    missing = [s for s in sites if s not in found]
+    if missing:
+        raise UnknownSite(f"site(s) {', '.join(missing)} do not exist; list them with "
+                          "GET /api/v1/sites")
+    return [found[s] for s in dict.fromkeys(sites)]
