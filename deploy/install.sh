@@ -22,6 +22,8 @@ want_packages=(
   chromium chromium-driver
   poppler-utils
 )
+# npm for the dashboard's pinned test tools (axe-core); a machine with Node.js already has it.
+command -v npm >/dev/null 2>&1 || want_packages+=(npm)
 missing=()
 for p in "${want_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
