@@ -4,16 +4,19 @@ paho reads every packet with three or more ``recv()`` calls and goes through ``s
 once per packet; at 15,000 messages/s those syscalls, not our code, are the limit. This
 subclass serves paho's small reads from a 64 KiB buffer and drains every complete packet
 of the buffer per wake-up. It touches two of paho's private methods (``_sock_recv`` and the
-public ``loop_read``), pinned by the tests of the gateway; everything else is paho's.
+public ``loop_read``) and queues acknowledgements through ``_packet_queue``; the gateway's
+tests pin all three. Everything else is paho's.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 CHUNK = 65536
+_PUBACK = struct.Struct("!BBH")
 
 
 class BufferedClient(mqtt.Client):
@@ -36,6 +39,14 @@ class BufferedClient(mqtt.Client):
         start = self._offset
         self._offset = min(start + bufsize, len(self._buffer))
         return self._buffer[start:self._offset]
+
+    def ack_many(self, mids: list[int]) -> None:
+        """Acknowledge many QoS 1 messages with one write: paho's ``ack`` wakes its loop and
+        sends one 4-byte PUBACK per call. The PUBACKs are the same bytes, in the same order."""
+        if not mids:
+            return
+        packet = b"".join(_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids)
+        self._packet_queue(mqtt.PUBACK, packet, 0, 1)
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         rc = super().loop_read(max_packets)

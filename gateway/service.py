@@ -83,7 +83,7 @@ class Gateway:
         self._client = self._make_client()
 
     # -- MQTT side (paho's thread) -------------------------------------------------------
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BufferedClient:
         account = self._settings.gateway_account()
         v5 = self._settings.gateway_mqtt_version == "5"
         # MQTT 3.1.1: a persistent session is clean_session=False (kept by the broker until
@@ -297,9 +297,11 @@ class Gateway:
                            dead_letters=len(batch.dead_letters))
 
     def _ack(self, inbound: list[_Inbound]) -> None:
-        for item in inbound:
-            if item.qos > 0 and item.generation == self._generation:
-                self._client.ack(item.mid, item.qos)
+        # Only messages of the current connection, in the order received (MQTT requires
+        # PUBACKs in order); QoS 0 messages need none.
+        generation = self._generation
+        self._client.ack_many([item.mid for item in inbound
+                               if item.qos == 1 and item.generation == generation])
 
     def _idle(self) -> None:
         # The next batch retries the reload; an idle gateway need not report the outage.
