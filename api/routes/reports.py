@@ -8,7 +8,7 @@ Both are audited.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import HTMLResponse
@@ -34,8 +34,17 @@ def _evaluation_error(exc: EvaluationError) -> HTTPException:
     return HTTPException(code, str(exc))
 
 
-@router.get("/benefit", response_class=HTMLResponse,
-            responses=responses(401, 403, 404, 422, 503))
+# Errors are JSON like everywhere else; only the success body is a document. So the
+# route keeps the default (JSON) response class and documents 200 as HTML or PDF.
+_HTML_OR_PDF: dict[int | str, dict[str, Any]] = {200: {"description": "The report", "content": {
+    "text/html": {"schema": {"type": "string"}},
+    "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}}
+_HTML: dict[int | str, dict[str, Any]] = {200: {"description": "The handover page", "content": {
+    "text/html": {"schema": {"type": "string"}}}}}
+
+
+@router.get("/benefit", response_model=None,
+            responses={**_HTML_OR_PDF, **responses(401, 403, 404, 422, 503)})
 def benefit(
     user: CurrentEvaluator, conn: ConnDep, site: SiteQuery,
     from_: Annotated[date, Query(alias="from", description="first night (evening date)")],
@@ -68,8 +77,8 @@ def benefit(
     return HTMLResponse(render_html(report))
 
 
-@router.get("/handover", response_class=HTMLResponse,
-            responses=responses(401, 403, 404, 422, 503))
+@router.get("/handover", response_model=None,
+            responses={**_HTML, **responses(401, 403, 404, 422, 503)})
 def handover(user: CurrentStaff, conn: ConnDep, site: SiteQuery,
              night: Annotated[date | None, Query(description="default: the last night")] =
              None) -> HTMLResponse:

@@ -395,7 +395,13 @@ function renderSoundControls() {
   document.body.classList.toggle("is-muted", Boolean(until));
 }
 
+function renderHandoverLink() {
+  const site = state.filter !== "all" ? state.filter : state.sites[0]?.id;
+  $("handover-link").href = site ? `/handover.html?site=${encodeURIComponent(site)}` : "/handover.html";
+}
+
 function renderSiteFilter() {
+  renderHandoverLink();
   const select = $("site-filter");
   const options = [["all", t("board.site.all")], ...state.sites.map((s) => [s.id, s.name])];
   select.replaceChildren(...options.map(([value, text]) => new Option(text, value, false, value === state.filter)));
@@ -437,6 +443,12 @@ async function main() {
     api.goToLogin();
     return;
   }
+  if (state.claims.role === "evaluator") {
+    // Evaluators see no live data: their page is the evaluator page (the server refuses
+    // them the alerts and the stream in any case).
+    location.replace("/evaluator.html?reason=board");
+    return;
+  }
   $("admin-link").hidden = state.claims.role !== "admin";
   bindLanguageToggle($("lang"));
   document.addEventListener("nattero:language", () => {
@@ -464,6 +476,7 @@ async function main() {
   $("site-filter").addEventListener("change", (event) => {
     state.filter = event.target.value;
     localStorage.setItem("nattero.siteFilter", state.filter);
+    renderHandoverLink();
     renderAll();
   });
   renderSoundControls();

@@ -6,10 +6,15 @@ import { t, translatePage, bindLanguageToggle } from "./i18n.js";
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
-function destination() {
+const EVALUATOR_PAGE = "/evaluator.html";
+
+function destination(role) {
   const next = params.get("next") || "/";
   // Only ever a path on this server: never an open redirect.
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  const path = next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  // Evaluators never land on the live board (or any other page): theirs is the evaluator page.
+  if (role === "evaluator" && !path.startsWith(EVALUATOR_PAGE)) return EVALUATOR_PAGE;
+  return path;
 }
 
 function showError(text) {
@@ -31,8 +36,8 @@ async function submit(event) {
   button.disabled = true;
   button.textContent = t("login.busy");
   try {
-    await login(username, password);
-    location.replace(destination());
+    const session = await login(username, password);
+    location.replace(destination(session.role));
   } catch (error) {
     // The username stays; only a wrong password is cleared.
     if (error instanceof ApiError && error.status === 429) showError(t("login.locked"));
