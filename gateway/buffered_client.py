@@ -4,8 +4,9 @@ paho reads every packet with three or more ``recv()`` calls and goes through ``s
 once per packet; at 15,000 messages/s those syscalls, not our code, are the limit. This
 subclass serves paho's small reads from a 64 KiB buffer and drains every complete packet
 of the buffer per wake-up. It touches two of paho's private methods (``_sock_recv`` and the
-public ``loop_read``) and queues acknowledgements through ``_packet_queue``; the gateway's
-tests pin all three. Everything else is paho's.
+public ``loop_read``), queues acknowledgements through ``_packet_queue`` and dispatches to
+the one ``on_message`` without topic matching; the gateway's tests pin all of it.
+Everything else is paho's.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ class BufferedClient(mqtt.Client):
             return
         packet = b"".join(_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids)
         self._packet_queue(mqtt.PUBACK, packet, 0, 1)
+
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        # The gateway has one on_message and no per-topic callbacks, so paho's topic
+        # matching (a trie walk and a lock per message) is skipped.
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            on_message(self, self._userdata, message)
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         rc = super().loop_read(max_packets)

@@ -144,7 +144,13 @@ class Gateway:
             log.warning("disconnected from broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self._queue.append(_Inbound(msg.topic, bytes(msg.payload), datetime.now(UTC), msg.mid,
+        # Never raise here: an exception would end paho's network thread. A topic that is
+        # not UTF-8 (Mosquitto refuses those anyway) becomes a bad-topic dead letter.
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = msg._topic.decode("utf-8", errors="replace")
+        self._queue.append(_Inbound(topic, bytes(msg.payload), datetime.now(UTC), msg.mid,
                                     msg.qos,
                                     self._generation))
         if not self._arrived.is_set():  # set() takes a lock; skip it when already set

@@ -70,7 +70,9 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _text(value: str) -> str:
-    return value.translate(_ESCAPES) if any(c in value for c in "\\\t\n\r") else value
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_ESCAPES)
+    return value
 
 
 def copy_text(events: list[tuple[Event, datetime]]) -> str:
@@ -79,7 +81,8 @@ def copy_text(events: list[tuple[Event, datetime]]) -> str:
     rows = []
     for event, received_at in events:
         battery = "\\N" if event.battery is None else str(event.battery)
-        rows.append(f"{_text(event.site)}\t{_text(event.device)}\t{_text(event.id)}\t"
+        # Site and device ids are slugs (checked when provisioned); the event id is free text.
+        rows.append(f"{event.site}\t{event.device}\t{_text(event.id)}\t"
                     f"{event.ts.isoformat()}\t{event.kind.value}\t{battery}\t"
                     f"{received_at.isoformat()}\n")
     return "".join(rows)
