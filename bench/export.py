@@ -11,7 +11,11 @@ is skipped when the sites already hold the requested number of events. Then it t
 - one site-month (2025-03) at 15-minute buckets, site level and room level (CSV), and
 - the five-site year at 1-hour buckets, site level (CSV and Parquet),
 
-streaming each to a byte counter. The last line of output is one JSON object.
+streaming each to a byte counter. Before the exports the rollups are refreshed
+(``ingest.rollups``; a full build after generation), and that time is reported apart
+(``rollup_refresh_s``); the exports then read the rollups (``*_source``). ``--raw`` also
+times the five-site year from the raw events (the path used when the rollups do not cover a
+request). The last line of output is one JSON object.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,8 +35,9 @@ import psycopg
 
 from evaluation.exports import export_bytes, prepare_export
 from evaluation.formats import ExportFormat
-from evaluation.occupancy import Bucket, Level, OccupancyRequest
+from evaluation.occupancy import Bucket, Level, OccupancyRequest, Source
 from evaluation.period import Period
+from ingest import rollups
 from nattero.settings import get_settings
 from simulators import all_profiles
 
@@ -51,7 +57,7 @@ SELECT d.site, d.id, 'b' || extract(epoch FROM slot.ts)::bigint || '-' || slot.n
             WHEN d.kind = 'bed' THEN (ARRAY['bed.exit', 'bed.enter'])[1 + (slot.n %% 2)]
             WHEN d.kind = 'motion' THEN 'motion'
             ELSE (ARRAY['door.open', 'door.closed'])[1 + (slot.n %% 2)] END,
-       NULL, slot.ts
+       NULL, clock_timestamp()
 FROM devices d
 CROSS JOIN LATERAL (
     SELECT n, %(start)s::timestamptz + n * %(step)s::interval
@@ -101,12 +107,20 @@ def _generate(conn: psycopg.Connection, sites: list[str], events: int) -> float:
 
 
 def _time_export(conn: psycopg.Connection, request: OccupancyRequest,
-                 fmt: ExportFormat) -> dict[str, float | int]:
+                 fmt: ExportFormat, source: Source = Source.AUTO) -> dict[str, Any]:
     started = time.monotonic()
     prepared = prepare_export(conn, request, fmt)
-    size = sum(len(chunk) for chunk in export_bytes(conn, prepared, get_settings().secret_key))
+    size = sum(len(chunk) for chunk in export_bytes(conn, prepared, get_settings().secret_key,
+                                                    source))
+    used = sorted(set(prepared.manifest.sources.values()))
     return {"seconds": round(time.monotonic() - started, 2), "rows": prepared.manifest.rows,
-            "bytes": size}
+            "bytes": size, "source": used[0] if len(used) == 1 else used}
+
+
+def _rollup_rows(conn_url: str) -> dict[str, int]:
+    with psycopg.connect(conn_url, autocommit=True) as conn:
+        return {table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+                for table in ("event_rollup", "event_rollup_1h", "event_rollup_out")}
 
 
 def main() -> None:
@@ -114,8 +128,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS,
                         help=f"events to generate for the year (default {DEFAULT_EVENTS:,})")
     parser.add_argument("--regenerate", action="store_true", help="generate even if present")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="rebuild the rollups from scratch even without new events")
+    parser.add_argument("--raw", action="store_true",
+                        help="also time the five-site year from the raw events")
     args = parser.parse_args()
     with psycopg.connect(get_settings().resolved_database_url(), autocommit=True) as conn:
+        if rollups.read_state(conn) is None:
+            sys.exit("the schema predates the rollups (migration 0004); run `nattero migrate`")
         sites = _provision(conn)
         row = conn.execute("SELECT count(*) FROM events WHERE site = ANY(%s)",
                            (sites,)).fetchone()
@@ -126,6 +146,11 @@ def main() -> None:
             row = conn.execute("SELECT count(*) FROM events WHERE site = ANY(%s)",
                                (sites,)).fetchone()
             stored = int(row[0]) if row else 0
+        # After generating, a full build is quicker than the incremental path over every
+        # bucket of the year.
+        refresh = rollups.refresh(conn, rebuild=args.rebuild or generation is not None)
+        for table in ("event_rollup", "event_rollup_1h", "event_rollup_out"):
+            conn.execute(f"VACUUM ANALYZE {table}")
         month_site = _time_export(conn, OccupancyRequest((sites[0],), MONTH, Level.SITE,
                                                          Bucket.QUARTER), ExportFormat.CSV)
         month_room = _time_export(conn, OccupancyRequest((sites[0],), MONTH, Level.ROOM,
@@ -134,9 +159,17 @@ def main() -> None:
                                                        Bucket.HOUR), ExportFormat.CSV)
         year_parquet = _time_export(conn, OccupancyRequest(tuple(sites), YEAR, Level.SITE,
                                                            Bucket.HOUR), ExportFormat.PARQUET)
+        year_raw = (_time_export(conn, OccupancyRequest(tuple(sites), YEAR, Level.SITE,
+                                                        Bucket.HOUR), ExportFormat.CSV,
+                                 Source.EVENTS) if args.raw else None)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
         "events": stored, "generation_s": generation,
+        "rollup_refresh_s": refresh.seconds, "rollup_full_build": refresh.full,
+        "rollup_rows": _rollup_rows(conn_url=get_settings().resolved_database_url()),
+        "site_month_15m_source": month_site["source"],
+        "five_site_year_1h_source": year_csv["source"],
+        "five_site_year_1h_raw_s": year_raw["seconds"] if year_raw else None,
         "site_month_15m_s": month_site["seconds"], "site_month_15m_rows": month_site["rows"],
         "site_month_15m_room_level_s": month_room["seconds"],
         "site_month_15m_room_level_rows": month_room["rows"],

@@ -12,7 +12,14 @@ import psycopg
 
 from evaluation.errors import ExportTooLarge
 from evaluation.formats import XLSX_MAX_ROWS, ExportFormat, write_export
-from evaluation.occupancy import Level, Manifest, OccupancyRequest, estimate_rows, occupancy_rows
+from evaluation.occupancy import (
+    Level,
+    Manifest,
+    OccupancyRequest,
+    Source,
+    estimate_rows,
+    occupancy_rows,
+)
 from evaluation.period import SiteInfo, load_sites
 
 
@@ -55,7 +62,11 @@ def prepare_export(conn: psycopg.Connection, request: OccupancyRequest,
     return PreparedExport(request, fmt, sites, manifest)
 
 
-def export_bytes(conn: psycopg.Connection, prepared: PreparedExport,
-                 secret_key: str) -> Iterator[bytes]:
-    rows = occupancy_rows(conn, prepared.request, prepared.sites, prepared.manifest, secret_key)
+def export_bytes(conn: psycopg.Connection, prepared: PreparedExport, secret_key: str,
+                 source: Source = Source.AUTO) -> Iterator[bytes]:
+    """The export's bytes; each site is read from the 15-minute rollups where they cover it
+    exactly, else from the raw events (same rows either way; the manifest's ``source``
+    says which)."""
+    rows = occupancy_rows(conn, prepared.request, prepared.sites, prepared.manifest, secret_key,
+                          source)
     yield from write_export(prepared.format, prepared.request.columns, rows, prepared.manifest)

@@ -12,6 +12,10 @@ suppressed: its figures are left empty and ``suppressed`` is true.
 *Minutes out of flat* is an estimate from a flat's door and bed sensors: the time from a
 door closing to the next door opening, when no bed event lies between them (the resident
 went out and came back) and the gap is at most three hours.
+
+Source: the 15-minute rollups of ``ingest.rollups`` when they cover the site and period
+exactly (``Source.AUTO``: refreshed after every event of the period arrived, zone offsets
+on quarter hours), else the raw events. Both give the same rows.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import psycopg
 
 from evaluation.period import Period, SiteInfo
 from evaluation.pseudonyms import RoomPseudonyms
+from ingest import rollups
 
 DEFAULT_K = 5
 FETCH_ROWS = 5000
@@ -34,6 +39,12 @@ FETCH_ROWS = 5000
 class Level(StrEnum):
     SITE = "site"
     ROOM = "room"
+
+
+class Source(StrEnum):
+    AUTO = "auto"  # the rollups where they cover the request exactly, else raw events
+    ROLLUP = "rollup"  # the rollups whenever the zone allows it (tests, benches)
+    EVENTS = "events"  # always the raw events
 
 
 class Bucket(StrEnum):
@@ -88,6 +99,7 @@ class Manifest:
     rows: int = 0
     suppressed_rows: int = 0
     rows_per_site: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # site -> "rollup" | "events"
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,6 +114,7 @@ class Manifest:
                        "bucket_start": "local time of the site, ISO 8601 with offset"},
             "columns": list(req.columns),
             "rows": self.rows, "rows_per_site": self.rows_per_site,
+            "source": self.sources,
             "suppression": {
                 "applies_to": "site level (aggregates over rooms)",
                 "applied": req.level is Level.SITE and self.suppressed_rows > 0,
@@ -120,13 +133,26 @@ class Manifest:
         }
 
 
+_SUMS = ", ".join(f"coalesce(ev.{name}, 0) AS {name}" for name in KIND_COLUMNS)
+_ROOM_BUCKETS = f"""
+room_buckets AS (
+    SELECT coalesce(ev.bucket, om.bucket) AS bucket, coalesce(ev.room, om.room) AS room,
+           r.kind AS room_kind, {_SUMS},
+           coalesce(ev.disturbances, 0) AS disturbances,
+           coalesce(om.minutes_out, 0) AS minutes_out
+    FROM ev
+    FULL JOIN out_minutes om ON om.bucket = ev.bucket AND om.room = ev.room
+    JOIN rooms r ON r.site = %(site)s AND r.id = coalesce(ev.room, om.room))
+"""
+
+
 def _room_buckets_sql(zoned: bool) -> str:
     counts = ",\n".join(f"count(*) FILTER (WHERE e.kind = '{kind}') AS {name}"
                         for name, kind in KINDS)
     disturbances = ", ".join(f"'{kind}'" for kind in DISTURBANCES)
-    sums = ", ".join(f"coalesce(ev.{name}, 0) AS {name}" for name in KIND_COLUMNS)
     bucket = ("time_bucket(%(width)s::interval, e.ts, %(tz)s)" if zoned
               else "time_bucket(%(width)s::interval, e.ts)")
+    left_bucket = bucket.replace("e.ts", "o.left_at")
     return f"""
 WITH ev AS (
     SELECT {bucket} AS bucket, e.room,
@@ -143,7 +169,7 @@ seq AS (
     WHERE e.site = %(site)s
       AND e.ts >= %(start)s - interval '3 hours' AND e.ts < %(end)s + interval '3 hours'
       AND e.kind IN ('door.open', 'door.closed', 'bed.exit', 'bed.enter')
-    WINDOW w AS (PARTITION BY e.room ORDER BY e.ts)),
+    WINDOW w AS (PARTITION BY e.room ORDER BY e.ts, e.kind, e.device, e.event_id)),
 outs AS (
     SELECT room, greatest(ts, %(start)s) AS left_at, least(next_ts, %(end)s) AS back_at
     FROM seq
@@ -152,34 +178,59 @@ outs AS (
 out_minutes AS (
     SELECT b.bucket, o.room,
            sum(extract(epoch FROM least(o.back_at, b.bucket + %(width)s::interval)
-                                  - greatest(o.left_at, b.bucket)) / 60.0) AS minutes_out
+                                  - greatest(o.left_at, b.bucket))) / 60.0 AS minutes_out
     FROM outs o
-    CROSS JOIN LATERAL generate_series(time_bucket(%(width)s::interval, o.left_at, %(tz)s),
+    -- From one bucket early: in the hour repeated when summer time ends, the zoned
+    -- time_bucket of a moment may name the later of the two equal wall-clock buckets.
+    CROSS JOIN LATERAL generate_series({left_bucket} - %(width)s::interval,
                                        o.back_at, %(width)s::interval) AS b(bucket)
     WHERE least(o.back_at, b.bucket + %(width)s::interval) > greatest(o.left_at, b.bucket)
     GROUP BY 1, 2),
-room_buckets AS (
-    SELECT coalesce(ev.bucket, om.bucket) AS bucket, coalesce(ev.room, om.room) AS room,
-           r.kind AS room_kind, {sums},
-           coalesce(ev.disturbances, 0) AS disturbances,
-           coalesce(om.minutes_out, 0) AS minutes_out
-    FROM ev
-    FULL JOIN out_minutes om ON om.bucket = ev.bucket AND om.room = ev.room
-    JOIN rooms r ON r.site = %(site)s AND r.id = coalesce(ev.room, om.room))
-"""
+""" + _ROOM_BUCKETS
 
 
-def _room_sql(zoned: bool) -> str:
+def _rollup_buckets_sql(zoned: bool, hourly: bool = False) -> str:
+    """The same CTEs from the rollups (exact when ``rollups.exact_for``): counts from
+    ``event_rollup`` (15 minutes) or ``event_rollup_1h``, minutes out per 15 minutes."""
+    counts = ",\n".join(
+        f"coalesce(sum(r.events) FILTER (WHERE r.kind = '{kind}'), 0)::bigint AS {name}"
+        for name, kind in KINDS)
+    disturbances = ", ".join(f"'{kind}'" for kind in DISTURBANCES)
+    bucket = ("time_bucket(%(width)s::interval, {col}, %(tz)s)" if zoned
+              else "time_bucket(%(width)s::interval, {col})")
+    return f"""
+WITH ev AS (
+    SELECT {bucket.format(col="r.bucket")} AS bucket, r.room,
+           {counts},
+           coalesce(sum(r.events) FILTER (WHERE r.kind IN ({disturbances})), 0)::bigint
+               AS disturbances
+    FROM {"event_rollup_1h" if hourly else "event_rollup"} r
+    WHERE r.site = %(site)s AND r.bucket >= %(start)s AND r.bucket < %(end)s
+    GROUP BY 1, 2),
+out_minutes AS (
+    SELECT {bucket.format(col="o.bucket")} AS bucket, o.room, sum(o.seconds) / 60.0 AS minutes_out
+    FROM event_rollup_out o
+    JOIN rooms r ON r.site = o.site AND r.id = o.room AND r.kind = 'flat'
+    WHERE o.site = %(site)s AND o.bucket >= %(start)s AND o.bucket < %(end)s
+    GROUP BY 1, 2),
+""" + _ROOM_BUCKETS
+
+
+def _room_sql(zoned: bool, rollup: str | None = None) -> str:
     names = ", ".join(KIND_COLUMNS)
-    return _room_buckets_sql(zoned) + f"""
+    ctes = (_rollup_buckets_sql(zoned, rollup == "1h") if rollup
+            else _room_buckets_sql(zoned))
+    return ctes + f"""
 SELECT bucket, room, room_kind, {names}, round(minutes_out::numeric, 1)::float8,
        disturbances = 0 AND minutes_out = 0
 FROM room_buckets ORDER BY bucket, room"""
 
 
-def _site_sql(zoned: bool) -> str:
+def _site_sql(zoned: bool, rollup: str | None = None) -> str:
     sums = ", ".join(f"sum({name})::bigint" for name in KIND_COLUMNS)
-    return _room_buckets_sql(zoned) + f"""
+    ctes = (_rollup_buckets_sql(zoned, rollup == "1h") if rollup
+            else _room_buckets_sql(zoned))
+    return ctes + f"""
 SELECT bucket, count(*) AS rooms_contributing,
        count(*) FILTER (WHERE disturbances > 0 OR minutes_out > 0) AS rooms_active,
        count(*) FILTER (WHERE room_kind = 'flat') AS flats_contributing,
@@ -189,9 +240,22 @@ SELECT bucket, count(*) AS rooms_contributing,
 FROM room_buckets GROUP BY bucket ORDER BY bucket"""
 
 
+def use_rollup(conn: psycopg.Connection, site: SiteInfo, start: datetime, end: datetime,
+               bucket: Bucket, source: Source = Source.AUTO) -> str | None:
+    """Which rollup this site's rows come from: "15m", "1h" (hourly and daily buckets in a
+    zone with whole-hour offsets) or None for the raw events (see the module docstring)."""
+    if source is Source.EVENTS or not rollups.exact_for(site.tz, start, end):
+        return None
+    if source is Source.AUTO and not rollups.covers(conn, site.id, start, end):
+        return None
+    if bucket is not Bucket.QUARTER and rollups.exact_for(site.tz, start, end, 3600):
+        return "1h"
+    return "15m"
+
+
 def occupancy_rows(conn: psycopg.Connection, request: OccupancyRequest,
                    sites: list[SiteInfo], manifest: Manifest,
-                   secret_key: str) -> Iterator[tuple[Any, ...]]:
+                   secret_key: str, source: Source = Source.AUTO) -> Iterator[tuple[Any, ...]]:
     """The export's rows, site after site, streamed; updates ``manifest`` as it goes.
 
     ``bucket`` is an aware datetime in the site's time zone. ``conn`` must not be in a
@@ -201,7 +265,10 @@ def occupancy_rows(conn: psycopg.Connection, request: OccupancyRequest,
     for site in sites:
         start, end = request.period.bounds(site.tz)
         zoned = _needs_zoned_buckets(site, request.bucket, start, end)
-        sql = _room_sql(zoned) if request.level is Level.ROOM else _site_sql(zoned)
+        rollup = use_rollup(conn, site, start, end, request.bucket, source)
+        manifest.sources[site.id] = f"rollup-{rollup}" if rollup else "events"
+        sql = (_room_sql(zoned, rollup) if request.level is Level.ROOM
+               else _site_sql(zoned, rollup))
         params = {"site": site.id, "tz": site.tz.key, "start": start, "end": end,
                   "width": request.bucket.interval}
         count = 0

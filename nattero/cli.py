@@ -342,7 +342,10 @@ def _register_service_verbs() -> None:
     simulation.alert_source_hook = fetch_alerts
     from evaluation.commands import export as evaluation_export
     from evaluation.commands import report as evaluation_report
+    from ingest.maintenance import app as maintenance_app
     from nattero.demo import demo
+
+    app.add_typer(maintenance_app, name="maintenance")
 
     app.command("export")(evaluation_export)
     app.command("report")(evaluation_report)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.service import Gateway
+from ingest.maintenance import Maintenance
 from nattero.settings import Settings
 from rules.runtime import RulesRuntime
 
@@ -13,10 +14,13 @@ from rules.runtime import RulesRuntime
 class Pipeline:
     gateway: Gateway
     rules: RulesRuntime
+    maintenance: Maintenance | None = None
 
     def stop(self) -> None:
         self.gateway.stop()
         self.rules.stop()
+        if self.maintenance is not None:
+            self.maintenance.stop()
 
 
 def start_pipeline(settings: Settings) -> Pipeline:
@@ -25,4 +29,6 @@ def start_pipeline(settings: Settings) -> Pipeline:
     gateway = Gateway(settings, hooks=[rules.on_batch])
     rules.start()
     gateway.start()
-    return Pipeline(gateway, rules)
+    maintenance = Maintenance(settings.resolved_database_url())
+    maintenance.start()
+    return Pipeline(gateway, rules, maintenance)

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     ingest_batch_max: int = Field(5000, ge=1, description="most events committed in one batch")
     ingest_retry_max_s: float = Field(
         5.0, gt=0, description="longest pause between commit retries during a database outage")
+    retention_days: int = Field(
+        400, ge=1, description="raw events older than this many days are dropped (whole "
+        "day-chunks); the rollups keep their aggregates")
+    dead_letter_retention_days: int = Field(
+        30, ge=1, description="dead letters older than this many days are deleted")
     secret_key: str = Field(DEV_SECRET, description="signs API tokens; required in production")
     token_minutes: int = Field(12 * 60, ge=1, description="lifetime of a bearer token")
 

@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("NATTERO_STATE_DIR", str(REPO / ".nattero-test"))
 os.environ.setdefault("NATTERO_PG_PORT", "55433")
 os.environ.setdefault("NATTERO_MQTT_PORT", "51884")
+# Test data lives in past years (DST nights, 1985 retention cases): never drop it by age.
+os.environ.setdefault("NATTERO_RETENTION_DAYS", "36500")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

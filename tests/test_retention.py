@@ -1,0 +1,160 @@
+"""Retention drops only whole chunks older than the retention, keeps the rollups, deletes old
+dead letters; the maintenance thread survives database errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+import pytest
+from conftest import unique, wait_until
+from evaluation_fixtures import provision
+
+from evaluation.occupancy import Bucket, Level, Manifest, OccupancyRequest, Source, occupancy_rows
+from evaluation.period import Period, load_sites
+from ingest import retention, rollups
+from ingest.maintenance import Maintenance
+from nattero.settings import StackInfo
+from simulators import load_profile
+
+# Far in the past, so that dropping these chunks cannot touch another test's events.
+OLD_DAY = date(1985, 5, 1)
+CUTOFF = datetime(1985, 6, 1, tzinfo=UTC)
+KEPT_DAY = date(1985, 6, 10)
+
+
+def _day_of_events(conn: psycopg.Connection, profile, day: date) -> int:  # type: ignore[no-untyped-def]
+    """Heartbeats every 5 minutes and a trip out of the first flat at 01:00-01:30 UTC."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    flat = next(r.id for r in profile.rooms if r.kind.value == "flat")
+    door = next(d for d in profile.device_specs if d.room == flat and d.kind.value == "door")
+    rows = [(profile.site, door.id, f"hb-{day}-{i}", start + timedelta(minutes=5 * i), flat,
+             "heartbeat") for i in range(288)]
+    rows += [(profile.site, door.id, f"c-{day}", start + timedelta(hours=1), flat, "door.closed"),
+             (profile.site, door.id, f"o-{day}", start + timedelta(hours=1, minutes=30), flat,
+              "door.open")]
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO events (site, device, event_id, ts, room, kind, "
+                        "received_at) VALUES (%s, %s, %s, %s, %s, %s, clock_timestamp())", rows)
+    return len(rows)
+
+
+def _export(conn: psycopg.Connection, site: str, day: date, source: Source):  # type: ignore[no-untyped-def]
+    request = OccupancyRequest((site,), Period(day, day), Level.ROOM, Bucket.HOUR, k=1)
+    manifest = Manifest(request, "csv", {})
+    rows = list(occupancy_rows(conn, request, load_sites(conn, [site]), manifest, "s", source))
+    return rows, manifest
+
+
+@pytest.fixture
+def horizon_reset(db: psycopg.Connection) -> Iterator[None]:
+    """The retention horizon is one per database and only moves forward; this test needs it
+    before its 1985 days, so it is cleared for the test and restored (or moved on) after."""
+    row = db.execute("SELECT raw_kept_from FROM rollup_state WHERE id = 1").fetchone()
+    db.execute("UPDATE rollup_state SET raw_kept_from = NULL WHERE id = 1")
+    try:
+        yield
+    finally:
+        if row and row[0]:
+            db.execute("UPDATE rollup_state SET raw_kept_from = greatest(raw_kept_from, %s) "
+                       "WHERE id = 1", (row[0],))
+
+
+def test_retention_drops_only_old_chunks_and_keeps_the_rollup(
+        db: psycopg.Connection, horizon_reset: None) -> None:
+    profile = load_profile("egely").model_copy(update={"site": unique("ret"), "tz": "UTC"})
+    provision(db, profile)
+    old = _day_of_events(db, profile, OLD_DAY)
+    kept = _day_of_events(db, profile, KEPT_DAY)
+    rollups.refresh(db)
+    old_export, manifest = _export(db, profile.site, OLD_DAY, Source.EVENTS)
+    assert len(old_export) == 24 and manifest.sources == {profile.site: "events"}
+    assert sum(row[-2] for row in old_export) == 30.0  # minutes out of flat
+
+    days = (datetime.now(UTC) - CUTOFF).days
+    result = retention.apply_retention(db, days=days, dead_letter_retention=30)
+    assert result.mode == "drop_chunks" and result.chunks_dropped >= 1
+
+    count = "SELECT count(*) FROM events WHERE site = %s AND ts >= %s AND ts < %s"
+    day = timedelta(days=1)
+    old_start = datetime(OLD_DAY.year, OLD_DAY.month, OLD_DAY.day, tzinfo=UTC)
+    kept_start = datetime(KEPT_DAY.year, KEPT_DAY.month, KEPT_DAY.day, tzinfo=UTC)
+    assert db.execute(count, (profile.site, old_start, old_start + day)).fetchone() == (0,)
+    assert db.execute(count, (profile.site, kept_start, kept_start + day)).fetchone() == (kept,)
+    # Nothing newer than the retention went: no chunk ending after the cutoff was dropped.
+    row = db.execute("SELECT count(*) FROM timescaledb_information.chunks "
+                     "WHERE hypertable_name = 'events' AND range_end <= %s",
+                     (CUTOFF,)).fetchone()
+    assert row == (0,)
+
+    # The rollup still holds the dropped day, and the export reads it from there.
+    rolled = db.execute("SELECT sum(events) FROM event_rollup WHERE site = %s AND bucket >= %s "
+                        "AND bucket < %s", (profile.site, old_start, old_start + day)).fetchone()
+    assert rolled == (old,)
+    after, manifest = _export(db, profile.site, OLD_DAY, Source.AUTO)
+    assert manifest.sources[profile.site].startswith("rollup")
+    assert after == old_export
+    state = rollups.read_state(db)
+    assert state is not None and state.raw_kept_from is not None
+    assert state.raw_kept_from >= old_start + day
+
+    # A refresh never rewrites a dropped day, even when a late event lands in it.
+    db.execute("INSERT INTO events (site, device, event_id, ts, room, kind, received_at) "
+               "SELECT %s, d.id, 'very-late', %s, d.room, 'motion', clock_timestamp() "
+               "FROM devices d WHERE d.site = %s LIMIT 1",
+               (profile.site, old_start + timedelta(hours=3), profile.site))
+    assert rollups.refresh(db).skipped_dropped >= 1
+    assert db.execute("SELECT sum(events) FROM event_rollup WHERE site = %s AND bucket >= %s "
+                      "AND bucket < %s", (profile.site, old_start, old_start + day)
+                      ).fetchone() == (old,)
+    retention.apply_retention(db, days=days, dead_letter_retention=30)  # and it goes again
+
+
+def test_old_dead_letters_are_deleted(db: psycopg.Connection) -> None:
+    topic = unique("nattero/v1/dl")
+    for age in (45, 5):
+        db.execute("INSERT INTO dead_letters (received_at, topic, payload, reason, detail) "
+                   "VALUES (now() - %s::interval, %s, 'x', 'test', %s)",
+                   (f"{age} days", topic, str(age)))
+    result = retention.apply_retention(db, days=36500, dead_letter_retention=30)
+    assert result.dead_letters_deleted >= 1
+    left = db.execute("SELECT detail FROM dead_letters WHERE topic = %s", (topic,)).fetchall()
+    assert left == [("5",)]
+
+
+def test_retention_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        retention.apply_retention(None, days=0)  # type: ignore[arg-type]
+
+
+def test_retention_days_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nattero.settings import get_settings
+
+    get_settings.cache_clear()
+    monkeypatch.setenv("NATTERO_RETENTION_DAYS", "123")
+    try:
+        assert retention.retention_days() == 123
+        monkeypatch.delenv("NATTERO_RETENTION_DAYS")
+        get_settings.cache_clear()
+        assert retention.retention_days() == retention.DEFAULT_RETENTION_DAYS
+    finally:
+        get_settings.cache_clear()
+
+
+def test_maintenance_thread_survives_a_database_error(migrated: StackInfo) -> None:
+    # Nothing listens on port 9 (discard): every round fails to connect.
+    broken = "postgresql://nattero:x@127.0.0.1:9/nattero"
+    job = Maintenance(broken, every_s=0.05, retention_enabled=False)
+    job.start()
+    try:
+        assert wait_until(lambda: job.failures >= 3, timeout=20)
+        assert job.running and job.rounds == 0 and job.last_error
+        job._dsn = migrated.database_url  # the database is back
+        assert wait_until(lambda: job.rounds >= 1, timeout=60)
+        assert job.running and job.consecutive_failures == 0 and job.last_error is None
+    finally:
+        job.stop()
+    assert not job.running
+    time.sleep(0.1)
