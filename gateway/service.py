@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -57,6 +58,7 @@ class _Inbound(NamedTuple):  # a tuple: built once per message on paho's thread
     mid: int
     qos: int
     generation: int
+    retained: bool
 
 
 class Gateway:
@@ -151,8 +153,7 @@ class Gateway:
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", errors="replace")
         self._queue.append(_Inbound(topic, bytes(msg.payload), datetime.now(UTC), msg.mid,
-                                    msg.qos,
-                                    self._generation))
+                                    msg.qos, self._generation, bool(msg.retain)))
         if not self._arrived.is_set():  # set() takes a lock; skip it when already set
             self._arrived.set()
 
@@ -243,7 +244,8 @@ class Gateway:
             for event in routed.events:
                 batch.events.append((event, item.received_at))
             if routed.status is not None:
-                batch.statuses.append(routed.status)
+                batch.statuses.append(replace(routed.status, retained=item.retained)
+                                      if item.retained else routed.status)
         return batch
 
     def _write_loop(self) -> None:

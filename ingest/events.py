@@ -62,3 +62,6 @@ class StatusChange:
     device: str
     presence: Presence
     ts: datetime
+    # Delivered because the gateway (re)subscribed, not because the device just said so:
+    # stored as the device's presence, but not a new transition for the rules.
+    retained: bool = False

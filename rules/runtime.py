@@ -250,13 +250,23 @@ class RulesRuntime:
             return
         if time.monotonic() - self._layout_loaded > 5 or self._unknown(rows):
             self.reload_layouts(conn)
+        # In arrival order: a status is placed on the site's clock between the events that
+        # arrived before and after it (a status carries no device time of its own).
+        arrivals: list[tuple[datetime, StoredEventRow | StatusChange]] = [
+            (row.received_at, row) for row in rows]
+        arrivals += [(change.ts, change) for change in statuses]
+        arrivals.sort(key=lambda pair: pair[0])
         with self._lock:
             intents: list[Intent] = []
-            for row in rows:
-                if (row.event.site, row.event.device) in self._known:
-                    intents += self._engine.process(row.event)
-                    self._note(row.event.site, row.event.ts)
-            for change in statuses:
+            for _, item in arrivals:
+                if isinstance(item, StoredEventRow):
+                    if (item.event.site, item.event.device) in self._known:
+                        intents += self._engine.process(item.event)
+                        self._note(item.event.site, item.event.ts)
+                    continue
+                change = item
+                if change.retained:
+                    continue  # old news re-sent on subscribe; silence detection still applies
                 if (change.site, change.device) in self._known:
                     # A status carries no device time: stamp it on the site's clock, so a
                     # replayed night is not pushed to today by a status message.
