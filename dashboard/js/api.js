@@ -104,6 +104,31 @@ export async function request(method, path, body) {
   return payload;
 }
 
+/**
+ * GET a document (HTML, PDF, an export file) with the bearer token; returns the Response.
+ * Errors are the same ApiErrors as `request` gives, from the server's JSON error body.
+ */
+export async function fetchDocument(path, accept = "*/*") {
+  const headers = { Accept: accept };
+  const raw = token();
+  if (raw) headers.Authorization = `Bearer ${raw}`;
+  let response;
+  try {
+    response = await fetch(`${API}${path}`, { headers, cache: "no-store" });
+  } catch {
+    throw new ApiError(0, "unreachable");
+  }
+  if (response.status === 401) {
+    goToLogin("expired");
+    throw new ApiError(401, "signed out");
+  }
+  if (!response.ok) {
+    const payload = await response.json().catch(() => null);
+    throw new ApiError(response.status, describe(payload, response), payload?.detail);
+  }
+  return response;
+}
+
 export const get = (path) => request("GET", path);
 export const post = (path, body) => request("POST", path, body);
 export const put = (path, body) => request("PUT", path, body);

@@ -46,32 +46,6 @@ function filenameOf(response, fallback) {
   return match ? decodeURIComponent(match[1]) : fallback;
 }
 
-/** GET with the bearer token; returns the Response, or throws an ApiError a person can read. */
-async function fetchWithToken(path) {
-  const headers = {};
-  const raw = api.token();
-  if (raw) headers.Authorization = `Bearer ${raw}`;
-  let response;
-  try {
-    response = await fetch(`${api.API}${path}`, { headers, cache: "no-store" });
-  } catch {
-    throw new ApiError(0, "unreachable");
-  }
-  if (response.status === 401) {
-    api.goToLogin("expired");
-    throw new ApiError(401, "signed out");
-  }
-  if (!response.ok) {
-    const payload = await response.json().catch(() => null);
-    const detail = payload && payload.detail;
-    const message = typeof detail === "string" ? detail
-      : Array.isArray(detail) ? detail.map((d) => `${(d.loc || []).slice(-1)[0] ?? "?"}: ${d.msg}`).join("; ")
-        : `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, message, detail);
-  }
-  return response;
-}
-
 function describeError(error) {
   if (!(error instanceof ApiError)) return t("ev.error", { reason: error.message });
   if (error.status === 0) return t("ev.error.0");
@@ -192,7 +166,7 @@ async function downloadExport() {
   const button = $("export-download");
   await busy(button, "ev.export.busy", "ev.export.download", async () => {
     try {
-      const response = await fetchWithToken(`/exports/occupancy?${query}`);
+      const response = await api.fetchDocument(`/exports/occupancy?${query}`);
       const blob = await response.blob();
       const name = filenameOf(response, `occupancy-${chosen.site}.${format.startsWith("csv") ? "csv.zip" : format}`);
       saveBlob(blob, name);
@@ -232,7 +206,7 @@ async function showReport() {
   const button = $("report-show");
   await busy(button, "ev.report.busy", "ev.report.show", async () => {
     try {
-      const response = await fetchWithToken(`/reports/benefit?${reportQuery(chosen, extra, "html")}`);
+      const response = await api.fetchDocument(`/reports/benefit?${reportQuery(chosen, extra, "html")}`);
       const html = await response.text();
       const frame = $("report-frame");
       frame.addEventListener("load", () => fitFrame(frame), { once: true });
@@ -255,7 +229,7 @@ async function downloadPdf() {
   const button = $("report-pdf");
   await busy(button, "ev.report.pdf.busy", "ev.report.pdf", async () => {
     try {
-      const response = await fetchWithToken(`/reports/benefit?${reportQuery(chosen, extra, "pdf")}`);
+      const response = await api.fetchDocument(`/reports/benefit?${reportQuery(chosen, extra, "pdf")}`);
       const blob = await response.blob();
       const name = filenameOf(response, `benefit-${chosen.site}.pdf`);
       saveBlob(blob, name);

@@ -9,29 +9,6 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const ALLOWED = new Set(["staff", "admin"]);
 
-async function fetchHtml(path) {
-  const headers = { Accept: "text/html" };
-  const raw = api.token();
-  if (raw) headers.Authorization = `Bearer ${raw}`;
-  let response;
-  try {
-    response = await fetch(`${api.API}${path}`, { headers, cache: "no-store" });
-  } catch {
-    throw new ApiError(0, "unreachable");
-  }
-  if (response.status === 401) {
-    api.goToLogin("expired");
-    throw new ApiError(401, "signed out");
-  }
-  if (!response.ok) {
-    const payload = await response.json().catch(() => null);
-    const detail = payload && payload.detail;
-    throw new ApiError(response.status, typeof detail === "string" ? detail
-      : `${response.status} ${response.statusText}`);
-  }
-  return response.text();
-}
-
 function describeError(error) {
   if (error.status === 0) return t("ev.error.0");
   if (error.status === 403) return `${t("ev.error.403")} (${error.message})`;
@@ -61,7 +38,7 @@ async function show(event) {
   button.textContent = t("ho.busy");
   $("ho-status").textContent = t("ho.busy");
   try {
-    const html = await fetchHtml(`/reports/handover?${query}`);
+    const html = await (await api.fetchDocument(`/reports/handover?${query}`, "text/html")).text();
     const frame = $("ho-frame");
     frame.addEventListener("load", () => fitFrame(frame), { once: true });
     frame.srcdoc = html;
