@@ -19,6 +19,7 @@ from api.db import open_pool
 from api.fanout import AlertFanout
 from api.routes import admin, alerts, auth, exports, health, reports, sites, stream
 from api.security import AddressLimiter
+from nattero.pipeline import freeze_startup_objects
 from nattero.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, pipeline: bool = False) -> FastAPI:
             if pipeline:
                 running = await run_in_threadpool(_start_pipeline, settings)
                 app.state.pipeline = running
+            freeze_startup_objects()
             yield
         finally:
             listener.cancel()

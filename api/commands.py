@@ -86,4 +86,7 @@ def serve(
     sys.setswitchinterval(0.0005)
     uvicorn.run(create_app(settings, pipeline=pipeline), host=host, port=port,
                 ws="websockets-sansio", ws_ping_interval=20.0, ws_ping_timeout=20.0,
+                # Alerts are small JSON frames: compressing each for every board costs more
+                # latency than the bytes it saves.
+                ws_per_message_deflate=False,
                 proxy_headers=False, log_config=log_config, access_log=False)

@@ -1,16 +1,21 @@
 """One ``LISTEN nattero_alerts`` per process, fanned out to every connected board.
 
-The listener owns a dedicated async connection. A notification (payload: the change's
-``seq``) makes it read the new rows of ``alert_changes`` once, through the pool, and put
-each change, already encoded as JSON, on the queue of every subscriber allowed to see its
-site. No board ever queries the database for live changes.
+The listener owns a dedicated async connection. A notification normally carries the whole
+change (``ingest.alerts.notification``): when it is the next ``seq``, it goes straight onto
+the queue of every subscriber allowed to see its site, already encoded as the board's JSON
+message - no database read between the commit and the boards. Anything else (a ``seq``
+past a hole, a payload with the ``seq`` alone, a reconnect) makes it read the new rows of
+``alert_changes`` once, through the pool. No board ever queries the database for live
+changes.
 
-Order and completeness: ``seq`` values are taken from a sequence before commit, so two
-transactions can commit out of order (11 visible before 10). The fan-out therefore only
-publishes a gap-free prefix: it holds changes above a missing ``seq`` for up to
-``GAP_GRACE_S`` (a rolled-back transaction leaves a hole that never fills) and then skips
-the hole. ``seq`` (the watermark) is the last change published; every change at or below
-it has been delivered to every subscriber, which makes it a safe ``since`` for a board.
+Order and completeness: changes are numbered under a transaction-level advisory lock, so
+they commit, and PostgreSQL delivers their notifications, in ``seq`` order; a hole is a
+rolled-back transaction. The fan-out still only publishes a gap-free prefix: a hole below
+a ``seq`` whose notification has arrived is settled (whatever was below it has committed
+or never will) and is skipped at once; any other hole (seen on a catch-up read) holds the
+changes above it for up to ``GAP_GRACE_S``, and is then skipped. ``seq``
+(the watermark) is the last change published; every change at or below it has been
+delivered to every subscriber, which makes it a safe ``since`` for a board.
 
 If the database goes away the listener reconnects with backoff and catches up from the
 watermark, so subscribers see neither a duplicate nor a gap.
@@ -19,7 +24,7 @@ watermark, so subscribers see neither a duplicate nor a gap.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,6 +35,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from api.db import APPLICATION_NAME
+from ingest import alerts
 from ingest.alerts import NOTIFY_CHANNEL, changes_since
 from nattero.settings import Settings
 
@@ -49,10 +55,22 @@ class PublishedChange:
 
 
 def change_message(row: dict[str, Any]) -> PublishedChange:
+    """A change read from ``alert_changes``, encoded for the boards."""
     alert = row["alert"]
-    text = json.dumps({"type": "change", "seq": row["seq"], "change": row["change"],
-                       "alert": alert}, separators=(",", ":"))
+    text = alerts.change_message(int(row["seq"]), row["change"], alert)
     return PublishedChange(int(row["seq"]), str(alert["site"]), int(alert["id"]), text)
+
+
+def from_notification(payload: str) -> PublishedChange | int | None:
+    """The change a NOTIFY payload carries, or only its ``seq`` when it carries no more;
+    None for a payload of another form (the listener then reads the table)."""
+    parts = payload.split("\t", 3)
+    try:
+        if len(parts) == 4:
+            return PublishedChange(int(parts[0]), parts[1], int(parts[2]), parts[3])
+        return int(payload)
+    except ValueError:
+        return None
 
 
 @dataclass(eq=False)
@@ -61,12 +79,19 @@ class Subscriber:
 
     sites: frozenset[str] | None
     start_seq: int
-    queue: asyncio.Queue[PublishedChange] = field(
+    # None: the board went away (put by ``hang_up``), so the sender stops waiting.
+    queue: asyncio.Queue[PublishedChange | None] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
+    gone: bool = False
 
     def sees(self, site: str) -> bool:
         return self.sites is None or site in self.sites
+
+    def hang_up(self) -> None:
+        self.gone = True
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue: the next send fails
+            self.queue.put_nowait(None)
 
 
 class AlertFanout:
@@ -75,6 +100,7 @@ class AlertFanout:
         self._pool = pool
         self._subscribers: set[Subscriber] = set()
         self._gap_since: float | None = None
+        self._settled = 0  # the highest seq notified: every lower one is final
         self.seq = 0
         self.listening = False
         self.ready = asyncio.Event()
@@ -136,11 +162,20 @@ class AlertFanout:
             log.info("listening on %s from seq %d", NOTIFY_CHANNEL, self.seq)
             await self._catch_up()
             while True:
-                newest = 0
+                behind = False
                 timeout = 0.2 if self._gap_since is not None else 30.0
                 async for notify in conn.notifies(timeout=timeout, stop_after=1):
-                    newest = max(newest, _seq_of(notify.payload))
-                if newest > self.seq or self._gap_since is not None:
+                    change = from_notification(notify.payload)
+                    if change is None:
+                        behind = True
+                        continue
+                    seq = change if isinstance(change, int) else change.seq
+                    self._settled = max(self._settled, seq)
+                    if isinstance(change, PublishedChange) and seq == self.seq + 1:
+                        self._publish(change)  # the usual case: no read, no thread hop
+                    else:
+                        behind = behind or seq > self.seq
+                if behind or self._gap_since is not None:
                     await self._catch_up()
 
     async def _catch_up(self) -> None:
@@ -160,12 +195,13 @@ class AlertFanout:
             seq = int(row["seq"])
             if seq <= self.seq:
                 continue
-            if seq != self.seq + 1:
+            if seq != self.seq + 1 and seq > self._settled:
                 now = time.monotonic()
                 if self._gap_since is None:
                     self._gap_since = now
                 if now - self._gap_since < GAP_GRACE_S:
                     return published  # an earlier transaction may still commit
+            if seq != self.seq + 1:
                 log.warning("alert changes %d..%d were never committed; skipping them",
                             self.seq + 1, seq - 1)
             self._gap_since = None
@@ -173,9 +209,3 @@ class AlertFanout:
             published += 1
         return published
 
-
-def _seq_of(payload: str) -> int:
-    try:
-        return int(payload)
-    except ValueError:
-        return 1 << 62  # unknown payload: read to be safe

@@ -54,7 +54,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def mqtt_client(host: str, port: int, username: str, password: str) -> mqtt.Client:
+def mqtt_client(host: str, port: int, username: str, password: str,
+                threaded: bool = True) -> mqtt.Client:
+    """A device. ``threaded=False``: no network thread, so ``publish`` writes to the socket
+    at once from the caller (the caller then runs ``loop`` for acks and keep-alive)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex}")
     client.username_pw_set(username, password)
 
@@ -63,8 +66,18 @@ def mqtt_client(host: str, port: int, username: str, password: str) -> mqtt.Clie
 
     client.on_socket_open = nodelay
     client.connect(host, port)
-    client.loop_start()
+    if threaded:
+        client.loop_start()
+    else:
+        client.loop(timeout=1.0)  # CONNACK
     return client
+
+
+async def pump(client: mqtt.Client) -> None:
+    """Reads acks and sends keep-alives for an unthreaded client, on the event loop."""
+    while True:
+        client.loop(timeout=0)
+        await asyncio.sleep(0.02)
 
 
 def background_load(host: str, port: int, username: str, password: str, site: str,
@@ -111,8 +124,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     api_port = args.port
     env = {**os.environ, "NATTERO_GATEWAY_SITES": json.dumps([site]),
            "NATTERO_GATEWAY_CLIENT_ID": f"bench-{site}", "NATTERO_GATEWAY_BRIDGES": "false"}
-    server = subprocess.Popen([sys.executable, "-m", "nattero.cli", "serve", "--port",
-                               str(api_port)], env=env, stderr=subprocess.DEVNULL,
+    serve = [sys.executable, "-m", "nattero.cli", "serve", "--port", str(api_port)]
+    pipeline: subprocess.Popen[bytes] | None = None
+    if args.split:
+        serve.append("--no-pipeline")
+        pipeline = subprocess.Popen([sys.executable, "-m", "nattero.cli", "pipeline"], env=env,
+                                    stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(serve, env=env, stderr=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{api_port}"
     loader: multiprocessing.Process | None = None
@@ -130,13 +148,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         loader = multiprocessing.Process(target=background_load, daemon=True, args=(
             host, port, load_user, load_password, site, args.devices, args.rate))
         loader.start()
-        device = mqtt_client(host, port, door.username, door.password)
+        # Unthreaded: a publish leaves at once, instead of waiting for a paho thread to get
+        # the GIL from this process's 200 WebSocket clients (that wait is not Nattero's).
+        device = mqtt_client(host, port, door.username, door.password, threaded=False)
+        pumping = asyncio.create_task(pump(device))
 
         async def measure(clients: int, alerts: int, offset: int
                           ) -> tuple[list[dict[str, float]], dict[str, float]]:
             received: list[dict[str, float]] = [{} for _ in range(clients)]
             sockets = [await websockets.connect(
-                f"ws://127.0.0.1:{api_port}/api/v1/alerts/stream?token={token}", max_size=None)
+                f"ws://127.0.0.1:{api_port}/api/v1/alerts/stream?token={token}", max_size=None,
+                compression=None)
                 for _ in range(clients)]
 
             async def listen(index: int, ws: Any) -> None:
@@ -176,11 +198,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(2)  # background load settles
         one, sent_one = await measure(1, args.alerts, 0)
         many, sent_many = await measure(args.clients, args.alerts, args.alerts)
+        pumping.cancel()
     finally:
         if loader is not None:
             loader.terminate()
-        server.terminate()
-        server.wait(20)
+        for process in (server, pipeline):
+            if process is not None:
+                process.terminate()
+                process.wait(20)
         remove_session(settings, f"bench-{site}")
         if not args.keep:
             remove_site(settings, site)
@@ -204,6 +229,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "all_clients_p50_ms": round(statistics.median(every), 2) if every else None,
         "all_clients_p99_ms": round(percentile(every, 0.99), 2) if every else None,
         "background_events_per_s": args.rate, "background_devices": args.devices,
+        "split": args.split,
     }
 
 
@@ -215,6 +241,9 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=500)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--split", action="store_true",
+                        help="run the pipeline (`nattero pipeline`) and the API "
+                             "(`nattero serve --no-pipeline`) as two processes")
     parser.add_argument("--keep", action="store_true", help="keep the bench site afterwards")
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 

@@ -1,8 +1,11 @@
 """Alerts in the store: their lifecycle and the change stream the board listens to.
 
 Every change of an alert appends one row to ``alert_changes`` (with a JSON snapshot of the
-alert) and sends ``NOTIFY nattero_alerts, '<seq>'`` in the same transaction, so a listener
-learns of it only once it is committed and a reconnecting board can replay by ``seq``.
+alert) and sends a ``NOTIFY nattero_alerts`` in the same transaction, so a listener learns of
+it only once it is committed and a reconnecting board can replay by ``seq``. The payload is
+``<seq>\t<site>\t<alert id>\t<the board's change message>`` (see ``notification``), so the
+listener can pass a change on without reading it back; a change too large for a payload
+(PostgreSQL allows < 8000 bytes) is announced as ``<seq>`` alone and read from the table.
 
 Lifecycle: ``open`` → ``acknowledged`` → ``resolved`` (also ``open`` → ``resolved``);
 anything else is an ``IllegalTransition``.
@@ -10,6 +13,7 @@ anything else is an ``IllegalTransition``.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -19,6 +23,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 NOTIFY_CHANNEL = "nattero_alerts"
+NOTIFY_MAX_BYTES = 7900  # PostgreSQL refuses payloads of 8000 bytes and more
 CHANGE_LOCK = 0x4E41545445524F  # "NATTERO": the advisory lock that orders alert changes
 
 
@@ -108,8 +113,21 @@ def record_change(conn: psycopg.Connection, alert_id: int, change: AlertChange) 
     conn.execute("INSERT INTO alert_changes (seq, alert_id, site, change, alert) "
                  "VALUES (%s, %s, %s, %s, %s)",
                  (seq, alert_id, alert["site"], change.value, Jsonb(alert)))
-    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(seq)))
+    conn.execute("SELECT pg_notify(%s, %s)",
+                 (NOTIFY_CHANNEL, notification(seq, change.value, alert)))
     return seq
+
+
+def change_message(seq: int, change: str, alert: dict[str, Any]) -> str:
+    """The board's ``change`` message (the WebSocket frame's text), compact JSON."""
+    return json.dumps({"type": "change", "seq": seq, "change": change, "alert": alert},
+                      separators=(",", ":"))
+
+
+def notification(seq: int, change: str, alert: dict[str, Any]) -> str:
+    """The NOTIFY payload of a change: everything a listener needs to publish it."""
+    payload = f"{seq}\t{alert['site']}\t{alert['id']}\t{change_message(seq, change, alert)}"
+    return payload if len(payload.encode()) <= NOTIFY_MAX_BYTES else str(seq)
 
 
 def _current(conn: psycopg.Connection, alert_id: int) -> tuple[AlertStatus, str]:

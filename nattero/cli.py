@@ -307,10 +307,11 @@ def gateway() -> None:
 @friendly_errors
 def pipeline() -> None:
     """Run the gateway and the rules engine (events in, alerts out) without the API."""
-    from nattero.pipeline import start_pipeline
+    from nattero.pipeline import freeze_startup_objects, start_pipeline
 
     _logging()
     running = start_pipeline(get_settings())
+    freeze_startup_objects()
     _stop_on_signals(running.stop)
     running.gateway.wait()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from gateway.service import Gateway
@@ -21,6 +22,14 @@ class Pipeline:
         self.rules.stop()
         if self.maintenance is not None:
             self.maintenance.stop()
+
+
+def freeze_startup_objects() -> None:
+    """Exclude what start-up built (modules, the app, the rebuilt rules engine) from future
+    garbage collections: a full collection then walks only newer objects, so it cannot
+    stall the process - and an alert on its way - for as long."""
+    gc.collect()
+    gc.freeze()
 
 
 def start_pipeline(settings: Settings) -> Pipeline:

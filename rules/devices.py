@@ -24,9 +24,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Self
+from typing import Self, TypeGuard
 
-from ingest.events import Event, Presence, StatusChange
+from ingest.events import Event, EventKind, Presence, StatusChange
 from rules.intents import Clear, Intent, Trigger
 from rules.machine import Input, SiteContext, event_key, iso
 from rules.settings import LOW_BATTERY_BELOW, LOW_BATTERY_REARM_AT, RuleName
@@ -41,6 +41,10 @@ from rules.states import (
 )
 
 __all__ = ["DeviceMachine", "allowed_silence"]
+
+
+def _heartbeat(item: Input) -> TypeGuard[Event]:
+    return isinstance(item, Event) and item.kind is EventKind.HEARTBEAT
 
 
 def allowed_silence(ctx: SiteContext, device: str) -> timedelta:
@@ -171,3 +175,15 @@ class DeviceMachine:
 
     def is_open(self, episode_key: str) -> bool:
         return episode_key in (self.offline_episode, self.battery_episode)
+
+    def redundant(self, before: Input, item: Input, after: Input, ctx: SiteContext) -> bool:
+        """A heartbeat between two heartbeats with the same battery reading, closer together
+        than the allowed silence: each only re-arms the silence timer, and without the
+        middle one the timer still cannot fire between its neighbours, whatever arrives
+        late in between (a late input re-arms it too). Forgetting it keeps a device that
+        beats every second from filling the engine's memory for the 12 hours it keeps."""
+        return (
+            _heartbeat(before) and _heartbeat(item) and _heartbeat(after)
+            and before.battery == item.battery == after.battery
+            and after.ts - before.ts < allowed_silence(ctx, self.device)
+        )

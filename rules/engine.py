@@ -43,7 +43,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ingest.events import Event, RoomKind, StatusChange
+from ingest.events import Event, EventKind, RoomKind, StatusChange
 from rules.devices import DeviceMachine
 from rules.errors import LayoutError, UnknownSite
 from rules.intents import Intent
@@ -167,6 +167,10 @@ class RulesEngine:
         """The earliest pending timer of the site (call ``advance`` then), or None."""
         return self._site(site).earliest()
 
+    def inputs_kept(self, site: str) -> int:
+        """How many inputs the site's timelines hold for re-ordering late ones (memory)."""
+        return sum(len(timeline) for timeline in self._site(site).timelines())
+
     def watermark(self, site: str) -> datetime | None:
         """The latest instant the site's clock has reached (None before any input)."""
         return self._site(site).watermark
@@ -195,7 +199,9 @@ class RulesEngine:
         intents = self._advance(state, item.ts)
         assert state.watermark is not None
         touched: list[Timeline[Machine] | Timeline[DeviceMachine]] = [state.devices[item.device]]
-        if isinstance(item, Event):
+        if isinstance(item, Event) and item.kind is not EventKind.HEARTBEAT:
+            # Room machines ignore heartbeats (signs of life, for the device's machine):
+            # keeping them out keeps a room's timeline to what happened in the room.
             touched.insert(0, state.rooms[info.room][1])
         for timeline in touched:
             intents += timeline.insert(item, state.ctx, state.watermark)

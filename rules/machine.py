@@ -94,3 +94,9 @@ class Machine(Protocol):
     def is_open(self, episode_key: str) -> bool:
         """Whether the episode is still going on, as far as the known facts say."""
         ...
+
+    def redundant(self, before: Input, item: Input, after: Input, ctx: SiteContext) -> bool:
+        """Whether ``item``, kept between its neighbours ``before`` and ``after``, may be
+        forgotten because no replay, whatever input arrives late, would differ without it.
+        (It keeps a timeline's memory bounded under a stream of heartbeats.)"""
+        ...

@@ -204,6 +204,10 @@ class FlatMachine:
             Excursion.OUT,
         )
 
+    def redundant(self, before: Input, item: Input, after: Input,
+                  ctx: SiteContext) -> bool:
+        return False  # room timelines get no heartbeats; every input counts
+
 
 @dataclass(slots=True)
 class CommonMachine:
@@ -276,6 +280,10 @@ class CommonMachine:
     def is_open(self, episode_key: str) -> bool:
         return self.episode is MotionEpisode.ACTIVE and episode_key == self.episode_key
 
+    def redundant(self, before: Input, item: Input, after: Input,
+                  ctx: SiteContext) -> bool:
+        return False  # room timelines get no heartbeats; every input counts
+
 
 @dataclass(slots=True)
 class ExitMachine:
@@ -333,6 +341,10 @@ class ExitMachine:
 
     def is_open(self, episode_key: str) -> bool:
         return any(key == episode_key for key, _ in self.episodes.values())
+
+    def redundant(self, before: Input, item: Input, after: Input,
+                  ctx: SiteContext) -> bool:
+        return False  # room timelines get no heartbeats; every input counts
 
 
 def machine_for_room(kind: RoomKind, room: str) -> Machine:

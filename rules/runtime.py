@@ -42,6 +42,7 @@ REPLAY = timedelta(hours=12)  # rebuilt on start: a whole night, longer than any
 HISTORY = timedelta(hours=12)  # how late an event may arrive and still be re-ordered
 GRACE = timedelta(milliseconds=500)
 UNACKED_AFTER = timedelta(minutes=3)
+REANNOUNCE_CHECK_S = 1.0  # how often unacknowledged alerts are looked for (wall time)
 
 Clock = Callable[[], float]
 
@@ -185,6 +186,7 @@ class RulesRuntime:
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
         self._known: set[tuple[str, str]] = set()
+        self._next_reannounce = 0.0
 
     # -- start-up -------------------------------------------------------------------------
     def load(self) -> None:
@@ -304,14 +306,21 @@ class RulesRuntime:
         """Fire what is due on every site's clock; returns the number of alert changes."""
         conn = self._connection()
         changes = 0
+        clocks: list[tuple[str, datetime]] = []
+        # The lock is shared with the writer's hook: hold it for the engine, and for the
+        # database only when a timer fired (rare), never for the routine checks below.
         with self._lock:
-            sites = list(self._seen)
-            for site in sites:
+            for site in list(self._seen):
                 now = self.site_clock(site)
                 if now is None:
                     continue
+                clocks.append((site, now))
                 intents = self._engine.advance(site, now)
-                changes += self._applier.apply(conn, intents)
+                if intents:
+                    changes += self._applier.apply(conn, intents)
+        if time.monotonic() >= self._next_reannounce:
+            self._next_reannounce = time.monotonic() + REANNOUNCE_CHECK_S
+            for site, now in clocks:
                 changes += self._applier.reannounce_unacknowledged(conn, site, now)
         conn.commit()
         return changes

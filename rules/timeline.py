@@ -19,7 +19,9 @@ be taken back, so one made stale by a late input stays with the store. Lateness:
 - timers fired by ``advance`` (the clock moving forward) are never late.
 
 An input older than everything kept is evaluated against the oldest state kept, as
-though it came right after it (documented limit: older than ``history``).
+though it came right after it (documented limit: older than ``history``). An input the
+machine calls redundant between its neighbours (``Machine.redundant``: a heartbeat in a
+run of heartbeats) is forgotten as soon as its successor arrives.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class Timeline(Generic[M]):
         self.current: M = machine
         self._emitted: dict[tuple[str, str, str], datetime] = {}
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def next_deadline(self) -> datetime | None:
         return self.current.next_deadline()
 
@@ -75,7 +80,17 @@ class Timeline(Generic[M]):
         produced += [(i, True) for i in _fire(state, ctx, watermark)]
         self._entries[pos:] = replayed
         self.current = state
+        self._compact(pos, ctx)
         return self._fresh(produced, state, late_timers=True)
+
+    def _compact(self, pos: int, ctx: SiteContext) -> None:
+        """Forget the input before the one just placed at ``pos`` if the machine says no
+        replay needs it (the in-order case: ``pos`` is the last entry)."""
+        if pos != len(self._entries) - 1 or pos < 2:
+            return
+        before, middle, after = self._entries[pos - 2:pos + 1]
+        if self.current.redundant(before.item, middle.item, after.item, ctx):
+            del self._entries[pos - 1]
 
     def forget_before(self, horizon: datetime) -> None:
         """Drop inputs older than ``horizon``; the last dropped one's state becomes the base."""

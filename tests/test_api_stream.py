@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from typing import Any
 
+from conftest import unique
 from websockets.sync.client import ClientConnection, connect
 
 from api.db import APPLICATION_NAME
+from api.fanout import GAP_GRACE_S
+from ingest.alerts import NOTIFY_MAX_BYTES, AlertChange, record_change
 
 pytest_plugins = ("api_fixtures",)
 
@@ -109,6 +114,47 @@ def test_a_board_does_not_receive_changes_of_a_site_it_cannot_see(
         raise_alert(other)
         mine = raise_alert(site)
         assert receive(board)["alert"]["id"] == mine
+
+
+def _store_alert(db, site: str, detail: str) -> int:
+    now = datetime.now(UTC)
+    row = db.execute(
+        "INSERT INTO alerts (site, room, rule, severity, episode_key, first_ts, last_ts, "
+        "detail) VALUES (%s, 'f1', 'left_flat', 'normal', %s, %s, %s, %s) RETURNING id",
+        (site, unique(site), now, now, detail)).fetchone()
+    record_change(db, int(row[0]), AlertChange.RAISED)
+    return int(row[0])
+
+
+def test_a_change_too_large_for_a_notification_reaches_the_board_whole_and_in_order(
+        api, make_user, site, raise_alert, token_for, db) -> None:
+    detail = "x" * (NOTIFY_MAX_BYTES + 100)  # the payload then carries the seq alone
+    with open_board(api, token_for(make_user("staff", site))) as board:
+        receive(board)
+        receive(board)
+        with db.transaction():
+            large = _store_alert(db, site, detail)
+        small = raise_alert(site)
+        first, second = receive(board), receive(board)
+        assert (first["alert"]["id"], second["alert"]["id"]) == (large, small)
+        assert first["alert"]["detail"] == detail
+        assert second["seq"] == first["seq"] + 1
+
+
+def test_a_rolled_back_change_does_not_hold_up_the_next_one(
+        api, make_user, site, raise_alert, token_for, db) -> None:
+    with open_board(api, token_for(make_user("staff", site))) as board:
+        receive(board)
+        receive(board)
+        with contextlib.suppress(RuntimeError), db.transaction():
+            _store_alert(db, site, "never committed")
+            raise RuntimeError("roll back")  # leaves a hole in the seq numbers
+        started = time.monotonic()
+        alert = raise_alert(site)
+        change = receive(board, timeout=1.0)
+        assert change["alert"]["id"] == alert
+        # Its notification settles the hole: no wait for GAP_GRACE_S.
+        assert time.monotonic() - started < GAP_GRACE_S
 
 
 def test_five_boards_share_one_listen_connection(api, make_user, site, token_for, db) -> None:

@@ -320,6 +320,37 @@ def test_offline_status_raises_sensor_offline_in_daytime_and_online_clears_it() 
     assert [(type(i), i.episode_key) for i in up] == [(Clear, down[0].episode_key)]
 
 
+def test_a_device_beating_every_second_keeps_the_engine_small() -> None:
+    eng = engine()
+    beats = [ev("exit-1", night(1, 0) + timedelta(seconds=s), EventKind.HEARTBEAT)
+             for s in range(3600)]
+    assert [i for i in feed(eng, beats) if getattr(i, "device", "") == "exit-1"] == []
+    # Rooms ignore heartbeats; a run of heartbeats keeps about one per allowed silence
+    # (2 x 300 s), not 3,600.
+    assert eng.inputs_kept(SITE) <= 3600 // 600 + 2
+
+
+def test_late_inputs_between_forgotten_heartbeats_give_the_in_order_alerts() -> None:
+    def identity(i: Intent) -> tuple[str, str, str, datetime]:
+        return (type(i).__name__, i.episode_key, getattr(i, "event_key", ""), i.ts)
+
+    beats = [ev("exit-1", night(1, 0) + timedelta(seconds=10 * s), EventKind.HEARTBEAT)
+             for s in range(360)]
+    late = [ev("exit-1", night(1, 20, 5), EventKind.DOOR_OPEN, battery=10),
+            ev("exit-1", night(1, 20, 6), EventKind.DOOR_CLOSED, battery=50)]
+    in_order = feed(engine(), sorted(beats + late, key=lambda e: e.ts), until=night(2, 0))
+    live = engine()
+    seen = feed(live, beats) + feed(live, late, until=night(2, 0))
+    assert {identity(i) for i in seen} == {identity(i) for i in in_order}
+    assert {i.rule for i in seen} >= {RuleName.BUILDING_EXIT, RuleName.LOW_BATTERY}
+    # A silence longer than allowed is still a silence: heartbeats 11 minutes apart.
+    gap = engine()
+    offline = feed(gap, [ev("exit-1", night(3, m), EventKind.HEARTBEAT) for m in (0, 11, 12)])
+    assert [(type(i), i.ts) for i in of(offline, RuleName.SENSOR_OFFLINE)
+            if device_of(i) == "exit-1"] == [
+        (Trigger, night(3, 10)), (Clear, night(3, 11))]
+
+
 def test_device_never_heard_from_is_reported_offline() -> None:
     eng = engine()
     feed(eng, [ev(d, night(1, m), EventKind.HEARTBEAT) for m in (0, 5)

@@ -105,6 +105,28 @@ def test_building_exit_opened_at_night_raises_a_high_alert(site, db, devices,
         ("building_exit", "exit", "high", "open", False, 1, False)])
 
 
+def test_an_alert_nobody_takes_for_three_minutes_is_reannounced_once(site, db, devices,
+                                                                     run_pipeline) -> None:
+    run_pipeline(site)
+    devices.send("exit-door", "door.open", NIGHT)
+    devices.send("exit-door", "door.closed", NIGHT + timedelta(seconds=5))
+    assert wait_until(lambda: len(alerts(db, site)) == 1)
+    # The site clock moves 3 min 10 s on with the next event; the ticker re-announces.
+    devices.send("f1-bed", "heartbeat", NIGHT + timedelta(minutes=3, seconds=10))
+
+    def changes() -> list[str]:
+        return [row[0] for row in db.execute(
+            "SELECT c.change FROM alert_changes c JOIN alerts a ON a.id = c.alert_id "
+            "WHERE a.site = %s ORDER BY c.seq", (site,))]
+
+    assert wait_until(lambda: changes() == ["raised", "reannounced"])
+    devices.send("f1-bed", "heartbeat", NIGHT + timedelta(minutes=6))
+    time.sleep(1.5)  # a few more ticks and re-announcement checks
+    assert changes() == ["raised", "reannounced"]
+    assert db.execute("SELECT escalated, reannounced_at IS NOT NULL FROM alerts "
+                      "WHERE site = %s", (site,)).fetchone() == (True, True)
+
+
 def test_common_room_motion_merges_into_one_alert_while_it_continues(
         site, db, devices, run_pipeline) -> None:
     run_pipeline(site)

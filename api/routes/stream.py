@@ -128,24 +128,25 @@ async def _serve(websocket: WebSocket, pool: ConnectionPool, fanout: AlertFanout
 
 async def _live(websocket: WebSocket, fanout: AlertFanout, subscriber: Subscriber,
                 last_sent: int, shown: dict[int, int]) -> None:
-    gone = asyncio.ensure_future(_until_disconnect(websocket))
+    # One plain ``queue.get`` per change (no task or wait-set per message): with 200 boards
+    # each change wakes 200 of these loops, so their cost is the fan-out's latency.
+    reader = asyncio.ensure_future(_until_disconnect(websocket, subscriber))
     try:
         while True:
-            next_change = asyncio.ensure_future(subscriber.queue.get())
-            done, _ = await asyncio.wait({next_change, gone}, timeout=PING_S,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if gone in done:
-                next_change.cancel()
-                return
-            if next_change not in done:
-                next_change.cancel()
+            try:
+                async with asyncio.timeout(PING_S):
+                    change = await subscriber.queue.get()
+            except TimeoutError:
+                if subscriber.gone:
+                    return
                 if subscriber.overflowed:
                     await websocket.close(CLOSE_TRY_AGAIN, "too far behind; reconnect with since")
                     return
                 await websocket.send_json({"type": "ping", "seq": max(last_sent, fanout.seq),
                                            "server_time": _now()})
                 continue
-            change = next_change.result()
+            if change is None:
+                return  # the board went away
             if change.seq <= last_sent or change.seq <= shown.get(change.alert_id, 0):
                 continue
             await websocket.send_text(change.message)
@@ -154,12 +155,17 @@ async def _live(websocket: WebSocket, fanout: AlertFanout, subscriber: Subscribe
                 await websocket.close(CLOSE_TRY_AGAIN, "too far behind; reconnect with since")
                 return
     finally:
-        gone.cancel()
+        reader.cancel()
 
 
-async def _until_disconnect(websocket: WebSocket) -> None:
-    """Read and ignore what the board sends, until it goes away."""
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
+async def _until_disconnect(websocket: WebSocket, subscriber: Subscriber) -> None:
+    """Read and ignore what the board sends, until it goes away; then wake the sender."""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        return
+    finally:
+        subscriber.hang_up()
