@@ -41,8 +41,11 @@ def _start_pipeline(settings: Settings) -> Any:
     return start_pipeline(settings)
 
 
-def create_app(settings: Settings, *, pipeline: bool = False) -> FastAPI:
-    """The app; with ``pipeline=True`` it also runs the gateway and rules in this process."""
+def create_app(settings: Settings, *, pipeline: bool = False,
+               owns_process: bool = False) -> FastAPI:
+    """The app; with ``pipeline=True`` it also runs the gateway and rules in this process.
+    ``owns_process``: the app is the whole process (``nattero serve``), so it may tune the
+    process's garbage collector once started (not when embedded, e.g. in tests)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,7 +59,8 @@ def create_app(settings: Settings, *, pipeline: bool = False) -> FastAPI:
             if pipeline:
                 running = await run_in_threadpool(_start_pipeline, settings)
                 app.state.pipeline = running
-            freeze_startup_objects()
+            if owns_process:
+                freeze_startup_objects()
             yield
         finally:
             listener.cancel()

@@ -84,7 +84,7 @@ def serve(
     # Gateway, rules and the WebSocket loop share one interpreter: a shorter GIL switch
     # interval lets an alert hop threads in well under the default 5 ms per hop.
     sys.setswitchinterval(0.0005)
-    uvicorn.run(create_app(settings, pipeline=pipeline), host=host, port=port,
+    uvicorn.run(create_app(settings, pipeline=pipeline, owns_process=True), host=host, port=port,
                 ws="websockets-sansio", ws_ping_interval=20.0, ws_ping_timeout=20.0,
                 # Alerts are small JSON frames: compressing each for every board costs more
                 # latency than the bytes it saves.

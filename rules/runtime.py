@@ -42,6 +42,7 @@ REPLAY = timedelta(hours=12)  # rebuilt on start: a whole night, longer than any
 HISTORY = timedelta(hours=12)  # how late an event may arrive and still be re-ordered
 GRACE = timedelta(milliseconds=500)
 UNACKED_AFTER = timedelta(minutes=3)
+LAYOUT_TTL_S = 5.0  # rule settings, bases and night windows changed elsewhere apply by then
 REANNOUNCE_CHECK_S = 1.0  # how often unacknowledged alerts are looked for (wall time)
 
 Clock = Callable[[], float]
@@ -250,7 +251,9 @@ class RulesRuntime:
                  statuses: list[StatusChange]) -> None:
         if not rows and not statuses:
             return
-        if time.monotonic() - self._layout_loaded > 5 or self._unknown(rows):
+        if self._unknown(rows):
+            # A device added since the last reload: read the layout now, in this
+            # transaction, so its first event counts. (Routine reloads run on the ticker.)
             self.reload_layouts(conn)
         # In arrival order: a status is placed on the site's clock between the events that
         # arrived before and after it (a status carries no device time of its own).
@@ -337,6 +340,10 @@ class RulesRuntime:
     def _run(self) -> None:
         while not self._stop.wait(self._tick_s):
             try:
+                if time.monotonic() - self._layout_loaded > LAYOUT_TTL_S:
+                    # Here, not in the writer's hook: a reload is a few milliseconds of
+                    # reads that an alert on its way through the writer should not wait for.
+                    self.reload_layouts(self._connection())
                 self.tick()
             except psycopg.Error as exc:
                 log.warning("rules tick failed (%s); retrying", str(exc).strip())
