@@ -167,6 +167,11 @@ class RulesEngine:
         """The earliest pending timer of the site (call ``advance`` then), or None."""
         return self._site(site).earliest()
 
+    def due(self, site: str) -> datetime | None:
+        """A cheap lower bound of ``next_deadline`` (no timeline visited): nothing fires
+        before it; ``advance`` to it fires what is due or moves it on."""
+        return self._site(site).due
+
     def inputs_kept(self, site: str) -> int:
         """How many inputs the site's timelines hold for re-ordering late ones (memory)."""
         return sum(len(timeline) for timeline in self._site(site).timelines())

@@ -337,19 +337,34 @@ class RulesRuntime:
         self._thread = threading.Thread(target=self._run, name="rules-ticker", daemon=True)
         self._thread.start()
 
+    def _wait_s(self) -> float:
+        """Until the next tick: ``tick_s``, or sooner when a site's clock reaches its next
+        timer sooner, so a live timer fires right at its deadline (plus the grace)."""
+        wait = self._tick_s
+        with self._lock:
+            for site, (watermark, wall_at) in self._seen.items():
+                due = self._engine.due(site)
+                if due is not None:
+                    at = wall_at + (due - watermark + GRACE).total_seconds()
+                    wait = min(wait, at - self._wall() + 0.001)
+        return max(wait, 0.0)
+
     def _run(self) -> None:
-        while not self._stop.wait(self._tick_s):
+        wait = self._wait_s()
+        while not self._stop.wait(wait):
             try:
                 if time.monotonic() - self._layout_loaded > LAYOUT_TTL_S:
                     # Here, not in the writer's hook: a reload is a few milliseconds of
                     # reads that an alert on its way through the writer should not wait for.
                     self.reload_layouts(self._connection())
                 self.tick()
+                wait = self._wait_s()
             except psycopg.Error as exc:
-                log.warning("rules tick failed (%s); retrying", str(exc).strip())
+                log.warning("rules tick failed (%s); retrying in 1 s", str(exc).strip())
                 if self._conn is not None:
                     self._conn.close()
                 self._conn = None
+                wait = 1.0  # the database is away: no tight loop however overdue a timer is
 
     def stop(self) -> None:
         self._stop.set()

@@ -170,6 +170,28 @@ def test_flat_without_monitoring_basis_raises_no_resident_alert(
     assert [a for a in alerts(db, site) if a[0] != "sensor_offline"] == []
 
 
+def test_a_live_timer_fires_within_a_second_of_its_deadline_without_another_event(
+        stack, site, db, add_device, run_pipeline) -> None:
+    # The shortest heartbeat provisioning accepts, 10 s: the sensor may be silent 20 s.
+    # Nothing else is sent after its heartbeat, so only the clock can fire the timer.
+    made = Devices(stack, site, add_device)
+    user, password = add_device(site, "f1-pir", "f1", DeviceKind.MOTION, 10)
+    made.clients["f1-pir"] = DeviceClient(stack.mqtt_host, stack.mqtt_port, user, password)
+    run_pipeline(site)
+    heard = datetime.now(UTC)
+    made.send("f1-pir", "heartbeat", heard)
+    made.close()
+
+    def offline() -> tuple | None:  # type: ignore[type-arg]
+        return db.execute("SELECT first_ts, raised_at FROM alerts WHERE site = %s AND "
+                          "device = 'f1-pir' AND rule = 'sensor_offline'", (site,)).fetchone()
+
+    assert wait_until(lambda: offline() is not None, timeout=30)
+    deadline, raised_at = offline()  # type: ignore[misc]
+    assert abs(deadline - (heard + timedelta(seconds=20))) < timedelta(milliseconds=1)
+    assert timedelta(0) <= raised_at - deadline < timedelta(seconds=1)
+
+
 def test_offline_status_raises_sensor_offline_and_online_clears_it(
         site, db, devices, run_pipeline) -> None:
     run_pipeline(site)
