@@ -9,8 +9,11 @@
   even after SIGKILL, neither loses a pending timer nor repeats an escalation.
 
 Site clock: event time, not wall time, so an accelerated or replayed night gives the alerts
-a live one would. It is the newest event time seen from the site plus the wall time elapsed
-since it was seen, less a small grace for delivery delay.
+a live one would. For a live site (its newest event arrived within ``LIVE_WITHIN`` of its
+own time) it is that event's time plus the wall time elapsed since it arrived, less a small
+grace for delivery delay, so timers fire with no further event. For a replay of another
+time (a simulated or past night) it is the newest event time alone: moving it on by wall
+time would make a replay's alerts depend on how fast the machine happened to be.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ GRACE = timedelta(milliseconds=500)
 UNACKED_AFTER = timedelta(minutes=3)
 LAYOUT_TTL_S = 5.0  # rule settings, bases and night windows changed elsewhere apply by then
 REANNOUNCE_CHECK_S = 1.0  # how often unacknowledged alerts are looked for (wall time)
+LIVE_WITHIN = timedelta(hours=1)  # device clocks and delivery may be off by this much
 
 Clock = Callable[[], float]
 
@@ -302,6 +306,8 @@ class RulesRuntime:
         if seen is None:
             return None
         watermark, wall_at = seen
+        if not _live(watermark, wall_at):
+            return watermark
         return watermark + timedelta(seconds=max(0.0, self._wall() - wall_at)) - grace
 
     # -- ticking ------------------------------------------------------------------------
@@ -344,7 +350,7 @@ class RulesRuntime:
         with self._lock:
             for site, (watermark, wall_at) in self._seen.items():
                 due = self._engine.due(site)
-                if due is not None:
+                if due is not None and _live(watermark, wall_at):
                     at = wall_at + (due - watermark + GRACE).total_seconds()
                     wait = min(wait, at - self._wall() + 0.001)
         return max(wait, 0.0)
@@ -372,6 +378,11 @@ class RulesRuntime:
             self._thread.join(timeout=5)
         if self._conn is not None:
             self._conn.close()
+
+
+def _live(watermark: datetime, wall_at: float) -> bool:
+    """Whether the newest event arrived close to its own time (not a replay of another)."""
+    return abs(wall_at - watermark.timestamp()) <= LIVE_WITHIN.total_seconds()
 
 
 def monitored_today(bases: list[MonitoringBasis], day: date) -> bool:
