@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -76,6 +77,16 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
                         headers={"Retry-After": "5"})
 
 
+async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    # A value that passed validation but that PostgreSQL cannot store (e.g. a NUL in a form
+    # field): the request's fault, not the server's; nothing was written.
+    cause = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
+    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else "invalid value"
+    log.info("refused %s %s: %s", request.method, request.url.path, reason)
+    return JSONResponse({"detail": f"a value in the request cannot be stored: {reason}"},
+                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal error; it has been logged, please tell the "
@@ -87,4 +98,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _database_unavailable)
+    app.add_exception_handler(psycopg.DataError, _unstorable_value)
+    app.add_exception_handler(sqlalchemy.exc.DataError, _unstorable_value)
     app.add_exception_handler(Exception, _unexpected)

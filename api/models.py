@@ -43,6 +43,9 @@ class Alert(BaseModel):
 # Identifiers in paths follow nattero.provisioning's slugs, so nothing odd reaches SQL.
 SITE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+# Free text (names, labels, notes): no control characters. PostgreSQL cannot store NUL, and
+# the others have no business on a board or in an audit log.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 SiteId = Annotated[str, Path(pattern=SITE_PATTERN, description="site id, e.g. solsikken")]
 RoomId = Annotated[str, Path(pattern=ID_PATTERN, description="room id within the site")]
 DeviceId = Annotated[str, Path(pattern=ID_PATTERN, description="device id within the site")]

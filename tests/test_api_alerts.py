@@ -153,3 +153,23 @@ def test_admin_provisioning_error_is_422_with_the_provisioning_message(
                          json={"id": "f1", "kind": "flat"})
     assert response.status_code == 422
     assert response.json()["detail"] == f"room 'f1' exists already on site '{site}'"
+
+
+def test_control_characters_in_free_text_are_422_and_nothing_is_stored(
+        http, make_user, site, raise_alert, headers_for, db) -> None:
+    admin = headers_for(make_user("admin"))
+    response = http.post(f"/api/v1/sites/{site}/rooms", headers=admin,
+                         json={"id": "f-nul", "kind": "flat", "label": "Lejlighed\x00 9"})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("field 'label'")
+    assert db.execute("SELECT count(*) FROM rooms WHERE site = %s AND id = 'f-nul'",
+                      (site,)).fetchone() == (0,)
+    alert = raise_alert(site)
+    response = http.post(f"/api/v1/alerts/{alert}/resolve",
+                         headers=headers_for(make_user("staff", site)),
+                         json={"outcome": "help_given", "note": "bell\x07"})
+    assert response.status_code == 422
+    # A login name the database cannot hold is a failed login, not a server error.
+    response = http.post("/api/v1/auth/token", data={"username": "nat\x00vagt",
+                                                     "password": "whatever-it-is"})
+    assert response.status_code in (401, 422)

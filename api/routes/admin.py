@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 from api.audit import audit
 from api.deps import ConnDep, CurrentAdmin, SettingsDep
 from api.errors import responses
-from api.models import ID_PATTERN, SITE_PATTERN, DeviceId, RoomId, SiteId
+from api.models import ID_PATTERN, SITE_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.users import Role, User, UserError, create_user, list_users
 from ingest.events import DeviceKind, RoomKind
 from nattero import provisioning
@@ -31,20 +31,23 @@ _WRITE = responses(400, 401, 403, 404, 422, 503)
 
 class NewSite(BaseModel):
     id: str = Field(pattern=SITE_PATTERN, examples=["solsikken"])
-    name: str = Field(min_length=1, max_length=200)
-    tz: str = Field("Europe/Copenhagen", max_length=64)
-    night: str = Field("22:00-07:00", description="night window HH:MM-HH:MM", max_length=11)
+    name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    tz: str = Field("Europe/Copenhagen", max_length=64, pattern=TEXT_PATTERN)
+    night: str = Field("22:00-07:00", description="night window HH:MM-HH:MM", max_length=11,
+                       pattern=TEXT_PATTERN)
 
 
 class NewRoom(BaseModel):
     id: str = Field(pattern=ID_PATTERN)
     kind: RoomKind
-    label: str | None = Field(None, max_length=200, description="shown on the board; no names")
+    label: str | None = Field(None, max_length=200, pattern=TEXT_PATTERN,
+                              description="shown on the board; no names")
 
 
 class NewBasis(BaseModel):
     kind: Literal["consent", "decision"]
-    reference: str | None = Field(None, max_length=200, description="decision reference")
+    reference: str | None = Field(None, max_length=200, pattern=TEXT_PATTERN,
+                                  description="decision reference")
     valid_from: date | None = None
     valid_to: date | None = None
 
@@ -57,8 +60,8 @@ class NewDevice(BaseModel):
 
 
 class NewUser(BaseModel):
-    username: str = Field(min_length=2, max_length=63)
-    password: str = Field(min_length=10, max_length=1024)
+    username: str = Field(min_length=2, max_length=63, pattern=TEXT_PATTERN)
+    password: str = Field(min_length=10, max_length=1024, pattern=r"^[^\x00]*$")
     role: Role
     sites: list[Annotated[str, Field(pattern=SITE_PATTERN)]] = Field(default_factory=list)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from api.audit import audit
 from api.deps import ConnDep, CurrentStaff, visible_site
 from api.errors import responses
-from api.models import SITE_PATTERN, Alert, AlertId
+from api.models import SITE_PATTERN, TEXT_PATTERN, Alert, AlertId
 from api.users import User
 from ingest import alerts
 from ingest.alerts import AlertStatus, IllegalTransition, Outcome
@@ -30,7 +30,8 @@ _VERB = {AlertStatus.ACKNOWLEDGED: "acknowledged", AlertStatus.RESOLVED: "resolv
 class Resolution(BaseModel):
     outcome: Literal["help_given", "no_action_needed", "false_alarm"] = Field(
         description="what the night staff found")
-    note: str | None = Field(None, max_length=500, description="optional, never a name")
+    note: str | None = Field(None, max_length=500, pattern=TEXT_PATTERN,
+                             description="optional, never a name")
 
 
 @router.get("", response_model=list[Alert], responses=responses(401, 403, 404, 422, 503))
