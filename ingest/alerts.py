@@ -87,6 +87,12 @@ FROM alerts a LEFT JOIN rooms r ON r.site = a.site AND r.id = a.room
 """
 
 
+# The alert takes the next change number and is read back as the board shows it, at once.
+_NUMBER_AND_SNAPSHOT = (
+    "WITH a AS (UPDATE alerts SET seq = nextval(pg_get_serial_sequence('alert_changes', 'seq')) "
+    "WHERE id = %s RETURNING *) " + _SNAPSHOT.replace("FROM alerts a", "FROM a"))
+
+
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
@@ -103,18 +109,18 @@ def record_change(conn: psycopg.Connection, alert_id: int, change: AlertChange) 
     """Append a change (with snapshot) and NOTIFY; returns its seq. Caller commits."""
     # One writer of changes at a time until commit, so seqs become visible in order and a
     # listener never has to wait for a gap left by a slower concurrent transaction.
+    # Three round trips, not six: they sit between an alerting event and the board.
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK,))
-    seq_row = conn.execute("SELECT nextval(pg_get_serial_sequence('alert_changes', 'seq'))"
-                           ).fetchone()
-    assert seq_row is not None
-    seq = int(seq_row[0])
-    conn.execute("UPDATE alerts SET seq = %s WHERE id = %s", (seq, alert_id))
-    alert = snapshot(conn, alert_id)
-    conn.execute("INSERT INTO alert_changes (seq, alert_id, site, change, alert) "
-                 "VALUES (%s, %s, %s, %s, %s)",
-                 (seq, alert_id, alert["site"], change.value, Jsonb(alert)))
-    conn.execute("SELECT pg_notify(%s, %s)",
-                 (NOTIFY_CHANNEL, notification(seq, change.value, alert)))
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_NUMBER_AND_SNAPSHOT, (alert_id,)).fetchone()
+    if row is None:
+        raise AlertNotFound(f"alert {alert_id} does not exist")
+    alert = _jsonable(row)
+    seq = int(alert["seq"])
+    conn.execute("WITH c AS (INSERT INTO alert_changes (seq, alert_id, site, change, alert) "
+                 "VALUES (%s, %s, %s, %s, %s) RETURNING seq) SELECT pg_notify(%s, %s) FROM c",
+                 (seq, alert_id, alert["site"], change.value, Jsonb(alert), NOTIFY_CHANNEL,
+                  notification(seq, change.value, alert)))
     return seq
 
 
