@@ -32,8 +32,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: venv
-	$(VENV)/bin/ruff check nattero gateway ingest rules api simulators deploy evaluation bench
-	$(VENV)/bin/mypy nattero gateway ingest rules api simulators deploy evaluation
+	$(VENV)/bin/ruff check core provisioning nattero gateway ingest rules api simulators deploy evaluation bench
+	$(VENV)/bin/mypy core provisioning nattero gateway ingest rules api simulators deploy evaluation
 
 bench: install
 	for b in bench/*.py; do $(PY) $$b; done

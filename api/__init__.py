@@ -1,6 +1,6 @@
 """The HTTP and WebSocket face of Nattero: REST under ``/api/v1``, the live alert stream,
 auth and roles, health and metrics. It reads and changes the store only through ``ingest``
-and ``nattero.provisioning``; it never talks MQTT except to check the broker is reachable.
+and ``provisioning``; it never talks MQTT except to check the broker is reachable.
 """
 
 from api.app import create_app

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -19,8 +19,8 @@ from api.db import open_pool
 from api.fanout import AlertFanout
 from api.routes import admin, alerts, auth, exports, health, reports, sites, stream
 from api.security import AddressLimiter
-from nattero.pipeline import freeze_startup_objects
-from nattero.settings import Settings
+from core.process import freeze_startup_objects
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,17 @@ below, as OpenAPI does not describe WebSockets).
 """
 
 
-def _start_pipeline(settings: Settings) -> Any:
-    from nattero.pipeline import start_pipeline  # written alongside; imported only if asked
+class Companion(Protocol):
+    """Something that runs beside the API in the same process (the gateway+rules pipeline)."""
 
-    return start_pipeline(settings)
+    def stop(self) -> None: ...
 
 
-def create_app(settings: Settings, *, pipeline: bool = False,
+def create_app(settings: Settings, *,
+               companion: Callable[[Settings], Companion] | None = None,
                owns_process: bool = False) -> FastAPI:
-    """The app; with ``pipeline=True`` it also runs the gateway and rules in this process.
+    """The app; ``companion`` is started with it and stopped after it (``nattero serve``
+    passes the gateway+rules pipeline, so the API never imports the composition root).
     ``owns_process``: the app is the whole process (``nattero serve``), so it may tune the
     process's garbage collector once started (not when embedded, e.g. in tests)."""
 
@@ -54,10 +56,10 @@ def create_app(settings: Settings, *, pipeline: bool = False,
         app.state.pool = pool
         app.state.fanout = fanout
         listener = asyncio.create_task(fanout.run(), name="nattero-alert-listener")
-        running = None
+        running: Companion | None = None
         try:
-            if pipeline:
-                running = await run_in_threadpool(_start_pipeline, settings)
+            if companion is not None:
+                running = await run_in_threadpool(companion, settings)
                 app.state.pipeline = running
             if owns_process:
                 freeze_startup_objects()

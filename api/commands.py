@@ -1,4 +1,4 @@
-"""Command-line verbs of the API, registered in ``nattero.cli``: ``user add`` and ``serve``."""
+"""Command-line verbs of the API, registered in ``nattero.cli``: ``user add``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from api.users import Role, UserError, check_password
-from nattero.settings import get_settings
+from core.settings import get_settings
 
 
 def _fail(message: str) -> None:
@@ -34,8 +34,8 @@ def user_add(
     """Add a user account; the password is prompted (hidden, twice) or read from stdin."""
     import psycopg
 
-    from api.audit import audit
     from api.users import create_user
+    from ingest.audit import audit
 
     password = _read_password(password_stdin)
     try:
@@ -55,38 +55,3 @@ def user_add(
         _fail(str(exc))
     sites = f" on {', '.join(user.sites)}" if user.sites else ""
     typer.echo(f"user {user.username} added as {user.role.value}{sites}")
-
-
-def serve(
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    pipeline: Annotated[bool, typer.Option(
-        "--pipeline/--no-pipeline", help="also run the gateway and rules in this process")] = True,
-) -> None:
-    """Run the API (and by default the gateway and rules) until Ctrl-C."""
-    import uvicorn
-
-    from api.app import create_app
-
-    try:
-        settings = get_settings()
-        settings.resolved_database_url()
-    except (RuntimeError, ValueError) as exc:
-        _fail(str(exc))
-    log_config = {
-        "version": 1, "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
-                                "stream": "ext://sys.stderr"}},
-        "root": {"handlers": ["stderr"], "level": "INFO"},
-        "loggers": {"uvicorn.access": {"level": "WARNING"}},
-    }
-    # Gateway, rules and the WebSocket loop share one interpreter: a shorter GIL switch
-    # interval lets an alert hop threads in well under the default 5 ms per hop.
-    sys.setswitchinterval(0.0005)
-    uvicorn.run(create_app(settings, pipeline=pipeline, owns_process=True), host=host, port=port,
-                ws="websockets-sansio", ws_ping_interval=20.0, ws_ping_timeout=20.0,
-                # Alerts are small JSON frames: compressing each for every board costs more
-                # latency than the bytes it saves.
-                ws_per_message_deflate=False,
-                proxy_headers=False, log_config=log_config, access_log=False)

@@ -12,7 +12,7 @@ import os
 
 from psycopg_pool import ConnectionPool
 
-from nattero.settings import Settings
+from core.settings import Settings
 
 APPLICATION_NAME = f"nattero-api:{os.getpid()}"
 

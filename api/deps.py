@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from api import security
 from api.users import Role, User, get_user
-from nattero.settings import Settings
+from core.settings import Settings
 
 TOKEN_URL = "/api/v1/auth/token"
 

@@ -35,9 +35,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from api.db import APPLICATION_NAME
+from core.settings import Settings
 from ingest import alerts
 from ingest.alerts import NOTIFY_CHANNEL, changes_since
-from nattero.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ class Alert(BaseModel):
     seq: int
 
 
-# Identifiers in paths follow nattero.provisioning's slugs, so nothing odd reaches SQL.
+# Identifiers in paths follow provisioning's slugs, so nothing odd reaches SQL.
 SITE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 # Free text (names, labels, notes): no control characters. PostgreSQL cannot store NUL, and

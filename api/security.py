@@ -20,7 +20,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from nattero.settings import Settings
+from core.settings import Settings
 
 MAX_FAILURES = 5
 LOCK_MINUTES = 5

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from nattero import provisioning
-from nattero.settings import Settings
+import provisioning
+from core.settings import Settings
 
 
 def remove_session(settings: Settings, client_id: str) -> None:

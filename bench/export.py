@@ -2,7 +2,7 @@
 
     python bench/export.py [--events N] [--regenerate]
 
-Against the local stack of ``nattero up`` (``nattero.settings.get_settings()``). Five
+Against the local stack of ``nattero up`` (``core.settings.get_settings()``). Five
 bench sites (``bench-<profile>``, rooms and devices from the simulator profiles) get a
 year (2025) of synthetic events, generated inside PostgreSQL (``INSERT .. SELECT`` over
 ``generate_series``): heartbeats and, mostly at night, door/bed/motion events. Generation
@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
+from core.settings import get_settings
 from evaluation.exports import export_bytes, prepare_export
 from evaluation.formats import ExportFormat
 from evaluation.occupancy import Bucket, Level, OccupancyRequest, Source
 from evaluation.period import Period
 from ingest import rollups
-from nattero.settings import get_settings
 from simulators import all_profiles
 
 YEAR = Period(date(2025, 1, 1), date(2025, 12, 31))

@@ -37,10 +37,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.cleanup import remove_session, remove_site  # noqa: E402
-from ingest.events import DeviceKind, RoomKind  # noqa: E402
+from core.events import DeviceKind, RoomKind  # noqa: E402
+from core.settings import get_settings  # noqa: E402
 from nattero import provisioning  # noqa: E402
-from nattero.broker_accounts import BrokerAccounts  # noqa: E402
-from nattero.settings import get_settings  # noqa: E402
+from provisioning.broker_accounts import BrokerAccounts  # noqa: E402
 
 TZ = ZoneInfo("Europe/Copenhagen")
 

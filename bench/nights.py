@@ -28,9 +28,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from core.settings import Settings, get_settings  # noqa: E402
 from nattero.pipeline import start_pipeline  # noqa: E402
 from nattero.scoring import StoredAlerts  # noqa: E402
-from nattero.settings import Settings, get_settings  # noqa: E402
 from simulators.command import run_simulation  # noqa: E402
 from simulators.credentials import CredentialStore  # noqa: E402
 from simulators.plan import Delivery  # noqa: E402

@@ -35,8 +35,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from nattero.broker_accounts import BrokerAccountError, BrokerAccounts
-from nattero.settings import BrokerAccount, Settings, StackInfo
+from core.settings import BrokerAccount, Settings, StackInfo
+from provisioning.broker_accounts import BrokerAccountError, BrokerAccounts
 
 __all__ = [
     "GATEWAY_TOPICS",

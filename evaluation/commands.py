@@ -14,9 +14,9 @@ from typing import Annotated
 import psycopg
 import typer
 
+from core.settings import get_settings
 from evaluation.formats import ExportFormat
 from evaluation.occupancy import DEFAULT_K, Bucket, Level
-from nattero.settings import get_settings
 
 
 def _fail(message: str) -> None:
@@ -68,10 +68,10 @@ def export(
         DEFAULT_K,
 ) -> None:
     """Anonymous occupancy export (CSV as ZIP with manifest, Parquet, XLSX); audited."""
-    from api.audit import audit
     from evaluation.exports import export_bytes, prepare_export
     from evaluation.occupancy import OccupancyRequest
     from evaluation.period import Period
+    from ingest.audit import audit
 
     first, last = _day(from_, "--from"), _day(to, "--to")
     assert first is not None and last is not None
@@ -119,11 +119,11 @@ def report(
         help="assumed share of checks that wake a sleeping resident")] = 0.3,
 ) -> None:
     """Benefit-evaluation report (HTML + PDF), or the morning handover with --handover."""
-    from api.audit import audit
     from evaluation.handover import build_handover, render_handover
     from evaluation.period import Period
     from evaluation.report import build_report, render_html, render_pdf
     from evaluation.staff_time import Assumptions
+    from ingest.audit import audit
 
     def run() -> None:
         with _connect() as conn:

@@ -24,6 +24,7 @@ from datetime import datetime
 
 import psycopg
 
+from core.events import DeviceSource, EventKind
 from gateway.adapters import (
     AdapterError,
     BridgeTopic,
@@ -36,7 +37,6 @@ from gateway.adapters import (
 from gateway.protocol import Rejected, RejectReason
 from gateway.registry import DeviceRegistry, KnownDevice
 from gateway.routing import BridgeRoute, Routed
-from ingest.events import DeviceSource, EventKind
 from ingest.writer import StoreUnavailable
 
 __all__ = ["ChirpStackBridge", "EventHistory", "StoredHistory", "Zigbee2MqttBridge"]

@@ -22,7 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
-from ingest.events import Event, EventKind, Presence, StatusChange
+from core.events import Event, EventKind, Presence, StatusChange
 
 MAX_PAYLOAD_BYTES = 4096
 TOPIC_RE = re.compile(r"^nattero/v1/(?P<site>[^/]+)/(?P<device>[^/]+)/(?P<channel>events|status)$")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from ingest.events import DeviceKind, DeviceSource
+from core.events import DeviceKind, DeviceSource
 from ingest.writer import StoreUnavailable
 
 

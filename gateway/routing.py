@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from core.events import Event, StatusChange
 from gateway.protocol import Rejected, RejectReason, decode_event, decode_status, parse_topic
 from gateway.registry import DeviceRegistry
-from ingest.events import Event, StatusChange
 
 
 @dataclass(slots=True)

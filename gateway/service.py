@@ -24,6 +24,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from core import metrics
+from core.settings import Settings
 from gateway.bridges import ChirpStackBridge, EventHistory, Zigbee2MqttBridge
 from gateway.buffered_client import BufferedClient
 from gateway.protocol import Rejected, RejectReason
@@ -38,8 +40,6 @@ from ingest.writer import (
     StoredEventRow,
     StoreUnavailable,
 )
-from nattero import metrics
-from nattero.settings import Settings
 
 log = logging.getLogger(__name__)
 

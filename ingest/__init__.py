@@ -3,7 +3,7 @@
 It knows events, sites, rooms and devices; it knows nothing of MQTT or the web.
 """
 
-from ingest.events import (
+from core.events import (
     DeviceKind,
     DeviceSource,
     Event,

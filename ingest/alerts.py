@@ -15,39 +15,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from core.alerts import AlertChange, AlertStatus, Outcome
+
 NOTIFY_CHANNEL = "nattero_alerts"
 NOTIFY_MAX_BYTES = 7900  # PostgreSQL refuses payloads of 8000 bytes and more
 CHANGE_LOCK = 0x4E41545445524F  # "NATTERO": the advisory lock that orders alert changes
-
-
-class AlertStatus(StrEnum):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-
-
-class AlertChange(StrEnum):
-    RAISED = "raised"
-    MERGED = "merged"
-    ESCALATED = "escalated"
-    REANNOUNCED = "reannounced"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-    CLEARED = "cleared"
-
-
-class Outcome(StrEnum):
-    HELP_GIVEN = "help_given"
-    NO_ACTION_NEEDED = "no_action_needed"
-    FALSE_ALARM = "false_alarm"
-    CLEARED = "cleared_automatically"
 
 
 _TRANSITIONS: dict[AlertStatus, set[AlertStatus]] = {

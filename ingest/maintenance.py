@@ -142,7 +142,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Run one maintenance round now: refresh the rollups, then apply retention."""
-    from nattero.settings import get_settings
+    from core.settings import get_settings
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

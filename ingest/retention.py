@@ -31,9 +31,9 @@ MIN_RETENTION_DAYS = 1
 
 
 def _setting(name: str, env: str, default: int) -> int:
-    """The setting from ``nattero.settings`` once it has the field, else the environment."""
+    """The setting from ``core.settings`` once it has the field, else the environment."""
     try:
-        from nattero.settings import get_settings
+        from core.settings import get_settings
 
         value = getattr(get_settings(), name, None)
     except Exception:  # settings invalid or unavailable: the environment still counts

@@ -20,7 +20,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from ingest.events import Event, EventKind, StatusChange
+from core.events import Event, EventKind, StatusChange
 
 log = logging.getLogger(__name__)
 

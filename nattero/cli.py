@@ -18,8 +18,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from ingest.events import DeviceKind, DeviceSource, RoomKind
-from nattero.settings import get_settings
+from core.events import DeviceKind, DeviceSource, RoomKind
+from core.settings import get_settings
 
 app = typer.Typer(help="Nattero: night monitoring for residential care homes.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -52,8 +52,8 @@ def friendly_errors(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from deploy.stack import StackError
-        from nattero.broker_accounts import BrokerAccountError
-        from nattero.provisioning import ProvisioningError
+        from provisioning import ProvisioningError
+        from provisioning.broker_accounts import BrokerAccountError
 
         try:
             return func(*args, **kwargs)
@@ -82,7 +82,7 @@ def _audit(action: str, site: str | None, target: str | None,
 
     import psycopg
 
-    from api.audit import audit
+    from ingest.audit import audit
 
     actor = f"cli:{os.environ.get('SUDO_USER') or getpass.getuser()}"
     with psycopg.connect(get_settings().resolved_database_url(), autocommit=True) as conn:
@@ -148,7 +148,7 @@ def site_add(
     night: Annotated[str, typer.Option(help="night window HH:MM-HH:MM")] = "22:00-07:00",
 ) -> None:
     """Add a site."""
-    from nattero.provisioning import add_site
+    from provisioning import add_site
 
     add_site(get_settings(), site, name, tz, night)
     _audit("site.add", site, site, {"name": name, "tz": tz, "night": night})
@@ -163,7 +163,7 @@ def room_add(
     label: Annotated[str | None, typer.Option(help="shown on the board; never a name")] = None,
 ) -> None:
     """Add a room to a site."""
-    from nattero.provisioning import add_room
+    from provisioning import add_room
 
     add_room(get_settings(), site, room, kind, label)
     _audit("room.add", site, room, {"kind": kind.value, "label": label})
@@ -180,7 +180,7 @@ def room_basis(
     valid_to: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
 ) -> None:
     """Record why a flat may be monitored; without a valid basis it raises no alerts."""
-    from nattero.provisioning import record_basis
+    from provisioning import record_basis
 
     record_basis(get_settings(), site, room, consent=consent, decision_ref=decision,
                  valid_from=_date(valid_from, "--valid-from"),
@@ -213,7 +213,7 @@ def device_add(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Provision a device; prints its MQTT username and password once."""
-    from nattero.provisioning import add_device
+    from provisioning import add_device
 
     creds = add_device(get_settings(), site, device, room, kind, heartbeat, source=source,
                        external_id=external_id, mapping=mapping)
@@ -233,7 +233,7 @@ def device_add(
 @friendly_errors
 def device_revoke(site: str, device: str) -> None:
     """Remove a device's access immediately (it is disconnected and refused)."""
-    from nattero.provisioning import revoke_device
+    from provisioning import revoke_device
 
     revoke_device(get_settings(), site, device)
     _audit("device.revoke", site, device)
@@ -245,7 +245,7 @@ def device_revoke(site: str, device: str) -> None:
 def device_list(site: Annotated[str | None, typer.Option()] = None,
                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Devices with their presence, battery and last event."""
-    from nattero.provisioning import list_devices
+    from provisioning import list_devices
 
     rows = [{"site": d.site, "device": d.id, "room": d.room, "kind": d.kind,
              "presence": d.presence, "battery": d.battery,
@@ -268,7 +268,7 @@ def bridge_add(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a bridge's broker account; prints its MQTT username and password once."""
-    from nattero.bridges import add_bridge
+    from provisioning.bridges import add_bridge
 
     creds = add_bridge(get_settings(), name, source, application_id=application_id)
     _audit("bridge.add", None, name, {"source": source.value})
@@ -283,7 +283,7 @@ def bridge_add(
 @friendly_errors
 def bridge_revoke(name: str) -> None:
     """Delete a bridge's broker account (it is disconnected and refused; devices stay)."""
-    from nattero.bridges import revoke_bridge
+    from provisioning.bridges import revoke_bridge
 
     revoke_bridge(get_settings(), name)
     _audit("bridge.revoke", None, name)
@@ -307,7 +307,8 @@ def gateway() -> None:
 @friendly_errors
 def pipeline() -> None:
     """Run the gateway and the rules engine (events in, alerts out) without the API."""
-    from nattero.pipeline import freeze_startup_objects, start_pipeline
+    from core.process import freeze_startup_objects
+    from nattero.pipeline import start_pipeline
 
     _logging()
     running = start_pipeline(get_settings())
@@ -330,8 +331,8 @@ def _logging() -> None:
 
 
 def _register_service_verbs() -> None:
-    from api.commands import serve as api_serve
     from api.commands import user_add
+    from nattero.serve import serve as api_serve
     from simulators.command import simulate
 
     user_app.command("add")(user_add)

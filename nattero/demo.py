@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import typer
 
-from nattero.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 DEMO_USERS_FILE = "demo-users.json"
 

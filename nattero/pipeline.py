@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 
+from core.settings import Settings
 from gateway.service import Gateway
 from ingest.maintenance import Maintenance
-from nattero.settings import Settings
 from rules.runtime import RulesRuntime
 
 
@@ -22,14 +21,6 @@ class Pipeline:
         self.rules.stop()
         if self.maintenance is not None:
             self.maintenance.stop()
-
-
-def freeze_startup_objects() -> None:
-    """Exclude what start-up built (modules, the app, the rebuilt rules engine) from future
-    garbage collections: a full collection then walks only newer objects, so it cannot
-    stall the process - and an alert on its way - for as long."""
-    gc.collect()
-    gc.freeze()
 
 
 def start_pipeline(settings: Settings) -> Pipeline:

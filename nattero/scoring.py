@@ -19,7 +19,7 @@ from simulators.errors import SimulatorError
 from simulators.ground_truth import AlertRecord
 
 if TYPE_CHECKING:
-    from nattero.settings import Settings
+    from core.settings import Settings
     from simulators.command import SentEvent, SimulationResult
 
 __all__ = ["CatchUpError", "StoredAlerts", "fetch_alerts"]

@@ -43,13 +43,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ingest.events import Event, EventKind, RoomKind, StatusChange
+from core.events import Event, EventKind, RoomKind, StatusChange
+from core.night_window import require_aware
 from rules.devices import DeviceMachine
 from rules.errors import LayoutError, UnknownSite
 from rules.intents import Intent
 from rules.layout import SiteLayout
 from rules.machine import Input, Machine, SiteContext
-from rules.night_window import require_aware
 from rules.rooms import machine_for_room
 from rules.settings import RuleBook
 from rules.timeline import Timeline

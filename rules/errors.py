@@ -10,14 +10,16 @@
 
 from __future__ import annotations
 
+from core.errors import ConfigurationError, NatteroError
+
 __all__ = ["IllegalTransition", "LayoutError", "RulesError", "UnknownSite"]
 
 
-class RulesError(Exception):
+class RulesError(NatteroError):
     """Base of every error raised by ``rules``."""
 
 
-class LayoutError(RulesError, ValueError):
+class LayoutError(RulesError, ConfigurationError):
     """A layout, night window or rule book is inconsistent or malformed."""
 
 

@@ -14,9 +14,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from types import MappingProxyType
 
-from ingest.events import DeviceKind, RoomKind
+from core.events import DeviceKind, RoomKind
+from core.night_window import NightWindow
 from rules.errors import LayoutError
-from rules.night_window import NightWindow
 
 __all__ = ["BasisKind", "DeviceInfo", "MonitoringBasis", "RoomInfo", "SiteLayout"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, Self
 
-from ingest.events import Event, StatusChange
+from core.events import Event, StatusChange
 from rules.intents import Intent
 from rules.layout import DeviceInfo, SiteLayout
 from rules.settings import RuleBook, RuleName, RuleSetting

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Self
 
-from ingest.events import DeviceKind, Event, EventKind, RoomKind
+from core.events import DeviceKind, Event, EventKind, RoomKind
 from rules.intents import Escalate, Intent, Trigger
 from rules.machine import Input, Machine, SiteContext, event_key
 from rules.settings import RuleName

@@ -28,15 +28,15 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from core import metrics
+from core.events import DeviceKind, Event, EventKind, Presence, RoomKind, StatusChange
+from core.night_window import NightWindow
 from ingest.alerts import AlertChange, record_change
-from ingest.events import DeviceKind, Event, EventKind, Presence, RoomKind, StatusChange
 from ingest.writer import StoredEventRow
-from nattero import metrics
 from rules.engine import RulesEngine
 from rules.errors import LayoutError
 from rules.intents import Clear, Escalate, Intent, Trigger
 from rules.layout import BasisKind, DeviceInfo, MonitoringBasis, RoomInfo, SiteLayout
-from rules.night_window import NightWindow
 from rules.settings import RuleBook, RuleName, RuleOverride, Severity
 
 log = logging.getLogger(__name__)

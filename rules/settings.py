@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from types import MappingProxyType
 
+from core.alerts import RuleName, Severity
 from rules.errors import LayoutError
 
 __all__ = [
@@ -38,21 +38,6 @@ __all__ = [
 
 LOW_BATTERY_BELOW = 15
 LOW_BATTERY_REARM_AT = 20
-
-
-class RuleName(StrEnum):
-    LEFT_FLAT = "left_flat"
-    BED_EXIT_NOT_BACK = "bed_exit_not_back"
-    COMMON_MOTION = "common_motion"
-    BUILDING_EXIT = "building_exit"
-    SENSOR_OFFLINE = "sensor_offline"
-    LOW_BATTERY = "low_battery"
-
-
-class Severity(StrEnum):
-    NOTICE = "notice"
-    NORMAL = "normal"
-    HIGH = "high"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from ingest.events import RoomKind
+from core.events import RoomKind
 from simulators.devices import (
     DeviceFaults,
     deliveries,

@@ -43,7 +43,7 @@ from simulators.profile import SiteProfile, load_profile, profile_names
 from simulators.publisher import DeviceAccount, PublishStats, publish
 
 if TYPE_CHECKING:
-    from nattero.settings import Settings
+    from core.settings import Settings
 
 __all__ = ["DEFAULT_START", "CatchesUp", "FetchAlerts", "SentEvent", "SimulationResult",
            "plan_run", "run_simulation", "simulate"]
@@ -286,7 +286,7 @@ def simulate(
         factor = parse_speed(speed)
     except SpeedError as exc:
         raise typer.BadParameter(str(exc), param_hint="--speed") from exc
-    from nattero.settings import get_settings
+    from core.settings import get_settings
 
     console = Console()
     try:

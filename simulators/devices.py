@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from ingest.events import DeviceKind, EventKind, Presence, RoomKind
+from core.events import DeviceKind, EventKind, Presence, RoomKind
 from simulators.ground_truth import AlertRule, Episode, EpisodeKind, ExpectedAlert
 from simulators.plan import Delivery, EventDelivery, StatusDelivery
 from simulators.profile import DeviceSpec, SiteProfile

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from ingest.events import Presence
+from core.events import Presence
 from simulators.ground_truth import Episode
 
 __all__ = ["Delivery", "EventDelivery", "NightPlan", "StatusDelivery", "event_topic",

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ingest.events import DeviceKind, RoomKind
+from core.events import DeviceKind, RoomKind
 from simulators.errors import ProfileError
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Provision a profile's site, rooms, bases and devices through ``nattero.provisioning``.
+"""Provision a profile's site, rooms, bases and devices through ``provisioning``.
 
 Idempotent: a second run adds nothing. A device that exists but whose password the
 simulator does not know (the credentials file was lost) gets a rotated password. The
@@ -11,13 +11,13 @@ from collections.abc import Iterable
 from datetime import date
 from typing import TYPE_CHECKING
 
-from ingest.events import RoomKind
+from core.events import RoomKind
 from simulators.credentials import CredentialStore
 from simulators.errors import CredentialsError
 from simulators.profile import SiteProfile
 
 if TYPE_CHECKING:
-    from nattero.settings import Settings
+    from core.settings import Settings
 
 __all__ = ["provision_site", "rotate_devices", "stored_accounts"]
 
@@ -28,7 +28,7 @@ CONSENT_ON_FILE_SINCE = date(2020, 1, 1)
 
 def provision_site(settings: Settings, profile: SiteProfile, store: CredentialStore) -> int:
     """Make the site match the profile; returns how many device passwords were issued."""
-    from nattero import provisioning
+    import provisioning
 
     site = profile.site
     provisioning.ensure_site(settings, site, profile.name, tz=profile.tz, night=profile.night)
@@ -64,7 +64,7 @@ def provision_site(settings: Settings, profile: SiteProfile, store: CredentialSt
 
 def rotate_devices(settings: Settings, store: CredentialStore, devices: Iterable[str]) -> None:
     """New passwords for ``site/device`` names the broker refused (stale stored password)."""
-    from nattero import provisioning
+    import provisioning
 
     for name in devices:
         site, device = name.split("/", 1)

@@ -37,7 +37,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ingest.events import Presence
+from core.events import Presence
 from simulators.errors import CredentialsError, PublishError
 from simulators.pacing import Timetable
 from simulators.plan import Delivery, EventDelivery, StatusDelivery, status_topic

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from ingest.events import DeviceKind, EventKind, RoomKind
+from core.events import DeviceKind, EventKind, RoomKind
 from simulators.ground_truth import AlertRule, Episode, EpisodeKind, ExpectedAlert
 from simulators.profile import RoomSpec, SiteProfile, minutes_after_noon
 from simulators.seeding import poisson, stream

@@ -23,8 +23,8 @@ from conftest import unique
 from api.app import create_app
 from api.security import AddressLimiter
 from api.users import create_user
+from core.settings import Settings, StackInfo, get_settings
 from ingest.alerts import AlertChange, record_change
-from nattero.settings import Settings, StackInfo, get_settings
 
 PASSWORD = "correct horse battery"
 

@@ -26,14 +26,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 # Page assertions wait up to 10 s: CI shares two cores between the browser, the server,
 # PostgreSQL and Mosquitto. Latency targets live in bench/, never in these waits.
 expect.set_options(timeout=10_000)
 
-from nattero.settings import StackInfo
+from core.settings import StackInfo
 
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
@@ -52,8 +51,9 @@ PIPELINE_AVAILABLE = importlib.util.find_spec("nattero.pipeline") is not None
 _SERVER = """
 import sys, uvicorn
 from api.app import create_app
-from nattero.settings import get_settings
-app = create_app(get_settings(), pipeline=sys.argv[2] == "1")
+from nattero.pipeline import start_pipeline
+from core.settings import get_settings
+app = create_app(get_settings(), companion=start_pipeline if sys.argv[2] == "1" else None)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
             ws_ping_interval=None)
 """

@@ -25,8 +25,8 @@ os.environ.setdefault("NATTERO_RETENTION_DAYS", "36500")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from core.settings import Settings, StackInfo, get_settings  # noqa: E402
 from deploy import stack as local_stack  # noqa: E402
-from nattero.settings import Settings, StackInfo, get_settings  # noqa: E402
 
 get_settings.cache_clear()
 
@@ -69,12 +69,12 @@ import json as _json  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from datetime import date  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from datetime import date  # noqa: E402
 
 import psycopg  # noqa: E402
 
-from ingest.events import DeviceKind, RoomKind  # noqa: E402
+from core.events import DeviceKind, RoomKind  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +98,7 @@ def unique(prefix: str) -> str:
 @pytest.fixture
 def site(migrated: StackInfo) -> str:
     """A fresh site with one flat (`f1`, with consent), a common room and an exit."""
-    from nattero import provisioning
+    import provisioning
 
     site_id = unique("t")
     settings = get_settings()
@@ -113,7 +113,7 @@ def site(migrated: StackInfo) -> str:
 @pytest.fixture
 def add_device(migrated: StackInfo) -> Callable[..., tuple[str, str]]:
     """Provision a device; returns (username, password)."""
-    from nattero import provisioning
+    import provisioning
 
     def add(site_id: str, device: str, room: str = "f1", kind: DeviceKind = DeviceKind.DOOR,
             heartbeat_s: int = 300) -> tuple[str, str]:

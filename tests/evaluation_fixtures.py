@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from conftest import unique
 
-from nattero.settings import StackInfo
+from core.settings import StackInfo
 from simulators import SiteProfile, load_profile, plan_night
 from simulators.plan import EventDelivery
 
@@ -191,7 +191,7 @@ class EvaluationServer(ApiServer):
 @pytest.fixture(scope="session")
 def evaluation_api(migrated: StackInfo) -> Iterator[ApiServer]:
     """A real server whose app also has the export and report routes."""
-    from nattero.settings import get_settings
+    from core.settings import get_settings
 
     server = EvaluationServer(get_settings())
     server.start()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from core.events import DeviceKind, DeviceSource, EventKind
 from gateway.adapters import (
     MAPPINGS,
     AdapterError,
@@ -20,7 +21,6 @@ from gateway.adapters import (
     DeviceRef,
     route,
 )
-from ingest.events import DeviceKind, DeviceSource, EventKind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chirpstack"
 RECEIVED = datetime(2026, 11, 23, 2, 10, 4, tzinfo=UTC)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from core.events import DeviceKind, DeviceSource, EventKind, Presence
 from gateway.adapters import (
     AdapterError,
     BridgeTopic,
@@ -20,7 +21,6 @@ from gateway.adapters import (
     resolve,
     route,
 )
-from ingest.events import DeviceKind, DeviceSource, EventKind, Presence
 
 FIXTURES = Path(__file__).parent / "fixtures" / "zigbee2mqtt"
 NIGHT = datetime(2019, 3, 8, 23, 30, tzinfo=UTC)

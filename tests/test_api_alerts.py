@@ -9,8 +9,8 @@ def test_staff_of_one_site_do_not_see_another_sites_alerts(http, make_user, site
                                                            headers_for) -> None:
     from conftest import unique
 
-    from nattero import provisioning
-    from nattero.settings import get_settings
+    import provisioning
+    from core.settings import get_settings
 
     other = unique("t")
     provisioning.add_site(get_settings(), other, "Naboen")
@@ -30,8 +30,8 @@ def test_staff_cannot_acknowledge_another_sites_alert(http, make_user, site, rai
                                                       headers_for, db) -> None:
     from conftest import unique
 
-    from nattero import provisioning
-    from nattero.settings import get_settings
+    import provisioning
+    from core.settings import get_settings
 
     other = unique("t")
     provisioning.add_site(get_settings(), other, "Naboen")
@@ -105,8 +105,8 @@ def test_status_filter_lists_only_open_alerts(http, make_user, site, raise_alert
 
 def test_rooms_show_whether_they_are_monitored_and_their_devices(
         http, make_user, site, headers_for, add_device) -> None:
-    from nattero import provisioning
-    from nattero.settings import get_settings
+    import provisioning
+    from core.settings import get_settings
 
     provisioning.add_room(get_settings(), site, "f2", "flat", "Lejlighed 2")
     add_device(site, "door-1")

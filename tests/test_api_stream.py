@@ -102,8 +102,8 @@ def test_a_board_does_not_receive_changes_of_a_site_it_cannot_see(
         api, make_user, site, raise_alert, token_for) -> None:
     from conftest import unique
 
-    from nattero import provisioning
-    from nattero.settings import get_settings
+    import provisioning
+    from core.settings import get_settings
 
     other = unique("t")
     provisioning.add_site(get_settings(), other, "Naboen")

@@ -32,7 +32,7 @@ from board_fixtures import (
 from evaluation_fixtures import SimulatedSite, simulate_site
 from playwright.sync_api import Page, expect
 
-from nattero.settings import StackInfo
+from core.settings import StackInfo
 
 FIRST = date(2026, 10, 5)
 NIGHTS = 4

@@ -23,8 +23,8 @@ from conftest import unique
 from devices import DeviceClient, event_payload
 from playwright.sync_api import Page, expect
 
-from ingest.events import DeviceKind, RoomKind
-from nattero.settings import StackInfo, get_settings
+from core.events import DeviceKind, RoomKind
+from core.settings import StackInfo, get_settings
 
 
 def alert_card(page: Page, alert_id: int | None = None, room: str | None = None):
@@ -36,7 +36,7 @@ def alert_card(page: Page, alert_id: int | None = None, room: str | None = None)
 @pytest.fixture
 def night_site(migrated: StackInfo) -> str:
     """A site whose night window contains now (UTC), with a consenting flat, common room, exit."""
-    from nattero import provisioning
+    import provisioning
 
     now = datetime.now(UTC)
     night = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=3)):%H:%M}"
@@ -187,7 +187,7 @@ def test_no_data_banner_appears_when_site_devices_stop(
 def test_staff_of_one_site_never_sees_another_sites_rooms_or_alerts(
         migrated: StackInfo, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
         open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
-    from nattero import provisioning
+    import provisioning
 
     settings = get_settings()
     site_a, site_b = unique("sa"), unique("sb")

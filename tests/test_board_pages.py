@@ -23,7 +23,7 @@ from board_fixtures import (
 from conftest import unique
 from playwright.sync_api import Page, expect
 
-from ingest.events import DeviceKind
+from core.events import DeviceKind
 
 
 def describe(violations: list[dict[str, object]]) -> str:
@@ -99,8 +99,8 @@ def test_preshift_check_lists_uncovered_rooms(
         site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
         open_page: Callable[..., Page], add_device: Callable[..., tuple[str, str]],
         db: psycopg.Connection) -> None:
-    from nattero import provisioning
-    from nattero.settings import get_settings
+    import provisioning
+    from core.settings import get_settings
 
     provisioning.add_room(get_settings(), site, "f2", "flat", "Lejlighed 2")  # type: ignore[arg-type]
     add_device(site, "door-f1", room="f1", kind=DeviceKind.DOOR)

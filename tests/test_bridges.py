@@ -1,7 +1,7 @@
 """Zigbee2MQTT and ChirpStack through the real broker and gateway into the real database.
 
 Each test publishes the real bridge payloads (tests/fixtures) with a bridge account made by
-``nattero.bridges.add_bridge``. Bridges publish under one shared tree (``zigbee2mqtt/#``,
+``provisioning.bridges.add_bridge``. Bridges publish under one shared tree (``zigbee2mqtt/#``,
 ``application/#``), so every test uses its own friendly names and DevEUIs, and its gateway
 serves only its own site. "Nothing else arrived" is checked with a sentinel: the gateway
 handles messages in order, so once a later message is stored, the earlier ones were handled.
@@ -21,12 +21,12 @@ import pytest
 from conftest import unique, wait_until
 from devices import DeviceClient, event_payload
 
+import provisioning
+from core.events import DeviceKind, DeviceSource, RoomKind
+from core.settings import Settings, StackInfo, get_settings
 from gateway.bridges import ChirpStackBridge, EventHistory, Zigbee2MqttBridge
 from gateway.service import Gateway
-from ingest.events import DeviceKind, DeviceSource, RoomKind
-from nattero import bridges, provisioning
-from nattero.provisioning import ProvisioningError
-from nattero.settings import Settings, StackInfo, get_settings
+from provisioning import ProvisioningError, bridges, names
 from rules.runtime import RulesRuntime
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -305,7 +305,7 @@ def test_chirpstack_ws301_open_close_and_periodic_uplink_become_door_events_and_
         site, db, gateways, bridge) -> None:
     dev_eui = new_dev_eui()
     # Installers copy the DevEUI from ChirpStack in upper case; it is stored in lower case.
-    external_id = bridges.check_external_id(DeviceSource.CHIRPSTACK, dev_eui.upper())
+    external_id = names.check_external_id(DeviceSource.CHIRPSTACK, dev_eui.upper())
     assert external_id == dev_eui
     add_bridged_device(site, "f1-door", "f1", DeviceKind.DOOR, DeviceSource.CHIRPSTACK,
                        external_id, "milesight-ws301")
@@ -458,26 +458,26 @@ def test_bridge_of_a_native_source_or_twice_the_same_name_is_refused(stack) -> N
 
 def test_unknown_mapping_is_refused_with_the_known_ones() -> None:
     with pytest.raises(ProvisioningError) as refused:
-        bridges.check_mapping(DeviceSource.CHIRPSTACK, "milesight-ws999")
+        names.check_mapping(DeviceSource.CHIRPSTACK, "milesight-ws999")
     assert "milesight-ws301, milesight-ws301-legacy" in str(refused.value)
     with pytest.raises(ProvisioningError, match="needs --mapping"):
-        bridges.check_mapping(DeviceSource.CHIRPSTACK, None)
+        names.check_mapping(DeviceSource.CHIRPSTACK, None)
     with pytest.raises(ProvisioningError, match="chirpstack devices only"):
-        bridges.check_mapping(DeviceSource.ZIGBEE2MQTT, "elsys")
-    assert bridges.check_mapping(DeviceSource.CHIRPSTACK, "elsys") == "elsys"
+        names.check_mapping(DeviceSource.ZIGBEE2MQTT, "elsys")
+    assert names.check_mapping(DeviceSource.CHIRPSTACK, "elsys") == "elsys"
 
 
 @pytest.mark.parametrize("name", ["bridge", "door/availability", "door/set", "a//b", "door/#"])
 def test_friendly_name_the_gateway_could_not_read_is_refused(name: str) -> None:
     with pytest.raises(ProvisioningError, match="friendly name"):
-        bridges.check_external_id(DeviceSource.ZIGBEE2MQTT, name)
+        names.check_external_id(DeviceSource.ZIGBEE2MQTT, name)
 
 
 def test_dev_eui_is_stored_in_lower_case_and_nonsense_refused() -> None:
-    assert bridges.check_external_id(DeviceSource.CHIRPSTACK,
+    assert names.check_external_id(DeviceSource.CHIRPSTACK,
                                      "24E1-2413-6B31-6363") == "24e124136b316363"
     with pytest.raises(ProvisioningError, match="not a DevEUI"):
-        bridges.check_external_id(DeviceSource.CHIRPSTACK, "flat-12-door")
+        names.check_external_id(DeviceSource.CHIRPSTACK, "flat-12-door")
 
 
 # -- rules ------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from nattero.broker_accounts import BrokerAccounts
-from nattero.settings import BrokerAccount, StackInfo
+from core.settings import BrokerAccount, StackInfo
+from provisioning.broker_accounts import BrokerAccounts
 
 WAIT_S = 5.0
 

@@ -15,8 +15,8 @@ import pytest
 from conftest import REPO, gateway_env, wait_until
 from devices import DeviceClient, event_payload
 
+from core.events import DeviceKind
 from deploy import stack as local_stack
-from ingest.events import DeviceKind
 
 pytestmark = pytest.mark.slow
 

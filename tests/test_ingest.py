@@ -11,7 +11,7 @@ import pytest
 from conftest import nattero_cli, unique, wait_until
 from devices import DeviceClient, event_payload
 
-from ingest.events import DeviceKind
+from core.events import DeviceKind
 
 
 def count(db, sql: str, *params: object) -> int:  # type: ignore[no-untyped-def]
@@ -130,7 +130,7 @@ def test_bad_payload_is_dead_lettered_with_its_reason_and_not_stored(
 
 def _bridge_publisher(stack, topics: list[str]) -> DeviceClient:  # type: ignore[no-untyped-def]
     """A broker account allowed to publish on arbitrary topics, to play a rogue device."""
-    from nattero.broker_accounts import BrokerAccounts
+    from provisioning.broker_accounts import BrokerAccounts
 
     name, password = unique("rogue"), unique("pw")
     with BrokerAccounts(stack.mqtt_host, stack.mqtt_port, stack.broker_admin) as accounts:
@@ -153,7 +153,7 @@ def test_device_publishing_under_another_site_is_dead_lettered(
         site, db, stack, add_device, run_gateway) -> None:
     from conftest import get_settings
 
-    from nattero import provisioning
+    import provisioning
 
     other = unique("t")
     provisioning.add_site(get_settings(), other, "Andet hjem")

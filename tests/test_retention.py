@@ -12,11 +12,11 @@ import pytest
 from conftest import unique, wait_until
 from evaluation_fixtures import provision
 
+from core.settings import StackInfo
 from evaluation.occupancy import Bucket, Level, Manifest, OccupancyRequest, Source, occupancy_rows
 from evaluation.period import Period, load_sites
 from ingest import retention, rollups
 from ingest.maintenance import Maintenance
-from nattero.settings import StackInfo
 from simulators import load_profile
 
 # Far in the past, so that dropping these chunks cannot touch another test's events.
@@ -130,7 +130,7 @@ def test_retention_refuses_nonsense() -> None:
 
 
 def test_retention_days_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nattero.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     monkeypatch.setenv("NATTERO_RETENTION_DAYS", "123")

@@ -14,6 +14,8 @@ from conftest import unique
 from evaluation_fixtures import SimulatedSite, provision, simulate_site
 from typer.testing import CliRunner
 
+from core.events import Event, EventKind
+from core.settings import StackInfo
 from evaluation.occupancy import (
     Bucket,
     Level,
@@ -24,9 +26,7 @@ from evaluation.occupancy import (
 )
 from evaluation.period import Period, load_sites
 from ingest import rollups
-from ingest.events import Event, EventKind
 from ingest.writer import Batch, EventWriter
-from nattero.settings import StackInfo
 from simulators import load_profile
 
 SECRET = "rollup-test-secret"

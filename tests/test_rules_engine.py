@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ingest.events import DeviceKind, Event, EventKind, Presence, RoomKind, StatusChange
+from core.events import DeviceKind, Event, EventKind, Presence, RoomKind, StatusChange
 from rules import (
     BasisKind,
     Clear,

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rules.night_window import NightWindow
+from core.night_window import NightWindow
 
 CPH = ZoneInfo("Europe/Copenhagen")
 NIGHT = NightWindow.parse("22:00-07:00")

@@ -14,7 +14,7 @@ import pytest
 from conftest import wait_until
 from devices import DeviceClient, event_payload
 
-from ingest.events import DeviceKind
+from core.events import DeviceKind
 
 NIGHT = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 02:00 in Copenhagen
 DAY = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)  # 12:00 in Copenhagen
@@ -152,8 +152,8 @@ def test_flat_without_monitoring_basis_raises_no_resident_alert(
         stack, db, add_device, run_pipeline) -> None:
     from conftest import get_settings, unique
 
-    from ingest.events import RoomKind
-    from nattero import provisioning
+    import provisioning
+    from core.events import RoomKind
 
     site = unique("t")
     provisioning.add_site(get_settings(), site, "Uden samtykke")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import unique
 
+from core.settings import Settings, StackInfo, get_settings
 from nattero.scoring import StoredAlerts
-from nattero.settings import Settings, StackInfo, get_settings
 from simulators.command import SimulationResult, plan_run, run_simulation
 from simulators.credentials import CredentialStore
 from simulators.ground_truth import AlertRecord, EpisodeKind

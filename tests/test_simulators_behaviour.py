@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.events import DeviceKind, EventKind, Presence, RoomKind
+from core.events import DeviceKind, EventKind, Presence, RoomKind
 from simulators.behaviour import plan_day, plan_night
 from simulators.devices import DeviceFaults, OfflineSpell, deliveries, heartbeats
 from simulators.errors import ProfileError, SpeedError

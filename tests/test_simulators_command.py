@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from nattero.settings import Settings
+from core.settings import Settings
 from simulators.command import print_summary, run_simulation, simulate
 from simulators.credentials import CredentialStore
 from simulators.plan import Delivery

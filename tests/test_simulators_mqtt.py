@@ -27,8 +27,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from rich.console import Console
 
-from ingest.events import Presence
-from nattero.settings import Settings
+from core.events import Presence
+from core.settings import Settings
 from simulators.command import run_simulation
 from simulators.credentials import CredentialStore
 from simulators.errors import CredentialsError, PublishError

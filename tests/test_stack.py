@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.settings import Settings, StackInfo
 from deploy import stack as local_stack
-from nattero.settings import Settings, StackInfo
 
 
 def test_up_again_returns_the_same_info_and_keeps_running(

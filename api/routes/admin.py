@@ -1,6 +1,6 @@
 """Administration (admin only): sites, rooms, monitoring bases, devices, users, rules.
 
-Provisioning goes through ``nattero.provisioning`` - the same code as the CLI - and its
+Provisioning goes through ``provisioning`` - the same code as the CLI - and its
 ``ProvisioningError`` becomes 422 with its message. Every change is written to the audit log.
 """
 
@@ -13,15 +13,15 @@ from fastapi import APIRouter, Body, HTTPException, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, model_validator
 
-from api.audit import audit
+import provisioning
 from api.deps import ConnDep, CurrentAdmin, SettingsDep
 from api.errors import responses
 from api.models import ID_PATTERN, SITE_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.users import Role, User, UserError, create_user, list_users
-from ingest.events import DeviceKind, RoomKind
-from nattero import provisioning
-from nattero.broker_accounts import BrokerAccountError
-from nattero.provisioning import DeviceCredentials, ProvisioningError
+from core.events import DeviceKind, RoomKind
+from ingest.audit import audit
+from provisioning import DeviceCredentials, ProvisioningError
+from provisioning.broker_accounts import BrokerAccountError
 from rules.settings import RuleName, Severity
 
 router = APIRouter(tags=["admin"])

@@ -13,14 +13,14 @@ import psycopg
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from api.audit import audit
 from api.deps import ConnDep, CurrentStaff, visible_site
 from api.errors import responses
 from api.models import SITE_PATTERN, TEXT_PATTERN, Alert, AlertId
 from api.users import User
+from core.metrics import ACK_SECONDS
 from ingest import alerts
 from ingest.alerts import AlertStatus, IllegalTransition, Outcome
-from nattero.metrics import ACK_SECONDS
+from ingest.audit import audit
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 

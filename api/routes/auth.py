@@ -15,10 +15,10 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from api import security
-from api.audit import audit
 from api.deps import ConnDep, CurrentUser, SettingsDep
 from api.errors import responses
 from api.users import Role, User, get_user, record_failed_login, record_successful_login
+from ingest.audit import audit
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

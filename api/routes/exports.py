@@ -16,7 +16,6 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 
-from api.audit import audit
 from api.deps import ConnDep, CurrentEvaluator, SettingsDep
 from api.errors import responses
 from api.models import SITE_PATTERN
@@ -26,6 +25,7 @@ from evaluation.exports import PreparedExport, export_bytes, prepare_export
 from evaluation.formats import ExportFormat
 from evaluation.occupancy import DEFAULT_K, Bucket, Level, OccupancyRequest
 from evaluation.period import Period
+from ingest.audit import audit
 
 router = APIRouter(prefix="/exports", tags=["exports"])
 

@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.fanout import AlertFanout
-from nattero.metrics import WEBSOCKET_CLIENTS
-from nattero.settings import Settings
+from core.metrics import WEBSOCKET_CLIENTS
+from core.settings import Settings
 
 router = APIRouter(tags=["health"])
 

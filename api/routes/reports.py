@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import HTMLResponse
 
-from api.audit import audit
 from api.deps import ConnDep, CurrentEvaluator, CurrentStaff, visible_site
 from api.errors import responses
 from api.models import SITE_PATTERN
@@ -22,6 +21,7 @@ from evaluation.handover import build_handover, render_handover
 from evaluation.period import Period
 from evaluation.report import build_report, render_html, render_pdf
 from evaluation.staff_time import Assumptions
+from ingest.audit import audit
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ingest.events import DeviceKind, DeviceSource, Event, StatusChange
+from core.events import DeviceKind, DeviceSource, Event, StatusChange
 
 ZIGBEE2MQTT_BASE_TOPIC = "zigbee2mqtt"
 

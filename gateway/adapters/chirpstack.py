@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ingest.events import DeviceSource, Event, EventKind
+from core.events import DeviceSource, Event, EventKind
 
 from .base import AdapterError, Decoded, DeviceRef, normalise_dev_eui
 from .payload import battery_percent, json_object, parse_time, utc

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ingest.events import EventKind
+from core.events import EventKind
 
 # Kinds that describe a level, grouped by what they are a level of.
 _LEVEL_OF: dict[EventKind, str] = {

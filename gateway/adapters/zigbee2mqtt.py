@@ -26,7 +26,7 @@ import hashlib
 import json
 from datetime import datetime
 
-from ingest.events import DeviceKind, DeviceSource, Event, EventKind, Presence, StatusChange
+from core.events import DeviceKind, DeviceSource, Event, EventKind, Presence, StatusChange
 
 from .base import AdapterError, Decoded, DeviceRef
 from .payload import battery_percent, json_object, parse_time, utc

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ingest.events import DeviceKind, EventKind
+from core.events import DeviceKind, EventKind
 
 from .mapping import Reading, invalid_value, require_kind, require_known_keys
 

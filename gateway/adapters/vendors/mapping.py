@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ingest.events import DeviceKind, EventKind
+from core.events import DeviceKind, EventKind
 
 from ..base import AdapterError
 

@@ -8,42 +8,29 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from core.errors import ConfigurationError
+from core.events import DeviceKind, DeviceSource, RoomKind
+from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE, NightWindow
+from core.settings import Settings
 from ingest.db import session_scope
-from ingest.events import DeviceKind, DeviceSource, RoomKind
 from ingest.models import Device, MonitoringBasisRecord, Room, Site
-from nattero.broker_accounts import BrokerAccounts
-from nattero.settings import Settings
-
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-ID_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-NIGHT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
-
-
-class ProvisioningError(Exception):
-    """A provisioning request that cannot be carried out; the message says what to do."""
-
-
-class DeviceCredentials(BaseModel):
-    username: str
-    password: str
-
-
-def parse_night(night: str) -> tuple[time, time]:
-    match = NIGHT.match(night.strip())
-    if match is None:
-        raise ProvisioningError(f"night window {night!r} is not HH:MM-HH:MM, e.g. 22:00-07:00")
-    start = time(int(match[1]), int(match[2]))
-    end = time(int(match[3]), int(match[4]))
-    if start == end:
-        raise ProvisioningError("night window start and end are equal; it would be empty")
-    return start, end
+from provisioning.broker_accounts import BrokerAccounts
+from provisioning.errors import ProvisioningError
+from provisioning.names import (
+    ID_SLUG,
+    SLUG,
+    DeviceCredentials,
+    check_external_id,
+    check_mapping,
+    device_topic_prefix,
+    device_username,
+)
 
 
 def _check_tz(tz: str) -> None:
@@ -61,24 +48,19 @@ def _check_slug(what: str, value: str, pattern: re.Pattern[str] = SLUG) -> None:
             f"(max 63 characters, starting with a letter or digit)")
 
 
-def device_username(site: str, device: str) -> str:
-    return f"{site}.{device}"
-
-
-def device_topic_prefix(site: str, device: str) -> str:
-    return f"nattero/v1/{site}/{device}"
-
-
 def _broker(settings: Settings) -> BrokerAccounts:
     host, port = settings.broker_address()
     return BrokerAccounts(host, port, settings.broker_admin_account())
 
 
-def add_site(settings: Settings, site: str, name: str, tz: str = "Europe/Copenhagen",
-             night: str = "22:00-07:00", *, exist_ok: bool = False) -> None:
+def add_site(settings: Settings, site: str, name: str, tz: str = DEFAULT_TIME_ZONE,
+             night: str = DEFAULT_NIGHT, *, exist_ok: bool = False) -> None:
     _check_slug("site", site)
     _check_tz(tz)
-    start, end = parse_night(night)
+    try:
+        window = NightWindow.parse(night, tz)
+    except ConfigurationError as exc:
+        raise ProvisioningError(str(exc)) from None
     if not name.strip():
         raise ProvisioningError("site name must not be empty")
     with session_scope(settings.sqlalchemy_url()) as session:
@@ -86,11 +68,12 @@ def add_site(settings: Settings, site: str, name: str, tz: str = "Europe/Copenha
             if exist_ok:
                 return
             raise ProvisioningError(f"site {site!r} exists already")
-        session.add(Site(id=site, name=name, tz=tz, night_start=start, night_end=end))
+        session.add(Site(id=site, name=name, tz=tz, night_start=window.start,
+                         night_end=window.end))
 
 
-def ensure_site(settings: Settings, site: str, name: str, tz: str = "Europe/Copenhagen",
-                night: str = "22:00-07:00") -> None:
+def ensure_site(settings: Settings, site: str, name: str, tz: str = DEFAULT_TIME_ZONE,
+                night: str = DEFAULT_NIGHT) -> None:
     add_site(settings, site, name, tz, night, exist_ok=True)
 
 
@@ -152,8 +135,6 @@ def add_device(settings: Settings, site: str, device: str, room: str, kind: Devi
     _check_slug("device", device, ID_SLUG)
     if not 10 <= heartbeat_s <= 86400:
         raise ProvisioningError("--heartbeat must be between 10 and 86400 seconds")
-    from nattero.bridges import check_external_id, check_mapping
-
     external_id = check_external_id(source, external_id)
     mapping = check_mapping(source, mapping)
     credentials = DeviceCredentials(username=device_username(site, device),

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from nattero.settings import BrokerAccount
+from core.settings import BrokerAccount
 
 __all__ = ["BrokerAccountError", "BrokerAccounts"]
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rules.errors import LayoutError
+from core.errors import ConfigurationError
 
 __all__ = ["DEFAULT_NIGHT", "DEFAULT_TIME_ZONE", "NightWindow"]
 
@@ -55,9 +55,10 @@ class NightWindow:
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise LayoutError("night window times are local wall-clock times; pass naive times")
+            raise ConfigurationError(
+                "night window times are local wall-clock times; pass naive times")
         if self.start == self.end:
-            raise LayoutError(
+            raise ConfigurationError(
                 f"night window starts and ends at {self.start:%H:%M}; give two different "
                 "times, e.g. '22:00-07:00'"
             )
@@ -67,21 +68,21 @@ class NightWindow:
         """Read ``"HH:MM-HH:MM"`` (e.g. ``"22:00-07:00"``); raise a ValueError saying why not."""
         match = _SPEC.match(spec)
         if match is None:
-            raise LayoutError(
+            raise ConfigurationError(
                 f"night window {spec!r} is not of the form HH:MM-HH:MM, e.g. '22:00-07:00'"
             )
         h1, m1, h2, m2 = (int(part) for part in match.groups())
         try:
             start, end = time(h1, m1), time(h2, m2)
         except ValueError:
-            raise LayoutError(
+            raise ConfigurationError(
                 f"night window {spec!r} has a time outside 00:00-23:59, e.g. use '22:00-07:00'"
             ) from None
         if isinstance(tz, str):
             try:
                 tz = ZoneInfo(tz)
             except (ZoneInfoNotFoundError, ValueError):
-                raise LayoutError(
+                raise ConfigurationError(
                     f"time zone {tz!r} is unknown; use an IANA name such as 'Europe/Copenhagen'"
                 ) from None
         return cls(start, end, tz)

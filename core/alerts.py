@@ -1,0 +1,47 @@
+"""The alert vocabulary of the public contract: rules, severities, states, changes, outcomes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["AlertChange", "AlertStatus", "Outcome", "RuleName", "Severity"]
+
+
+class RuleName(StrEnum):
+    LEFT_FLAT = "left_flat"
+    BED_EXIT_NOT_BACK = "bed_exit_not_back"
+    COMMON_MOTION = "common_motion"
+    BUILDING_EXIT = "building_exit"
+    SENSOR_OFFLINE = "sensor_offline"
+    LOW_BATTERY = "low_battery"
+
+
+class Severity(StrEnum):
+    NOTICE = "notice"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class AlertChange(StrEnum):
+    """What happened to an alert, as announced on the board's stream."""
+
+    RAISED = "raised"
+    MERGED = "merged"
+    ESCALATED = "escalated"
+    REANNOUNCED = "reannounced"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    CLEARED = "cleared"
+
+
+class Outcome(StrEnum):
+    HELP_GIVEN = "help_given"
+    NO_ACTION_NEEDED = "no_action_needed"
+    FALSE_ALARM = "false_alarm"
+    CLEARED = "cleared_automatically"
