@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import BaseModel
 
-from ingest.alerts import AlertStatus
+from core.alerts import AlertStatus
 
 
 class Alert(BaseModel):

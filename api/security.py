@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -85,7 +86,7 @@ class AddressLimiter:
     """Failed logins per client address in a sliding window (in memory, thread-safe)."""
 
     def __init__(self, max_failures: int = IP_MAX_FAILURES, window_s: float = IP_WINDOW_S,
-                 clock: Any = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._max = max_failures
         self._window = window_s
         self._clock = clock

@@ -15,6 +15,7 @@ import struct
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
 
 CHUNK = 65536
 _PUBACK = struct.Struct("!BBH")
@@ -58,9 +59,9 @@ class BufferedClient(mqtt.Client):
         with self._in_callback_mutex:
             on_message(self, self._userdata, message)
 
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
-        while (rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None
+        while (rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None
                and self._offset < len(self._buffer)):
             rc = super().loop_read(max_packets)
         return rc

@@ -21,8 +21,10 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from core import metrics
 from core.settings import Settings
@@ -90,7 +92,7 @@ class Gateway:
         v5 = self._settings.gateway_mqtt_version == "5"
         # MQTT 3.1.1: a persistent session is clean_session=False (kept by the broker until
         # persistent_client_expiration); MQTT 5: clean_start=False with a session expiry.
-        client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2,
+        client = BufferedClient(CallbackAPIVersion.VERSION2,
                              client_id=self._settings.gateway_client_id,
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
                              clean_session=None if v5 else False, manual_ack=True)
@@ -111,7 +113,7 @@ class Gateway:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-                    reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
+                    reason_code: ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
             if reason_code.value in AUTH_FAILURES:
                 self.fatal = GatewayAuthError(
@@ -127,7 +129,7 @@ class Gateway:
         client.subscribe(self.subscriptions())
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
-                      reason_codes: list[mqtt.ReasonCode], properties: Properties | None) -> None:
+                      reason_codes: list[ReasonCode], properties: Properties | None) -> None:
         refused = [str(code) for code in reason_codes if code.is_failure]
         if refused:
             log.error("broker refused subscriptions %s: %s; check the gateway account's role",
@@ -136,7 +138,7 @@ class Gateway:
         self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object,
-                       flags: mqtt.DisconnectFlags, reason_code: mqtt.ReasonCode,
+                       flags: mqtt.DisconnectFlags, reason_code: ReasonCode,
                        properties: Properties | None) -> None:
         self._connected.clear()
         # Acks for messages of the old connection must never be sent on the new one:
@@ -168,7 +170,7 @@ class Gateway:
         host, port = self._settings.broker_address()
         props: Properties | None = None
         if self._settings.gateway_mqtt_version == "5":
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self._settings.gateway_session_expiry_s
             props.ReceiveMaximum = self._settings.gateway_receive_maximum
         self._thread = threading.Thread(target=self._write_loop, name="gateway-writer",

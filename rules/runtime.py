@@ -29,9 +29,10 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from core import metrics
+from core.alerts import AlertChange
 from core.events import DeviceKind, Event, EventKind, Presence, RoomKind, StatusChange
 from core.night_window import NightWindow
-from ingest.alerts import AlertChange, record_change
+from ingest.alerts import record_change
 from ingest.writer import StoredEventRow
 from rules.engine import RulesEngine
 from rules.errors import LayoutError

@@ -23,8 +23,9 @@ from conftest import unique
 from api.app import create_app
 from api.security import AddressLimiter
 from api.users import create_user
+from core.alerts import AlertChange
 from core.settings import Settings, StackInfo, get_settings
-from ingest.alerts import AlertChange, record_change
+from ingest.alerts import record_change
 
 PASSWORD = "correct horse battery"
 

@@ -159,7 +159,8 @@ def make_user(db: psycopg.Connection) -> Callable[..., str]:
 @pytest.fixture
 def raise_alert(db: psycopg.Connection) -> Callable[..., int]:
     """Raise an alert through the store's change path (as the rules engine does)."""
-    from ingest.alerts import AlertChange, record_change
+    from core.alerts import AlertChange
+    from ingest.alerts import record_change
 
     def raise_(site: str, room: str, rule: str = "left_flat", severity: str = "normal",
                device: str | None = None) -> int:

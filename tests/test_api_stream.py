@@ -14,7 +14,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from api.db import APPLICATION_NAME
 from api.fanout import GAP_GRACE_S
-from ingest.alerts import NOTIFY_MAX_BYTES, AlertChange, record_change
+from core.alerts import AlertChange
+from ingest.alerts import NOTIFY_MAX_BYTES, record_change
 
 pytest_plugins = ("api_fixtures",)
 

@@ -17,9 +17,10 @@ from api.deps import ConnDep, CurrentStaff, visible_site
 from api.errors import responses
 from api.models import SITE_PATTERN, TEXT_PATTERN, Alert, AlertId
 from api.users import User
+from core.alerts import AlertStatus, Outcome
 from core.metrics import ACK_SECONDS
 from ingest import alerts
-from ingest.alerts import AlertStatus, IllegalTransition, Outcome
+from ingest.alerts import IllegalTransition
 from ingest.audit import audit
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])

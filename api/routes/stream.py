@@ -31,10 +31,10 @@ from api import security
 from api.deps import user_for_token
 from api.fanout import PAGE, AlertFanout, Subscriber, change_message
 from api.users import Role, User
+from core.alerts import AlertStatus
 from core.metrics import WEBSOCKET_CLIENTS
 from core.settings import Settings
 from ingest import alerts
-from ingest.alerts import AlertStatus
 
 router = APIRouter(tags=["alerts"])
 
