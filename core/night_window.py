@@ -76,7 +76,8 @@ class NightWindow:
             start, end = time(h1, m1), time(h2, m2)
         except ValueError:
             raise ConfigurationError(
-                f"night window {spec!r} is not HH:MM-HH:MM with times from 00:00 to 23:59, e.g. '22:00-07:00'"
+                f"night window {spec!r} is not HH:MM-HH:MM with times from 00:00 to 23:59, "
+                "e.g. '22:00-07:00'"
             ) from None
         if isinstance(tz, str):
             try:
