@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["AlertChange", "AlertStatus", "Outcome", "RuleName", "Severity"]
+__all__ = ["DEVICE_RULES", "AlertChange", "AlertStatus", "Outcome", "RuleName", "Severity"]
 
 
 class RuleName(StrEnum):
@@ -14,6 +14,11 @@ class RuleName(StrEnum):
     BUILDING_EXIT = "building_exit"
     SENSOR_OFFLINE = "sensor_offline"
     LOW_BATTERY = "low_battery"
+
+
+# Rules about the equipment, not a resident: counted apart in scores and reports, never
+# "needless" (a dead sensor is a real problem), and never a night call for a resident.
+DEVICE_RULES = frozenset({RuleName.SENSOR_OFFLINE, RuleName.LOW_BATTERY})
 
 
 class Severity(StrEnum):

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from core.alerts import RuleName
 from core.events import DeviceKind, EventKind, Presence, RoomKind
-from simulators.ground_truth import AlertRule, Episode, EpisodeKind, ExpectedAlert
+from simulators.ground_truth import Episode, EpisodeKind, ExpectedAlert
 from simulators.plan import Delivery, EventDelivery, StatusDelivery
 from simulators.profile import DeviceSpec, SiteProfile
 from simulators.residents import Observation
@@ -124,7 +125,7 @@ def fault_episodes(profile: SiteProfile, night: date, seed: int, faults: DeviceF
         episodes.append(Episode(
             site=profile.site, night=night, kind=EpisodeKind.SENSOR_OFFLINE,
             room=outage.device.room, start=outage.start, end=outage.end, needed_help=False,
-            expected=(ExpectedAlert(AlertRule.SENSOR_OFFLINE, outage.device.room),)
+            expected=(ExpectedAlert(RuleName.SENSOR_OFFLINE, outage.device.room),)
             if noticed else (), device=outage.device.id,
             monitored=monitored[outage.device.room]))
     if faults.flapping is not None:
@@ -132,9 +133,9 @@ def fault_episodes(profile: SiteProfile, night: date, seed: int, faults: DeviceF
         device, room = spell.device, spell.device.room
         if device.kind is DeviceKind.EXIT:
             expected: tuple[ExpectedAlert, ...] = (
-                ExpectedAlert(AlertRule.BUILDING_EXIT, room),)
+                ExpectedAlert(RuleName.BUILDING_EXIT, room),)
         else:
-            expected = (ExpectedAlert(AlertRule.LEFT_FLAT, room),) if monitored[room] else ()
+            expected = (ExpectedAlert(RuleName.LEFT_FLAT, room),) if monitored[room] else ()
         last = flapping_observations(spell, seed, profile.site, night)[-1].ts
         episodes.append(Episode(
             site=profile.site, night=night, kind=EpisodeKind.FLAPPING, room=room,
@@ -145,7 +146,7 @@ def fault_episodes(profile: SiteProfile, night: date, seed: int, faults: DeviceF
             episodes.append(Episode(
                 site=profile.site, night=night, kind=EpisodeKind.LOW_BATTERY, room=spec.room,
                 start=start, end=end, needed_help=False,
-                expected=(ExpectedAlert(AlertRule.LOW_BATTERY, spec.room),), device=spec.id,
+                expected=(ExpectedAlert(RuleName.LOW_BATTERY, spec.room),), device=spec.id,
                 monitored=monitored[spec.room]))
     return episodes
 

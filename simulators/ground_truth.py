@@ -19,10 +19,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from core.alerts import DEVICE_RULES, RuleName
+
 __all__ = [
-    "DEVICE_RULES",
     "AlertRecord",
-    "AlertRule",
     "Episode",
     "EpisodeKind",
     "ExpectedAlert",
@@ -33,17 +33,6 @@ __all__ = [
 ]
 
 
-class AlertRule(StrEnum):
-    LEFT_FLAT = "left_flat"
-    BED_EXIT_NOT_BACK = "bed_exit_not_back"
-    COMMON_MOTION = "common_motion"
-    BUILDING_EXIT = "building_exit"
-    SENSOR_OFFLINE = "sensor_offline"
-    LOW_BATTERY = "low_battery"
-
-
-# Maintenance alerts: counted apart, never "needless" (a dead sensor is a real problem).
-DEVICE_RULES = frozenset({AlertRule.SENSOR_OFFLINE, AlertRule.LOW_BATTERY})
 
 
 class EpisodeKind(StrEnum):
@@ -64,7 +53,7 @@ class EpisodeKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ExpectedAlert:
-    rule: AlertRule
+    rule: RuleName
     room: str
 
 
@@ -85,7 +74,7 @@ class Episode:
     monitored: bool = True
 
     @property
-    def expected_rules(self) -> tuple[AlertRule, ...]:
+    def expected_rules(self) -> tuple[RuleName, ...]:
         return tuple(dict.fromkeys(alert.rule for alert in self.expected))
 
     def to_json(self) -> dict[str, Any]:
@@ -105,7 +94,7 @@ class Episode:
             kind=EpisodeKind(raw["kind"]), room=raw["room"],
             start=datetime.fromisoformat(raw["start"]), end=datetime.fromisoformat(raw["end"]),
             needed_help=bool(raw["needed_help"]),
-            expected=tuple(ExpectedAlert(AlertRule(a["rule"]), a["room"])
+            expected=tuple(ExpectedAlert(RuleName(a["rule"]), a["room"])
                            for a in raw["expected"]),
             resident=raw.get("resident"), device=raw.get("device"),
             monitored=bool(raw.get("monitored", True)))
@@ -246,7 +235,7 @@ def score(truth: GroundTruth, alerts: Sequence[AlertRecord], *,
 
 def _matches(alert: AlertRecord, episode: Episode, tolerance: timedelta) -> bool:
     try:
-        rule = AlertRule(alert.rule)
+        rule = RuleName(alert.rule)
     except ValueError:
         return False  # a rule this scorer does not know answers no episode
     if ExpectedAlert(rule, alert.room) not in episode.expected:

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from core.alerts import RuleName
 from core.events import DeviceKind, EventKind, RoomKind
-from simulators.ground_truth import AlertRule, Episode, EpisodeKind, ExpectedAlert
+from simulators.ground_truth import Episode, EpisodeKind, ExpectedAlert
 from simulators.profile import RoomSpec, SiteProfile, minutes_after_noon
 from simulators.seeding import poisson, stream
 
@@ -104,7 +105,7 @@ class _Scene:
         sensors = self.layout.devices.get((room, DeviceKind.MOTION), [])
         if not sensors:
             return
-        self.expected[ExpectedAlert(AlertRule.COMMON_MOTION, room)] = None
+        self.expected[ExpectedAlert(RuleName.COMMON_MOTION, room)] = None
         t = start + self.seconds(1, 4)
         while t < end:
             self.emit(t, self.rng.choice(sensors), EventKind.MOTION)
@@ -123,7 +124,7 @@ class _Scene:
         t += self.seconds(3, 8)
         self.emit(t, device, EventKind.DOOR_CLOSED)
         if device is not None:
-            self.expected[ExpectedAlert(AlertRule.BUILDING_EXIT, exit_room)] = None
+            self.expected[ExpectedAlert(RuleName.BUILDING_EXIT, exit_room)] = None
         return t + self.seconds(1, 3)
 
 
@@ -241,7 +242,7 @@ class _Resident:
             t += scene.seconds(30, 120)
         t = self._door(scene, t)
         if self.door is not None and self.monitored:
-            scene.expected[ExpectedAlert(AlertRule.LEFT_FLAT, self.room.id)] = None
+            scene.expected[ExpectedAlert(RuleName.LEFT_FLAT, self.room.id)] = None
         if kind is EpisodeKind.LEFT_FLAT_LONG:
             length = max(length, DOOR_GRACE + timedelta(minutes=5))
         elif kind is EpisodeKind.LEFT_FLAT_SHORT:
@@ -285,7 +286,7 @@ class _Resident:
         t = scene.walk(t, list(reversed(self.room.route)))
         t = self._door(scene, t)
         if self.door is not None and self.monitored:
-            scene.expected[ExpectedAlert(AlertRule.LEFT_FLAT, self.room.id)] = None
+            scene.expected[ExpectedAlert(RuleName.LEFT_FLAT, self.room.id)] = None
         if self._in_quiet(arrive, t):
             return None
         self._commit(scene, EpisodeKind.LATE_RETURN, arrive, t)
@@ -309,7 +310,7 @@ class _Resident:
 
     def _bed_alert(self, scene: _Scene, out_of_bed: timedelta) -> None:
         if self.bed is not None and self.monitored and out_of_bed > BED_GRACE:
-            scene.expected[ExpectedAlert(AlertRule.BED_EXIT_NOT_BACK, self.room.id)] = None
+            scene.expected[ExpectedAlert(RuleName.BED_EXIT_NOT_BACK, self.room.id)] = None
 
     def _in_quiet(self, start: datetime, end: datetime) -> bool:
         quiet = self.ctx.quiet.get(self.room.id)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from core.alerts import RuleName
 from core.events import DeviceKind, EventKind, Presence, RoomKind
 from simulators.behaviour import plan_day, plan_night
 from simulators.devices import DeviceFaults, OfflineSpell, deliveries, heartbeats
 from simulators.errors import ProfileError, SpeedError
 from simulators.ground_truth import (
     AlertRecord,
-    AlertRule,
     Episode,
     EpisodeKind,
     ExpectedAlert,
@@ -206,13 +206,13 @@ def test_needed_help_episodes_are_detectable_by_the_default_rules() -> None:
                 assert rooms[episode.room].monitored_on(night)
                 assert start <= episode.start and episode.end < end
                 if episode.kind is EpisodeKind.FALL:
-                    assert AlertRule.BED_EXIT_NOT_BACK in episode.expected_rules
+                    assert RuleName.BED_EXIT_NOT_BACK in episode.expected_rules
                     assert episode.end - episode.start > timedelta(minutes=10)
                 if episode.kind is EpisodeKind.LEFT_FLAT_LONG:
-                    assert AlertRule.LEFT_FLAT in episode.expected_rules
+                    assert RuleName.LEFT_FLAT in episode.expected_rules
                     assert episode.end - episode.start > timedelta(minutes=15)
                 if episode.kind is EpisodeKind.LEFT_BUILDING:
-                    assert AlertRule.BUILDING_EXIT in episode.expected_rules
+                    assert RuleName.BUILDING_EXIT in episode.expected_rules
     assert {e.kind for e in needed} == {EpisodeKind.FALL, EpisodeKind.LEFT_FLAT_LONG,
                                         EpisodeKind.LEFT_BUILDING}
 
@@ -240,12 +240,12 @@ def test_unmonitored_flat_never_needs_help_in_the_truth() -> None:
         for episode in plan_night(profile, NIGHT + timedelta(days=n), 1).episodes:
             if episode.room == "f08":
                 assert not episode.needed_help and not episode.monitored, episode
-                assert all(a.rule not in (AlertRule.LEFT_FLAT, AlertRule.BED_EXIT_NOT_BACK)
+                assert all(a.rule not in (RuleName.LEFT_FLAT, RuleName.BED_EXIT_NOT_BACK)
                            for a in episode.expected)
 
 
 def _episode(kind: EpisodeKind, room: str, start: str, end: str, needed: bool,
-             *expected: tuple[AlertRule, str]) -> Episode:
+             *expected: tuple[RuleName, str]) -> Episode:
     return Episode(site="solsikken", night=NIGHT, kind=kind, room=room, start=_t(start),
                    end=_t(end), needed_help=needed,
                    expected=tuple(ExpectedAlert(rule, r) for rule, r in expected))
@@ -255,11 +255,11 @@ def test_score_counts_recall_and_needless_alerts() -> None:
     truth = GroundTruth()
     truth.add_night("solsikken", NIGHT, [
         _episode(EpisodeKind.FALL, "f01", "23:00", "23:40", True,
-                 (AlertRule.BED_EXIT_NOT_BACK, "f01")),
+                 (RuleName.BED_EXIT_NOT_BACK, "f01")),
         _episode(EpisodeKind.LEFT_BUILDING, "f02", "01:00", "02:00", True,
-                 (AlertRule.LEFT_FLAT, "f02"), (AlertRule.BUILDING_EXIT, "hovedindgang")),
+                 (RuleName.LEFT_FLAT, "f02"), (RuleName.BUILDING_EXIT, "hovedindgang")),
         _episode(EpisodeKind.LEFT_FLAT_LONG, "f03", "03:00", "03:30", True,
-                 (AlertRule.LEFT_FLAT, "f03")),
+                 (RuleName.LEFT_FLAT, "f03")),
         _episode(EpisodeKind.TOILET_VISIT, "f04", "04:00", "04:05", False),
     ])
     alerts = [
@@ -285,7 +285,7 @@ def test_score_tolerates_a_little_clock_skew_at_the_edges() -> None:
     truth = GroundTruth()
     truth.add_night("solsikken", NIGHT, [_episode(
         EpisodeKind.LEFT_FLAT_LONG, "f03", "03:00", "03:30", True,
-        (AlertRule.LEFT_FLAT, "f03"))])
+        (RuleName.LEFT_FLAT, "f03"))])
     early = AlertRecord("solsikken", "f03", "left_flat", _t("02:59:57"))
     assert score(truth, [early]).recall == 1.0
     assert score(truth, []).recall == 0.0
