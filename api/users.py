@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import psycopg
-from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from api import security
+from ingest import sites as stored_sites
+from ingest import users as accounts
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,62}$")
 MIN_PASSWORD = 10
@@ -78,54 +79,39 @@ def create_user(conn: psycopg.Connection, username: str, password: str, role: Ro
     if role == Role.STAFF and not wanted:
         raise UserError("a staff account needs at least one site: add --site SITE")
     if wanted:
-        rows = conn.execute("SELECT id FROM sites WHERE id = ANY(%s)", (wanted,)).fetchall()
-        missing = sorted(set(wanted) - {row[0] for row in rows})
+        missing = sorted(set(wanted) - stored_sites.existing_sites(conn, wanted))
         if missing:
             raise UserError(f"site(s) {', '.join(missing)} do not exist; add them with: "
                             "nattero site add SITE --name NAME")
-    try:
-        with conn.transaction():
-            conn.execute("INSERT INTO users (username, password_hash, role, sites) "
-                         "VALUES (%s, %s, %s, %s)",
-                         (name, security.hash_password(password), role.value, wanted))
-    except psycopg.errors.UniqueViolation:
-        raise UserError(f"user {name!r} exists already") from None
+    if not accounts.insert_account(conn, name, security.hash_password(password), role.value,
+                                   wanted):
+        raise UserError(f"user {name!r} exists already")
     return User(username=name, role=role, sites=wanted)
 
 
 def get_user(conn: psycopg.Connection, username: str) -> StoredUser | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("SELECT username, role, sites, password_hash, failed_logins, "
-                          "locked_until, disabled FROM users WHERE username = %s",
-                          (normalise_username(username),)).fetchone()
-    return None if row is None else StoredUser.model_validate(row)
+    record = accounts.get_account(conn, normalise_username(username))
+    return None if record is None else StoredUser.model_validate(record, from_attributes=True)
 
 
 def list_users(conn: psycopg.Connection) -> list[User]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute("SELECT username, role, sites FROM users ORDER BY username").fetchall()
-    return [User.model_validate(row) for row in rows]
+    return [User.model_validate(summary, from_attributes=True)
+            for summary in accounts.list_accounts(conn)]
 
 
 def record_failed_login(conn: psycopg.Connection, username: str,
                         now: datetime | None = None) -> datetime | None:
     """Count a wrong password; returns the lock's end if this failure locked the account."""
     at = now or datetime.now(UTC)
-    row = conn.execute(
-        "UPDATE users SET failed_logins = failed_logins + 1, "
-        "locked_until = CASE WHEN failed_logins + 1 >= %s THEN %s ELSE locked_until END "
-        "WHERE username = %s RETURNING failed_logins, locked_until",
-        (security.MAX_FAILURES, at + timedelta(minutes=security.LOCK_MINUTES),
-         normalise_username(username))).fetchone()
-    if row is None or row[0] < security.MAX_FAILURES:
+    name = normalise_username(username)
+    failed = accounts.count_failed_login(conn, name, security.MAX_FAILURES,
+                                         at + timedelta(minutes=security.LOCK_MINUTES))
+    if failed is None or failed.failed_logins < security.MAX_FAILURES:
         return None
     # The lock starts a fresh count: after it expires the user gets MAX_FAILURES tries again.
-    conn.execute("UPDATE users SET failed_logins = 0 WHERE username = %s",
-                 (normalise_username(username),))
-    locked: datetime | None = row[1]
-    return locked
+    accounts.reset_failed_login_count(conn, name)
+    return failed.locked_until
 
 
 def record_successful_login(conn: psycopg.Connection, username: str) -> None:
-    conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE username = %s",
-                 (normalise_username(username),))
+    accounts.clear_failed_logins(conn, normalise_username(username))

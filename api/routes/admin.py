@@ -10,7 +10,6 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, status
-from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, model_validator
 
 import provisioning
@@ -19,7 +18,9 @@ from api.errors import responses
 from api.models import ID_PATTERN, SITE_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.users import Role, User, UserError, create_user, list_users
 from core.events import DeviceKind, RoomKind
+from ingest import sites as stored_sites
 from ingest.audit import audit
+from ingest.rule_settings import upsert_rule_setting
 from provisioning import DeviceCredentials, ProvisioningError
 from provisioning.broker_accounts import BrokerAccountError
 from rules.settings import RuleName, Severity
@@ -191,24 +192,14 @@ def set_rule(site: SiteId, body: Annotated[RuleSettingIn, Body()], admin: Curren
     """Override one rule for the whole site (no ``room``) or for one room. Fields left
     out (null) are inherited from the level below."""
     with conn.transaction():
-        if conn.execute("SELECT 1 FROM sites WHERE id = %s", (site,)).fetchone() is None:
+        if not stored_sites.site_exists(conn, site):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"site {site!r} does not exist")
-        if body.room is not None and conn.execute(
-                "SELECT 1 FROM rooms WHERE site = %s AND id = %s",
-                (site, body.room)).fetchone() is None:
+        if body.room is not None and not stored_sites.room_exists(conn, site, body.room):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 f"room {body.room!r} does not exist on site {site!r}")
-        with conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(
-                "INSERT INTO rule_settings (site, room, rule, enabled, minutes, severity, "
-                "updated_by, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) "
-                "ON CONFLICT (site, coalesce(room, ''), rule) DO UPDATE SET "
-                "enabled = excluded.enabled, minutes = excluded.minutes, "
-                "severity = excluded.severity, updated_by = excluded.updated_by, "
-                "updated_at = excluded.updated_at "
-                "RETURNING site, room, rule, enabled, minutes, severity, updated_by, updated_at",
-                (site, body.room, body.rule.value, body.enabled, body.minutes,
-                 body.severity.value if body.severity else None, admin.username)).fetchone()
+        stored = upsert_rule_setting(
+            conn, site, body.room, body.rule.value, body.enabled, body.minutes,
+            body.severity.value if body.severity else None, admin.username)
         audit(conn, admin.username, "rules.set", site, body.room or site,
               body.model_dump(mode="json"))
-    return RuleSettingOut.model_validate(row)
+    return RuleSettingOut.model_validate(stored, from_attributes=True)

@@ -20,6 +20,7 @@ from api.users import User
 from core.alerts import AlertStatus, Outcome
 from core.metrics import ACK_SECONDS
 from ingest import alerts
+from ingest.alert_sites import site_of_alert
 from ingest.alerts import IllegalTransition
 from ingest.audit import audit
 
@@ -48,11 +49,10 @@ def list_alerts(
 
 
 def _site_of(conn: psycopg.Connection, alert_id: int, user: User) -> str:
-    row = conn.execute("SELECT site FROM alerts WHERE id = %s", (alert_id,)).fetchone()
-    if row is None or not user.can_see(row[0]):
+    site = site_of_alert(conn, alert_id)
+    if site is None or not user.can_see(site):
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             f"alert {alert_id} does not exist or is not on one of your sites")
-    site: str = row[0]
     return site
 
 

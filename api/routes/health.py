@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.fanout import AlertFanout
 from core.metrics import WEBSOCKET_CLIENTS
 from core.settings import Settings
+from ingest.health import ping
 
 router = APIRouter(tags=["health"])
 
@@ -41,7 +42,7 @@ async def healthz() -> Health:
 
 def _database_ok(pool: ConnectionPool) -> None:
     with pool.connection(timeout=CHECK_TIMEOUT_S) as conn:
-        conn.execute("SELECT 1")
+        ping(conn)
 
 
 async def _check_database(pool: ConnectionPool) -> str:

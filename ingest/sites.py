@@ -1,0 +1,151 @@
+"""Reading a site's layout: the site rows, its rooms (monitored or not), its devices and
+their health, as the board, the admin API and the evaluation see them.
+
+Writes (adding sites, rooms, bases and devices) are in ``ingest.layouts``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+import psycopg
+
+__all__ = [
+    "DeviceHealth", "DeviceView", "RoomView", "SiteRecord", "active_devices", "count_flats",
+    "count_rooms", "device_health", "device_kinds", "existing_sites", "list_sites",
+    "room_exists", "room_labels", "rooms_with_monitoring", "site_exists", "sites_by_id",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRecord:
+    id: str
+    name: str
+    tz: str
+    night_start: time
+    night_end: time
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    id: str
+    kind: str
+    label: str
+    monitored: bool  # a flat is monitored only with a basis valid today (site's local date)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    id: str
+    room: str
+    kind: str
+    source: str
+    presence: str
+    battery: int | None
+    last_event_at: datetime | None
+    heartbeat_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceHealth:
+    device: str
+    room: str
+    presence: str
+    battery: int | None
+    last_event_at: datetime | None
+    last_received_at: datetime | None
+    silent: bool
+
+
+_SITE_COLUMNS = "SELECT id, name, tz, night_start, night_end FROM sites"
+
+
+def existing_sites(conn: psycopg.Connection, sites: list[str]) -> set[str]:
+    """Those of ``sites`` that exist."""
+    rows = conn.execute("SELECT id FROM sites WHERE id = ANY(%s)", (sites,)).fetchall()
+    return {row[0] for row in rows}
+
+
+def site_exists(conn: psycopg.Connection, site: str) -> bool:
+    return conn.execute("SELECT 1 FROM sites WHERE id = %s", (site,)).fetchone() is not None
+
+
+def room_exists(conn: psycopg.Connection, site: str, room: str) -> bool:
+    return conn.execute("SELECT 1 FROM rooms WHERE site = %s AND id = %s",
+                        (site, room)).fetchone() is not None
+
+
+def list_sites(conn: psycopg.Connection, only: list[str] | None = None) -> list[SiteRecord]:
+    """Every site, or those in ``only``, ordered by id."""
+    if only is None:
+        rows = conn.execute(_SITE_COLUMNS + " ORDER BY id").fetchall()
+    else:
+        rows = conn.execute(_SITE_COLUMNS + " WHERE id = ANY(%s) ORDER BY id",
+                            (only,)).fetchall()
+    return [SiteRecord(*row) for row in rows]
+
+
+def sites_by_id(conn: psycopg.Connection, sites: list[str]) -> dict[str, SiteRecord]:
+    """Those of ``sites`` that exist, by id."""
+    rows = conn.execute(_SITE_COLUMNS + " WHERE id = ANY(%s)", (sites,)).fetchall()
+    return {row[0]: SiteRecord(*row) for row in rows}
+
+
+def rooms_with_monitoring(conn: psycopg.Connection, site: str) -> list[RoomView]:
+    rows = conn.execute(
+        "SELECT r.id, r.kind, r.label, (r.kind <> 'flat' OR EXISTS ("
+        "  SELECT 1 FROM room_bases b WHERE b.site = r.site AND b.room = r.id"
+        "  AND b.valid_from <= (now() AT TIME ZONE s.tz)::date"
+        "  AND (b.valid_to IS NULL OR b.valid_to >= (now() AT TIME ZONE s.tz)::date)"
+        ")) AS monitored "
+        "FROM rooms r JOIN sites s ON s.id = r.site WHERE r.site = %s ORDER BY r.id",
+        (site,)).fetchall()
+    return [RoomView(*row) for row in rows]
+
+
+def active_devices(conn: psycopg.Connection, site: str) -> list[DeviceView]:
+    """The site's devices that are not revoked, ordered by id."""
+    rows = conn.execute(
+        "SELECT id, room, kind, source, presence, battery, last_event_at, heartbeat_s "
+        "FROM devices WHERE site = %s AND revoked_at IS NULL ORDER BY id", (site,)).fetchall()
+    return [DeviceView(*row) for row in rows]
+
+
+def device_health(conn: psycopg.Connection, site: str) -> tuple[list[DeviceHealth], datetime]:
+    """The active devices' presence, battery and silence, and the database's ``now()``."""
+    rows = conn.execute(
+        # Silence is about arrival (wall clock), not the devices' own event time: a
+        # buffered, skewed or replayed device can be current with old timestamps.
+        "SELECT id AS device, room, presence, battery, last_event_at, last_received_at,"
+        " (last_received_at IS NULL OR last_received_at < now() - make_interval("
+        "   secs => 2 * heartbeat_s)) AS silent "
+        "FROM devices WHERE site = %s AND revoked_at IS NULL ORDER BY id",
+        (site,)).fetchall()
+    checked = conn.execute("SELECT now()").fetchone()
+    assert checked is not None
+    now: datetime = checked[0]
+    return [DeviceHealth(*row) for row in rows], now
+
+
+def count_rooms(conn: psycopg.Connection, sites: list[str]) -> int:
+    row = conn.execute("SELECT count(*) FROM rooms WHERE site = ANY(%s)", (sites,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def count_flats(conn: psycopg.Connection, site: str) -> int:
+    row = conn.execute("SELECT count(*) FROM rooms WHERE site = %s AND kind = 'flat'",
+                       (site,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def room_labels(conn: psycopg.Connection, site: str) -> dict[str, str]:
+    """Room id -> label, every room of the site."""
+    rows = conn.execute("SELECT id, label FROM rooms WHERE site = %s", (site,)).fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def device_kinds(conn: psycopg.Connection, site: str) -> dict[str, str]:
+    """Device id -> kind, every device of the site (revoked ones too)."""
+    rows = conn.execute("SELECT id, kind FROM devices WHERE site = %s", (site,)).fetchall()
+    return {row[0]: row[1] for row in rows}
