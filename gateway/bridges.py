@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import shlex
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
@@ -37,6 +36,7 @@ from gateway.adapters import (
 from gateway.protocol import Rejected, RejectReason
 from gateway.registry import DeviceRegistry, KnownDevice
 from gateway.routing import BridgeRoute, Routed
+from ingest.devices import StoredHistory, device_history
 from ingest.writer import StoreUnavailable
 
 __all__ = ["ChirpStackBridge", "EventHistory", "StoredHistory", "Zigbee2MqttBridge"]
@@ -54,21 +54,6 @@ _LEVEL_KINDS = [EventKind.DOOR_OPEN, EventKind.DOOR_CLOSED, EventKind.PRESENCE_O
                 EventKind.PRESENCE_OFF, EventKind.BED_ENTER, EventKind.BED_EXIT]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredHistory:
-    """What the store last recorded for one device: enough to restore an adapter's memory."""
-
-    last_level: EventKind | None
-    last_ts: datetime | None
-    last_event_id: str | None
-
-
-_LAST_LEVEL = """SELECT kind FROM events WHERE site = %s AND device = %s AND kind = ANY(%s)
-ORDER BY ts DESC, received_at DESC LIMIT 1"""
-_LAST_EVENT = """SELECT ts, event_id FROM events WHERE site = %s AND device = %s
-ORDER BY ts DESC, received_at DESC LIMIT 1"""
-
-
 class EventHistory:
     """Reads a device's last stored events, on the gateway's database, for seeding.
 
@@ -84,17 +69,10 @@ class EventHistory:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=3)
-            level = self._conn.execute(
-                _LAST_LEVEL, (site, device, [k.value for k in _LEVEL_KINDS])).fetchone()
-            event = self._conn.execute(_LAST_EVENT, (site, device)).fetchone()
+            return device_history(self._conn, site, device, _LEVEL_KINDS)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
             raise StoreUnavailable(f"event history: {exc}".strip()) from exc
-        return StoredHistory(
-            last_level=EventKind(level[0]) if level else None,
-            last_ts=event[0] if event else None,
-            last_event_id=event[1] if event else None,
-        )
 
     def close(self) -> None:
         if self._conn is not None:

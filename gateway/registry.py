@@ -9,28 +9,19 @@ never turn a good event into an "unknown device" dead letter.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TypeVar
 
 import psycopg
 
-from core.events import DeviceKind, DeviceSource
+from core.events import DeviceSource
+from ingest import devices as stored
+from ingest.devices import KnownDevice
 from ingest.writer import StoreUnavailable
 
+__all__ = ["DeviceRegistry", "KnownDevice"]
 
-@dataclass(frozen=True, slots=True)
-class KnownDevice:
-    site: str
-    device: str
-    room: str
-    kind: DeviceKind
-    source: DeviceSource
-    external_id: str | None
-    mapping: str | None
-    revoked: bool
-
-
-_SELECT = """SELECT site, id, room, kind, source, external_id, mapping, revoked_at IS NOT NULL
-FROM devices"""
+_T = TypeVar("_T")
 
 
 class DeviceRegistry:
@@ -43,21 +34,19 @@ class DeviceRegistry:
         self._by_external: dict[tuple[str, str], KnownDevice] = {}
         self._loaded_at = 0.0
 
-    def _rows(self, where: str = "", params: tuple[object, ...] = ()) -> list[KnownDevice]:
+    def _read(self, query: Callable[[psycopg.Connection], _T]) -> _T:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=3)
-            rows = self._conn.execute(_SELECT + where, params).fetchall()
+            return query(self._conn)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
             raise StoreUnavailable(f"device registry: {exc}".strip()) from exc
-        return [KnownDevice(r[0], r[1], r[2], DeviceKind(r[3]), DeviceSource(r[4]), r[5], r[6],
-                            bool(r[7])) for r in rows]
 
     def reload(self) -> None:
-        devices = self._rows()
+        devices = self._read(stored.known_devices)
         self._by_id = {(d.site, d.device): d for d in devices}
         self._by_device = {}
         for d in devices:
@@ -73,7 +62,7 @@ class DeviceRegistry:
     def get(self, site: str, device: str) -> KnownDevice | None:
         found = self._by_id.get((site, device))
         if found is None:
-            found = next(iter(self._rows(" WHERE site = %s AND id = %s", (site, device))), None)
+            found = self._read(lambda conn: stored.find_device(conn, site, device))
             if found is not None:
                 self._by_id[(site, device)] = found
         return found
@@ -85,8 +74,8 @@ class DeviceRegistry:
     def by_external_id(self, source: DeviceSource, external_id: str) -> KnownDevice | None:
         found = self._by_external.get((source.value, external_id))
         if found is None:
-            found = next(iter(self._rows(" WHERE source = %s AND external_id = %s",
-                                         (source.value, external_id))), None)
+            found = self._read(
+                lambda conn: stored.device_by_external_id(conn, source, external_id))
             if found is not None:
                 self._by_external[(source.value, external_id)] = found
         return found
