@@ -11,15 +11,13 @@ import secrets
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-
 from core.errors import ConfigurationError
 from core.events import DeviceKind, DeviceSource, RoomKind
 from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE, NightWindow
 from core.settings import Settings
+from ingest import layouts
 from ingest.db import session_scope
-from ingest.models import Device, MonitoringBasisRecord, Room, Site
+from ingest.models import Device
 from provisioning.broker_accounts import BrokerAccounts
 from provisioning.errors import ProvisioningError
 from provisioning.names import (
@@ -64,12 +62,11 @@ def add_site(settings: Settings, site: str, name: str, tz: str = DEFAULT_TIME_ZO
     if not name.strip():
         raise ProvisioningError("site name must not be empty")
     with session_scope(settings.sqlalchemy_url()) as session:
-        if session.get(Site, site) is not None:
+        if layouts.site_exists(session, site):
             if exist_ok:
                 return
             raise ProvisioningError(f"site {site!r} exists already")
-        session.add(Site(id=site, name=name, tz=tz, night_start=window.start,
-                         night_end=window.end))
+        layouts.insert_site(session, site, name, tz, window.start, window.end)
 
 
 def ensure_site(settings: Settings, site: str, name: str, tz: str = DEFAULT_TIME_ZONE,
@@ -81,14 +78,14 @@ def add_room(settings: Settings, site: str, room: str, kind: RoomKind,
              label: str | None = None, *, exist_ok: bool = False) -> None:
     _check_slug("room", room, ID_SLUG)
     with session_scope(settings.sqlalchemy_url()) as session:
-        if session.get(Site, site) is None:
+        if not layouts.site_exists(session, site):
             raise ProvisioningError(
                 f"site {site!r} does not exist; add it with: nattero site add {site} --name NAME")
-        if session.get(Room, (site, room)) is not None:
+        if layouts.room_kind(session, site, room) is not None:
             if exist_ok:
                 return
             raise ProvisioningError(f"room {room!r} exists already on site {site!r}")
-        session.add(Room(site=site, id=room, kind=RoomKind(kind).value, label=label or room))
+        layouts.insert_room(session, site, room, RoomKind(kind).value, label or room)
 
 
 def ensure_room(settings: Settings, site: str, room: str, kind: RoomKind,
@@ -111,21 +108,20 @@ def record_basis(settings: Settings, site: str, room: str, *, consent: bool = Fa
     if valid_to is not None and valid_to < start:
         raise ProvisioningError(f"--valid-to {valid_to} is before --valid-from {start}")
     with session_scope(settings.sqlalchemy_url()) as session:
-        found = session.get(Room, (site, room))
-        if found is None:
+        kind = layouts.room_kind(session, site, room)
+        if kind is None:
             raise ProvisioningError(f"room {room!r} does not exist on site {site!r}")
-        if found.kind != RoomKind.FLAT:
+        if kind != RoomKind.FLAT:
             raise ProvisioningError(
-                f"room {room!r} is a {found.kind} room; a basis is recorded only for flats")
-        session.add(MonitoringBasisRecord(
-            site=site, room=room, kind="consent" if consent else "decision",
-            reference=decision_ref, valid_from=start, valid_to=valid_to, recorded_by=actor))
+                f"room {room!r} is a {kind} room; a basis is recorded only for flats")
+        layouts.insert_basis(session, site, room, "consent" if consent else "decision",
+                             decision_ref, start, valid_to, actor)
 
 
 def device_exists(settings: Settings, site: str, device: str) -> bool:
     with session_scope(settings.sqlalchemy_url()) as session:
-        found = session.get(Device, (site, device))
-        return found is not None and found.revoked_at is None
+        found = layouts.find_device(session, site, device)
+        return found is not None and found.active
 
 
 def add_device(settings: Settings, site: str, device: str, room: str, kind: DeviceKind,
@@ -140,28 +136,21 @@ def add_device(settings: Settings, site: str, device: str, room: str, kind: Devi
     credentials = DeviceCredentials(username=device_username(site, device),
                                     password=secrets.token_urlsafe(24))
     with session_scope(settings.sqlalchemy_url()) as session:
-        found_room = session.get(Room, (site, room))
-        if found_room is None:
+        if layouts.room_kind(session, site, room) is None:
             raise ProvisioningError(
                 f"room {room!r} does not exist on site {site!r}; add it with: "
                 f"nattero room add {site} {room} --kind flat|common|exit")
-        existing = session.get(Device, (site, device))
-        if existing is not None and existing.revoked_at is None:
+        existing = layouts.find_device(session, site, device)
+        if existing is not None and existing.active:
             raise ProvisioningError(
                 f"device {device!r} exists already on site {site!r}; revoke it first or "
                 "choose another id")
-        if existing is not None:
-            session.delete(existing)
-            session.flush()
-        session.add(Device(site=site, id=device, room=room, kind=DeviceKind(kind).value,
-                           heartbeat_s=heartbeat_s, source=DeviceSource(source).value,
-                           external_id=external_id, mapping=mapping,
-                           mqtt_username=credentials.username if source == "native" else None))
-        try:
-            session.flush()
-        except IntegrityError as exc:
+        if not layouts.insert_device(
+                session, site, device, room, DeviceKind(kind).value, heartbeat_s,
+                DeviceSource(source).value, external_id, mapping,
+                credentials.username if source == "native" else None):
             raise ProvisioningError(
-                f"external id {external_id!r} is already used by another device") from exc
+                f"external id {external_id!r} is already used by another device")
         if source == DeviceSource.NATIVE:
             with _broker(settings) as broker:
                 broker.create_device_account(credentials.username, credentials.password,
@@ -172,8 +161,8 @@ def add_device(settings: Settings, site: str, device: str, room: str, kind: Devi
 def rotate_device_password(settings: Settings, site: str, device: str) -> DeviceCredentials:
     """A new password for a device whose password was lost (the old one stops working)."""
     with session_scope(settings.sqlalchemy_url()) as session:
-        found = session.get(Device, (site, device))
-        if found is None or found.revoked_at is not None:
+        found = layouts.find_device(session, site, device)
+        if found is None or not found.active:
             raise ProvisioningError(f"device {device!r} is not provisioned on site {site!r}")
     credentials = DeviceCredentials(username=device_username(site, device),
                                     password=secrets.token_urlsafe(24))
@@ -188,10 +177,9 @@ def rotate_device_password(settings: Settings, site: str, device: str) -> Device
 def revoke_device(settings: Settings, site: str, device: str) -> None:
     """Remove a device's access at once: the broker disconnects and refuses it."""
     with session_scope(settings.sqlalchemy_url()) as session:
-        found = session.get(Device, (site, device))
+        found = layouts.revoke_device(session, site, device, datetime.now(UTC))
         if found is None:
             raise ProvisioningError(f"device {device!r} is not provisioned on site {site!r}")
-        found.revoked_at = datetime.now(UTC)
         username = found.mqtt_username
         if username:
             with _broker(settings) as broker:
@@ -201,7 +189,4 @@ def revoke_device(settings: Settings, site: str, device: str) -> None:
 
 def list_devices(settings: Settings, site: str | None = None) -> list[Device]:
     with session_scope(settings.sqlalchemy_url()) as session:
-        query = select(Device).order_by(Device.site, Device.id)
-        if site:
-            query = query.where(Device.site == site)
-        return list(session.scalars(query))
+        return layouts.list_devices(session, site)
