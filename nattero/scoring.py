@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import psycopg
 
+from ingest import scoring as stored
 from simulators.errors import SimulatorError
 from simulators.ground_truth import AlertRecord
 
@@ -49,11 +50,9 @@ class StoredAlerts:
     def __call__(self, site: str, start: datetime, end: datetime) -> list[AlertRecord]:
         """Alerts of ``site`` whose first trigger lies in [start, end), oldest first."""
         with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT site, room, rule, first_ts FROM alerts WHERE site = %s "
-                "AND first_ts >= %s AND first_ts < %s ORDER BY first_ts, id",
-                (site, start, end)).fetchall()
-        return [AlertRecord(site=row[0], room=row[1], rule=row[2], ts=row[3]) for row in rows]
+            triggers = stored.alerts_triggered(conn, site, start, end)
+        return [AlertRecord(site=t.site, room=t.room, rule=t.rule, ts=t.first_ts)
+                for t in triggers]
 
     def wait_caught_up(self, result: SimulationResult, timeout: float = 300.0) -> None:
         """Wait until every event sent is stored, then until the alerts stop changing."""
@@ -80,11 +79,9 @@ class StoredAlerts:
     def _settle(self, conn: psycopg.Connection, sites: list[str], deadline: float) -> None:
         last, since = None, self._clock()
         while self._clock() < deadline:
-            row = conn.execute(
-                "SELECT count(*), coalesce(sum(count), 0), coalesce(max(seq), 0) FROM alerts "
-                "WHERE site = ANY(%s)", (sites,)).fetchone()
-            if row != last:
-                last, since = row, self._clock()
+            progress = stored.alert_progress(conn, sites)
+            if progress != last:
+                last, since = progress, self._clock()
             elif self._clock() - since >= SETTLE_S:
                 return
             time.sleep(self._poll_s)
@@ -94,14 +91,8 @@ def stored_count(conn: psycopg.Connection, site: str, sent: list[SentEvent]) -> 
     """How many of the events sent (device, id, ts) the store holds."""
     if not sent:
         return 0
-    stamps = [datetime.fromisoformat(event.ts) for event in sent]
-    row = conn.execute(
-        "SELECT count(*) FROM events e JOIN unnest(%s::text[], %s::text[], %s::timestamptz[]) "
-        "AS s(device, event_id, ts) ON e.device = s.device AND e.event_id = s.event_id "
-        "AND e.ts = s.ts WHERE e.site = %s AND e.ts BETWEEN %s AND %s",
-        ([e.device for e in sent], [e.id for e in sent], stamps, site,
-         min(stamps) - timedelta(seconds=1), max(stamps) + timedelta(seconds=1))).fetchone()
-    return int(row[0]) if row else 0
+    return stored.count_stored_events(
+        conn, site, [stored.SentKey(e.device, e.id, datetime.fromisoformat(e.ts)) for e in sent])
 
 
 def fetch_alerts(settings: Settings) -> StoredAlerts:
