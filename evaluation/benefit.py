@@ -27,6 +27,8 @@ import psycopg
 from evaluation.occupancy import DISTURBANCES
 from evaluation.period import Period, SiteInfo, load_sites
 from evaluation.staff_time import Assumptions, StaffTime, estimate
+from ingest import evaluation as stored
+from ingest.sites import count_flats
 
 STAFF_OUTCOMES = ("help_given", "no_action_needed", "false_alarm")
 DEVICE_RULES = ("sensor_offline", "low_battery")
@@ -135,10 +137,7 @@ def site_figures(conn: psycopg.Connection, site_id: str, period: Period,
     site = load_sites(conn, [site_id])[0]
     nights = {night: NightFigures(night) for night in period.nights()}
     start, end = _noon(site, period.first), _noon(site, period.last + timedelta(days=1))
-    alerts = conn.execute(
-        "SELECT room, rule, outcome, first_ts, raised_at, acknowledged_at, resolved_at "
-        "FROM alerts WHERE site = %s AND first_ts >= %s AND first_ts < %s",
-        (site.id, start, end)).fetchall()
+    alerts = stored.period_alerts(conn, site.id, start, end)
     by_rule: dict[str, Counter[str]] = defaultdict(Counter)
     ack: list[float] = []
     resolve: list[float] = []
@@ -161,22 +160,10 @@ def site_figures(conn: psycopg.Connection, site_id: str, period: Period,
             if acked is not None:
                 handling.append((resolved - acked).total_seconds() / 60)
 
-    window_start = site.night_window(period.first)[0]
-    window_end = site.night_window(period.last)[1]
-    in_window = ("(CASE WHEN %(ns)s::time < %(ne)s::time "
-                 "THEN (e.ts AT TIME ZONE %(tz)s)::time >= %(ns)s::time "
-                 "AND (e.ts AT TIME ZONE %(tz)s)::time < %(ne)s::time "
-                 "ELSE (e.ts AT TIME ZONE %(tz)s)::time >= %(ns)s::time "
-                 "OR (e.ts AT TIME ZONE %(tz)s)::time < %(ne)s::time END)")
-    params = {"site": site.id, "tz": site.tz.key, "start": window_start, "end": window_end,
-              "ns": site.night_start, "ne": site.night_end, "kinds": list(DISTURBANCES)}
-    night_of = "((e.ts AT TIME ZONE %(tz)s) - interval '12 hours')::date"
-    flat_nights = conn.execute(
-        f"SELECT {night_of} AS night, e.room, bool_or(e.kind = ANY(%(kinds)s)) "
-        "FROM events e JOIN rooms r ON r.site = e.site AND r.id = e.room AND r.kind = 'flat' "
-        f"WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s AND {in_window} "
-        "GROUP BY 1, 2", params).fetchall()
-    for night_date, room, disturbed in flat_nights:
+    window = stored.NightWindowQuery(
+        site.id, site.tz.key, site.night_window(period.first)[0],
+        site.night_window(period.last)[1], site.night_start, site.night_end)
+    for night_date, room, disturbed in stored.flat_nights(conn, window, DISTURBANCES):
         night = nights.get(night_date)
         if night is None:
             continue
@@ -185,16 +172,11 @@ def site_figures(conn: psycopg.Connection, site_id: str, period: Period,
             night.flats_at_rest += 1
 
     activity: dict[date, dict[int, int]] = {night: {} for night in nights}
-    for night_date, hour, count in conn.execute(
-            f"SELECT {night_of}, extract(hour FROM e.ts AT TIME ZONE %(tz)s)::int, count(*) "
-            "FROM events e WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s "
-            f"AND e.kind = ANY(%(kinds)s) AND {in_window} GROUP BY 1, 2", params):
+    for night_date, hour, count in stored.activity_by_hour(conn, window, DISTURBANCES):
         if night_date in activity:
             activity[night_date][hour] = count
 
-    row = conn.execute("SELECT count(*) FROM rooms WHERE site = %s AND kind = 'flat'",
-                       (site.id,)).fetchone()
-    flats = int(row[0]) if row else 0
+    flats = count_flats(conn, site.id)
     figures = SiteFigures(
         site=site.id, name=site.name, period=period, night_hours=site.night_hours(),
         flats=flats, nights=list(nights.values()),

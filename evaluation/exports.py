@@ -21,6 +21,7 @@ from evaluation.occupancy import (
     occupancy_rows,
 )
 from evaluation.period import SiteInfo, load_sites
+from ingest.sites import count_rooms
 
 
 @dataclass(slots=True)
@@ -49,11 +50,7 @@ def prepare_export(conn: psycopg.Connection, request: OccupancyRequest,
     """Check the request (sites exist, the format can hold it) before a byte is sent."""
     sites = load_sites(conn, list(request.sites))
     if fmt is ExportFormat.XLSX:
-        rooms = 0
-        if request.level is Level.ROOM:
-            row = conn.execute("SELECT count(*) FROM rooms WHERE site = ANY(%s)",
-                               (list(request.sites),)).fetchone()
-            rooms = int(row[0]) if row else 0
+        rooms = count_rooms(conn, list(request.sites)) if request.level is Level.ROOM else 0
         if estimate_rows(request, rooms) > XLSX_MAX_ROWS:
             raise ExportTooLarge(
                 f"this export may have more rows than XLSX holds ({XLSX_MAX_ROWS:,}); "

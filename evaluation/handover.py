@@ -17,6 +17,8 @@ import psycopg
 from evaluation.benefit import DEVICE_RULES
 from evaluation.occupancy import DISTURBANCES
 from evaluation.period import SiteInfo, load_sites
+from ingest import evaluation as stored
+from ingest.sites import device_kinds, room_labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +63,8 @@ class Handover:
 def last_night(conn: psycopg.Connection, site: SiteInfo, now: datetime | None = None) -> date:
     """The latest night with events (the one just ended, in the morning)."""
     moment = now or datetime.now(UTC)
-    row = conn.execute("SELECT max(ts) FROM events WHERE site = %s AND ts <= %s",
-                       (site.id, moment)).fetchone()
-    latest = row[0] if row and row[0] is not None else moment
-    return site.night_of(latest)
+    latest = stored.latest_event_ts(conn, site.id, moment)
+    return site.night_of(latest if latest is not None else moment)
 
 
 def _label(labels: dict[str, str], room: str) -> str:
@@ -76,20 +76,15 @@ def build_handover(conn: psycopg.Connection, site_id: str, night: date | None = 
     night = night or last_night(conn, site)
     start, end = site.night_window(night)
     noon = datetime.combine(night, time(12), site.tz)
-    labels: dict[str, str] = dict(
-        conn.execute("SELECT id, label FROM rooms WHERE site = %s", (site.id,)).fetchall())
-    rows = conn.execute(
-        "SELECT room, rule, count, raised_at, acknowledged_at, outcome, status, device, "
-        "first_ts, resolved_at FROM alerts WHERE site = %s AND first_ts >= %s AND first_ts < %s "
-        "ORDER BY first_ts", (site.id, noon, noon + timedelta(days=1))).fetchall()
+    labels = room_labels(conn, site.id)
+    rows = stored.handover_alerts(conn, site.id, noon, noon + timedelta(days=1))
     alerts: list[HandoverAlert] = []
     sensors: list[SensorProblem] = []
     alerted: set[str] = set()
-    device_kinds: dict[str, str] = dict(conn.execute("SELECT id, kind FROM devices WHERE site = %s",
-                                     (site.id,)).fetchall())
+    kinds = device_kinds(conn, site.id)
     for room, rule, count, raised, acked, outcome, status, device, first_ts, resolved in rows:
         if rule == "sensor_offline":
-            sensors.append(SensorProblem(_label(labels, room), device_kinds.get(device, "?"),
+            sensors.append(SensorProblem(_label(labels, room), kinds.get(device or "", "?"),
                                          "offline", first_ts, resolved))
             continue
         if rule not in DEVICE_RULES:
@@ -97,17 +92,10 @@ def build_handover(conn: psycopg.Connection, site_id: str, night: date | None = 
         alerts.append(HandoverAlert(
             _label(labels, room), rule, count, raised, outcome or status,
             None if acked is None else round((acked - raised).total_seconds() / 60, 1)))
-    flats = conn.execute(
-        "SELECT e.room, bool_or(e.kind = ANY(%s)) FROM events e "
-        "JOIN rooms r ON r.site = e.site AND r.id = e.room AND r.kind = 'flat' "
-        "WHERE e.site = %s AND e.ts >= %s AND e.ts < %s GROUP BY 1",
-        (list(DISTURBANCES), site.id, start, end)).fetchall()
+    flats = stored.flats_disturbed(conn, site.id, start, end, DISTURBANCES)
     rested = sorted((_label(labels, room) for room, disturbed in flats
                      if not disturbed and room not in alerted), key=_natural)
-    silent = conn.execute(
-        "SELECT d.room, d.kind FROM devices d WHERE d.site = %s AND d.revoked_at IS NULL "
-        "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.site = d.site AND e.device = d.id "
-        "AND e.ts >= %s AND e.ts < %s)", (site.id, start, end)).fetchall()
+    silent = stored.silent_devices(conn, site.id, start, end)
     sensors += [SensorProblem(_label(labels, room), kind, "silent", None, None)
                 for room, kind in silent]
     return Handover(site, night, start, end, alerts, rested, len(flats), sensors,

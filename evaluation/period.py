@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from evaluation.errors import PeriodError, UnknownSite
+from ingest.sites import sites_by_id
 
 MAX_DAYS = 400
 
@@ -85,9 +86,8 @@ class SiteInfo:
 
 def load_sites(conn: psycopg.Connection, sites: list[str]) -> list[SiteInfo]:
     """The sites asked for, in the order given; raises UnknownSite naming those missing."""
-    rows = conn.execute("SELECT id, name, tz, night_start, night_end FROM sites "
-                        "WHERE id = ANY(%s)", (sites,)).fetchall()
-    found = {row[0]: SiteInfo(row[0], row[1], ZoneInfo(row[2]), row[3], row[4]) for row in rows}
+    found = {site: SiteInfo(r.id, r.name, ZoneInfo(r.tz), r.night_start, r.night_end)
+             for site, r in sites_by_id(conn, sites).items()}
     missing = [s for s in sites if s not in found]
     if missing:
         raise UnknownSite(f"site(s) {', '.join(missing)} do not exist; list them with "

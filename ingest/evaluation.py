@@ -1,0 +1,155 @@
+"""The reads behind the benefit evaluation and the morning handover: a period's alerts,
+each flat's nights (reported? disturbed?), night-time activity per hour, silent sensors.
+
+``evaluation`` computes and renders the figures; this module only runs the queries.
+Disturbances are the event kinds passed in as ``kinds`` (``ingest.occupancy.DISTURBANCES``).
+Night windows are given as the site's zone and local start/end times; a night is named by
+the noon-to-noon local day it begins in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time
+from typing import NamedTuple
+
+import psycopg
+
+__all__ = [
+    "FlatNight", "HourActivity", "NightAlert", "NightWindowQuery", "PeriodAlert",
+    "activity_by_hour", "flat_nights", "flats_disturbed", "handover_alerts",
+    "latest_event_ts", "period_alerts", "silent_devices",
+]
+
+
+class PeriodAlert(NamedTuple):
+    room: str
+    rule: str
+    outcome: str | None
+    first_ts: datetime
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+
+
+class NightAlert(NamedTuple):
+    room: str
+    rule: str
+    triggers: int
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    outcome: str | None
+    status: str
+    device: str | None
+    first_ts: datetime
+    resolved_at: datetime | None
+
+
+class FlatNight(NamedTuple):
+    night: date
+    room: str
+    disturbed: bool
+
+
+class HourActivity(NamedTuple):
+    night: date
+    hour: int
+    events: int
+
+
+class NightWindowQuery(NamedTuple):
+    """Which events count: those of ``site`` in [start, end) inside the nightly window
+    ``night_start``..``night_end`` (local clock times in zone ``tz``)."""
+
+    site: str
+    tz: str
+    start: datetime
+    end: datetime
+    night_start: time
+    night_end: time
+
+
+def period_alerts(conn: psycopg.Connection, site: str, start: datetime,
+                  end: datetime) -> list[PeriodAlert]:
+    """Alerts first triggered in [start, end)."""
+    rows = conn.execute(
+        "SELECT room, rule, outcome, first_ts, raised_at, acknowledged_at, resolved_at "
+        "FROM alerts WHERE site = %s AND first_ts >= %s AND first_ts < %s",
+        (site, start, end)).fetchall()
+    return [PeriodAlert(*row) for row in rows]
+
+
+def handover_alerts(conn: psycopg.Connection, site: str, start: datetime,
+                    end: datetime) -> list[NightAlert]:
+    """Alerts first triggered in [start, end), in that order."""
+    rows = conn.execute(
+        "SELECT room, rule, count, raised_at, acknowledged_at, outcome, status, device, "
+        "first_ts, resolved_at FROM alerts WHERE site = %s AND first_ts >= %s AND first_ts < %s "
+        "ORDER BY first_ts", (site, start, end)).fetchall()
+    return [NightAlert(*row) for row in rows]
+
+
+_IN_WINDOW = ("(CASE WHEN %(ns)s::time < %(ne)s::time "
+              "THEN (e.ts AT TIME ZONE %(tz)s)::time >= %(ns)s::time "
+              "AND (e.ts AT TIME ZONE %(tz)s)::time < %(ne)s::time "
+              "ELSE (e.ts AT TIME ZONE %(tz)s)::time >= %(ns)s::time "
+              "OR (e.ts AT TIME ZONE %(tz)s)::time < %(ne)s::time END)")
+_NIGHT_OF = "((e.ts AT TIME ZONE %(tz)s) - interval '12 hours')::date"
+
+
+def _params(window: NightWindowQuery, kinds: Sequence[str]) -> dict[str, object]:
+    return {"site": window.site, "tz": window.tz, "start": window.start, "end": window.end,
+            "ns": window.night_start, "ne": window.night_end, "kinds": list(kinds)}
+
+
+def flat_nights(conn: psycopg.Connection, window: NightWindowQuery,
+                kinds: Sequence[str]) -> list[FlatNight]:
+    """Each flat that reported in a night's window, and whether an event of ``kinds`` was
+    among its events."""
+    rows = conn.execute(
+        f"SELECT {_NIGHT_OF} AS night, e.room, bool_or(e.kind = ANY(%(kinds)s)) "
+        "FROM events e JOIN rooms r ON r.site = e.site AND r.id = e.room AND r.kind = 'flat' "
+        f"WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s AND {_IN_WINDOW} "
+        "GROUP BY 1, 2", _params(window, kinds)).fetchall()
+    return [FlatNight(*row) for row in rows]
+
+
+def activity_by_hour(conn: psycopg.Connection, window: NightWindowQuery,
+                     kinds: Sequence[str]) -> list[HourActivity]:
+    """Events of ``kinds`` in all rooms, per night and local clock hour of the window."""
+    rows = conn.execute(
+        f"SELECT {_NIGHT_OF}, extract(hour FROM e.ts AT TIME ZONE %(tz)s)::int, count(*) "
+        "FROM events e WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s "
+        f"AND e.kind = ANY(%(kinds)s) AND {_IN_WINDOW} GROUP BY 1, 2",
+        _params(window, kinds)).fetchall()
+    return [HourActivity(*row) for row in rows]
+
+
+def latest_event_ts(conn: psycopg.Connection, site: str, until: datetime) -> datetime | None:
+    """When the site's latest event at or before ``until`` happened (event time)."""
+    row = conn.execute("SELECT max(ts) FROM events WHERE site = %s AND ts <= %s",
+                       (site, until)).fetchone()
+    latest: datetime | None = row[0] if row else None
+    return latest
+
+
+def flats_disturbed(conn: psycopg.Connection, site: str, start: datetime, end: datetime,
+                    kinds: Sequence[str]) -> list[tuple[str, bool]]:
+    """Each flat that reported in [start, end), and whether an event of ``kinds`` was
+    among its events."""
+    rows = conn.execute(
+        "SELECT e.room, bool_or(e.kind = ANY(%s)) FROM events e "
+        "JOIN rooms r ON r.site = e.site AND r.id = e.room AND r.kind = 'flat' "
+        "WHERE e.site = %s AND e.ts >= %s AND e.ts < %s GROUP BY 1",
+        (list(kinds), site, start, end)).fetchall()
+    return [(row[0], row[1]) for row in rows]
+
+
+def silent_devices(conn: psycopg.Connection, site: str, start: datetime,
+                   end: datetime) -> list[tuple[str, str]]:
+    """(room, device kind) of each active device with no event in [start, end)."""
+    rows = conn.execute(
+        "SELECT d.room, d.kind FROM devices d WHERE d.site = %s AND d.revoked_at IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.site = d.site AND e.device = d.id "
+        "AND e.ts >= %s AND e.ts < %s)", (site, start, end)).fetchall()
+    return [(row[0], row[1]) for row in rows]
