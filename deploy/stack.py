@@ -36,6 +36,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.settings import BrokerAccount, Settings, StackInfo
+from ingest.bootstrap import bootstrap_scripts
+from ingest.health import ping
 from provisioning.broker_accounts import BrokerAccountError, BrokerAccounts
 
 __all__ = [
@@ -433,19 +435,11 @@ def _pg_start(paths: _Paths) -> None:
 
 
 def _bootstrap_database(paths: _Paths, settings: Settings, info: StackInfo) -> None:
-    password = _password_from_url(info.database_url).replace("'", "''")
+    scripts = bootstrap_scripts(DB_ROLE, DB_NAME, _password_from_url(info.database_url))
     psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(paths.pg_socket),
             "-p", str(settings.pg_port), "-U", "postgres"]
-    _run_pg([*psql, "-d", "postgres"], stdin=(
-        "SET password_encryption = 'scram-sha-256';\n"
-        f"SELECT format('CREATE ROLE {DB_ROLE} LOGIN')"
-        f" WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DB_ROLE}') \\gexec\n"
-        f"ALTER ROLE {DB_ROLE} LOGIN PASSWORD '{password}';\n"
-        f"SELECT format('CREATE DATABASE {DB_NAME} OWNER {DB_ROLE}')"
-        f" WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DB_NAME}') \\gexec\n"))
-    _run_pg([*psql, "-d", DB_NAME], stdin=(
-        "CREATE EXTENSION IF NOT EXISTS timescaledb;\n"
-        f"GRANT ALL ON SCHEMA public TO {DB_ROLE};\n"))
+    _run_pg([*psql, "-d", "postgres"], stdin=scripts.cluster)
+    _run_pg([*psql, "-d", DB_NAME], stdin=scripts.database)
     paths.pg_bootstrapped.write_text("role, database and timescaledb extension created\n")
 
 
@@ -454,7 +448,7 @@ def _wait_database(paths: _Paths, info: StackInfo) -> None:
     while True:
         try:
             with psycopg.connect(info.database_url, connect_timeout=5) as conn:
-                conn.execute("SELECT 1")
+                ping(conn)
             return
         except psycopg.OperationalError as exc:
             if time.monotonic() > deadline:
