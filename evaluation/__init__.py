@@ -1,6 +1,8 @@
 """Evaluation of the pilots: anonymous occupancy exports and benefit-evaluation reports.
 
-Reads the store (events, alerts, rooms); writes nothing but the caller's audit row.
+Reads the store (events, alerts, rooms) through the query functions of ``ingest.occupancy``,
+``ingest.evaluation`` and ``ingest.sites``, and holds no SQL itself: it computes and renders.
+Writes nothing but the caller's audit row.
 Never lets a room id, room label, device id or an event's own timestamp into an export.
 """
 

@@ -1,4 +1,5 @@
-"""Sites, rooms, monitoring bases and devices: the store rows and the broker accounts.
+"""Sites, rooms, monitoring bases and devices: the checks, the store rows (written through
+``ingest.layouts``, in one transaction with the broker change) and the broker accounts.
 
 A device's broker password is generated here, returned once and never stored by Nattero:
 only the broker keeps it (hashed, by the dynamic-security plugin).
