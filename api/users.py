@@ -1,4 +1,5 @@
-"""Staff, admin and evaluator accounts in the ``users`` table.
+"""Staff, admin and evaluator accounts: usernames, roles, passwords and the lockout rule.
+The rows are read and written through ``ingest.users``.
 
 Used by the API (login, ``/api/v1/users``) and by ``nattero user add``. Passwords are
 stored only as Argon2 hashes. Usernames are case-insensitive (stored lower-case).
