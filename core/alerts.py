@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["DEVICE_RULES", "AlertChange", "AlertStatus", "Outcome", "RuleName", "Severity"]
+__all__ = [
+    "DEVICE_RULES",
+    "STAFF_OUTCOMES",
+    "AlertChange",
+    "AlertStatus",
+    "Outcome",
+    "RuleName",
+    "Severity",
+]
 
 
 class RuleName(StrEnum):
@@ -50,3 +58,8 @@ class Outcome(StrEnum):
     NO_ACTION_NEEDED = "no_action_needed"
     FALSE_ALARM = "false_alarm"
     CLEARED = "cleared_automatically"
+
+
+# What a person records when resolving an alert; ``CLEARED`` is Nattero's own (the situation
+# ended by itself), never chosen on the board.
+STAFF_OUTCOMES = (Outcome.HELP_GIVEN, Outcome.NO_ACTION_NEEDED, Outcome.FALSE_ALARM)

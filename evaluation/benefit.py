@@ -24,14 +24,12 @@ from typing import Any
 
 import psycopg
 
+from core.alerts import DEVICE_RULES, STAFF_OUTCOMES, Outcome
 from evaluation.occupancy import DISTURBANCES
 from evaluation.period import Period, SiteInfo, load_sites
 from evaluation.staff_time import Assumptions, StaffTime, estimate
 from ingest import evaluation as stored
 from ingest.sites import count_flats
-
-STAFF_OUTCOMES = ("help_given", "no_action_needed", "false_alarm")
-DEVICE_RULES = ("sensor_offline", "low_battery")
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -209,9 +207,9 @@ def compare(figures: list[SiteFigures]) -> Ranking:
         rows.append({
             "site": f.site, "name": f.name, "nights": len(f.nights), "flats": f.flats,
             "alerts_per_night": round(f.alerts / len(f.nights), 2) if f.nights else 0.0,
-            "help_given_share": round(outcomes.get("help_given", 0) / visits, 3) if visits
+            "help_given_share": round(outcomes.get(Outcome.HELP_GIVEN, 0) / visits, 3) if visits
             else None,
-            "false_alarm_share": round(outcomes.get("false_alarm", 0) / visits, 3) if visits
+            "false_alarm_share": round(outcomes.get(Outcome.FALSE_ALARM, 0) / visits, 3) if visits
             else None,
             "median_ack_s": f.acknowledge.median_s, "p90_ack_s": f.acknowledge.p90_s,
             "rest_share": None if f.rest_share is None else round(f.rest_share, 4),

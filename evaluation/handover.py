@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from evaluation.benefit import DEVICE_RULES
+from core.alerts import DEVICE_RULES, RuleName
 from evaluation.occupancy import DISTURBANCES
 from evaluation.period import SiteInfo, load_sites
 from ingest import evaluation as stored
@@ -83,7 +83,7 @@ def build_handover(conn: psycopg.Connection, site_id: str, night: date | None = 
     alerted: set[str] = set()
     kinds = device_kinds(conn, site.id)
     for room, rule, count, raised, acked, outcome, status, device, first_ts, resolved in rows:
-        if rule == "sensor_offline":
+        if rule == RuleName.SENSOR_OFFLINE:
             sensors.append(SensorProblem(_label(labels, room), kinds.get(device or "", "?"),
                                          "offline", first_ts, resolved))
             continue

@@ -13,10 +13,11 @@ matplotlib.use("Agg")  # no display, ever
 
 from matplotlib.figure import Figure
 
+from core.alerts import Outcome
 from evaluation.benefit import Ranking, SiteFigures
 
-OUTCOME_COLOURS = {"help_given": "#2f7d4f", "no_action_needed": "#8aa6c1",
-                   "false_alarm": "#d08a3c", "cleared_automatically": "#bbbbbb",
+OUTCOME_COLOURS = {Outcome.HELP_GIVEN: "#2f7d4f", Outcome.NO_ACTION_NEEDED: "#8aa6c1",
+                   Outcome.FALSE_ALARM: "#d08a3c", Outcome.CLEARED: "#bbbbbb",
                    "unresolved": "#7a2a2a"}
 A4_LANDSCAPE = (11.69, 8.27)
 

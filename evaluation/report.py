@@ -18,6 +18,7 @@ import psycopg
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
+from core.alerts import STAFF_OUTCOMES, Outcome
 from evaluation import plots
 from evaluation.benefit import Ranking, SiteFigures, compare, site_figures
 from evaluation.period import Period
@@ -118,8 +119,7 @@ COMPARISON_HEAD = ["Rank", "Site", "Nights", "Alerts/night", "Help given", "Fals
 def render_html(report: BenefitReport) -> str:
     f = report.figures
     a = f.staff_time.assumptions
-    outcomes = ["help_given", "no_action_needed", "false_alarm", "cleared_automatically",
-                "unresolved"]
+    outcomes = [*STAFF_OUTCOMES, Outcome.CLEARED, "unresolved"]
     by_rule = [[rule, *[counts.get(o, 0) for o in outcomes], sum(counts.values())]
                for rule, counts in f.alerts_by_rule.items()]
     per_night = [[n.night.isoformat(), n.alerts, *[n.by_outcome.get(o, 0) for o in outcomes[:3]],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 pytest_plugins = ("api_fixtures",)
 
 
@@ -83,12 +85,13 @@ def test_resolving_a_resolved_alert_is_409_with_a_message(http, make_user, site,
     assert ack.status_code == 409
 
 
-def test_an_unknown_outcome_is_422_with_a_human_message(http, make_user, site, raise_alert,
-                                                        headers_for) -> None:
+@pytest.mark.parametrize("outcome", ["slept_through_it", "cleared_automatically"])
+def test_an_outcome_staff_cannot_choose_is_422_with_a_human_message(
+        http, make_user, site, raise_alert, headers_for, outcome) -> None:
     alert = raise_alert(site)
     response = http.post(f"/api/v1/alerts/{alert}/resolve",
                          headers=headers_for(make_user("staff", site)),
-                         json={"outcome": "slept_through_it"})
+                         json={"outcome": outcome})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("field 'outcome'")
 

@@ -7,17 +7,17 @@ row, so the change, its NOTIFY and the audit entry are committed together or not
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from api.deps import ConnDep, CurrentStaff, visible_site
 from api.errors import responses
 from api.models import SITE_PATTERN, TEXT_PATTERN, Alert, AlertId
 from api.users import User
-from core.alerts import AlertStatus, Outcome
+from core.alerts import STAFF_OUTCOMES, AlertStatus, Outcome
 from core.metrics import ACK_SECONDS
 from ingest import alerts
 from ingest.alert_sites import site_of_alert
@@ -30,10 +30,18 @@ _VERB = {AlertStatus.ACKNOWLEDGED: "acknowledged", AlertStatus.RESOLVED: "resolv
 
 
 class Resolution(BaseModel):
-    outcome: Literal["help_given", "no_action_needed", "false_alarm"] = Field(
-        description="what the night staff found")
+    outcome: Outcome = Field(description="what the night staff found: help_given, "
+                             "no_action_needed or false_alarm")
     note: str | None = Field(None, max_length=500, pattern=TEXT_PATTERN,
                              description="optional, never a name")
+
+    @field_validator("outcome")
+    @classmethod
+    def chosen_by_staff(cls, outcome: Outcome) -> Outcome:
+        if outcome not in STAFF_OUTCOMES:
+            raise ValueError(f"{outcome} is recorded by Nattero itself; choose one of "
+                             + ", ".join(STAFF_OUTCOMES))
+        return outcome
 
 
 @router.get("", response_model=list[Alert], responses=responses(401, 403, 404, 422, 503))
