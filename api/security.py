@@ -21,6 +21,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from core.errors import NatteroError
 from core.settings import Settings
 
 MAX_FAILURES = 5
@@ -50,7 +51,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-class TokenError(Exception):
+class TokenError(NatteroError):
     """A bearer token that is missing, malformed, forged or expired; the message says which."""
 
 

@@ -15,6 +15,7 @@ import psycopg
 from pydantic import BaseModel
 
 from api import security
+from core.errors import NatteroError
 from ingest import sites as stored_sites
 from ingest import users as accounts
 
@@ -28,7 +29,7 @@ class Role(StrEnum):
     EVALUATOR = "evaluator"
 
 
-class UserError(ValueError):
+class UserError(NatteroError, ValueError):
     """A user request that cannot be carried out; the message says what to change."""
 
 

@@ -13,8 +13,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigurationError, NotConfigured
 
 DEV_SECRET = "development-only-secret-change-me"
 
@@ -98,7 +100,7 @@ class Settings(BaseSettings):
     def _require_stack(self, what: str) -> StackInfo:
         info = self.stack()
         if info is None:
-            raise RuntimeError(
+            raise NotConfigured(
                 f"no {what} configured and no local stack found at {self.stack_file}; "
                 f"run `nattero up` first or set NATTERO_{what.upper().replace(' ', '_')}")
         return info
@@ -131,4 +133,12 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings; raises ``ConfigurationError`` naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"NATTERO_{'_'.join(str(part) for part in error['loc']).upper()}: "
+             if error["loc"] else "") + error["msg"].removeprefix("Value error, ")
+            for error in exc.errors())
+        raise ConfigurationError(f"invalid configuration: {problems}") from None

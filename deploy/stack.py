@@ -35,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from core.errors import NatteroError
 from core.settings import BrokerAccount, Settings, StackInfo
 from ingest.bootstrap import bootstrap_scripts
 from ingest.health import ping
@@ -69,7 +70,7 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 
 
-class StackError(RuntimeError):
+class StackError(NatteroError, RuntimeError):
     """The local stack could not be started, found or stopped; the message says what to do."""
 
 

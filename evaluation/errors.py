@@ -1,6 +1,6 @@
 """Errors of exports and reports; each message says what to change.
 
-    EvaluationError (ValueError)
+    EvaluationError (a NatteroError, also a ValueError)
      ├── UnknownSite       a site that does not exist
      ├── PeriodError       from/to missing, reversed or too long
      └── ExportTooLarge    more rows than the chosen format can hold (XLSX)
@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+from core.errors import NatteroError
 
-class EvaluationError(ValueError):
+
+class EvaluationError(NatteroError, ValueError):
     """An export or report that cannot be made as asked."""
 
 

@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
+from core.errors import NatteroError
 from core.events import Event, EventKind, Presence, StatusChange
 
 MAX_PAYLOAD_BYTES = 4096
@@ -49,7 +50,7 @@ class RejectReason(StrEnum):
     STORAGE_REJECTED = "storage_rejected"
 
 
-class Rejected(Exception):
+class Rejected(NatteroError):
     """A message that cannot become an event; it goes to ``dead_letters``."""
 
     def __init__(self, reason: RejectReason | str, detail: str) -> None:

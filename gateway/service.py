@@ -27,6 +27,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core import metrics
+from core.errors import NatteroError
 from core.settings import Settings
 from gateway.bridges import ChirpStackBridge, EventHistory, Zigbee2MqttBridge
 from gateway.buffered_client import BufferedClient
@@ -49,7 +50,7 @@ BRIDGE_SUBSCRIPTIONS = [("zigbee2mqtt/#", 1), ("application/+/device/+/event/+",
 AUTH_FAILURES = {134, 135}  # bad user name or password, not authorised
 
 
-class GatewayAuthError(Exception):
+class GatewayAuthError(NatteroError):
     """The broker refused the gateway's credentials; retrying will not help."""
 
 

@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from core.alerts import AlertChange, AlertStatus, Outcome
+from core.errors import NatteroError
 
 NOTIFY_CHANNEL = "nattero_alerts"
 NOTIFY_MAX_BYTES = 7900  # PostgreSQL refuses payloads of 8000 bytes and more
@@ -35,7 +36,7 @@ _TRANSITIONS: dict[AlertStatus, set[AlertStatus]] = {
 }
 
 
-class AlertError(Exception):
+class AlertError(NatteroError):
     """Base of the alert store's errors."""
 
 

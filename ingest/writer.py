@@ -20,6 +20,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
+from core.errors import Unavailable
 from core.events import Event, EventKind, StatusChange
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def copy_text(events: list[tuple[Event, datetime]]) -> str:
     return "".join(rows)
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Unavailable):
     """The database could not be reached or the connection broke; retry the batch later."""
 
 

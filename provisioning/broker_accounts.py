@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from core.errors import NatteroError
 from core.settings import BrokerAccount
 
 __all__ = ["BrokerAccountError", "BrokerAccounts"]
@@ -28,7 +29,7 @@ CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = "$CONTROL/dynamic-security/v1/response"
 
 
-class BrokerAccountError(RuntimeError):
+class BrokerAccountError(NatteroError, RuntimeError):
     """The broker refused a command, refused the admin account, or did not answer in time."""
 
 

@@ -1,6 +1,6 @@
 """The simulator's errors, each saying what went wrong and what to do about it.
 
-    SimulatorError
+    SimulatorError (a NatteroError)
     ├── ProfileError        a site profile is missing or does not validate
     ├── SpeedError          ``--speed`` is neither ``max`` nor a positive number
     ├── CredentialsError    a device's broker password is unknown or refused
@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+from core.errors import NatteroError
 
-class SimulatorError(Exception):
+
+class SimulatorError(NatteroError):
     """Base of every error the simulator raises on purpose."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.errors import NatteroError
 from core.events import DeviceKind, DeviceSource, Event, StatusChange
 
 ZIGBEE2MQTT_BASE_TOPIC = "zigbee2mqtt"
@@ -49,7 +50,7 @@ class Decoded:
     warnings: tuple[str, ...] = field(default=())
 
 
-class AdapterError(Exception):
+class AdapterError(NatteroError):
     """A bridge message that cannot become events; the gateway dead-letters it.
 
     ``reason`` is a short machine code (``invalid_json``, ``missing_codec``,
