@@ -14,14 +14,12 @@ advisory lock inside the database.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import psycopg
-import typer
 
 from ingest import retention, rollups
 
@@ -118,52 +116,3 @@ class Maintenance:
             self.consecutive_failures = 0
             self.last_error = None
             delay = self.every_s
-
-
-# -- CLI: `nattero maintenance run` (registered in nattero.cli) -----------------------------
-
-app = typer.Typer(help="Store maintenance: rollup refresh and retention.", no_args_is_help=True)
-
-
-@app.callback()
-def _group() -> None:
-    """Store maintenance: rollup refresh and retention (``serve``/``pipeline`` run it every
-    minute by themselves)."""
-
-
-@app.command("run")
-def run(
-    no_retention: Annotated[bool, typer.Option("--no-retention",
-                                               help="only refresh the rollups")] = False,
-    reconcile: Annotated[bool, typer.Option(
-        "--reconcile", help="also re-aggregate the last 48 hours by event time")] = False,
-    rebuild: Annotated[bool, typer.Option(
-        "--rebuild", help="rebuild the rollups from every raw event still kept")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
-    """Run one maintenance round now: refresh the rollups, then apply retention."""
-    from core.settings import get_settings
-
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        dsn = get_settings().resolved_database_url()
-        job = Maintenance(dsn, retention_enabled=not no_retention)
-        report = job.run_once(retention_now=not no_retention, reconcile_now=reconcile,
-                              rebuild=rebuild)
-    except (psycopg.Error, RuntimeError, ValueError) as exc:
-        typer.secho(f"error: {str(exc).strip().splitlines()[0]}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    if as_json:
-        typer.echo(json.dumps(report))
-        return
-    roll = report["rollup"]
-    typer.echo(f"rollup: {'full build, ' if roll['full'] else ''}{roll['count_buckets']} "
-               f"bucket(s) re-counted, {roll['out_rooms']} room(s) re-derived, complete to "
-               f"{roll['refreshed_to']} ({roll['seconds']} s)")
-    if "retention" in report:
-        ret = report["retention"]
-        typer.echo(f"retention ({ret['mode']}, {ret['days']} days): {ret['chunks_dropped']} "
-                   f"chunk(s) dropped, raw events kept from {ret['raw_kept_from'] or 'the start'}"
-                   f", {ret['dead_letters_deleted']} dead letter(s) deleted"
-                   + (f"; skipped: {ret['skipped']}" if ret["skipped"] else ""))

@@ -18,18 +18,23 @@ import sys
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import psycopg
 import typer
 
+from core.errors import NatteroError
 from core.settings import Settings, get_settings
 
 DEMO_USERS_FILE = "demo-users.json"
 
 
+class DemoError(NatteroError):
+    """The demo's server did not start or did not become ready."""
+
+
 def _demo_users(settings: Settings, sites: list[str]) -> dict[str, dict[str, object]]:
     """Create (once) an admin, an evaluator and one night-staff account per site."""
+    import psycopg
+
     from api.users import Role, UserError, create_user
 
     path = settings.state_dir.resolve() / DEMO_USERS_FILE
@@ -57,7 +62,7 @@ def _wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 60) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError("`nattero serve` exited; see the output above")
+            raise DemoError("`nattero serve` exited; see the output above")
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
                 if response.status == 200:
@@ -65,7 +70,7 @@ def _wait_ready(url: str, server: subprocess.Popen[bytes], timeout: float = 60) 
         except OSError:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"the API at {url} did not become ready within {timeout:.0f} s")
+    raise DemoError(f"the API at {url} did not become ready within {timeout:.0f} s")
 
 
 def run_demo(host: str = "127.0.0.1", port: int = 8000, speed: str = "60",
@@ -83,12 +88,10 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, speed: str = "60",
     sites = [profile.site for profile in all_profiles()]
     # Provision before the gateway starts, so its session covers every device from the start.
     from simulators.credentials import CredentialStore
-    from simulators.provisioner import provision_site
+    from simulators.provisioner import provision_sites
 
     store = CredentialStore.in_state_dir(settings.state_dir.resolve())
-    for profile in all_profiles():
-        provision_site(settings, profile, store)
-    store.save()
+    provision_sites(settings, all_profiles(), store)
     start = (datetime.now(UTC) - timedelta(days=1)).date()
     users = _demo_users(settings, sites)
     url = f"http://{host}:{port}"
@@ -116,14 +119,4 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, speed: str = "60",
                 server.kill()
 
 
-def demo(
-    host: str = typer.Option("127.0.0.1", help="address of the board"),
-    port: int = typer.Option(8000, help="port of the board"),
-    speed: str = typer.Option("60", help="simulation speed: 60 = a night in 9 minutes"),
-    nights: int = typer.Option(7, min=1, help="nights to play"),
-) -> None:
-    """Run everything: stack, five simulated sites, rules, API and the live board."""
-    run_demo(host, port, speed, nights)
-
-
-__all__ = ["Path", "demo", "run_demo"]
+__all__ = ["DemoError", "run_demo"]

@@ -1,11 +1,13 @@
 """Simulated pilot sites: realistic nights of residents and devices, published over MQTT.
 
-Simulators are devices: they speak only MQTT protocol v1, each with its own credentials.
+Simulators are devices: they speak only MQTT protocol v1, each with its own credentials,
+and provision their sites as an admin would, through the ``nattero`` command line. Of the
+project they import only ``core``.
 The ground truth of what happened is kept apart, to score a rule set's alerts.
 """
 
 from simulators.behaviour import plan_day, plan_night
-from simulators.command import SimulationResult, run_simulation, simulate
+from simulators.command import SimulationResult, print_summary, run_simulation
 from simulators.ground_truth import AlertRecord, Episode, GroundTruth, Score, score
 from simulators.profile import SiteProfile, all_profiles, load_profile
 
@@ -20,7 +22,7 @@ __all__ = [
     "load_profile",
     "plan_day",
     "plan_night",
+    "print_summary",
     "run_simulation",
     "score",
-    "simulate",
 ]

@@ -1,9 +1,9 @@
-"""``nattero simulate``: provision the pilot sites, play their nights over MQTT, score them.
+"""A simulation run: provision the pilot sites, play their nights over MQTT, score them.
 
-``run_simulation`` does the work and returns a ``SimulationResult`` (tests and the demo
-call it directly); ``simulate`` is its Typer face, which prints progress and a summary.
-Alerts are read through the ``fetch_alerts`` hook (wired to the store elsewhere); without
-it the summary says "alerts: not available" and nothing is scored. A hook that also
+``run_simulation`` does the work and returns a ``SimulationResult`` (``nattero simulate``,
+the demo, tests and the bench call it); ``print_summary`` shows it. Alerts are read through
+the ``fetch_alerts`` argument (the store is the caller's business); without it the summary
+says "alerts: not available" and nothing is scored. A hook that also
 ``wait_caught_up`` (``CatchesUp``) is first given the chance to wait until the pipeline
 has stored every event sent, so that the score is not taken halfway through the night.
 
@@ -19,9 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -35,7 +34,7 @@ from rich.table import Table
 from simulators.behaviour import plan_day, plan_night
 from simulators.credentials import CredentialStore
 from simulators.devices import sort_deliveries
-from simulators.errors import CredentialsError, SimulatorError, SpeedError
+from simulators.errors import CredentialsError, SimulatorError
 from simulators.ground_truth import AlertRecord, GroundTruth, Score, score
 from simulators.pacing import Timetable, parse_speed
 from simulators.plan import Delivery, EventDelivery, NightPlan
@@ -46,7 +45,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
 
 __all__ = ["DEFAULT_START", "CatchesUp", "FetchAlerts", "SentEvent", "SimulationResult",
-           "plan_run", "run_simulation", "simulate"]
+           "plan_run", "print_summary", "run_simulation"]
 
 DEFAULT_START = date(2026, 11, 23)
 FetchAlerts = Callable[[str, datetime, datetime], list[AlertRecord]]
@@ -187,12 +186,12 @@ def _distinct_events(deliveries: Sequence[Delivery]) -> dict[str, list[SentEvent
 
 def _accounts(settings: Settings, profiles: Sequence[SiteProfile], store: CredentialStore,
               provision: bool) -> dict[tuple[str, str], DeviceAccount]:
-    from simulators.provisioner import provision_site, stored_accounts
+    from simulators.provisioner import provision_sites, stored_accounts
 
+    if provision:
+        provision_sites(settings, profiles, store)
     accounts: dict[tuple[str, str], DeviceAccount] = {}
     for profile in profiles:
-        if provision:
-            provision_site(settings, profile, store)
         for device, (username, password) in stored_accounts(store, profile).items():
             accounts[(profile.site, device)] = DeviceAccount(profile.site, device, username,
                                                              password)
@@ -263,46 +262,3 @@ def print_summary(result: SimulationResult, console: Console) -> None:
 
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
-
-
-def simulate(
-    site: Annotated[list[str] | None, typer.Option(
-        "--site", help="site profile name or YAML path; repeat for several (default: all)")
-    ] = None,
-    nights: Annotated[int, typer.Option(min=1, help="nights to simulate")] = 1,
-    speed: Annotated[str, typer.Option(
-        help="'max', or a factor: 1 = live, 60 = a night in 9 minutes")] = "60",
-    seed: Annotated[int, typer.Option(help="same seed, same nights")] = 1,
-    start: Annotated[datetime, typer.Option(
-        formats=["%Y-%m-%d"], help="the evening of the first night")
-    ] = datetime(2026, 11, 23),
-    truth_out: Annotated[Path | None, typer.Option(
-        help="where to write the ground-truth log (JSON lines)")] = None,
-    provision: Annotated[bool, typer.Option(
-        help="create the sites, rooms and devices if missing")] = True,
-) -> None:
-    """Play the five pilot sites' nights over MQTT, like real devices, and score the alerts."""
-    try:
-        factor = parse_speed(speed)
-    except SpeedError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--speed") from exc
-    from core.settings import get_settings
-
-    console = Console()
-    try:
-        settings = get_settings()
-        alerts = alert_source_hook(settings) if alert_source_hook is not None \
-            else fetch_alerts_hook
-        result = run_simulation(settings, site, nights, factor, seed, start.date(),
-                                truth_out=truth_out, provision=provision,
-                                fetch_alerts=alerts, console=console)
-    except SimulatorError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    print_summary(result, console)
-
-
-# Wired by whoever owns the alert store, either ``command.fetch_alerts_hook = my_fetch`` or
-# a factory given the settings: ``command.alert_source_hook = nattero.scoring.fetch_alerts``.
-fetch_alerts_hook: FetchAlerts | None = None
-alert_source_hook: Callable[[Settings], FetchAlerts] | None = None

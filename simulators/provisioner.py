@@ -1,78 +1,89 @@
-"""Provision a profile's site, rooms, bases and devices through ``provisioning``.
+"""Provision the profiles' sites, rooms, bases and devices like an admin: ``nattero site apply``.
 
-Idempotent: a second run adds nothing. A device that exists but whose password the
-simulator does not know (the credentials file was lost) gets a rotated password. The
+The simulator is a client of Nattero, not a part of it: it runs the ``nattero`` command line
+of its own interpreter (``python -m nattero``) once for all sites, with their layouts as
+YAML documents on stdin, and keeps the passwords printed for the devices added. Idempotent:
+a second run adds nothing. A device that exists but whose password the simulator does not
+know (the credentials file was lost) gets a new one from ``nattero device rotate``. The
 simulator then connects with each device's own account, never a privileged one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from core.events import RoomKind
 from simulators.credentials import CredentialStore
-from simulators.errors import CredentialsError
+from simulators.errors import CredentialsError, SimulatorError
 from simulators.profile import SiteProfile
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
-__all__ = ["provision_site", "rotate_devices", "stored_accounts"]
+__all__ = ["layout", "provision_sites", "rotate_devices", "stored_accounts"]
 
 # A consent without a date in the profile is taken as on file long before any simulated
 # night; left out, the store would date it today, and past nights would be unmonitored.
 CONSENT_ON_FILE_SINCE = date(2020, 1, 1)
+CLI_TIMEOUT_S = 300.0
 
 
-def provision_site(settings: Settings, profile: SiteProfile, store: CredentialStore) -> int:
-    """Make the site match the profile; returns how many device passwords were issued."""
-    import provisioning
-
-    site = profile.site
-    provisioning.ensure_site(settings, site, profile.name, tz=profile.tz, night=profile.night)
+def layout(profile: SiteProfile) -> dict[str, Any]:
+    """The profile as a ``nattero site apply`` document."""
+    rooms: list[dict[str, Any]] = []
     for room in profile.rooms:
-        provisioning.ensure_room(settings, site, room.id, room.kind, label=room.label)
-    issued, fresh_rooms = 0, set()
-    for spec in profile.device_specs:
-        known = store.get(site, spec.id)
-        if provisioning.device_exists(settings, site, spec.id):
-            if known is not None:
-                continue
-            credentials = provisioning.rotate_device_password(settings, site, spec.id)
-        else:
-            credentials = provisioning.add_device(
-                settings, site, spec.id, spec.room, spec.kind, heartbeat_s=spec.heartbeat_s)
-            fresh_rooms.add(spec.room)
-        store.put(site, spec.id, credentials.username, credentials.password)
-        issued += 1
-    for room in profile.rooms:
-        if room.kind is not RoomKind.FLAT or room.basis is None:
-            continue
-        basis = room.basis
-        key = f"{site}/{room.id}/{basis.model_dump_json()}"
-        # A new room means a new (or reset) site: its basis must be recorded again.
-        if room.id in fresh_rooms or not store.has_basis(key):
-            provisioning.record_basis(
-                settings, site, room.id, consent=basis.consent, decision_ref=basis.decision_ref,
-                valid_from=basis.valid_from or CONSENT_ON_FILE_SINCE, valid_to=basis.valid_to,
-                actor="simulator")
-            store.add_basis(key)
-    return issued
+        entry: dict[str, Any] = {"id": room.id, "kind": room.kind.value, "label": room.label}
+        if room.basis is not None:
+            basis = room.basis
+            entry["basis"] = {
+                "consent": basis.consent, "decision": basis.decision_ref,
+                "valid_from": (basis.valid_from or CONSENT_ON_FILE_SINCE).isoformat(),
+                "valid_to": basis.valid_to.isoformat() if basis.valid_to else None}
+        rooms.append(entry)
+    return {"site": profile.site, "name": profile.name, "tz": profile.tz,
+            "night": profile.night, "rooms": rooms,
+            "devices": [{"id": spec.id, "room": spec.room, "kind": spec.kind.value,
+                         "heartbeat": spec.heartbeat_s} for spec in profile.device_specs]}
+
+
+def provision_sites(settings: Settings, profiles: Sequence[SiteProfile],
+                    store: CredentialStore) -> int:
+    """Make the sites match the profiles; returns how many device passwords were issued."""
+    if not profiles:
+        return 0
+    documents = "\n---\n".join(json.dumps(layout(profile)) for profile in profiles)
+    applied = _nattero(settings, ["site", "apply", "-", "--json"], documents)
+    issued = 0
+    for site in applied:
+        for device, credentials in site["devices"].items():
+            store.put(site["site"], device, credentials["username"], credentials["password"])
+            issued += 1
+    lost = [f"{profile.site}/{spec.id}" for profile in profiles
+            for spec in profile.device_specs if store.get(profile.site, spec.id) is None]
+    if lost:
+        rotate_devices(settings, store, lost)
+    return issued + len(lost)
 
 
 def rotate_devices(settings: Settings, store: CredentialStore, devices: Iterable[str]) -> None:
     """New passwords for ``site/device`` names the broker refused (stale stored password)."""
-    import provisioning
-
+    by_site: dict[str, list[str]] = {}
     for name in devices:
         site, device = name.split("/", 1)
+        by_site.setdefault(site, []).append(device)
+    for site, names in by_site.items():
         try:
-            credentials = provisioning.rotate_device_password(settings, site, device)
-        except provisioning.ProvisioningError as exc:
-            raise CredentialsError(f"cannot rotate the password of {name}: {exc}") from exc
-        store.put(site, device, credentials.username, credentials.password)
+            rotated = _nattero(settings, ["device", "rotate", site, *names, "--json"])
+        except SimulatorError as exc:
+            raise CredentialsError(f"cannot rotate the passwords of site {site!r}'s devices "
+                                   f"({', '.join(names)}): {exc}") from exc
+        for entry in rotated:
+            store.put(entry["site"], entry["device"], entry["username"], entry["password"])
 
 
 def stored_accounts(store: CredentialStore, profile: SiteProfile) -> dict[str, tuple[str, str]]:
@@ -91,3 +102,32 @@ def stored_accounts(store: CredentialStore, profile: SiteProfile) -> dict[str, t
             f"(first {missing[0]!r}) in {store.path}; run the simulation with provisioning "
             f"on (the default) to add them or rotate their passwords")
     return found
+
+
+def _nattero(settings: Settings, args: list[str], stdin: str = "") -> list[dict[str, Any]]:
+    """Run ``nattero ARGS`` of this interpreter against ``settings``' stack; its JSON output."""
+    command = [sys.executable, "-m", "nattero", *args]
+    try:
+        done = subprocess.run(command, input=stdin, capture_output=True, text=True,
+                              timeout=CLI_TIMEOUT_S, env=_environment(settings), check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise SimulatorError(f"`nattero {' '.join(args)}` did not finish within "
+                             f"{CLI_TIMEOUT_S:.0f} s") from exc
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        reason = lines[-1].removeprefix("error: ") if lines else f"exit code {done.returncode}"
+        raise SimulatorError(f"`nattero {' '.join(args)}` failed: {reason}")
+    result: list[dict[str, Any]] = json.loads(done.stdout)
+    return result
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """This process's environment, with what ``settings`` was given explicitly on top."""
+    env = dict(os.environ)
+    env["NATTERO_STATE_DIR"] = str(settings.state_dir.resolve())
+    for name in ("database_url", "mqtt_host", "mqtt_port", "broker_admin_username",
+                 "broker_admin_password"):
+        value = getattr(settings, name)
+        if name in settings.model_fields_set and value is not None:
+            env[f"NATTERO_{name.upper()}"] = str(value)
+    return env

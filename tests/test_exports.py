@@ -271,14 +271,10 @@ def test_every_export_is_written_to_the_audit_log(
 
 def test_cli_export_writes_the_file_and_audits(
         tmp_path: Any, db: psycopg.Connection, simulated_month: SimulatedMonth) -> None:
-    import typer
     from typer.testing import CliRunner
 
-    from evaluation.commands import export as export_command
+    from nattero.cli import app
 
-    app = typer.Typer()
-    app.command()(export_command)
-    app.command("noop")(lambda: None)
     out = tmp_path / "month.parquet"
     site = simulated_month.site_ids[1]
     before = db.execute("SELECT count(*) FROM audit_log WHERE action = 'export.occupancy' "

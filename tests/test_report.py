@@ -212,14 +212,10 @@ def test_report_generation_is_audited(
 
 def test_cli_writes_report_pdf_and_handover(tmp_path: Path,
                                             simulated_month: SimulatedMonth) -> None:
-    import typer
     from typer.testing import CliRunner
 
-    from evaluation.commands import report
+    from nattero.cli import app
 
-    app = typer.Typer()
-    app.command()(report)
-    app.command("noop")(lambda: None)
     site = simulated_month.site_ids[1]
     out = tmp_path / "report.html"
     result = CliRunner().invoke(app, [

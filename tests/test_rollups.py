@@ -197,9 +197,9 @@ def test_a_refresh_with_nothing_new_changes_nothing(db: psycopg.Connection,
 
 
 def test_maintenance_run_verb(migrated: StackInfo) -> None:
-    from ingest.maintenance import app
+    from nattero.cli import app
 
-    result = CliRunner().invoke(app, ["run", "--no-retention", "--json"])
+    result = CliRunner().invoke(app, ["maintenance", "run", "--no-retention", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
     assert report["rollup"]["refreshed_to"] and "retention" not in report

@@ -10,7 +10,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from core.settings import Settings
-from simulators.command import print_summary, run_simulation, simulate
+from nattero.commands.simulation import simulate
+from simulators.command import print_summary, run_simulation
 from simulators.credentials import CredentialStore
 from simulators.plan import Delivery
 from simulators.profile import load_profile

@@ -1,0 +1,139 @@
+"""``nattero export`` and ``nattero report``: the evaluators' verbs.
+
+Both read the store directly (no API) and write an audit row with actor ``cli``. The
+choices of ``--format``, ``--level`` and ``--bucket`` are spelled out here as literals
+(``evaluation``'s enums hold the same values) so that ``--help`` need not import the
+evaluation, which loads matplotlib and pyarrow.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from core.settings import get_settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["BucketName", "FormatName", "LevelName", "export", "report"]
+
+FormatName = Literal["csv", "csv-da", "parquet", "xlsx"]
+LevelName = Literal["site", "room"]
+BucketName = Literal["15m", "1h", "1d"]
+#: ``evaluation.occupancy.DEFAULT_K``: buckets with fewer rooms are suppressed.
+DEFAULT_K = 5
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-11-23",
+                                 param_hint=option) from None
+
+
+def _connect() -> psycopg.Connection:
+    import psycopg
+
+    return psycopg.connect(get_settings().resolved_database_url(), autocommit=True)
+
+
+def export(
+    site: Annotated[list[str], typer.Option("--site", help="site id (repeat for several)")],
+    from_: Annotated[str, typer.Option("--from", help="first local day, YYYY-MM-DD")],
+    to: Annotated[str, typer.Option("--to", help="last local day, inclusive")],
+    out: Annotated[Path, typer.Option(help="file to write ('-' for stdout)")],
+    level: Annotated[LevelName, typer.Option(help="site (aggregate) or room (pseudonymised)")] =
+        "site",
+    bucket: Annotated[BucketName, typer.Option(help="15m, 1h or 1d")] = "15m",
+    format: Annotated[FormatName, typer.Option(help="csv, csv-da, parquet or xlsx")] = "csv",
+    k: Annotated[int, typer.Option(min=1, help="suppress buckets with fewer rooms")] =
+        DEFAULT_K,
+) -> None:
+    """Anonymous occupancy export (CSV as ZIP with manifest, Parquet, XLSX); audited."""
+    from evaluation.exports import export_bytes, prepare_export
+    from evaluation.formats import ExportFormat
+    from evaluation.occupancy import Bucket, Level, OccupancyRequest
+    from evaluation.period import Period
+    from ingest.audit import audit
+
+    first, last = _day(from_, "--from"), _day(to, "--to")
+    assert first is not None and last is not None
+    request = OccupancyRequest(tuple(dict.fromkeys(site)), Period(first, last), Level(level),
+                               Bucket(bucket), k)
+    with _connect() as conn:
+        prepared = prepare_export(conn, request, ExportFormat(format))
+        with conn.transaction():
+            audit(conn, "cli", "export.occupancy",
+                  site[0] if len(site) == 1 else None, None, prepared.audit_detail())
+        chunks = export_bytes(conn, prepared, get_settings().secret_key)
+        if str(out) == "-":
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+        else:
+            with out.open("wb") as sink:
+                for chunk in chunks:
+                    sink.write(chunk)
+            typer.echo(f"{out}: {prepared.manifest.rows} rows, "
+                       f"{prepared.manifest.suppressed_rows} suppressed", err=True)
+
+
+def report(
+    site: Annotated[str, typer.Option("--site", help="site id")],
+    out: Annotated[Path, typer.Option(help="report.html (a .pdf beside it with --pdf)")],
+    from_: Annotated[str | None, typer.Option("--from", help="first night, YYYY-MM-DD")] =
+        None,
+    to: Annotated[str | None, typer.Option("--to", help="last night, inclusive")] = None,
+    handover: Annotated[bool, typer.Option(
+        "--handover", help="the morning handover of the site's last night instead")] = False,
+    night: Annotated[str | None, typer.Option(help="with --handover: this night")] = None,
+    compare: Annotated[list[str] | None, typer.Option(
+        "--compare", help="another pilot to rank against (repeat)")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="also write the PDF")] = True,
+    rounds_per_night: Annotated[float, typer.Option(help="assumed routine rounds")] = 3.0,
+    minutes_per_check: Annotated[float, typer.Option(help="assumed minutes per check")] = 2.0,
+    handling_minutes: Annotated[float | None, typer.Option(
+        help="minutes per alert visit (default: measured)")] = None,
+    wake_share: Annotated[float, typer.Option(
+        help="assumed share of checks that wake a sleeping resident")] = 0.3,
+) -> None:
+    """Benefit-evaluation report (HTML + PDF), or the morning handover with --handover."""
+    from evaluation.errors import PeriodError
+    from evaluation.handover import build_handover, render_handover
+    from evaluation.period import Period
+    from evaluation.report import build_report, render_html, render_pdf
+    from evaluation.staff_time import Assumptions
+    from ingest.audit import audit
+
+    if handover:
+        the_night = _day(night, "--night")
+        with _connect() as conn:
+            page = build_handover(conn, site, the_night)
+            out.write_text(render_handover(page), encoding="utf-8")
+            audit(conn, "cli", "report.handover", site, page.night.isoformat(), {})
+        typer.echo(f"handover of night {page.night} written to {out}")
+        return
+    first, last = _day(from_, "--from"), _day(to, "--to")
+    if first is None or last is None:
+        raise PeriodError("a benefit report needs --from and --to (or use --handover)")
+    assumptions = Assumptions(rounds_per_night, minutes_per_check, handling_minutes, wake_share)
+    with _connect() as conn:
+        made = build_report(conn, site, Period(first, last), assumptions, compare)
+        out.write_text(render_html(made), encoding="utf-8")
+        written = [str(out)]
+        if pdf:
+            pdf_path = out.with_suffix(".pdf")
+            pdf_path.write_bytes(render_pdf(made))
+            written.append(str(pdf_path))
+        audit(conn, "cli", "report.benefit", site, None,
+              {"from": first.isoformat(), "to": last.isoformat(),
+               "compare": list(compare or []), "assumptions": assumptions.as_dict()})
+    typer.echo(f"report written to {', '.join(written)}")

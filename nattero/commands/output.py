@@ -1,0 +1,42 @@
+"""How verbs print data: ``key: value`` lines for people, one JSON document with ``--json``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["JsonOption", "print_record", "print_rows"]
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def print_record(data: Mapping[str, Any], as_json: bool) -> None:
+    """One object: ``key: value`` lines, or a JSON object."""
+    plain = {key: _plain(value) for key, value in data.items()}
+    if as_json:
+        typer.echo(json.dumps(plain))
+        return
+    for key, value in plain.items():
+        typer.echo(f"{key}: {value}")
+
+
+def print_rows(rows: Sequence[Mapping[str, Any]], as_json: bool) -> None:
+    """A list: one ``key=value`` line per row, or a JSON array."""
+    plain = [{key: _plain(value) for key, value in row.items()} for row in rows]
+    if as_json:
+        typer.echo(json.dumps(plain))
+        return
+    for row in plain:
+        typer.echo("  ".join(f"{key}={value}" for key, value in row.items()))

@@ -1,0 +1,143 @@
+"""The long-running verbs: ``serve``, ``gateway``, ``pipeline``, ``maintenance run``, ``demo``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from core.settings import get_settings
+from nattero.commands.output import JsonOption
+
+__all__ = ["demo", "gateway", "maintenance_app", "pipeline", "serve"]
+
+maintenance_app = typer.Typer(help="Store maintenance: rollup refresh and retention.",
+                              no_args_is_help=True)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    pipeline: Annotated[bool, typer.Option(
+        "--pipeline/--no-pipeline", help="also run the gateway and rules in this process")] = True,
+) -> None:
+    """Run the API (and by default the gateway and rules) until Ctrl-C."""
+    import uvicorn
+
+    from api.app import create_app
+    from nattero.pipeline import start_pipeline
+
+    settings = get_settings()
+    settings.resolved_database_url()  # no stack and no URL: say so before starting anything
+    log_config = {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
+                                "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["stderr"], "level": "INFO"},
+        "loggers": {"uvicorn.access": {"level": "WARNING"}},
+    }
+    # Gateway, rules and the WebSocket loop share one interpreter: a shorter GIL switch
+    # interval lets an alert hop threads in well under the default 5 ms per hop.
+    sys.setswitchinterval(0.0005)
+    app = create_app(settings, companion=start_pipeline if pipeline else None,
+                     owns_process=True)
+    uvicorn.run(app, host=host, port=port,
+                ws="websockets-sansio", ws_ping_interval=20.0, ws_ping_timeout=20.0,
+                # Alerts are small JSON frames: compressing each for every board costs more
+                # latency than the bytes it saves.
+                ws_per_message_deflate=False,
+                proxy_headers=False, log_config=log_config, access_log=False)
+
+
+def gateway() -> None:
+    """Run the MQTT gateway and ingest alone (no API)."""
+    from gateway.service import Gateway
+
+    _logging()
+    service = Gateway(get_settings())
+    _stop_on_signals(service.stop)
+    service.start()
+    service.wait()
+
+
+def pipeline() -> None:
+    """Run the gateway and the rules engine (events in, alerts out) without the API."""
+    from core.process import freeze_startup_objects
+    from nattero.pipeline import start_pipeline
+
+    _logging()
+    running = start_pipeline(get_settings())
+    freeze_startup_objects()
+    _stop_on_signals(running.stop)
+    running.gateway.wait()
+
+
+@maintenance_app.callback()
+def _maintenance() -> None:
+    """Store maintenance: rollup refresh and retention (``serve``/``pipeline`` run it every
+    minute by themselves)."""
+
+
+@maintenance_app.command("run")
+def maintenance_run(
+    no_retention: Annotated[bool, typer.Option("--no-retention",
+                                               help="only refresh the rollups")] = False,
+    reconcile: Annotated[bool, typer.Option(
+        "--reconcile", help="also re-aggregate the last 48 hours by event time")] = False,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="rebuild the rollups from every raw event still kept")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run one maintenance round now: refresh the rollups, then apply retention."""
+    from ingest.maintenance import Maintenance
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    job = Maintenance(get_settings().resolved_database_url(), retention_enabled=not no_retention)
+    report = job.run_once(retention_now=not no_retention, reconcile_now=reconcile,
+                          rebuild=rebuild)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    roll = report["rollup"]
+    typer.echo(f"rollup: {'full build, ' if roll['full'] else ''}{roll['count_buckets']} "
+               f"bucket(s) re-counted, {roll['out_rooms']} room(s) re-derived, complete to "
+               f"{roll['refreshed_to']} ({roll['seconds']} s)")
+    if "retention" in report:
+        ret = report["retention"]
+        typer.echo(f"retention ({ret['mode']}, {ret['days']} days): {ret['chunks_dropped']} "
+                   f"chunk(s) dropped, raw events kept from {ret['raw_kept_from'] or 'the start'}"
+                   f", {ret['dead_letters_deleted']} dead letter(s) deleted"
+                   + (f"; skipped: {ret['skipped']}" if ret["skipped"] else ""))
+
+
+def demo(
+    host: Annotated[str, typer.Option(help="address of the board")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the board")] = 8000,
+    speed: Annotated[str, typer.Option(
+        help="simulation speed: 60 = a night in 9 minutes")] = "60",
+    nights: Annotated[int, typer.Option(min=1, help="nights to play")] = 7,
+) -> None:
+    """Run everything: stack, five simulated sites, rules, API and the live board."""
+    from nattero.demo import run_demo
+
+    run_demo(host, port, speed, nights)
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, frame: object) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,50 @@
+"""``nattero simulate``: play the pilot sites' nights over MQTT, like real devices, and score
+the alerts the pipeline raised (read from the store by ``nattero.scoring``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.settings import get_settings
+
+__all__ = ["simulate"]
+
+
+def simulate(
+    site: Annotated[list[str] | None, typer.Option(
+        "--site", help="site profile name or YAML path; repeat for several (default: all)")
+    ] = None,
+    nights: Annotated[int, typer.Option(min=1, help="nights to simulate")] = 1,
+    speed: Annotated[str, typer.Option(
+        help="'max', or a factor: 1 = live, 60 = a night in 9 minutes")] = "60",
+    seed: Annotated[int, typer.Option(help="same seed, same nights")] = 1,
+    start: Annotated[datetime, typer.Option(
+        formats=["%Y-%m-%d"], help="the evening of the first night")
+    ] = datetime(2026, 11, 23),
+    truth_out: Annotated[Path | None, typer.Option(
+        help="where to write the ground-truth log (JSON lines)")] = None,
+    provision: Annotated[bool, typer.Option(
+        help="create the sites, rooms and devices if missing")] = True,
+) -> None:
+    """Play the five pilot sites' nights over MQTT, like real devices, and score the alerts."""
+    from rich.console import Console
+
+    from nattero.scoring import fetch_alerts
+    from simulators.command import print_summary, run_simulation
+    from simulators.errors import SpeedError
+    from simulators.pacing import parse_speed
+
+    try:
+        factor = parse_speed(speed)
+    except SpeedError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--speed") from exc
+    console = Console()
+    settings = get_settings()
+    result = run_simulation(settings, site, nights, factor, seed, start.date(),
+                            truth_out=truth_out, provision=provision,
+                            fetch_alerts=fetch_alerts(settings), console=console)
+    print_summary(result, console)

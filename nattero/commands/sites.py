@@ -1,0 +1,310 @@
+"""``nattero site|room|device|bridge ...``: provisioning a care home from the command line.
+
+Every change is written to the audit log with actor ``cli:<login>``. A device's or
+bridge's password is printed once and stored nowhere but the broker.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from core.events import DeviceKind, DeviceSource, RoomKind
+from core.settings import get_settings
+from nattero.commands.audit import cli_actor, record
+from nattero.commands.output import JsonOption, print_record, print_rows
+
+__all__ = ["bridge_app", "device_app", "room_app", "site_app"]
+
+site_app = typer.Typer(help="Sites: a care home with its time zone and night window.",
+                       no_args_is_help=True)
+room_app = typer.Typer(help="Rooms: flats, common rooms and building exits.", no_args_is_help=True)
+device_app = typer.Typer(help="Devices: sensors with their own broker credentials.",
+                         no_args_is_help=True)
+bridge_app = typer.Typer(help="Bridges: Zigbee2MQTT and ChirpStack servers, each with its own "
+                              "broker account.", no_args_is_help=True)
+
+SiteArgument = Annotated[str, typer.Argument(help="site id, e.g. solsikken")]
+_SHOWN_ONCE = "the password is shown only this once; store it in the device now"
+
+
+def _require_site(site: str) -> None:
+    from ingest.listing import site_exists
+    from provisioning import ProvisioningError
+
+    if not site_exists(get_settings().resolved_database_url(), site):
+        raise ProvisioningError(
+            f"site {site!r} does not exist; `nattero site list` shows the sites, "
+            f"`nattero site add {site} --name NAME` adds it")
+
+
+# -- sites ---------------------------------------------------------------------------------
+
+@site_app.command("add")
+def site_add(
+    site: Annotated[str, typer.Argument(help="short id, e.g. solsikken")],
+    name: Annotated[str, typer.Option(help="display name")],
+    tz: Annotated[str, typer.Option(help="IANA time zone")] = "Europe/Copenhagen",
+    night: Annotated[str, typer.Option(help="night window HH:MM-HH:MM")] = "22:00-07:00",
+) -> None:
+    """Add a site."""
+    from provisioning import add_site
+
+    add_site(get_settings(), site, name, tz, night)
+    record("site.add", site, site, {"name": name, "tz": tz, "night": night})
+    typer.echo(f"site {site} added")
+
+
+@site_app.command("list")
+def site_list(as_json: JsonOption = False) -> None:
+    """Sites with their time zone, night window and how many rooms and devices they have."""
+    from ingest.listing import list_sites
+
+    print_rows([{"site": s.id, "name": s.name, "tz": s.tz,
+                 "night": f"{s.night_start:%H:%M}-{s.night_end:%H:%M}", "rooms": s.rooms,
+                 "devices": s.devices}
+                for s in list_sites(get_settings().resolved_database_url())], as_json)
+
+
+@site_app.command("apply")
+def site_apply(
+    files: Annotated[list[Path], typer.Argument(
+        help="YAML files, one site per document ('---' between sites); '-' reads stdin",
+        show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Create sites with their rooms, bases and devices from YAML; adds only what is missing.
+
+    \b
+    site: solsikken
+    name: Bofællesskabet Solsikken
+    tz: Europe/Copenhagen            # optional
+    night: 22:00-07:00               # optional
+    rooms:
+      - {id: f12, kind: flat, label: Lejlighed 12, basis: {consent: true}}
+      - {id: f14, kind: flat, basis: {decision: KK-2026-0413, valid_from: 2026-01-01}}
+      - {id: lounge, kind: common}
+    devices:
+      - {id: f12-door, room: f12, kind: door, heartbeat: 300}
+
+    The passwords of the devices added are printed once (--json: under "devices").
+    """
+    from provisioning.layout import apply_layout, parse_layouts
+
+    layouts = []
+    for path in files:
+        if str(path) == "-":
+            layouts += parse_layouts(sys.stdin.read(), "stdin")
+        else:
+            layouts += parse_layouts(_read(path), str(path))
+    settings = get_settings()
+    results: list[dict[str, Any]] = []
+    for layout in layouts:
+        applied = apply_layout(settings, layout, actor=cli_actor())
+        record("site.apply", applied.site, applied.site,
+               {"site_added": applied.site_added, "rooms_added": applied.rooms_added,
+                "bases_recorded": applied.bases_recorded,
+                "devices_added": applied.devices_added})
+        results.append({
+            "site": applied.site, "site_added": applied.site_added,
+            "rooms_added": applied.rooms_added, "bases_recorded": applied.bases_recorded,
+            "devices_added": applied.devices_added,
+            "devices": {device: {"username": creds.username, "password": creds.password}
+                        for device, creds in applied.credentials.items()}})
+    if as_json:
+        print_rows(results, as_json=True)
+        return
+    for result in results:
+        typer.echo(f"site {result['site']}: {'added' if result['site_added'] else 'found'}, "
+                   f"{len(result['rooms_added'])} room(s), "
+                   f"{len(result['bases_recorded'])} basis record(s) and "
+                   f"{len(result['devices_added'])} device(s) added")
+        for device, creds in result["devices"].items():
+            typer.echo(f"  {device}: username {creds['username']} password {creds['password']}")
+    if any(result["devices"] for result in results):
+        typer.echo("the passwords are shown only this once; store them in the devices now",
+                   err=True)
+
+
+def _read(path: Path) -> str:
+    from provisioning import ProvisioningError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProvisioningError(f"cannot read {path}: {exc.strerror}") from None
+
+
+# -- rooms ---------------------------------------------------------------------------------
+
+@room_app.command("add")
+def room_add(
+    site: SiteArgument,
+    room: Annotated[str, typer.Argument(help="room id, e.g. f12")],
+    kind: Annotated[RoomKind, typer.Option(help="flat, common or exit")],
+    label: Annotated[str | None, typer.Option(help="shown on the board; never a name")] = None,
+) -> None:
+    """Add a room to a site."""
+    from provisioning import add_room
+
+    add_room(get_settings(), site, room, kind, label)
+    record("room.add", site, room, {"kind": kind.value, "label": label})
+    typer.echo(f"room {site}/{room} added")
+
+
+@room_app.command("list")
+def room_list(site: SiteArgument, as_json: JsonOption = False) -> None:
+    """A site's rooms with their kind, label and number of devices."""
+    from ingest.listing import list_rooms
+
+    _require_site(site)
+    print_rows([{"site": r.site, "room": r.id, "kind": r.kind, "label": r.label,
+                 "devices": r.devices}
+                for r in list_rooms(get_settings().resolved_database_url(), site)], as_json)
+
+
+def _date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-11-23",
+                                 param_hint=option) from None
+
+
+@room_app.command("basis")
+def room_basis(
+    site: SiteArgument,
+    room: Annotated[str, typer.Argument(help="flat id, e.g. f12")],
+    consent: Annotated[bool, typer.Option("--consent", help="the resident consented")] = False,
+    decision: Annotated[str | None, typer.Option(help="municipal decision reference")] = None,
+    valid_from: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+    valid_to: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
+) -> None:
+    """Record why a flat may be monitored; without a valid basis it raises no alerts."""
+    from provisioning import record_basis
+
+    record_basis(get_settings(), site, room, consent=consent, decision_ref=decision,
+                 valid_from=_date(valid_from, "--valid-from"),
+                 valid_to=_date(valid_to, "--valid-to"))
+    record("room.basis", site, room, {"consent": consent, "decision": decision,
+                                      "valid_from": valid_from, "valid_to": valid_to})
+    typer.echo(f"basis recorded for {site}/{room}")
+
+
+# -- devices -------------------------------------------------------------------------------
+
+@device_app.command("add")
+def device_add(
+    site: SiteArgument,
+    device: Annotated[str, typer.Argument(help="device id, e.g. f12-door")],
+    room: Annotated[str, typer.Option(help="room the device sits in")],
+    kind: Annotated[DeviceKind, typer.Option(help="door, bed, motion or exit")],
+    heartbeat: Annotated[int, typer.Option(help="heartbeat interval, seconds")] = 300,
+    source: Annotated[DeviceSource, typer.Option(help="native, zigbee2mqtt or chirpstack")] =
+        DeviceSource.NATIVE,
+    external_id: Annotated[str | None, typer.Option(help="bridge name / DevEUI")] = None,
+    mapping: Annotated[str | None, typer.Option(help="vendor mapping for chirpstack")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Provision a device; prints its MQTT username and password once."""
+    from provisioning import add_device
+
+    creds = add_device(get_settings(), site, device, room, kind, heartbeat, source=source,
+                       external_id=external_id, mapping=mapping)
+    record("device.add", site, device, {"room": room, "kind": kind.value,
+                                        "source": source.value, "external_id": external_id})
+    if source != DeviceSource.NATIVE:
+        print_record({"site": site, "device": device, "source": source.value,
+                      "external_id": external_id}, as_json)
+        return
+    print_record({"site": site, "device": device, "username": creds.username,
+                  "password": creds.password}, as_json)
+    if not as_json:
+        typer.echo(_SHOWN_ONCE, err=True)
+
+
+@device_app.command("rotate")
+def device_rotate(
+    site: SiteArgument,
+    devices: Annotated[list[str], typer.Argument(help="device ids", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Give devices whose password was lost a new one (the old one stops working)."""
+    from provisioning import rotate_device_password
+
+    settings = get_settings()
+    rows = []
+    for device in devices:
+        creds = rotate_device_password(settings, site, device)
+        record("device.rotate", site, device)
+        rows.append({"site": site, "device": device, "username": creds.username,
+                     "password": creds.password})
+    print_rows(rows, as_json)
+    if not as_json:
+        typer.echo(_SHOWN_ONCE, err=True)
+
+
+@device_app.command("revoke")
+def device_revoke(site: SiteArgument,
+                  device: Annotated[str, typer.Argument(help="device id")]) -> None:
+    """Remove a device's access immediately (it is disconnected and refused)."""
+    from provisioning import revoke_device
+
+    revoke_device(get_settings(), site, device)
+    record("device.revoke", site, device)
+    typer.echo(f"device {site}/{device} revoked")
+
+
+@device_app.command("list")
+def device_list(
+    site: Annotated[str | None, typer.Argument(
+        help="only this site's devices (default: every site)", show_default=False)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Devices with their presence, battery and last event."""
+    from ingest.listing import list_devices
+
+    if site is not None:
+        _require_site(site)
+    print_rows([{"site": d.site, "device": d.id, "room": d.room, "kind": d.kind,
+                 "source": d.source, "presence": d.presence, "battery": d.battery,
+                 "last_event_at": d.last_event_at, "revoked": d.revoked_at is not None}
+                for d in list_devices(get_settings().resolved_database_url(), site)], as_json)
+
+
+# -- bridges -------------------------------------------------------------------------------
+
+@bridge_app.command("add")
+def bridge_add(
+    name: Annotated[str, typer.Argument(help="short id, e.g. zigbee-solsikken")],
+    source: Annotated[DeviceSource, typer.Option(help="zigbee2mqtt or chirpstack")],
+    application_id: Annotated[str | None, typer.Option(
+        help="chirpstack: publish only under application/ID/#")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a bridge's broker account; prints its MQTT username and password once."""
+    from provisioning.bridges import add_bridge
+
+    creds = add_bridge(get_settings(), name, source, application_id=application_id)
+    record("bridge.add", None, name, {"source": source.value})
+    print_record({"bridge": name, "source": source.value, "username": creds.username,
+                  "password": creds.password}, as_json)
+    if not as_json:
+        typer.echo("the password is shown only this once; put it in the bridge's "
+                   "configuration now", err=True)
+
+
+@bridge_app.command("revoke")
+def bridge_revoke(name: Annotated[str, typer.Argument(help="bridge id")]) -> None:
+    """Delete a bridge's broker account (it is disconnected and refused; devices stay)."""
+    from provisioning.bridges import revoke_bridge
+
+    revoke_bridge(get_settings(), name)
+    record("bridge.revoke", None, name)
+    typer.echo(f"bridge {name} revoked")
