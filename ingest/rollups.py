@@ -42,6 +42,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from core.errors import NotConfigured
+
 log = logging.getLogger(__name__)
 
 BUCKET = timedelta(minutes=15)
@@ -239,7 +241,7 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
     """
     started = time.monotonic()
     if read_state(conn) is None:
-        raise RuntimeError("the schema has no rollups yet (migration 0004); run `nattero migrate`")
+        raise NotConfigured("the schema has no rollups yet (migration 0004); run `nattero migrate`")
     with conn.transaction():
         _lock(conn)
         conn.execute("SET LOCAL jit = off")
@@ -247,7 +249,7 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
         row = conn.execute("SELECT initialized, refreshed_to, raw_kept_from, now() "
                            "FROM rollup_state WHERE id = 1 FOR UPDATE").fetchone()
         if row is None:
-            raise RuntimeError("rollup_state has no row; run `nattero migrate`")
+            raise NotConfigured("rollup_state has no row; run `nattero migrate`")
         initialized, refreshed_to, raw_kept_from, now = row
         kept_from = raw_kept_from or _FAR_PAST
         params: dict[str, object] = {"kept_from": kept_from,

@@ -1,8 +1,9 @@
 """The one place where "the database or broker is not there" becomes an error a person can act on.
 
 Libraries report a missing service each in their own words (``psycopg.OperationalError``,
-SQLAlchemy's wrapper of it, a bare ``ConnectionRefusedError``). ``translate`` turns those
-into ``core.errors.Unavailable`` with what to do next; it imports no driver itself, so
+SQLAlchemy's wrapper of it, a bare ``ConnectionRefusedError``, a table that is not there
+because the schema was never migrated). ``translate`` turns those into
+``core.errors.Unavailable`` with what to do next; it imports no driver itself, so
 asking costs nothing when the driver was never loaded.
 """
 
@@ -22,6 +23,9 @@ def translate(exc: BaseException) -> Unavailable | None:
     """``Unavailable`` for a database or broker that cannot be reached; else ``None``."""
     if _is_database_error(exc):
         return Unavailable(f"the database is not reachable ({_first_line(exc)}); {_WHAT_TO_DO}")
+    if _is_missing_schema(exc):
+        return Unavailable(f"the database has no Nattero schema yet ({_first_line(exc)}); "
+                           "run `nattero migrate`")
     if isinstance(exc, ConnectionRefusedError):
         return Unavailable(f"a service refused the connection ({_first_line(exc)}); "
                            f"{_WHAT_TO_DO}")
@@ -34,6 +38,13 @@ def _is_database_error(exc: BaseException) -> bool:
         return True
     sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
     return sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.OperationalError)
+
+
+def _is_missing_schema(exc: BaseException) -> bool:
+    errors = sys.modules.get("psycopg.errors")
+    wrapped = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError keeps the driver's error
+    return errors is not None and (isinstance(exc, errors.UndefinedTable)
+                                   or isinstance(wrapped, errors.UndefinedTable))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -180,26 +180,6 @@ def test_gateway_with_a_wrong_password_stops_with_a_clear_error(migrated) -> Non
     gateway.stop()
 
 
-def test_cli_refuses_bad_arguments_with_one_clear_line(site) -> None:
-    cases = [
-        (["site", "add", "Bad Site", "--name", "x"], "must be lower-case"),
-        (["site", "add", unique("s"), "--name", "x", "--night", "25:00-07:00"], "HH:MM-HH:MM"),
-        (["site", "add", unique("s"), "--name", "x", "--tz", "Mars/Olympus"], "time zone"),
-        (["room", "add", site, "f9", "--kind", "attic"], "attic"),
-        (["room", "basis", site, "lounge", "--consent"], "only for flats"),
-        (["room", "basis", site, "f1", "--decision", "KK-1"], "--valid-from"),
-        (["device", "add", site, "d1", "--room", "nowhere", "--kind", "door"], "does not exist"),
-        (["device", "add", site, "d1", "--room", "f1", "--kind", "door", "--heartbeat", "1"],
-         "heartbeat"),
-        (["device", "revoke", site, "ghost"], "not provisioned"),
-    ]
-    for args, expected in cases:
-        result = nattero_cli(*args)
-        assert result.returncode != 0, args
-        assert expected in result.stderr, (args, result.stderr)
-        assert "Traceback" not in result.stderr, args
-
-
 def test_event_ids_with_tabs_newlines_and_backslashes_are_stored_exactly(
         site, db, stack, add_device, run_gateway) -> None:
     user, password = add_device(site, "m-1", "lounge", DeviceKind.MOTION)

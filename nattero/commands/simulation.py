@@ -3,13 +3,17 @@ the alerts the pipeline raised (read from the store by ``nattero.scoring``)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from core.settings import get_settings
+
+if TYPE_CHECKING:
+    from simulators.command import SimulationResult
 
 __all__ = ["simulate"]
 
@@ -29,6 +33,8 @@ def simulate(
         help="where to write the ground-truth log (JSON lines)")] = None,
     provision: Annotated[bool, typer.Option(
         help="create the sites, rooms and devices if missing")] = True,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="print the score as JSON instead of progress and a table")] = False,
 ) -> None:
     """Play the five pilot sites' nights over MQTT, like real devices, and score the alerts."""
     from rich.console import Console
@@ -42,9 +48,30 @@ def simulate(
         factor = parse_speed(speed)
     except SpeedError as exc:
         raise typer.BadParameter(str(exc), param_hint="--speed") from exc
-    console = Console()
+    console = Console(stderr=as_json)
     settings = get_settings()
     result = run_simulation(settings, site, nights, factor, seed, start.date(),
                             truth_out=truth_out, provision=provision,
-                            fetch_alerts=fetch_alerts(settings), console=console)
-    print_summary(result, console)
+                            fetch_alerts=fetch_alerts(settings), console=console,
+                            progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(_summary(result)))
+    else:
+        print_summary(result, console)
+
+
+def _summary(result: SimulationResult) -> dict[str, Any]:
+    """What ``--json`` prints: the run, its overall score and each site's."""
+    per_site: dict[str, dict[str, Any]] = {}
+    for site in result.sites:
+        entry: dict[str, Any] = {"events_sent": result.stats.events.get(site, 0)}
+        scored = result.score.sites.get(site) if result.score else None
+        if scored is not None:
+            entry |= {"needed": scored.needed, "caught": scored.caught, "recall": scored.recall,
+                      "resident_alerts": scored.resident_alerts, "needless": scored.needless,
+                      "device_alerts": scored.device_alerts}
+        per_site[site] = entry
+    return {"nights": [night.isoformat() for night in result.nights], "seed": result.seed,
+            "recall": result.score.recall if result.score else None,
+            "needless": result.score.needless if result.score else None,
+            "truth": str(result.truth_path), "per_site": per_site}

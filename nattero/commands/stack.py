@@ -36,10 +36,14 @@ def status(as_json: JsonOption = False) -> None:
     print_record(stack_status(get_settings()), as_json)
 
 
-def migrate() -> None:
+def migrate(as_json: JsonOption = False) -> None:
     """Bring the database schema up to date."""
     from ingest.migrate import current_revision, upgrade
 
     url = get_settings().sqlalchemy_url()
     upgrade(url)
-    typer.echo(f"schema at revision {current_revision(url)}")
+    revision = current_revision(url)
+    if as_json:
+        print_record({"revision": revision}, as_json)
+    else:
+        typer.echo(f"schema at revision {revision}")
