@@ -8,7 +8,9 @@
     night: 22:00-07:00             # optional
     rooms:
       - {id: f12, kind: flat, label: Lejlighed 12, basis: {consent: true}}
-      - {id: f14, kind: flat, basis: {decision: KK-2026-0413, valid_from: 2026-01-01}}
+      - id: f14
+        kind: flat
+        basis: {decision: KK-2026-0413, valid_from: 2026-01-01}
       - {id: lounge, kind: common}
     devices:
       - {id: f12-door, room: f12, kind: door, heartbeat: 300}

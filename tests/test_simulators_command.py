@@ -60,3 +60,40 @@ def test_summary_says_alerts_are_not_available_without_the_hook(tmp_path: Path) 
     text = console.export_text()
     assert "alerts: not available" in text and "solsikken" in text
     assert result.score is None
+
+
+def test_simulators_import_nothing_of_nattero_but_core() -> None:
+    import ast
+
+    allowed = {"core", "simulators"}
+    project = {"core", "provisioning", "nattero", "gateway", "ingest", "rules", "api",
+               "simulators", "deploy", "evaluation"}
+    offenders = []
+    for path in sorted((Path(__file__).parent.parent / "simulators").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in project and top not in allowed:
+                    offenders.append(f"{path.name}: {name}")
+    assert offenders == []
+
+
+def test_provisioning_twice_adds_nothing_and_a_lost_file_rotates(
+        migrated: object, tmp_path: Path) -> None:
+    import uuid
+
+    from simulators.provisioner import provision_sites
+
+    profile = load_profile("egely")
+    profile = profile.model_copy(update={"site": f"egely-p{uuid.uuid4().hex[:8]}"})
+    settings = Settings.model_validate({})
+    store = CredentialStore(tmp_path / "first.json")
+    devices = len(profile.device_specs)
+    assert provision_sites(settings, [profile], store) == devices
+    assert provision_sites(settings, [profile], store) == 0
+    lost = CredentialStore(tmp_path / "lost.json")
+    assert provision_sites(settings, [profile], lost) == devices
+    spec = profile.device_specs[0]
+    assert lost.get(profile.site, spec.id) != store.get(profile.site, spec.id)
