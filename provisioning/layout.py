@@ -115,8 +115,16 @@ def apply_layout(settings: Settings, layout: SiteLayout, *, actor: str = "cli") 
     dsn = settings.resolved_database_url()
     site = layout.site
     applied = AppliedLayout(site, site_added=not listing.site_exists(dsn, site))
-    ensure_site(settings, site, layout.name, tz=layout.tz, night=layout.night)
     stored_rooms = {room.id for room in listing.list_rooms(dsn, site)}
+    # Refuse before adding anything: a device added before a failure would have a password
+    # printed nowhere.
+    known_rooms = stored_rooms | {room.id for room in layout.rooms}
+    for device in layout.devices:
+        if device.room not in known_rooms:
+            raise ProvisioningError(
+                f"device {device.id!r} of site {site!r} is in room {device.room!r}, which is "
+                f"neither in the layout's rooms nor provisioned; add it under `rooms:`")
+    ensure_site(settings, site, layout.name, tz=layout.tz, night=layout.night)
     for room in layout.rooms:
         if room.id not in stored_rooms:
             ensure_room(settings, site, room.id, room.kind, label=room.label)

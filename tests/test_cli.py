@@ -74,8 +74,11 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
 
 
 def test_version_prints_the_package_version() -> None:
+    from importlib.metadata import version
+
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"nattero {__version__}"
+    assert __version__ == version("nattero")
 
 
 def test_choices_spelled_out_for_help_match_the_enums() -> None:
@@ -148,6 +151,10 @@ def test_a_bad_site_layout_names_the_problem(migrated: object, tmp_path: Path) -
     assert_one_clear_line(invoke("site", "apply", str(layout)), "rooms.0.kind")
     assert_one_clear_line(invoke("site", "apply", str(tmp_path / "missing.yaml")),
                           "cannot read")
+    site = unique("apply")
+    layout.write_text(f"site: {site}\nname: X\ndevices:\n  - {{id: d1, room: f9, kind: door}}\n")
+    assert_one_clear_line(invoke("site", "apply", str(layout)), "room 'f9'")
+    assert invoke("site", "list", "--json").stdout.count(site) == 0
 
 
 UNREACHABLE_VERBS = [
