@@ -6,7 +6,7 @@ import getpass
 import os
 from typing import Any
 
-from core.settings import get_settings
+from nattero.commands.config import current_settings
 
 __all__ = ["cli_actor", "record"]
 
@@ -22,5 +22,5 @@ def record(action: str, site: str | None, target: str | None,
 
     from ingest.audit import audit
 
-    with psycopg.connect(get_settings().resolved_database_url(), autocommit=True) as conn:
+    with psycopg.connect(current_settings().resolved_database_url(), autocommit=True) as conn:
         audit(conn, cli_actor(), action, site, target, detail or {})

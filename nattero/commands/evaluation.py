@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from core.settings import get_settings
+from nattero.commands.config import current_settings
 
 if TYPE_CHECKING:
     import psycopg
@@ -42,7 +42,7 @@ def _day(value: str | None, option: str) -> date | None:
 def _connect() -> psycopg.Connection:
     import psycopg
 
-    return psycopg.connect(get_settings().resolved_database_url(), autocommit=True)
+    return psycopg.connect(current_settings().resolved_database_url(), autocommit=True)
 
 
 def export(
@@ -73,7 +73,7 @@ def export(
         with conn.transaction():
             audit(conn, "cli", "export.occupancy",
                   site[0] if len(site) == 1 else None, None, prepared.audit_detail())
-        chunks = export_bytes(conn, prepared, get_settings().secret_key)
+        chunks = export_bytes(conn, prepared, current_settings().secret_key)
         if str(out) == "-":
             for chunk in chunks:
                 sys.stdout.buffer.write(chunk)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from core.settings import get_settings
+from nattero.commands.config import current_settings
 from nattero.commands.output import JsonOption
 
 __all__ = ["demo", "gateway", "maintenance_app", "pipeline", "serve"]
@@ -32,7 +32,7 @@ def serve(
     from api.app import create_app
     from nattero.pipeline import start_pipeline
 
-    settings = get_settings()
+    settings = current_settings()
     settings.resolved_database_url()  # no stack and no URL: say so before starting anything
     log_config = {
         "version": 1, "disable_existing_loggers": False,
@@ -60,7 +60,7 @@ def gateway() -> None:
     from gateway.service import Gateway
 
     _logging()
-    service = Gateway(get_settings())
+    service = Gateway(current_settings())
     _stop_on_signals(service.stop)
     service.start()
     service.wait()
@@ -72,7 +72,7 @@ def pipeline() -> None:
     from nattero.pipeline import start_pipeline
 
     _logging()
-    running = start_pipeline(get_settings())
+    running = start_pipeline(current_settings())
     freeze_startup_objects()
     _stop_on_signals(running.stop)
     running.gateway.wait()
@@ -99,7 +99,8 @@ def maintenance_run(
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    job = Maintenance(get_settings().resolved_database_url(), retention_enabled=not no_retention)
+    job = Maintenance(current_settings().resolved_database_url(),
+                      retention_enabled=not no_retention)
     report = job.run_once(retention_now=not no_retention, reconcile_now=reconcile,
                           rebuild=rebuild)
     if as_json:

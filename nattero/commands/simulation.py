@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from core.settings import get_settings
+from nattero.commands.config import current_settings
 
 if TYPE_CHECKING:
     from simulators.command import SimulationResult
@@ -49,7 +49,7 @@ def simulate(
     except SpeedError as exc:
         raise typer.BadParameter(str(exc), param_hint="--speed") from exc
     console = Console(stderr=as_json)
-    settings = get_settings()
+    settings = current_settings()
     result = run_simulation(settings, site, nights, factor, seed, start.date(),
                             truth_out=truth_out, provision=provision,
                             fetch_alerts=fetch_alerts(settings), console=console,

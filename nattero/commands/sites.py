@@ -14,8 +14,8 @@ from typing import Annotated, Any
 import typer
 
 from core.events import DeviceKind, DeviceSource, RoomKind
-from core.settings import get_settings
 from nattero.commands.audit import cli_actor, record
+from nattero.commands.config import current_settings
 from nattero.commands.output import JsonOption, print_record, print_rows
 
 __all__ = ["bridge_app", "device_app", "room_app", "site_app"]
@@ -36,7 +36,7 @@ def _require_site(site: str) -> None:
     from ingest.listing import site_exists
     from provisioning import ProvisioningError
 
-    if not site_exists(get_settings().resolved_database_url(), site):
+    if not site_exists(current_settings().resolved_database_url(), site):
         raise ProvisioningError(
             f"site {site!r} does not exist; `nattero site list` shows the sites, "
             f"`nattero site add {site} --name NAME` adds it")
@@ -54,7 +54,7 @@ def site_add(
     """Add a site."""
     from provisioning import add_site
 
-    add_site(get_settings(), site, name, tz, night)
+    add_site(current_settings(), site, name, tz, night)
     record("site.add", site, site, {"name": name, "tz": tz, "night": night})
     typer.echo(f"site {site} added")
 
@@ -67,7 +67,7 @@ def site_list(as_json: JsonOption = False) -> None:
     print_rows([{"site": s.id, "name": s.name, "tz": s.tz,
                  "night": f"{s.night_start:%H:%M}-{s.night_end:%H:%M}", "rooms": s.rooms,
                  "devices": s.devices}
-                for s in list_sites(get_settings().resolved_database_url())], as_json)
+                for s in list_sites(current_settings().resolved_database_url())], as_json)
 
 
 @site_app.command("apply")
@@ -103,7 +103,7 @@ def site_apply(
             layouts += parse_layouts(sys.stdin.read(), "stdin")
         else:
             layouts += parse_layouts(_read(path), str(path))
-    settings = get_settings()
+    settings = current_settings()
     results: list[dict[str, Any]] = []
     for layout in layouts:
         applied = apply_layout(settings, layout, actor=cli_actor())
@@ -153,7 +153,7 @@ def room_add(
     """Add a room to a site."""
     from provisioning import add_room
 
-    add_room(get_settings(), site, room, kind, label)
+    add_room(current_settings(), site, room, kind, label)
     record("room.add", site, room, {"kind": kind.value, "label": label})
     typer.echo(f"room {site}/{room} added")
 
@@ -166,7 +166,7 @@ def room_list(site: SiteArgument, as_json: JsonOption = False) -> None:
     _require_site(site)
     print_rows([{"site": r.site, "room": r.id, "kind": r.kind, "label": r.label,
                  "devices": r.devices}
-                for r in list_rooms(get_settings().resolved_database_url(), site)], as_json)
+                for r in list_rooms(current_settings().resolved_database_url(), site)], as_json)
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -191,7 +191,7 @@ def room_basis(
     """Record why a flat may be monitored; without a valid basis it raises no alerts."""
     from provisioning import record_basis
 
-    record_basis(get_settings(), site, room, consent=consent, decision_ref=decision,
+    record_basis(current_settings(), site, room, consent=consent, decision_ref=decision,
                  valid_from=_date(valid_from, "--valid-from"),
                  valid_to=_date(valid_to, "--valid-to"))
     record("room.basis", site, room, {"consent": consent, "decision": decision,
@@ -217,7 +217,7 @@ def device_add(
     """Provision a device; prints its MQTT username and password once."""
     from provisioning import add_device
 
-    creds = add_device(get_settings(), site, device, room, kind, heartbeat, source=source,
+    creds = add_device(current_settings(), site, device, room, kind, heartbeat, source=source,
                        external_id=external_id, mapping=mapping)
     record("device.add", site, device, {"room": room, "kind": kind.value,
                                         "source": source.value, "external_id": external_id})
@@ -240,7 +240,7 @@ def device_rotate(
     """Give devices whose password was lost a new one (the old one stops working)."""
     from provisioning import rotate_device_password
 
-    settings = get_settings()
+    settings = current_settings()
     rows = []
     for device in devices:
         creds = rotate_device_password(settings, site, device)
@@ -258,7 +258,7 @@ def device_revoke(site: SiteArgument,
     """Remove a device's access immediately (it is disconnected and refused)."""
     from provisioning import revoke_device
 
-    revoke_device(get_settings(), site, device)
+    revoke_device(current_settings(), site, device)
     record("device.revoke", site, device)
     typer.echo(f"device {site}/{device} revoked")
 
@@ -277,7 +277,7 @@ def device_list(
     print_rows([{"site": d.site, "device": d.id, "room": d.room, "kind": d.kind,
                  "source": d.source, "presence": d.presence, "battery": d.battery,
                  "last_event_at": d.last_event_at, "revoked": d.revoked_at is not None}
-                for d in list_devices(get_settings().resolved_database_url(), site)], as_json)
+                for d in list_devices(current_settings().resolved_database_url(), site)], as_json)
 
 
 # -- bridges -------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ def bridge_add(
     """Create a bridge's broker account; prints its MQTT username and password once."""
     from provisioning.bridges import add_bridge
 
-    creds = add_bridge(get_settings(), name, source, application_id=application_id)
+    creds = add_bridge(current_settings(), name, source, application_id=application_id)
     record("bridge.add", None, name, {"source": source.value})
     print_record({"bridge": name, "source": source.value, "username": creds.username,
                   "password": creds.password}, as_json)
@@ -307,6 +307,6 @@ def bridge_revoke(name: Annotated[str, typer.Argument(help="bridge id")]) -> Non
     """Delete a bridge's broker account (it is disconnected and refused; devices stay)."""
     from provisioning.bridges import revoke_bridge
 
-    revoke_bridge(get_settings(), name)
+    revoke_bridge(current_settings(), name)
     record("bridge.revoke", None, name)
     typer.echo(f"bridge {name} revoked")

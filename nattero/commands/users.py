@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from core.settings import get_settings
+from nattero.commands.config import current_settings
 from nattero.commands.output import JsonOption, print_rows
 
 __all__ = ["RoleName", "user_app"]
@@ -43,7 +43,7 @@ def user_add(
 
     password = _read_password(password_stdin)
     check_password(password)
-    with psycopg.connect(get_settings().resolved_database_url(), autocommit=True) as conn, \
+    with psycopg.connect(current_settings().resolved_database_url(), autocommit=True) as conn, \
             conn.transaction():
         user = create_user(conn, username, password, Role(role), list(site or []))
         audit(conn, "cli", "user.add", None, user.username,
@@ -59,4 +59,4 @@ def user_list(as_json: JsonOption = False) -> None:
 
     print_rows([{"username": u.username, "role": u.role, "sites": u.sites,
                  "disabled": u.disabled, "locked_until": u.locked_until}
-                for u in list_users(get_settings().resolved_database_url())], as_json)
+                for u in list_users(current_settings().resolved_database_url())], as_json)
