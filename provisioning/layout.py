@@ -26,13 +26,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+import psycopg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.events import DeviceKind, RoomKind
 from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE
 from core.settings import Settings
-from ingest import listing
+from ingest import listing, sites
 from provisioning.errors import ProvisioningError
 from provisioning.names import DeviceCredentials
 from provisioning.sites import (
@@ -112,10 +113,10 @@ def parse_layouts(text: str, source: str) -> list[SiteLayout]:
 
 def apply_layout(settings: Settings, layout: SiteLayout, *, actor: str = "cli") -> AppliedLayout:
     """Make the store and the broker hold at least what ``layout`` describes."""
-    dsn = settings.resolved_database_url()
     site = layout.site
-    applied = AppliedLayout(site, site_added=not listing.site_exists(dsn, site))
-    stored_rooms = {room.id for room in listing.list_rooms(dsn, site)}
+    with _connect(settings) as conn:
+        applied = AppliedLayout(site, site_added=not sites.site_exists(conn, site))
+        stored_rooms = {room.id for room in sites.rooms_with_monitoring(conn, site)}
     # Refuse before adding anything: a device added before a failure would have a password
     # printed nowhere.
     known_rooms = stored_rooms | {room.id for room in layout.rooms}
@@ -129,14 +130,15 @@ def apply_layout(settings: Settings, layout: SiteLayout, *, actor: str = "cli") 
         if room.id not in stored_rooms:
             ensure_room(settings, site, room.id, room.kind, label=room.label)
             applied.rooms_added.append(room.id)
-    active = {device.id for device in listing.list_devices(dsn, site)
-              if device.revoked_at is None}
+    with _connect(settings) as conn:
+        active = {device.id for device in sites.active_devices(conn, site)}
     for device in layout.devices:
         if device.id not in active:
             applied.credentials[device.id] = add_device(
                 settings, site, device.id, device.room, device.kind, heartbeat_s=device.heartbeat)
             applied.devices_added.append(device.id)
-    on_file = listing.list_bases(dsn, site)
+    with _connect(settings) as conn:
+        on_file = listing.list_bases(conn, site)
     for room in layout.rooms:
         basis = room.basis
         if basis is None or any(_same_basis(basis, row) for row in on_file if row.room == room.id):
@@ -146,6 +148,10 @@ def apply_layout(settings: Settings, layout: SiteLayout, *, actor: str = "cli") 
                      valid_to=basis.valid_to, actor=actor)
         applied.bases_recorded.append(room.id)
     return applied
+
+
+def _connect(settings: Settings) -> psycopg.Connection:
+    return psycopg.connect(settings.resolved_database_url(), autocommit=True)
 
 
 def _same_basis(wanted: BasisSpec, stored: listing.BasisRow) -> bool:

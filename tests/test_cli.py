@@ -103,7 +103,7 @@ BAD_REQUESTS = [
     pytest.param(["site", "add", "Bad Site", "--name", "x"], "must be lower-case",
                  id="site id with a space"),
     pytest.param(["site", "add", "{new}", "--name", "x", "--night", "25:00-07:00"],
-                 "00:00-23:59", id="bad night window"),
+                 "HH:MM-HH:MM", id="bad night window"),
     pytest.param(["site", "add", "{new}", "--name", "x", "--tz", "Mars/Olympus"], "time zone",
                  id="unknown time zone"),
     pytest.param(["room", "add", "{new}", "f1", "--kind", "flat"], "does not exist",
@@ -219,10 +219,10 @@ def test_a_schema_never_migrated_says_run_nattero_migrate() -> None:
 def test_a_bug_in_a_verb_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
     import ingest.listing
 
-    def broken(dsn: str) -> list[object]:
+    def broken(conn: object) -> list[object]:
         raise KeyError("night_start")
 
-    monkeypatch.setattr(ingest.listing, "list_sites", broken)
+    monkeypatch.setattr(ingest.listing, "site_overview", broken)
     result = invoke("site", "list")
     assert isinstance(result.exception, KeyError), result.output
     assert "error:" not in result.output
@@ -232,8 +232,8 @@ def test_a_bug_prints_a_traceback_from_the_real_command(tmp_path: Path) -> None:
     # A sitecustomize that breaks one verb, as a bug would.
     (tmp_path / "sitecustomize.py").write_text(
         "import ingest.listing\n"
-        "def broken(dsn):\n    raise KeyError('night_start')\n"
-        "ingest.listing.list_sites = broken\n")
+        "def broken(conn):\n    raise KeyError('night_start')\n"
+        "ingest.listing.site_overview = broken\n")
     done = nattero_cli("site", "list", env={"PYTHONPATH": f"{tmp_path}:{REPO}"})
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "KeyError: 'night_start'" in done.stderr

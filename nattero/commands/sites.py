@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,9 @@ from core.events import DeviceKind, DeviceSource, RoomKind
 from nattero.commands.audit import cli_actor, record
 from nattero.commands.config import current_settings
 from nattero.commands.output import JsonOption, print_record, print_rows
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = ["bridge_app", "device_app", "room_app", "site_app"]
 
@@ -32,11 +35,17 @@ SiteArgument = Annotated[str, typer.Argument(help="site id, e.g. solsikken")]
 _SHOWN_ONCE = "the password is shown only this once; store it in the device now"
 
 
-def _require_site(site: str) -> None:
-    from ingest.listing import site_exists
+def _connect() -> psycopg.Connection:
+    import psycopg
+
+    return psycopg.connect(current_settings().resolved_database_url(), autocommit=True)
+
+
+def _require_site(conn: psycopg.Connection, site: str) -> None:
+    from ingest.sites import site_exists
     from provisioning import ProvisioningError
 
-    if not site_exists(current_settings().resolved_database_url(), site):
+    if not site_exists(conn, site):
         raise ProvisioningError(
             f"site {site!r} does not exist; `nattero site list` shows the sites, "
             f"`nattero site add {site} --name NAME` adds it")
@@ -62,12 +71,13 @@ def site_add(
 @site_app.command("list")
 def site_list(as_json: JsonOption = False) -> None:
     """Sites with their time zone, night window and how many rooms and devices they have."""
-    from ingest.listing import list_sites
+    from ingest.listing import site_overview
 
+    with _connect() as conn:
+        found = site_overview(conn)
     print_rows([{"site": s.id, "name": s.name, "tz": s.tz,
                  "night": f"{s.night_start:%H:%M}-{s.night_end:%H:%M}", "rooms": s.rooms,
-                 "devices": s.devices}
-                for s in list_sites(current_settings().resolved_database_url())], as_json)
+                 "devices": s.devices} for s in found], as_json)
 
 
 @site_app.command("apply")
@@ -160,13 +170,18 @@ def room_add(
 
 @room_app.command("list")
 def room_list(site: SiteArgument, as_json: JsonOption = False) -> None:
-    """A site's rooms with their kind, label and number of devices."""
-    from ingest.listing import list_rooms
+    """A site's rooms: kind, label, whether monitored today (a flat needs a valid basis) and
+    how many devices they hold."""
+    from collections import Counter
 
-    _require_site(site)
-    print_rows([{"site": r.site, "room": r.id, "kind": r.kind, "label": r.label,
-                 "devices": r.devices}
-                for r in list_rooms(current_settings().resolved_database_url(), site)], as_json)
+    from ingest.sites import active_devices, rooms_with_monitoring
+
+    with _connect() as conn:
+        _require_site(conn, site)
+        rooms = rooms_with_monitoring(conn, site)
+        devices = Counter(device.room for device in active_devices(conn, site))
+    print_rows([{"site": site, "room": r.id, "kind": r.kind, "label": r.label,
+                 "monitored": r.monitored, "devices": devices[r.id]} for r in rooms], as_json)
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -272,12 +287,14 @@ def device_list(
     """Devices with their presence, battery and last event."""
     from ingest.listing import list_devices
 
-    if site is not None:
-        _require_site(site)
+    with _connect() as conn:
+        if site is not None:
+            _require_site(conn, site)
+        found = list_devices(conn, site)
     print_rows([{"site": d.site, "device": d.id, "room": d.room, "kind": d.kind,
                  "source": d.source, "presence": d.presence, "battery": d.battery,
                  "last_event_at": d.last_event_at, "revoked": d.revoked_at is not None}
-                for d in list_devices(current_settings().resolved_database_url(), site)], as_json)
+                for d in found], as_json)
 
 
 # -- bridges -------------------------------------------------------------------------------

@@ -55,8 +55,12 @@ def user_add(
 @user_app.command("list")
 def user_list(as_json: JsonOption = False) -> None:
     """User accounts with their role, sites and whether they are locked or disabled."""
+    import psycopg
+
     from ingest.listing import list_users
 
+    with psycopg.connect(current_settings().resolved_database_url()) as conn:
+        found = list_users(conn)
     print_rows([{"username": u.username, "role": u.role, "sites": u.sites,
-                 "disabled": u.disabled, "locked_until": u.locked_until}
-                for u in list_users(current_settings().resolved_database_url())], as_json)
+                 "disabled": u.disabled, "locked_until": u.locked_until} for u in found],
+               as_json)
