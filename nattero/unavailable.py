@@ -27,8 +27,9 @@ def translate(exc: BaseException) -> Unavailable | None:
         return Unavailable(f"the database has no Nattero schema yet ({_first_line(exc)}); "
                            "run `nattero migrate`")
     if isinstance(exc, ConnectionRefusedError):
-        return Unavailable(f"a service refused the connection ({_first_line(exc)}); "
-                           f"{_WHAT_TO_DO}")
+        return Unavailable(f"the database or the broker refused the connection "
+                           f"({_first_line(exc)}); start the local stack with `nattero up`, or "
+                           "check NATTERO_DATABASE_URL, NATTERO_MQTT_HOST and NATTERO_MQTT_PORT")
     return None
 
 

@@ -212,6 +212,8 @@ def test_a_schema_never_migrated_says_run_nattero_migrate() -> None:
         translated = translate(raised)
         assert translated is not None and "nattero migrate" in str(translated)
     assert translate(KeyError("sites")) is None
+    refused = translate(ConnectionRefusedError(111, "Connection refused"))
+    assert refused is not None and "NATTERO_MQTT_PORT" in str(refused)
 
 
 # -- bugs keep their traceback ------------------------------------------------------------------
