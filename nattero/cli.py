@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from core.errors import NatteroError
 from nattero import __version__
 from nattero.commands import evaluation, services, simulation, sites, stack, users
+from nattero.commands.output import verb_group
 from nattero.unavailable import translate
 
 __all__ = ["app", "main"]
@@ -45,8 +46,8 @@ def _report(exc: NatteroError) -> None:
     raise typer.Exit(1)
 
 
-app = typer.Typer(cls=_ReportingGroup, help="Nattero: night monitoring for residential care homes.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = verb_group("Nattero: night monitoring for residential care homes.", cls=_ReportingGroup,
+                 pretty_exceptions_enable=False)
 
 
 def _show_version(value: bool) -> None:

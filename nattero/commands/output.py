@@ -9,9 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["JsonOption", "print_record", "print_rows"]
+__all__ = ["JsonOption", "print_record", "print_rows", "verb_group"]
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def verb_group(help: str, **options: Any) -> typer.Typer:
+    """A group of verbs (``nattero site ...``) whose help is printed without rich.
+
+    Plain help on purpose: rich's renderer costs a tenth of a second or more on every
+    ``--help``, and click's plain usage errors are one clear line.
+    """
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **options)
 
 
 def _plain(value: Any) -> Any:

@@ -12,12 +12,11 @@ from typing import Annotated
 import typer
 
 from nattero.commands.config import current_settings
-from nattero.commands.output import JsonOption
+from nattero.commands.output import JsonOption, verb_group
 
 __all__ = ["demo", "gateway", "maintenance_app", "pipeline", "serve"]
 
-maintenance_app = typer.Typer(help="Store maintenance: rollup refresh and retention.",
-                              no_args_is_help=True)
+maintenance_app = verb_group("Store maintenance: rollup refresh and retention.")
 
 
 def serve(

@@ -16,20 +16,18 @@ import typer
 from core.events import DeviceKind, DeviceSource, RoomKind
 from nattero.commands.audit import cli_actor, record
 from nattero.commands.config import current_settings
-from nattero.commands.output import JsonOption, print_record, print_rows
+from nattero.commands.output import JsonOption, print_record, print_rows, verb_group
 
 if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["bridge_app", "device_app", "room_app", "site_app"]
 
-site_app = typer.Typer(help="Sites: a care home with its time zone and night window.",
-                       no_args_is_help=True)
-room_app = typer.Typer(help="Rooms: flats, common rooms and building exits.", no_args_is_help=True)
-device_app = typer.Typer(help="Devices: sensors with their own broker credentials.",
-                         no_args_is_help=True)
-bridge_app = typer.Typer(help="Bridges: Zigbee2MQTT and ChirpStack servers, each with its own "
-                              "broker account.", no_args_is_help=True)
+site_app = verb_group("Sites: a care home with its time zone and night window.")
+room_app = verb_group("Rooms: flats, common rooms and building exits.")
+device_app = verb_group("Devices: sensors with their own broker credentials.")
+bridge_app = verb_group("Bridges: Zigbee2MQTT and ChirpStack servers, each with its own "
+                        "broker account.")
 
 SiteArgument = Annotated[str, typer.Argument(help="site id, e.g. solsikken")]
 _SHOWN_ONCE = "the password is shown only this once; store it in the device now"

@@ -8,12 +8,11 @@ from typing import Annotated, Literal
 import typer
 
 from nattero.commands.config import current_settings
-from nattero.commands.output import JsonOption, print_rows
+from nattero.commands.output import JsonOption, print_rows, verb_group
 
 __all__ = ["RoleName", "user_app"]
 
-user_app = typer.Typer(help="User accounts: admin, staff (per site), evaluator.",
-                       no_args_is_help=True)
+user_app = verb_group("User accounts: admin, staff (per site), evaluator.")
 
 #: ``api.users.Role``'s values, spelled out so that ``--help`` need not import the API.
 RoleName = Literal["admin", "staff", "evaluator"]
