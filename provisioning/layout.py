@@ -43,7 +43,7 @@ from provisioning.sites import (
     record_basis,
 )
 
-__all__ = ["AppliedLayout", "SiteLayout", "apply_layout", "parse_layouts"]
+__all__ = ["AppliedLayout", "PartlyApplied", "SiteLayout", "apply_layout", "parse_layouts"]
 
 
 class _Spec(BaseModel):
@@ -90,6 +90,14 @@ class AppliedLayout:
     credentials: dict[str, DeviceCredentials] = field(default_factory=dict)
 
 
+class PartlyApplied(ProvisioningError):
+    """Applying a layout stopped half-way; ``applied`` holds what was done, passwords too."""
+
+    def __init__(self, message: str, applied: AppliedLayout) -> None:
+        super().__init__(message)
+        self.applied = applied
+
+
 def parse_layouts(text: str, source: str) -> list[SiteLayout]:
     """The site layouts in a YAML (or JSON) text; raises naming the first problem."""
     try:
@@ -125,6 +133,19 @@ def apply_layout(settings: Settings, layout: SiteLayout, *, actor: str = "cli") 
             raise ProvisioningError(
                 f"device {device.id!r} of site {site!r} is in room {device.room!r}, which is "
                 f"neither in the layout's rooms nor provisioned; add it under `rooms:`")
+    try:
+        _add_missing(settings, layout, applied, stored_rooms, actor)
+    except ProvisioningError as exc:
+        if not applied.credentials:
+            raise
+        raise PartlyApplied(f"{exc} (site {site!r} is partly applied; the passwords of the "
+                            f"devices added so far are printed)", applied) from exc
+    return applied
+
+
+def _add_missing(settings: Settings, layout: SiteLayout, applied: AppliedLayout,
+                 stored_rooms: set[str], actor: str) -> None:
+    site = layout.site
     ensure_site(settings, site, layout.name, tz=layout.tz, night=layout.night)
     for room in layout.rooms:
         if room.id not in stored_rooms:
@@ -147,7 +168,6 @@ def apply_layout(settings: Settings, layout: SiteLayout, *, actor: str = "cli") 
                      decision_ref=basis.decision, valid_from=basis.valid_from,
                      valid_to=basis.valid_to, actor=actor)
         applied.bases_recorded.append(room.id)
-    return applied
 
 
 def _connect(settings: Settings) -> psycopg.Connection:

@@ -308,3 +308,20 @@ def test_user_list_shows_roles_and_sites_never_a_hash(site: str) -> None:
     [user] = [u for u in json.loads(listed.stdout) if u["username"] == name]
     assert user["role"] == "staff" and user["sites"] == [site]
     assert "argon2" not in listed.stdout
+
+
+def test_site_apply_prints_the_passwords_issued_before_a_failure(migrated: object) -> None:
+    first, second = unique("apply"), unique("apply")
+    layouts = (f"site: {first}\nname: A\nrooms: [{{id: hall, kind: common}}]\n"
+               f"devices:\n  - {{id: hall-motion, room: hall, kind: motion}}\n"
+               f"  - {{id: hall-2, room: hall, kind: motion, heartbeat: 1}}\n"
+               f"---\nsite: {second}\nname: B\n")
+    result = invoke("site", "apply", "-", "--json", input_text=layouts)
+    assert_one_clear_line(result, "partly applied")
+    [partly] = json.loads(result.stdout)
+    assert partly["site"] == first and list(partly["devices"]) == ["hall-motion"]
+
+    later = (f"site: {first}\nname: A\n---\nsite: {second}\nname: B\ntz: Mars/Olympus\n")
+    result = invoke("site", "apply", "-", "--json", input_text=later)
+    assert_one_clear_line(result, "time zone")
+    assert [applied["site"] for applied in json.loads(result.stdout)] == [first]

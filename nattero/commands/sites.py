@@ -9,10 +9,11 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from core.errors import NatteroError
 from core.events import DeviceKind, DeviceSource, RoomKind
 from nattero.commands.audit import cli_actor, record
 from nattero.commands.config import current_settings
@@ -20,6 +21,8 @@ from nattero.commands.output import JsonOption, print_record, print_rows, verb_g
 
 if TYPE_CHECKING:
     import psycopg
+
+    from provisioning.layout import AppliedLayout
 
 __all__ = ["bridge_app", "device_app", "room_app", "site_app"]
 
@@ -103,7 +106,7 @@ def site_apply(
 
     The passwords of the devices added are printed once (--json: under "devices").
     """
-    from provisioning.layout import apply_layout, parse_layouts
+    from provisioning.layout import PartlyApplied, apply_layout, parse_layouts
 
     layouts = []
     for path in files:
@@ -112,30 +115,45 @@ def site_apply(
         else:
             layouts += parse_layouts(_read(path), str(path))
     settings = current_settings()
-    results: list[dict[str, Any]] = []
-    for layout in layouts:
-        applied = apply_layout(settings, layout, actor=cli_actor())
+    done: list[AppliedLayout] = []
+    try:
+        for layout in layouts:
+            try:
+                done.append(apply_layout(settings, layout, actor=cli_actor()))
+            except PartlyApplied as exc:
+                done.append(exc.applied)
+                raise
+    except NatteroError:
+        _report_applied(done, as_json)  # a password not printed now would be lost
+        raise
+    _report_applied(done, as_json)
+
+
+def _report_applied(done: list[AppliedLayout], as_json: bool) -> None:
+    """Audit and print what was applied, the new devices' passwords included."""
+    for applied in done:
         record("site.apply", applied.site, applied.site,
                {"site_added": applied.site_added, "rooms_added": applied.rooms_added,
                 "bases_recorded": applied.bases_recorded,
                 "devices_added": applied.devices_added})
-        results.append({
-            "site": applied.site, "site_added": applied.site_added,
-            "rooms_added": applied.rooms_added, "bases_recorded": applied.bases_recorded,
-            "devices_added": applied.devices_added,
-            "devices": {device: {"username": creds.username, "password": creds.password}
-                        for device, creds in applied.credentials.items()}})
     if as_json:
-        print_rows(results, as_json=True)
+        print_rows([{"site": applied.site, "site_added": applied.site_added,
+                     "rooms_added": applied.rooms_added,
+                     "bases_recorded": applied.bases_recorded,
+                     "devices_added": applied.devices_added,
+                     "devices": {device: {"username": creds.username,
+                                          "password": creds.password}
+                                 for device, creds in applied.credentials.items()}}
+                    for applied in done], as_json=True)
         return
-    for result in results:
-        typer.echo(f"site {result['site']}: {'added' if result['site_added'] else 'found'}, "
-                   f"{len(result['rooms_added'])} room(s), "
-                   f"{len(result['bases_recorded'])} basis record(s) and "
-                   f"{len(result['devices_added'])} device(s) added")
-        for device, creds in result["devices"].items():
-            typer.echo(f"  {device}: username {creds['username']} password {creds['password']}")
-    if any(result["devices"] for result in results):
+    for applied in done:
+        typer.echo(f"site {applied.site}: {'added' if applied.site_added else 'found'}, "
+                   f"{len(applied.rooms_added)} room(s), "
+                   f"{len(applied.bases_recorded)} basis record(s) and "
+                   f"{len(applied.devices_added)} device(s) added")
+        for device, creds in applied.credentials.items():
+            typer.echo(f"  {device}: username {creds.username} password {creds.password}")
+    if any(applied.credentials for applied in done):
         typer.echo("the passwords are shown only this once; store them in the devices now",
                    err=True)
 
