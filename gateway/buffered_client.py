@@ -7,6 +7,10 @@ of the buffer per wake-up. It touches two of paho's private methods (``_sock_rec
 public ``loop_read``), queues acknowledgements through ``_packet_queue`` and dispatches to
 the one ``on_message`` without topic matching; the gateway's tests pin all of it.
 Everything else is paho's.
+
+Because it leans on paho's internals, it refuses to run on a paho version it was not
+checked against (``PahoVersionError``); ``tests/test_buffered_client_paho.py`` lists what
+to re-check before widening ``SUPPORTED_PAHO`` and the pin in ``pyproject.toml``.
 """
 
 from __future__ import annotations
@@ -14,15 +18,46 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+
+from core.errors import NatteroError
+
+__all__ = ["SUPPORTED_PAHO", "BufferedClient", "PahoVersionError", "check_paho_version"]
 
 CHUNK = 65536
 _PUBACK = struct.Struct("!BBH")
 
+# [lowest, first unsupported) minor versions of paho-mqtt whose private members this class
+# was read against; keep in step with the ``paho-mqtt`` pin in pyproject.toml.
+SUPPORTED_PAHO = ((2, 2), (2, 3))
+
+
+class PahoVersionError(NatteroError):
+    """The installed paho-mqtt is outside the versions ``BufferedClient`` was checked on."""
+
+
+def check_paho_version(version: str = paho.mqtt.__version__) -> None:
+    """Raise ``PahoVersionError`` unless ``version`` is inside ``SUPPORTED_PAHO``."""
+    low, high = SUPPORTED_PAHO
+    try:
+        minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        minor = (-1, -1)
+    if not low <= minor < high:
+        raise PahoVersionError(
+            f"paho-mqtt {version} is installed, but the gateway's BufferedClient overrides "
+            f"paho's private methods and was checked only on {low[0]}.{low[1]}.x; install "
+            f"'paho-mqtt>={low[0]}.{low[1]},<{high[0]}.{high[1]}' (pip install -e .), or "
+            f"re-check gateway/buffered_client.py against the new paho as "
+            f"tests/test_buffered_client_paho.py describes, then widen SUPPORTED_PAHO and "
+            f"the pin in pyproject.toml")
+
 
 class BufferedClient(mqtt.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        check_paho_version()
         super().__init__(*args, **kwargs)
         self._buffer = b""
         self._offset = 0
