@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from importlib.resources import files
 from pathlib import Path
 from typing import Protocol
 
@@ -19,12 +20,38 @@ from api.db import open_pool
 from api.fanout import AlertFanout
 from api.routes import admin, alerts, auth, exports, health, reports, sites, stream
 from api.security import AddressLimiter
+from core.errors import NatteroError
 from core.process import freeze_startup_objects
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
+# What the board cannot work without; the other pages and scripts come with them.
+BOARD_FILES = ("index.html", "login.html", "js/board.js", "js/api.js", "css/board.css")
+
+
+class DashboardMissing(NatteroError):
+    """The board's pages are not installed beside the API (a wheel built without them)."""
+
+
+def dashboard_dir() -> Path:
+    """The installed ``dashboard`` package's folder, checked to hold the board's files.
+
+    Raises ``DashboardMissing`` rather than serving an API without its board: staff
+    would see a 404 where the night's alerts should be."""
+    try:
+        root = files("dashboard")
+    except ModuleNotFoundError as err:
+        raise DashboardMissing(
+            "the night board (package 'dashboard') is not installed beside the API; "
+            "reinstall nattero from a wheel or checkout that includes dashboard/") from err
+    folder = Path(str(root))
+    missing = [name for name in BOARD_FILES if not (folder / name).is_file()]
+    if missing:
+        raise DashboardMissing(
+            f"the night board's files {missing} are missing from {folder}; reinstall "
+            f"nattero (pip install nattero-*.whl, or pip install -e . in a checkout)")
+    return folder
 
 DESCRIPTION = """Nattero's REST API and live alert stream.
 
@@ -84,6 +111,5 @@ def create_app(settings: Settings, *,
     app.include_router(v1)
     app.include_router(health.router)
     # Mounted last: the API routes above win over any file of the same path.
-    if (DASHBOARD / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
+    app.mount("/", StaticFiles(directory=dashboard_dir(), html=True), name="dashboard")
     return app
