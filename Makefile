@@ -38,6 +38,6 @@ lint: venv
 bench: install
 	for b in bench/*.py; do $(PY) $$b; done
 
-clean-state: ## stop and delete the local stacks' data
-	-$(NATTERO) down
-	rm -rf .nattero .nattero-test
+clean-state: ## stop the local stacks (demo, tests, $$NATTERO_STATE_DIR) and delete their data
+	for dir in .nattero .nattero-test $${NATTERO_STATE_DIR:-}; do \
+	  NATTERO_STATE_DIR=$$dir $(NATTERO) down || true; rm -rf "$$dir"; done

@@ -17,7 +17,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # Before anything reads settings: tests never touch a developer's own `.nattero` stack.
-os.environ.setdefault("NATTERO_STATE_DIR", str(REPO / ".nattero-test"))
+# Absolute, so subprocesses started in another directory find the same stack.
+os.environ["NATTERO_STATE_DIR"] = str(
+    Path(os.environ.get("NATTERO_STATE_DIR", REPO / ".nattero-test")).expanduser().resolve())
 os.environ.setdefault("NATTERO_PG_PORT", "55433")
 os.environ.setdefault("NATTERO_MQTT_PORT", "51884")
 # Test data lives in past years (DST nights, 1985 retention cases): never drop it by age.

@@ -16,6 +16,7 @@ from conftest import REPO, gateway_env, wait_until
 from devices import DeviceClient, event_payload
 
 from core.events import DeviceKind
+from core.settings import get_settings
 from deploy import stack as local_stack
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,8 @@ class GatewayProcess:
     def __init__(self, *sites: str) -> None:
         self.env = {**os.environ, **gateway_env(*sites)}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = open(REPO / ".nattero-test" / f"gateway-{os.getpid()}.log", "ab")  # noqa: SIM115
+        log = get_settings().state_dir.resolve() / f"gateway-{os.getpid()}.log"
+        self.log = log.open("ab")  # closed by stop()
 
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "nattero.cli", "gateway"],
