@@ -6,13 +6,19 @@ PY := $(VENV)/bin/python
 NATTERO := $(VENV)/bin/nattero
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system venv lint bench clean-state
+.PHONY: help demo test test-fast install system venv lint bench clean-state
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 14
 
 demo: install ## run the stack, five simulated sites and the live board
 	$(NATTERO) demo
 
 test: install lint ## lint, then the whole test suite against real services
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv ## the pure tests only (no database, broker or browser; < 30 s)
+	$(PY) -m pytest -m pure -q -p no:cacheprovider $(PYTEST_ARGS)
 
 install: system venv dashboard/node_modules/.installed
 
@@ -31,13 +37,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-lint: venv
-	$(VENV)/bin/ruff check core provisioning nattero gateway ingest rules api simulators deploy evaluation bench
-	$(VENV)/bin/mypy core provisioning nattero gateway ingest rules api simulators deploy evaluation
+lint: venv ## ruff and mypy (strict; tests with typed bodies) on the packages and the tests
+	$(VENV)/bin/ruff check core provisioning nattero gateway ingest rules api simulators deploy evaluation dashboard bench tests
+	$(VENV)/bin/mypy core provisioning nattero gateway ingest rules api simulators deploy evaluation dashboard tests
 
 bench: install
 	for b in bench/*.py; do $(PY) $$b; done
 
-clean-state: ## stop the local stacks (demo, tests, $$NATTERO_STATE_DIR) and delete their data
+clean-state: ## stop the local stacks (demo, tests, $NATTERO_STATE_DIR) and delete their data
 	for dir in .nattero .nattero-test $${NATTERO_STATE_DIR:-}; do \
 	  NATTERO_STATE_DIR=$$dir $(NATTERO) down || true; rm -rf "$$dir"; done

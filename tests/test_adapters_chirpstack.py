@@ -22,6 +22,8 @@ from gateway.adapters import (
     route,
 )
 
+pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
+
 FIXTURES = Path(__file__).parent / "fixtures" / "chirpstack"
 RECEIVED = datetime(2026, 11, 23, 2, 10, 4, tzinfo=UTC)
 

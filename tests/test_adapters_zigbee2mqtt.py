@@ -22,6 +22,8 @@ from gateway.adapters import (
     route,
 )
 
+pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
+
 FIXTURES = Path(__file__).parent / "fixtures" / "zigbee2mqtt"
 NIGHT = datetime(2019, 3, 8, 23, 30, tzinfo=UTC)
 

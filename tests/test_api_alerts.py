@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ("api_fixtures",)
+from core.events import RoomKind
 
 
 def test_staff_of_one_site_do_not_see_another_sites_alerts(http, make_user, site, raise_alert,
                                                            headers_for) -> None:
-    from conftest import unique
-
     import provisioning
     from core.settings import get_settings
+    from tests.support.store import unique
 
     other = unique("t")
     provisioning.add_site(get_settings(), other, "Naboen")
-    provisioning.add_room(get_settings(), other, "f1", "flat")
+    provisioning.add_room(get_settings(), other, "f1", RoomKind.FLAT)
     mine = raise_alert(site)
     theirs = raise_alert(other)
     nurse = headers_for(make_user("staff", site))
@@ -30,14 +29,13 @@ def test_staff_of_one_site_do_not_see_another_sites_alerts(http, make_user, site
 
 def test_staff_cannot_acknowledge_another_sites_alert(http, make_user, site, raise_alert,
                                                       headers_for, db) -> None:
-    from conftest import unique
-
     import provisioning
     from core.settings import get_settings
+    from tests.support.store import unique
 
     other = unique("t")
     provisioning.add_site(get_settings(), other, "Naboen")
-    provisioning.add_room(get_settings(), other, "f1", "flat")
+    provisioning.add_room(get_settings(), other, "f1", RoomKind.FLAT)
     theirs = raise_alert(other)
     nurse = headers_for(make_user("staff", site))
     response = http.post(f"/api/v1/alerts/{theirs}/ack", headers=nurse)
@@ -111,7 +109,7 @@ def test_rooms_show_whether_they_are_monitored_and_their_devices(
     import provisioning
     from core.settings import get_settings
 
-    provisioning.add_room(get_settings(), site, "f2", "flat", "Lejlighed 2")
+    provisioning.add_room(get_settings(), site, "f2", RoomKind.FLAT, "Lejlighed 2")
     add_device(site, "door-1")
     rooms = {r["id"]: r for r in http.get(f"/api/v1/sites/{site}/rooms",
                                           headers=headers_for(make_user("staff", site))).json()}

@@ -10,8 +10,6 @@ from websockets.sync.client import connect
 
 from api.security import create_token
 
-pytest_plugins = ("api_fixtures",)
-
 
 def test_login_with_the_right_password_returns_a_bearer_token(http, make_user, site,
                                                                db) -> None:

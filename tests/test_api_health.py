@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-pytest_plugins = ("api_fixtures",)
-
 
 def test_healthz_answers_ok(http) -> None:
     response = http.get("/healthz")

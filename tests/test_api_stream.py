@@ -9,15 +9,14 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-from conftest import unique
 from websockets.sync.client import ClientConnection, connect
 
 from api.db import APPLICATION_NAME
 from api.fanout import GAP_GRACE_S
 from core.alerts import AlertChange
+from core.events import RoomKind
 from ingest.alerts import NOTIFY_MAX_BYTES, record_change
-
-pytest_plugins = ("api_fixtures",)
+from tests.support.store import unique
 
 
 def receive(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
@@ -101,14 +100,13 @@ def test_a_board_reconnecting_with_since_gets_exactly_the_missed_changes_in_orde
 
 def test_a_board_does_not_receive_changes_of_a_site_it_cannot_see(
         api, make_user, site, raise_alert, token_for) -> None:
-    from conftest import unique
-
     import provisioning
     from core.settings import get_settings
+    from tests.support.store import unique
 
     other = unique("t")
     provisioning.add_site(get_settings(), other, "Naboen")
-    provisioning.add_room(get_settings(), other, "f1", "flat")
+    provisioning.add_room(get_settings(), other, "f1", RoomKind.FLAT)
     with open_board(api, token_for(make_user("staff", site))) as board:
         receive(board)
         receive(board)

@@ -1,6 +1,6 @@
 """The evaluator page and the morning handover, in headless Chromium against the real API.
 
-The data is a few simulated nights of a pilot site, made as ``evaluation_fixtures`` makes
+The data is a few simulated nights of a pilot site, made as ``tests.support.evaluation`` makes
 them (the simulator's planned events COPYed into ``events``, alerts with outcomes).
 """
 
@@ -15,24 +15,21 @@ from urllib.parse import parse_qs, urlparse
 
 import psycopg
 import pytest
-from board_fixtures import (
-    PASSWORD,
-    PHONE,
-    TABLET,
-    ApiServer,
-    api_server,  # noqa: F401  (fixtures used by name)
-    axe_violations,
-    browser,  # noqa: F401
-    log_in,
-    make_user,  # noqa: F401
-    open_board,
-    open_page,  # noqa: F401
-    screenshot,
-)
-from evaluation_fixtures import SimulatedSite, simulate_site
 from playwright.sync_api import Page, expect
 
 from core.settings import StackInfo
+from tests.support.api import Account
+from tests.support.board import (
+    PHONE,
+    TABLET,
+    ApiProcess,
+    axe_violations,
+    log_in,
+    open_board,
+    screenshot,
+    sign_in,
+)
+from tests.support.evaluation import SimulatedSite, simulate_site
 
 FIRST = date(2026, 10, 5)
 NIGHTS = 4
@@ -52,14 +49,6 @@ def describe(violations: list[dict[str, object]]) -> str:
                      for v in violations)
 
 
-def sign_in(page: Page, server: ApiServer, username: str, next_path: str = "/") -> None:
-    """Through the real login page; the caller waits for where the user should land."""
-    page.goto(f"{server.url}/login.html?next={next_path}")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-
-
 def choose_scope(page: Page, site: str) -> None:
     page.select_option("#ev-site", site)
     page.fill("#ev-from", FIRST.isoformat())
@@ -67,9 +56,9 @@ def choose_scope(page: Page, site: str) -> None:
 
 
 def test_evaluator_lands_on_evaluator_page_exports_anonymous_csv_and_opens_report(
-        pilot: SimulatedSite, api_server: Callable[..., ApiServer],
-        make_user: Callable[..., str], open_page: Callable[..., Page]) -> None:
-    server = api_server()
+        pilot: SimulatedSite, api_process: Callable[..., ApiProcess],
+        make_user: Callable[..., Account], open_page: Callable[..., Page]) -> None:
+    server = api_process()
     evaluator = make_user("evaluator")
     page = open_page()
     sign_in(page, server, evaluator, "/")
@@ -152,9 +141,9 @@ def test_evaluator_lands_on_evaluator_page_exports_anonymous_csv_and_opens_repor
 
 
 def test_staff_opens_the_morning_handover_from_the_board(
-        pilot: SimulatedSite, api_server: Callable[..., ApiServer],
-        make_user: Callable[..., str], open_page: Callable[..., Page]) -> None:
-    server = api_server()
+        pilot: SimulatedSite, api_process: Callable[..., ApiProcess],
+        make_user: Callable[..., Account], open_page: Callable[..., Page]) -> None:
+    server = api_process()
     staff = make_user("staff", pilot.id)
     board = open_board(open_page(), server, staff)
     link = board.locator("#handover-link")
@@ -177,9 +166,9 @@ def test_staff_opens_the_morning_handover_from_the_board(
 
 
 def test_staff_on_the_evaluator_page_is_told_it_is_not_for_them(
-        pilot: SimulatedSite, api_server: Callable[..., ApiServer],
-        make_user: Callable[..., str], open_page: Callable[..., Page]) -> None:
-    server = api_server()
+        pilot: SimulatedSite, api_process: Callable[..., ApiProcess],
+        make_user: Callable[..., Account], open_page: Callable[..., Page]) -> None:
+    server = api_process()
     staff = make_user("staff", pilot.id)
     page = open_page(PHONE)
     log_in(page, server, staff, "/evaluator.html")
@@ -201,9 +190,9 @@ def test_staff_on_the_evaluator_page_is_told_it_is_not_for_them(
 
 
 def test_evaluator_page_is_accessible_keyboard_usable_and_screenshotted(
-        pilot: SimulatedSite, api_server: Callable[..., ApiServer],
-        make_user: Callable[..., str], open_page: Callable[..., Page]) -> None:
-    server = api_server()
+        pilot: SimulatedSite, api_process: Callable[..., ApiProcess],
+        make_user: Callable[..., Account], open_page: Callable[..., Page]) -> None:
+    server = api_process()
     evaluator = make_user("evaluator")
     for name, viewport in (("evaluator-tablet", TABLET), ("evaluator-phone", PHONE)):
         page = open_page(viewport)

@@ -8,23 +8,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from board_fixtures import (
-    PIPELINE_AVAILABLE,
-    ApiServer,
-    api_server,  # noqa: F401  (fixtures are used by name)
-    browser,  # noqa: F401
-    cues,
-    make_user,  # noqa: F401
-    open_board,
-    open_page,  # noqa: F401
-    raise_alert,  # noqa: F401
-)
-from conftest import unique
-from devices import DeviceClient, event_payload
 from playwright.sync_api import Page, expect
 
 from core.events import DeviceKind, RoomKind
 from core.settings import StackInfo, get_settings
+from tests.support.api import Account
+from tests.support.board import PIPELINE_AVAILABLE, ApiProcess, cues, open_board
+from tests.support.devices import DeviceClient, event_payload
+from tests.support.store import unique
 
 
 def alert_card(page: Page, alert_id: int | None = None, room: str | None = None):
@@ -52,10 +43,10 @@ def night_site(migrated: StackInfo) -> str:
 
 
 def test_event_published_over_mqtt_appears_on_open_board_with_sound_cue(
-        night_site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        night_site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], raise_alert: Callable[..., int],
         add_device: Callable[..., tuple[str, str]], stack: StackInfo) -> None:
-    server = api_server(night_site, pipeline=PIPELINE_AVAILABLE)
+    server = api_process(night_site, pipeline=PIPELINE_AVAILABLE)
     page = open_board(open_page(), server, make_user("staff", night_site))
     page.click("#sound-enable")
     expect(page.locator("#sound-step")).to_be_hidden()
@@ -91,9 +82,9 @@ def test_event_published_over_mqtt_appears_on_open_board_with_sound_cue(
 
 
 def test_acknowledge_on_one_board_shows_on_the_other_within_two_seconds(
-        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
-    server = api_server()
+    server = api_process()
     anna, bo = make_user("staff", site), make_user("staff", site)
     board_a = open_board(open_page(), server, anna)
     board_b = open_board(open_page(), server, bo)
@@ -103,7 +94,7 @@ def test_acknowledge_on_one_board_shows_on_the_other_within_two_seconds(
 
     alert_card(board_a, alert_id).locator(".act-ack").click()
     expect(alert_card(board_b, alert_id).locator(".alert-state")).to_contain_text(
-        f"Taget af {anna}", timeout=2000)
+        f"Taget af {anna.username}", timeout=2000)
     expect(alert_card(board_b, alert_id).locator(".act-ack")).to_be_hidden()
 
     # Bo resolves it with an outcome and a note; Anna sees who and what within 2 s.
@@ -112,15 +103,16 @@ def test_acknowledge_on_one_board_shows_on_the_other_within_two_seconds(
     board_b.click("[data-outcome='no_action_needed']")
     expect(board_b.locator("#resolve-dialog")).to_be_hidden()
     resolved = board_a.locator(f"#recent-list li[data-id='{alert_id}']")
-    expect(resolved.locator(".alert-state")).to_contain_text(f"Afsluttet af {bo}", timeout=2000)
+    expect(resolved.locator(".alert-state")).to_contain_text(f"Afsluttet af {bo.username}",
+                                                             timeout=2000)
     expect(resolved.locator(".alert-state")).to_contain_text("Ingen handling nødvendig")
     expect(alert_card(board_a, alert_id)).to_have_count(0)
 
 
 def test_board_replays_alert_raised_while_api_was_down(
-        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
-    server = api_server()
+    server = api_process()
     page = open_board(open_page(), server, make_user("staff", site))
     banner = page.locator("#health-connection")
     expect(banner).to_be_hidden()
@@ -140,7 +132,7 @@ def test_board_replays_alert_raised_while_api_was_down(
 
 
 def test_no_data_banner_appears_when_site_devices_stop(
-        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], add_device: Callable[..., tuple[str, str]],
         run_gateway: Callable[..., object], stack: StackInfo) -> None:
     heartbeat_s = 10  # the shortest a device may have; silent after 2x
@@ -162,7 +154,7 @@ def test_no_data_banner_appears_when_site_devices_stop(
     beating = threading.Thread(target=beat, name="heartbeats", daemon=True)
     beating.start()
     try:
-        page = open_board(open_page(), api_server(), make_user("staff", site),
+        page = open_board(open_page(), api_process(), make_user("staff", site),
                           query="health_every=1")
         no_data = page.locator("#health-sites [data-kind='no-data']")
         ok_line = page.locator("#health-ok-text")
@@ -185,7 +177,8 @@ def test_no_data_banner_appears_when_site_devices_stop(
 
 
 def test_staff_of_one_site_never_sees_another_sites_rooms_or_alerts(
-        migrated: StackInfo, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        migrated: StackInfo, api_process: Callable[..., ApiProcess],
+        make_user: Callable[..., Account],
         open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
     import provisioning
 
@@ -197,7 +190,7 @@ def test_staff_of_one_site_never_sees_another_sites_rooms_or_alerts(
     provisioning.record_basis(settings, site_a, "a1", consent=True)
     provisioning.add_room(settings, site_b, "b1", RoomKind.FLAT, "Værelse B-syd")
     provisioning.record_basis(settings, site_b, "b1", consent=True)
-    server = api_server()
+    server = api_process()
     page = open_board(open_page(), server, make_user("staff", site_a))
     visible = raise_alert(site_a, "a1", "left_flat")
     hidden = raise_alert(site_b, "b1", "left_flat")

@@ -6,24 +6,20 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
-from board_fixtures import (
-    PHONE,
-    TABLET,
-    ApiServer,
-    api_server,  # noqa: F401  (fixtures used by name)
-    axe_violations,
-    browser,  # noqa: F401
-    log_in,
-    make_user,  # noqa: F401
-    open_board,
-    open_page,  # noqa: F401
-    raise_alert,  # noqa: F401
-    screenshot,
-)
-from conftest import unique
 from playwright.sync_api import Page, expect
 
 from core.events import DeviceKind
+from tests.support.api import Account
+from tests.support.board import (
+    PHONE,
+    TABLET,
+    ApiProcess,
+    axe_violations,
+    log_in,
+    open_board,
+    screenshot,
+)
+from tests.support.store import unique
 
 
 def describe(violations: list[dict[str, object]]) -> str:
@@ -33,10 +29,10 @@ def describe(violations: list[dict[str, object]]) -> str:
 
 
 def test_wrong_password_keeps_username_and_says_what_is_wrong(
-        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page]) -> None:
-    server = api_server()
-    username = make_user("staff", site)
+    server = api_process()
+    username = make_user("staff", site).username
     page = open_page()
     page.goto(f"{server.url}/")
     page.wait_for_url(f"{server.url}/login.html**")  # no token: the board sends you to log in
@@ -51,14 +47,14 @@ def test_wrong_password_keeps_username_and_says_what_is_wrong(
 
 
 def test_board_and_login_have_no_serious_accessibility_violations_and_are_screenshotted(
-        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], raise_alert: Callable[..., int],
         add_device: Callable[..., tuple[str, str]], db: psycopg.Connection) -> None:
     add_device(site, "door-f1", room="f1", kind=DeviceKind.DOOR)
     add_device(site, "pir-lounge", room="lounge", kind=DeviceKind.MOTION)
     db.execute("UPDATE devices SET presence = 'offline' WHERE site = %s AND id = 'pir-lounge'",
                (site,))
-    server = api_server()
+    server = api_process()
     login = open_page()
     login.goto(f"{server.url}/login.html")
     violations = axe_violations(login)
@@ -87,7 +83,8 @@ def test_board_and_login_have_no_serious_accessibility_violations_and_are_screen
 
     # The acknowledged state and the resolve dialog are part of the board too.
     page.locator(f"#alert-list li[data-id='{normal}'] .act-ack").click()
-    expect(page.locator(f"#alert-list li[data-id='{normal}'] .alert-state")).to_contain_text(staff)
+    state = page.locator(f"#alert-list li[data-id='{normal}'] .alert-state")
+    expect(state).to_contain_text(staff.username)
     page.locator(f"#alert-list li[data-id='{high}'] .act-resolve").click()
     expect(page.locator("#resolve-dialog")).to_be_visible()
     violations = axe_violations(page)
@@ -96,7 +93,7 @@ def test_board_and_login_have_no_serious_accessibility_violations_and_are_screen
 
 
 def test_preshift_check_lists_uncovered_rooms(
-        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], add_device: Callable[..., tuple[str, str]],
         db: psycopg.Connection) -> None:
     import provisioning
@@ -105,7 +102,7 @@ def test_preshift_check_lists_uncovered_rooms(
     provisioning.add_room(get_settings(), site, "f2", "flat", "Lejlighed 2")  # type: ignore[arg-type]
     add_device(site, "door-f1", room="f1", kind=DeviceKind.DOOR)
     db.execute("UPDATE devices SET battery = 9, last_event_at = now() WHERE site = %s", (site,))
-    server = api_server()
+    server = api_process()
     page = open_board(open_page(), server, make_user("staff", site))
     page.click("#preshift-open")
     body = page.locator("#preshift-body")
@@ -117,10 +114,10 @@ def test_preshift_check_lists_uncovered_rooms(
 
 
 def test_admin_adds_device_sees_credentials_once_and_form_errors_keep_input(
-        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], add_device: Callable[..., tuple[str, str]]) -> None:
     add_device(site, "door-f1", room="f1", kind=DeviceKind.DOOR)
-    server = api_server()
+    server = api_process()
     page = open_page()
     log_in(page, server, make_user("admin"), next_path="/admin.html")
     page.select_option("#admin-site", site)
@@ -158,9 +155,9 @@ def test_admin_adds_device_sees_credentials_once_and_form_errors_keep_input(
 
 
 def test_staff_cannot_use_admin_page(
-        site: str, api_server: Callable[..., ApiServer], make_user: Callable[..., str],
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page]) -> None:
-    server = api_server()
+    server = api_process()
     page = open_page()
     log_in(page, server, make_user("staff", site), next_path="/admin.html")
     expect(page.locator("#forbidden")).to_be_visible()
@@ -169,10 +166,10 @@ def test_staff_cannot_use_admin_page(
 
 @pytest.mark.parametrize("viewport", [TABLET, PHONE], ids=["tablet", "phone"])
 def test_board_is_keyboard_usable(
-        viewport: dict[str, int], site: str, api_server: Callable[..., ApiServer],
-        make_user: Callable[..., str], open_page: Callable[..., Page],
+        viewport: dict[str, int], site: str, api_process: Callable[..., ApiProcess],
+        make_user: Callable[..., Account], open_page: Callable[..., Page],
         raise_alert: Callable[..., int]) -> None:
-    server = api_server()
+    server = api_process()
     staff = make_user("staff", site)
     page = open_board(open_page(viewport), server, staff)
     alert_id = raise_alert(site, "f1", "left_flat")
@@ -186,4 +183,4 @@ def test_board_is_keyboard_usable(
         pytest.fail("the acknowledge button cannot be reached with Tab")
     page.keyboard.press("Enter")
     state = page.locator(f"#alert-list li[data-id='{alert_id}'] .alert-state")
-    expect(state).to_contain_text(staff)
+    expect(state).to_contain_text(staff.username)

@@ -18,8 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import unique, wait_until
-from devices import DeviceClient, event_payload
 
 import provisioning
 from core.events import DeviceKind, DeviceSource, RoomKind
@@ -28,6 +26,9 @@ from gateway.bridges import ChirpStackBridge, EventHistory, Zigbee2MqttBridge
 from gateway.service import Gateway
 from provisioning import ProvisioningError, bridges, names
 from rules.runtime import RulesRuntime
+from tests.support.devices import DeviceClient, event_payload
+from tests.support.store import unique
+from tests.support.waiting import wait_until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NIGHT = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 02:00 in Copenhagen
@@ -456,6 +457,7 @@ def test_bridge_of_a_native_source_or_twice_the_same_name_is_refused(stack) -> N
         bridges.revoke_bridge(get_settings(), name)
 
 
+@pytest.mark.pure
 def test_unknown_mapping_is_refused_with_the_known_ones() -> None:
     with pytest.raises(ProvisioningError) as refused:
         names.check_mapping(DeviceSource.CHIRPSTACK, "milesight-ws999")
@@ -467,12 +469,14 @@ def test_unknown_mapping_is_refused_with_the_known_ones() -> None:
     assert names.check_mapping(DeviceSource.CHIRPSTACK, "elsys") == "elsys"
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize("name", ["bridge", "door/availability", "door/set", "a//b", "door/#"])
 def test_friendly_name_the_gateway_could_not_read_is_refused(name: str) -> None:
     with pytest.raises(ProvisioningError, match="friendly name"):
         names.check_external_id(DeviceSource.ZIGBEE2MQTT, name)
 
 
+@pytest.mark.pure
 def test_dev_eui_is_stored_in_lower_case_and_nonsense_refused() -> None:
     assert names.check_external_id(DeviceSource.CHIRPSTACK,
                                      "24E1-2413-6B31-6363") == "24e124136b316363"

@@ -40,6 +40,8 @@ from gateway.buffered_client import (
     check_paho_version,
 )
 
+pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
+
 REPO = Path(__file__).resolve().parent.parent
 RECHECK = ("paho-mqtt changed under gateway/buffered_client.py: re-check it as the docstring of "
            "tests/test_buffered_client_paho.py says before raising the pin")
@@ -108,7 +110,8 @@ def test_private_attributes_exist_on_a_new_client() -> None:
     assert hasattr(mutex, "__enter__") and hasattr(mutex, "acquire"), RECHECK
 
 
-def test_ack_many_queues_the_same_bytes_as_paho_acking_one_by_one() -> None:
+def test_ack_many_queues_the_same_bytes_as_paho_acking_one_by_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     queued: list[tuple[int, bytes, int, int]] = []
 
     def record(command: int, packet: bytes, mid: int, qos: int, info: object = None) -> Any:
@@ -116,7 +119,7 @@ def test_ack_many_queues_the_same_bytes_as_paho_acking_one_by_one() -> None:
         return mqtt.MQTT_ERR_SUCCESS
 
     client = BufferedClient(CallbackAPIVersion.VERSION2, client_id="paho-ack", manual_ack=True)
-    client._packet_queue = record  # type: ignore[method-assign]
+    monkeypatch.setattr(client, "_packet_queue", record)
     for mid in (7, 8, 65535):
         client.ack(mid, 1)
     one_by_one = b"".join(packet for _, packet, _, _ in queued)
@@ -137,11 +140,11 @@ def test_one_wake_up_delivers_every_buffered_message_in_order() -> None:
     received: list[tuple[str, int, bytes]] = []
     client = BufferedClient(CallbackAPIVersion.VERSION2, client_id="paho-read",
                             protocol=mqtt.MQTTv311, manual_ack=True)
-    client.on_message = lambda c, userdata, m: received.append((m.topic, m.mid, m.payload))
+    client.on_message = lambda c, userdata, m: received.append((m.topic, m.mid, bytes(m.payload)))
     ours, theirs = socket.socketpair()
     with ours, theirs:
         ours.setblocking(False)
-        client._sock = ours  # type: ignore[assignment]
+        client._sock = ours
         client.reset_buffer()
         theirs.sendall(b"".join(_publish_qos1(f"nattero/v1/s/d{i}/event", i, b"{}")
                                 for i in range(1, 6)))

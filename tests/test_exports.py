@@ -15,28 +15,13 @@ import httpx
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from api_fixtures import (  # noqa: F401  (fixtures used by name)
-    Account,
-    api,
-    api_server,
-    headers_for,
-    http,
-    make_user,
-    token_for,
-)
-from conftest import unique
-from evaluation_fixtures import (  # noqa: F401
-    SimulatedMonth,
-    ev_http,
-    evaluation_api,
-    load_nights,
-    provision,
-    simulated_month,
-)
 from openpyxl import load_workbook
 
 from evaluation.occupancy import KINDS
 from simulators import load_profile
+from tests.support.api import Account
+from tests.support.evaluation import SimulatedMonth, load_nights, provision
+from tests.support.store import unique
 
 FORMATS = ("csv", "csv-da", "parquet", "xlsx")
 Headers = Callable[[Account], dict[str, str]]

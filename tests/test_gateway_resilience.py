@@ -12,12 +12,14 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from conftest import REPO, gateway_env, wait_until
-from devices import DeviceClient, event_payload
 
 from core.events import DeviceKind
 from core.settings import get_settings
 from deploy import stack as local_stack
+from tests.support import REPO
+from tests.support.devices import DeviceClient, event_payload
+from tests.support.pipeline import gateway_env
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -7,15 +7,20 @@ import subprocess
 import threading
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
-from conftest import nattero_cli, unique, wait_until
-from devices import DeviceClient, event_payload
 
 from core.events import DeviceKind
+from tests.support.cli import nattero_cli
+from tests.support.devices import DeviceClient, event_payload
+from tests.support.store import unique
+from tests.support.waiting import wait_until
 
 
-def count(db, sql: str, *params: object) -> int:  # type: ignore[no-untyped-def]
-    return int(db.execute(sql, params).fetchone()[0])
+def count(db: psycopg.Connection, sql: str, *params: object) -> int:
+    row = db.execute(sql, params).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def test_event_from_cli_provisioned_device_published_with_mosquitto_pub_is_stored(
@@ -128,7 +133,7 @@ def test_bad_payload_is_dead_lettered_with_its_reason_and_not_stored(
     assert count(db, "SELECT count(*) FROM events WHERE site = %s", site) == 0
 
 
-def _bridge_publisher(stack, topics: list[str]) -> DeviceClient:  # type: ignore[no-untyped-def]
+def _bridge_publisher(stack, topics: list[str]) -> DeviceClient:
     """A broker account allowed to publish on arbitrary topics, to play a rogue device."""
     from provisioning.broker_accounts import BrokerAccounts
 
@@ -151,9 +156,8 @@ def test_event_from_unknown_device_is_dead_lettered(site, db, stack, run_gateway
 
 def test_device_publishing_under_another_site_is_dead_lettered(
         site, db, stack, add_device, run_gateway) -> None:
-    from conftest import get_settings
-
     import provisioning
+    from core.settings import get_settings
 
     other = unique("t")
     provisioning.add_site(get_settings(), other, "Andet hjem")
@@ -169,8 +173,7 @@ def test_device_publishing_under_another_site_is_dead_lettered(
 
 
 def test_gateway_with_a_wrong_password_stops_with_a_clear_error(migrated) -> None:
-    from conftest import Settings
-
+    from core.settings import Settings
     from gateway.service import Gateway, GatewayAuthError
 
     gateway = Gateway(Settings(gateway_username="nattero-gateway", gateway_password="wrong",

@@ -20,10 +20,12 @@ from core.settings import Settings, StackInfo
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.pure
 def test_board_folder_is_found_as_a_package_resource() -> None:
     assert (dashboard_dir() / "index.html").is_file()
 
 
+@pytest.mark.pure
 def test_app_refuses_to_start_without_the_board_files(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "index.html").write_text("<!doctype html>")
@@ -32,6 +34,7 @@ def test_app_refuses_to_start_without_the_board_files(
         create_app(Settings())
 
 
+@pytest.mark.pure
 def test_app_refuses_to_start_when_the_board_package_is_not_installed(
         monkeypatch: pytest.MonkeyPatch) -> None:
     def no_package(package: str) -> Path:

@@ -13,23 +13,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from api_fixtures import (  # noqa: F401  (fixtures used by name)
-    Account,
-    api,
-    api_server,
-    headers_for,
-    http,
-    make_user,
-    token_for,
-)
-from evaluation_fixtures import (  # noqa: F401
-    SimulatedMonth,
-    ev_http,
-    evaluation_api,
-    simulated_month,
-)
 
 from evaluation.report import PDF_PAGES
+from tests.support.api import Account
+from tests.support.evaluation import SimulatedMonth
 
 Headers = Callable[[Account], dict[str, str]]
 
@@ -65,7 +52,7 @@ def test_report_figures_match_an_independent_query(
     period = ("site = %(site)s AND first_ts >= (%(first)s::date + time '12:00') "
               "AT TIME ZONE 'Europe/Copenhagen' AND first_ts < (%(last)s::date + 1 "
               "+ time '12:00') AT TIME ZONE 'Europe/Copenhagen'")
-    outcomes = dict(db.execute(
+    outcomes: dict[str, int] = dict(db.execute(
         f"SELECT coalesce(outcome, 'unresolved'), count(*) FROM alerts WHERE {period} "
         "GROUP BY 1", span).fetchall())
     assert figures["outcomes"] == outcomes
@@ -186,7 +173,8 @@ def test_handover_shows_the_night_by_room_label_to_the_sites_staff(
     assert response.status_code == 200, response.text
     page = response.text
     assert f"Night {simulated_month.last}" in page
-    rooms = dict(db.execute("SELECT id, label FROM rooms WHERE site = %s", (site,)).fetchall())
+    rooms: dict[str, str] = dict(
+        db.execute("SELECT id, label FROM rooms WHERE site = %s", (site,)).fetchall())
     alerted = db.execute(
         "SELECT DISTINCT room FROM alerts WHERE site = %s AND rule <> 'sensor_offline' "
         "AND first_ts >= (%s::date + time '12:00') AT TIME ZONE 'Europe/Copenhagen' "

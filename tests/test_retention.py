@@ -9,8 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
-from conftest import unique, wait_until
-from evaluation_fixtures import provision
 
 from core.settings import StackInfo
 from evaluation.occupancy import Bucket, Level, Manifest, OccupancyRequest, Source, occupancy_rows
@@ -18,6 +16,9 @@ from evaluation.period import Period, load_sites
 from ingest import retention, rollups
 from ingest.maintenance import Maintenance
 from simulators import load_profile
+from tests.support.evaluation import provision
+from tests.support.store import unique
+from tests.support.waiting import wait_until
 
 # Far in the past, so that dropping these chunks cannot touch another test's events.
 OLD_DAY = date(1985, 5, 1)
@@ -25,7 +26,7 @@ CUTOFF = datetime(1985, 6, 1, tzinfo=UTC)
 KEPT_DAY = date(1985, 6, 10)
 
 
-def _day_of_events(conn: psycopg.Connection, profile, day: date) -> int:  # type: ignore[no-untyped-def]
+def _day_of_events(conn: psycopg.Connection, profile, day: date) -> int:
     """Heartbeats every 5 minutes and a trip out of the first flat at 01:00-01:30 UTC."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     flat = next(r.id for r in profile.rooms if r.kind.value == "flat")
@@ -41,7 +42,7 @@ def _day_of_events(conn: psycopg.Connection, profile, day: date) -> int:  # type
     return len(rows)
 
 
-def _export(conn: psycopg.Connection, site: str, day: date, source: Source):  # type: ignore[no-untyped-def]
+def _export(conn: psycopg.Connection, site: str, day: date, source: Source):
     request = OccupancyRequest((site,), Period(day, day), Level.ROOM, Bucket.HOUR, k=1)
     manifest = Manifest(request, "csv", {})
     rows = list(occupancy_rows(conn, request, load_sites(conn, [site]), manifest, "s", source))
@@ -124,11 +125,13 @@ def test_old_dead_letters_are_deleted(db: psycopg.Connection) -> None:
     assert left == [("5",)]
 
 
+@pytest.mark.pure
 def test_retention_refuses_nonsense() -> None:
     with pytest.raises(ValueError):
         retention.apply_retention(None, days=0)  # type: ignore[arg-type]
 
 
+@pytest.mark.pure
 def test_retention_days_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     from core.settings import get_settings
 

@@ -10,8 +10,6 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from conftest import unique
-from evaluation_fixtures import SimulatedSite, provision, simulate_site
 from typer.testing import CliRunner
 
 from core.events import Event, EventKind
@@ -28,6 +26,8 @@ from evaluation.period import Period, load_sites
 from ingest import rollups
 from ingest.writer import Batch, EventWriter
 from simulators import load_profile
+from tests.support.evaluation import SimulatedSite, provision, simulate_site
+from tests.support.store import unique
 
 SECRET = "rollup-test-secret"
 FIRST = date(2026, 10, 20)  # the nights span the end of summer time (25 October)
@@ -54,7 +54,7 @@ def offset_site(migrated: StackInfo) -> str:
         update={"site": unique("ro"), "tz": "Asia/Kolkata"})
     with psycopg.connect(migrated.database_url, autocommit=True) as conn:
         provision(conn, profile)
-        from evaluation_fixtures import load_nights
+        from tests.support.evaluation import load_nights
 
         load_nights(conn, profile, FIRST, 4)
         rollups.refresh(conn)
@@ -104,6 +104,7 @@ def test_rollup_equals_raw_in_a_half_hour_zone(db: psycopg.Connection, offset_si
         assert raw and rolled == raw
 
 
+@pytest.mark.pure
 def test_rollup_is_not_used_where_it_cannot_be_exact() -> None:
     from zoneinfo import ZoneInfo
 
@@ -119,7 +120,7 @@ def test_late_event_after_a_refresh_is_counted_by_the_next(
         db: psycopg.Connection, migrated: StackInfo) -> None:
     profile = load_profile("egely").model_copy(update={"site": unique("late")})
     provision(db, profile)
-    from evaluation_fixtures import load_nights
+    from tests.support.evaluation import load_nights
 
     load_nights(db, profile, FIRST, 3)
     rollups.refresh(db)

@@ -32,6 +32,8 @@ from rules import (
 )
 from rules.states import EXCURSION, Excursion, ExcursionMove, step
 
+pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
+
 CPH = ZoneInfo("Europe/Copenhagen")
 SITE = "solsikken"
 CONSENT = MonitoringBasis(BasisKind.CONSENT)

@@ -9,6 +9,8 @@ import pytest
 
 from core.night_window import NightWindow
 
+pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
+
 CPH = ZoneInfo("Europe/Copenhagen")
 NIGHT = NightWindow.parse("22:00-07:00")
 

@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
-from conftest import wait_until
-from devices import DeviceClient, event_payload
 
 from core.events import DeviceKind
+from tests.support.devices import DeviceClient, event_payload
+from tests.support.waiting import wait_until
 
 NIGHT = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 02:00 in Copenhagen
 DAY = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)  # 12:00 in Copenhagen
 
 
-def alerts(db, site: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+def alerts(db: psycopg.Connection, site: str) -> list[tuple[Any, ...]]:
     return db.execute("SELECT rule, room, severity, status, escalated, count, late "
                       "FROM alerts WHERE site = %s ORDER BY id", (site,)).fetchall()
 
 
 class Devices:
-    def __init__(self, stack, site, add_device) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stack, site, add_device) -> None:
         self.stack, self.site, self.add_device = stack, site, add_device
         self.clients: dict[str, DeviceClient] = {}
 
@@ -50,7 +51,7 @@ class Devices:
 
 
 @pytest.fixture
-def devices(stack, site, add_device):  # type: ignore[no-untyped-def]
+def devices(stack, site, add_device):
     made = Devices(stack, site, add_device)
     made.add("f1-door", "f1", DeviceKind.DOOR)
     made.add("f1-bed", "f1", DeviceKind.BED)
@@ -150,10 +151,10 @@ def test_bed_exit_not_back_within_ten_minutes_raises_an_alert(site, db, devices,
 
 def test_flat_without_monitoring_basis_raises_no_resident_alert(
         stack, db, add_device, run_pipeline) -> None:
-    from conftest import get_settings, unique
-
     import provisioning
     from core.events import RoomKind
+    from core.settings import get_settings
+    from tests.support.store import unique
 
     site = unique("t")
     provisioning.add_site(get_settings(), site, "Uden samtykke")
@@ -182,9 +183,11 @@ def test_a_live_timer_fires_within_a_second_of_its_deadline_without_another_even
     made.send("f1-pir", "heartbeat", heard)
     made.close()
 
-    def offline() -> tuple | None:  # type: ignore[type-arg]
-        return db.execute("SELECT first_ts, raised_at FROM alerts WHERE site = %s AND "
-                          "device = 'f1-pir' AND rule = 'sensor_offline'", (site,)).fetchone()
+    def offline() -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = db.execute(
+            "SELECT first_ts, raised_at FROM alerts WHERE site = %s AND "
+            "device = 'f1-pir' AND rule = 'sensor_offline'", (site,)).fetchone()
+        return row
 
     assert wait_until(lambda: offline() is not None, timeout=30)
     deadline, raised_at = offline()  # type: ignore[misc]
@@ -217,7 +220,7 @@ def test_alert_is_committed_with_the_event_that_raised_it(site, stack, devices,
     devices.send("exit-door", "door.open", NIGHT)
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         assert wait_until(lambda: conn.execute(
-            "SELECT count(*) FROM alerts WHERE site = %s", (site,)).fetchone()[0] == 1)
+            "SELECT count(*) FROM alerts WHERE site = %s", (site,)).fetchone() == (1,))
         raised = conn.execute("SELECT raised_at FROM alerts WHERE site = %s", (site,)).fetchone()
         stored = conn.execute("SELECT received_at FROM events WHERE site = %s AND device = "
                               "'exit-door'", (site,)).fetchone()
@@ -255,7 +258,8 @@ def test_sigkill_during_a_pending_timer_escalates_once_after_restart(
     import subprocess
     import sys
 
-    from conftest import REPO, gateway_env
+    from tests.support import REPO
+    from tests.support.pipeline import gateway_env
 
     env = {**__import__("os").environ, **gateway_env(site)}
 

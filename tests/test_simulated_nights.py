@@ -17,7 +17,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import unique
 
 from core.settings import Settings, StackInfo, get_settings
 from nattero.scoring import StoredAlerts
@@ -26,6 +25,7 @@ from simulators.credentials import CredentialStore
 from simulators.ground_truth import AlertRecord, EpisodeKind
 from simulators.plan import EventDelivery
 from simulators.profile import load_profile, profile_names
+from tests.support.store import unique
 
 pytestmark = pytest.mark.slow
 
@@ -149,6 +149,7 @@ def test_same_seed_gives_the_same_events_and_the_same_alerts(
     assert alert_set(again) == alert_set(night) != []
 
 
+@pytest.mark.pure
 def test_same_seed_plans_the_same_deliveries_and_another_seed_another_night() -> None:
     profile = load_profile(SMALL_SITE)
 

@@ -28,6 +28,8 @@ from simulators.pacing import Timetable, parse_speed
 from simulators.plan import EventDelivery, StatusDelivery
 from simulators.profile import PROFILE_DIR, all_profiles, load_profile, profile_names
 
+pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
+
 NIGHT = date(2026, 11, 23)
 PROTOCOL_KINDS = {kind.value for kind in EventKind}
 ROOM_WORDS = {"Lejlighed", "Værelse", "Gang", "Køkken", "Fællesstue", "Fællesrum", "Sanserum",
@@ -274,7 +276,8 @@ def test_score_counts_recall_and_needless_alerts() -> None:
     ]
     result = score(truth, alerts)
     site = result.sites["solsikken"]
-    assert (site.needed, site.caught, site.recall) == (3, 2, pytest.approx(2 / 3))
+    assert (site.needed, site.caught) == (3, 2)
+    assert site.recall == pytest.approx(2 / 3)
     assert (site.resident_alerts, site.needless, site.device_alerts) == (6, 3, 2)
     assert site.needless_per_night == 3
     assert [e.room for e in site.missed] == ["f03"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 import typer
 from rich.console import Console
 from typer.testing import CliRunner
@@ -16,6 +17,8 @@ from simulators.credentials import CredentialStore
 from simulators.plan import Delivery
 from simulators.profile import load_profile
 from simulators.publisher import PublishStats
+
+pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
 
 
 def _cli() -> typer.Typer:

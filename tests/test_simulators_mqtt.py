@@ -177,6 +177,7 @@ def test_a_wrong_password_is_refused_with_the_device_named(broker: Broker) -> No
     assert caught.value.refused == (f"{site}/f01-door",)
 
 
+@pytest.mark.pure
 def test_an_unreachable_broker_says_how_to_start_one() -> None:
     site = "nowhere"
     accounts = {(site, "d"): DeviceAccount(site, "d", "u", "p")}

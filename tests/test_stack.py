@@ -10,6 +10,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from core.settings import Settings, StackInfo
 from deploy import stack as local_stack
@@ -41,7 +42,7 @@ def test_broker_refuses_anonymous_connections(stack: StackInfo) -> None:
     answered = threading.Event()
     codes: list[int] = []
 
-    def on_connect(_c: object, _u: object, _f: object, reason: mqtt.ReasonCode,
+    def on_connect(_c: object, _u: object, _f: object, reason: ReasonCode,
                    _p: object) -> None:
         codes.append(reason.value)
         answered.set()

@@ -1,10 +1,10 @@
-"""Fixtures for the night-board tests: the real API in a subprocess, real headless Chromium.
+"""The night-board tests' world: the real API in a subprocess, real headless Chromium.
 
 The API runs as its own process (``uvicorn`` on a free port) so a test can kill it hard
-and start it again on the same port, as a crash would. Staff accounts are made through
-``api.users``; alerts either come from a real MQTT event (when ``nattero.pipeline``
-exists) or through the store's own change path (``ingest.alerts.record_change``), which is
-what the rules engine uses, so the board sees exactly what it would see in production.
+and start it again on the same port, as a crash would. Accounts and alerts come from
+``tests.support.api`` (``make_user``, ``raise_alert``: the store's own change path, as the
+rules engine uses) or from a real MQTT event through the pipeline, so the board sees
+exactly what it would see in production.
 """
 
 from __future__ import annotations
@@ -12,38 +12,42 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
+from core.settings import StackInfo
+from tests.support import REPO
+from tests.support.api import Account, free_port
 
 # Page assertions wait up to 10 s: CI shares two cores between the browser, the server,
 # PostgreSQL and Mosquitto. Latency targets live in bench/, never in these waits.
 expect.set_options(timeout=10_000)
 
-from core.settings import StackInfo
-
-REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 AXE = REPO / "dashboard" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-TABLET = {"width": 768, "height": 1024}
-PHONE = {"width": 390, "height": 844}
-PASSWORD = "natten-er-rolig-42"
+TABLET: ViewportSize = {"width": 768, "height": 1024}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 PIPELINE_AVAILABLE = importlib.util.find_spec("nattero.pipeline") is not None
 
@@ -59,15 +63,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
-class ApiServer:
+class ApiProcess:
     """The API (and, if asked, gateway + rules) as a child process; ``restart()`` kills it."""
 
     env: dict[str, str]
@@ -121,19 +118,19 @@ class ApiServer:
 
 
 @pytest.fixture
-def api_server(migrated: StackInfo) -> Iterator[Callable[..., ApiServer]]:
+def api_process(migrated: StackInfo) -> Iterator[Callable[..., ApiProcess]]:
     """Start API processes; ``start(*sites, pipeline=True)`` also runs gateway+rules for
     exactly those sites (so tests side by side never consume each other's events)."""
-    started: list[ApiServer] = []
+    started: list[ApiProcess] = []
 
-    def start(*sites: str, pipeline: bool = False) -> ApiServer:
+    def start(*sites: str, pipeline: bool = False) -> ApiProcess:
         env: dict[str, str] = {}
         if pipeline:
             env = {"NATTERO_GATEWAY_SITES": json.dumps(list(sites)),
                    "NATTERO_GATEWAY_CLIENT_ID": f"gw-board-{uuid.uuid4().hex[:8]}",
                    "NATTERO_GATEWAY_SESSION_EXPIRY_S": "600",
                    "NATTERO_GATEWAY_BRIDGES": "false"}
-        server = ApiServer(env=env, pipeline=pipeline)
+        server = ApiProcess(env=env, pipeline=pipeline)
         server.start()
         started.append(server)
         return server
@@ -143,43 +140,8 @@ def api_server(migrated: StackInfo) -> Iterator[Callable[..., ApiServer]]:
         server.stop()
 
 
-@pytest.fixture
-def make_user(db: psycopg.Connection) -> Callable[..., str]:
-    """Create an account (password ``PASSWORD``); returns its username."""
-    from api.users import create_user
-
-    def make(role: str, *sites: str) -> str:
-        username = f"{role}-{uuid.uuid4().hex[:8]}"
-        create_user(db, username, PASSWORD, role, list(sites))
-        return username
-
-    return make
-
-
-@pytest.fixture
-def raise_alert(db: psycopg.Connection) -> Callable[..., int]:
-    """Raise an alert through the store's change path (as the rules engine does)."""
-    from core.alerts import AlertChange
-    from ingest.alerts import record_change
-
-    def raise_(site: str, room: str, rule: str = "left_flat", severity: str = "normal",
-               device: str | None = None) -> int:
-        now = datetime.now(UTC)
-        with db.transaction():
-            row = db.execute(
-                "INSERT INTO alerts (site, room, device, rule, severity, episode_key, first_ts,"
-                " last_ts, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '') RETURNING id",
-                (site, room, device, rule, severity, f"test:{uuid.uuid4().hex}", now, now),
-            ).fetchone()
-            assert row is not None
-            record_change(db, int(row[0]), AlertChange.RAISED)
-        return int(row[0])
-
-    return raise_
-
-
-# Per module, not per session: each test module imports this fixture as its own, and two
-# sync Playwright instances cannot be alive at once; module teardown stops one first.
+# Per module, not per session: two sync Playwright instances cannot be alive at once, and
+# a module's teardown stops its own before the next module starts one.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
@@ -192,10 +154,10 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def open_page(browser: Browser) -> Iterator[Callable[..., Page]]:
     """A fresh browser context per page (its own storage: a separate tablet)."""
-    contexts: list[Any] = []
+    contexts: list[BrowserContext] = []
     script_errors: list[str] = []
 
-    def open_(viewport: dict[str, int] = TABLET) -> Page:
+    def open_(viewport: ViewportSize = TABLET) -> Page:
         context = browser.new_context(viewport=viewport, locale="da-DK",
                                       timezone_id="Europe/Copenhagen")
         contexts.append(context)
@@ -210,17 +172,22 @@ def open_page(browser: Browser) -> Iterator[Callable[..., Page]]:
         pytest.fail(f"the page raised JavaScript errors: {script_errors}", pytrace=False)
 
 
-def log_in(page: Page, server: ApiServer, username: str, next_path: str = "/") -> None:
-    """Sign in through the real login page, as night staff would."""
+def sign_in(page: Page, server: ApiProcess, account: Account, next_path: str = "/") -> None:
+    """Through the real login page; the caller waits for where the user should land."""
     page.goto(f"{server.url}/login.html?next={next_path}")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
+    page.fill("#username", account.username)
+    page.fill("#password", account.password)
     page.click("#login-submit")
+
+
+def log_in(page: Page, server: ApiProcess, account: Account, next_path: str = "/") -> None:
+    """Sign in through the real login page, as night staff would, and land on next_path."""
+    sign_in(page, server, account, next_path)
     page.wait_for_url(f"{server.url}{next_path}")
 
 
-def open_board(page: Page, server: ApiServer, username: str, query: str = "") -> Page:
-    log_in(page, server, username)
+def open_board(page: Page, server: ApiProcess, account: Account, query: str = "") -> Page:
+    log_in(page, server, account)
     if query:
         page.goto(f"{server.url}/?{query}")
     # Live once the stream said hello: the "system running" line shows it.

@@ -1,8 +1,8 @@
-"""Fixtures for the API tests: a real uvicorn server in a thread, accounts, alerts.
+"""The API served by uvicorn in a thread, accounts, tokens and alerts.
 
-Use from a test module with ``pytest_plugins = ("api_fixtures",)``. The server runs the
-real app against the test stack; ``restart()`` stops and starts it on the same port, like
-httpx's test server.
+The server runs the real app against the test stack once per session; ``restart()`` stops
+and starts it on the same port, like httpx's test server. (``tests.support.board`` runs the
+API as a process instead, for tests that kill it.)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
-from conftest import unique
+from fastapi import FastAPI
 
 from api.app import create_app
 from api.security import AddressLimiter
@@ -26,11 +26,12 @@ from api.users import create_user
 from core.alerts import AlertChange
 from core.settings import Settings, StackInfo, get_settings
 from ingest.alerts import record_change
+from tests.support.store import unique
 
-PASSWORD = "correct horse battery"
+PASSWORD = "natten-er-rolig-42"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -42,16 +43,18 @@ class ApiServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
-    def app(self):  # type: ignore[no-untyped-def]
+    def app(self) -> FastAPI:
         assert self._server is not None
-        return self._server.config.app
+        app = self._server.config.app
+        assert isinstance(app, FastAPI)
+        return app
 
     def start(self) -> None:
         config = uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.port,
@@ -111,6 +114,8 @@ class Account:
 
 @pytest.fixture
 def make_user(db: psycopg.Connection) -> Callable[..., Account]:
+    """Create an account (password ``PASSWORD``) for a role and its sites."""
+
     def make(role: str, *sites: str) -> Account:
         username = unique(role)
         create_user(db, username, PASSWORD, role, list(sites))
@@ -145,17 +150,18 @@ def headers_for(token_for: Callable[[Account], str]) -> Callable[[Account], dict
 
 @pytest.fixture
 def raise_alert(db: psycopg.Connection) -> Callable[..., int]:
-    """Store an open alert the way the rules engine does; returns its id."""
+    """Raise an open alert through the store's change path, as the rules engine does;
+    returns its id."""
 
-    def raise_(site: str, room: str = "f1", rule: str = "left_flat",
-               severity: str = "normal") -> int:
+    def raise_(site: str, room: str = "f1", rule: str = "left_flat", severity: str = "normal",
+               device: str | None = None) -> int:
         now = datetime.now(UTC)
         with db.transaction():
             row = db.execute(
-                "INSERT INTO alerts (site, room, rule, severity, episode_key, first_ts, "
-                "last_ts, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (site, room, rule, severity, unique(f"{site}:{room}:{rule}"), now, now,
-                 "test alert")).fetchone()
+                "INSERT INTO alerts (site, room, device, rule, severity, episode_key, first_ts,"
+                " last_ts, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '') RETURNING id",
+                (site, room, device, rule, severity, unique(f"{site}:{room}:{rule}"), now, now),
+            ).fetchone()
             assert row is not None
             record_change(db, int(row[0]), AlertChange.RAISED)
         return int(row[0])

@@ -1,25 +1,27 @@
-"""Fixtures for export and report tests: a simulated month of two pilot sites, in the store.
+"""Export and report tests' world: a simulated month of two pilot sites, in the store.
 
 Publishing a month through MQTT would take far too long for a test, so the simulator's
 planned events (``simulators.behaviour.plan_night``) are COPYed straight into ``events``,
 under fresh site ids so tests can run side by side. Alerts with outcomes are inserted the
-way the rules engine and night staff leave them. Import the fixtures by name into a test
-module (as the board tests do with ``board_fixtures``).
+way the rules engine and night staff leave them.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
+import httpx
 import psycopg
 import pytest
-from conftest import unique
 
 from core.settings import StackInfo
 from simulators import SiteProfile, load_profile, plan_night
 from simulators.plan import EventDelivery
+from tests.support.api import ApiServer
+from tests.support.store import unique
 
 FIRST_NIGHT = date(2026, 10, 1)
 NIGHTS = 30
@@ -142,64 +144,9 @@ def simulated_month(migrated: StackInfo) -> SimulatedMonth:
     return SimulatedMonth(sites, FIRST_NIGHT, FIRST_NIGHT + timedelta(days=NIGHTS - 1))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-# -- an API server with the evaluation routers -------------------------------------------
-from collections.abc import Iterator
-
-import httpx
-from api_fixtures import ApiServer
-
-
-def evaluation_app(settings):  # type: ignore[no-untyped-def]
-    """``create_app`` plus the export and report routers (if app.py does not have them yet),
-    with the dashboard's catch-all mount kept last."""
-    from fastapi import APIRouter
-    from starlette.routing import Mount
-
-    from api.app import create_app
-    from api.routes import exports, reports
-
-    app = create_app(settings)
-    paths = {getattr(route, "path", "") for route in app.router.routes}
-    if "/api/v1/exports/occupancy" not in paths:
-        v1 = APIRouter(prefix="/api/v1")
-        v1.include_router(exports.router)
-        v1.include_router(reports.router)
-        app.include_router(v1)
-        mounts = [r for r in app.router.routes if isinstance(r, Mount) and r.path == ""]
-        for mount in mounts:
-            app.router.routes.remove(mount)
-            app.router.routes.append(mount)
-    return app
-
-
-class EvaluationServer(ApiServer):
-    def start(self) -> None:
-        import api_fixtures
-
-        original = api_fixtures.create_app
-        api_fixtures.create_app = lambda settings, **kw: evaluation_app(settings)
-        try:
-            super().start()
-        finally:
-            api_fixtures.create_app = original
-
-
-@pytest.fixture(scope="session")
-def evaluation_api(migrated: StackInfo) -> Iterator[ApiServer]:
-    """A real server whose app also has the export and report routes."""
-    from core.settings import get_settings
-
-    server = EvaluationServer(get_settings())
-    server.start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture
-def ev_http(evaluation_api: ApiServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=evaluation_api.url, timeout=60) as client:
+def ev_http(api_server: ApiServer) -> Iterator[httpx.Client]:
+    """A client of the session's API with time for exports and reports (up to 60 s)."""
+    with httpx.Client(base_url=api_server.url, timeout=60) as client:
         yield client

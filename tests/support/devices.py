@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 MAX_IN_FLIGHT = 500  # paho mids are 16-bit; stay far below 65,535 unacknowledged
 
@@ -20,12 +22,12 @@ class DeviceClient:
 
     def __init__(self, host: str, port: int, username: str, password: str,
                  client_id: str | None = None) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
                                   protocol=mqtt.MQTTv5)
         self.client.username_pw_set(username, password)
         self._connected = threading.Event()
-        self.connect_reason: mqtt.ReasonCode | None = None
+        self.connect_reason: ReasonCode | None = None
         self._window = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._acked = 0
         self._sent = 0
@@ -42,12 +44,12 @@ class DeviceClient:
             raise ConnectionRefusedError(str(self.connect_reason))
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
-                    reason_code: mqtt.ReasonCode, properties: Any) -> None:
+                    reason_code: ReasonCode, properties: Any) -> None:
         self.connect_reason = reason_code
         self._connected.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int,
-                    reason_code: mqtt.ReasonCode, properties: Any) -> None:
+                    reason_code: ReasonCode, properties: Any) -> None:
         with self._lock:
             self._acked += 1
         self._window.release()

@@ -1,0 +1,1 @@
+"""Nattero's test suite; shared fixtures live in ``tests.support`` (see tests/conftest.py)."""
