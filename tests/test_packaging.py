@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -63,7 +64,13 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_wheel_installed_in_a_fresh_venv_serves_the_board(
         tmp_path: Path, migrated: StackInfo) -> None:
-    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", REPO, "-w", tmp_path,
+    # Built from a copy: setuptools builds in the source tree, and a stale build/ would
+    # ship modules that no longer exist.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", ".nattero*", "build", "artifacts", "*.egg-info",
+        "__pycache__", ".*_cache"))
+    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", source, "-w", tmp_path,
          cwd=tmp_path)
     [wheel] = tmp_path.glob("nattero-*.whl")
     shipped = zipfile.ZipFile(wheel).namelist()
