@@ -11,6 +11,7 @@ import io
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import psycopg
@@ -85,7 +86,7 @@ def test_evaluator_lands_on_evaluator_page_exports_anonymous_csv_and_opens_repor
     download = info.value
     assert download.suggested_filename == (
         f"occupancy-{pilot.id}-room-1h-{FIRST:%Y%m%d}-{LAST:%Y%m%d}.csv.zip")
-    content = open(download.path(), "rb").read()  # noqa: SIM115  (closed by the test end)
+    content = Path(download.path()).read_bytes()
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         assert set(archive.namelist()) == {"occupancy.csv", "manifest.json"}
         text = archive.read("occupancy.csv").decode("utf-8")
@@ -121,7 +122,7 @@ def test_evaluator_lands_on_evaluator_page_exports_anonymous_csv_and_opens_repor
         page.click("#report-pdf")
     pdf = pdf_info.value
     assert pdf.suggested_filename.endswith(".pdf")
-    assert open(pdf.path(), "rb").read(5) == b"%PDF-"  # noqa: SIM115
+    assert Path(pdf.path()).read_bytes().startswith(b"%PDF-")
 
     # An invalid assumption is caught on the page, next to the field.
     page.fill("#ev-wake", "2")

@@ -53,6 +53,7 @@ class GatewayProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(10)  # reaped: no zombie, no "still running" ResourceWarning
         self.log.close()
 
 
