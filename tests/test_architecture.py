@@ -15,6 +15,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "provisioning", "nattero", "gateway", "ingest", "rules", "api",
             "simulators", "deploy", "evaluation")

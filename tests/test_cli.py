@@ -14,12 +14,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import REPO, nattero_cli, unique
 from typer.testing import CliRunner, Result
 
 from core.settings import get_settings
 from nattero import __version__
 from nattero.cli import app
+from tests.support import REPO
+from tests.support.cli import nattero_cli
+from tests.support.store import unique
 
 HEAVY = ("matplotlib", "fastapi", "psycopg", "sqlalchemy", "paho", "pyarrow", "pandas",
          "uvicorn", "evaluation", "api", "gateway", "rules")

@@ -18,8 +18,6 @@ from simulators.plan import Delivery
 from simulators.profile import load_profile
 from simulators.publisher import PublishStats
 
-pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
-
 
 def _cli() -> typer.Typer:
     app = typer.Typer()
@@ -32,12 +30,14 @@ def _cli() -> typer.Typer:
     return app
 
 
+@pytest.mark.pure
 def test_simulate_rejects_a_bad_speed_before_doing_anything() -> None:
     result = CliRunner().invoke(_cli(), ["simulate", "--speed", "fast"])
     assert result.exit_code == 2
     assert "positive number" in result.output
 
 
+@pytest.mark.pure
 def test_simulate_help_lists_its_options() -> None:
     result = CliRunner().invoke(_cli(), ["simulate", "--help"])
     assert result.exit_code == 0
@@ -46,6 +46,7 @@ def test_simulate_help_lists_its_options() -> None:
         assert option in result.output
 
 
+@pytest.mark.pure
 def test_summary_says_alerts_are_not_available_without_the_hook(tmp_path: Path) -> None:
     settings = Settings.model_validate({"state_dir": tmp_path})
     store = CredentialStore.in_state_dir(tmp_path)
@@ -65,6 +66,7 @@ def test_summary_says_alerts_are_not_available_without_the_hook(tmp_path: Path) 
     assert result.score is None
 
 
+@pytest.mark.pure
 def test_simulators_import_nothing_of_nattero_but_core() -> None:
     import ast
 
