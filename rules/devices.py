@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Self, TypeGuard
 
 from core.events import Event, EventKind, Presence, StatusChange
-from rules.intents import Clear, Intent, Trigger
+from core.intents import Clear, Intent, Trigger
 from rules.machine import Input, SiteContext, event_key, iso
 from rules.settings import LOW_BATTERY_BELOW, LOW_BATTERY_REARM_AT, RuleName
 from rules.states import (

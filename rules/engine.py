@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core.events import Event, EventKind, RoomKind, StatusChange
+from core.intents import Intent
 from core.night_window import require_aware
 from rules.devices import DeviceMachine
 from rules.errors import LayoutError, UnknownSite
-from rules.intents import Intent
 from rules.layout import SiteLayout
 from rules.machine import Input, Machine, SiteContext
 from rules.rooms import machine_for_room

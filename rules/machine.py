@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol, Self
 
 from core.events import Event, StatusChange
-from rules.intents import Intent
+from core.intents import Intent
 from rules.layout import DeviceInfo, SiteLayout
 from rules.settings import RuleBook, RuleName, RuleSetting
 

@@ -48,7 +48,7 @@ from datetime import date, datetime, timedelta
 from typing import Self
 
 from core.events import DeviceKind, Event, EventKind, RoomKind
-from rules.intents import Escalate, Intent, Trigger
+from core.intents import Escalate, Intent, Trigger
 from rules.machine import Input, Machine, SiteContext, event_key
 from rules.settings import RuleName
 from rules.states import (

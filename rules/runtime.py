@@ -31,12 +31,12 @@ import psycopg
 from core import metrics
 from core.alerts import AlertChange
 from core.events import DeviceKind, Event, EventKind, Presence, RoomKind, StatusChange
+from core.intents import Clear, Escalate, Intent, Trigger
 from core.night_window import NightWindow
 from ingest.alerts import record_change
 from ingest.writer import StoredEventRow
 from rules.engine import RulesEngine
 from rules.errors import LayoutError
-from rules.intents import Clear, Escalate, Intent, Trigger
 from rules.layout import BasisKind, DeviceInfo, MonitoringBasis, RoomInfo, SiteLayout
 from rules.settings import RuleBook, RuleName, RuleOverride, Severity
 

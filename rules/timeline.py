@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from rules.intents import Clear, Intent, Trigger, identity
+from core.intents import Clear, Intent, Trigger, identity
 from rules.machine import Input, Machine, SiteContext, input_key
 
 __all__ = ["Timeline"]

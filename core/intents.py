@@ -1,7 +1,9 @@
 """What the rules engine asks the alert store to do.
 
-Intents are values; applying them is the store's job. Each carries a stable identity so
-the store can apply it idempotently when a restart replays stored events:
+Intents are values: ``rules`` makes them and ``ingest`` applies them (in the writer's
+transaction, or the rules ticker's own), so the store never imports the rules. Each
+carries a stable identity so the store can apply it idempotently when a restart replays
+stored events:
 
 - ``episode_key`` names one alert episode: ``{site}/{room}/{rule}/{start}`` for resident
   rules, ``{site}/{room}/{rule}/{device}/{start}`` for technical ones, ``start`` being the
@@ -21,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from rules.settings import RuleName, Severity
+from core.alerts import RuleName, Severity
 
-__all__ = ["Clear", "Escalate", "Intent", "Trigger"]
+__all__ = ["Clear", "Escalate", "Intent", "Trigger", "identity"]
 
 
 @dataclass(frozen=True, slots=True)
