@@ -2,11 +2,12 @@
 
 The listener owns a dedicated async connection. A notification normally carries the whole
 change (``ingest.alerts.notification``): when it is the next ``seq``, it goes straight onto
-the queue of every subscriber allowed to see its site, already encoded as the board's JSON
-message - no database read between the commit and the boards. Anything else (a ``seq``
-past a hole, a payload with the ``seq`` alone, a reconnect) makes it read the new rows of
-``alert_changes`` once, through the pool. No board ever queries the database for live
-changes.
+the queue of every subscriber allowed to see its site, framed once as the board's JSON
+message (``change_frame``: the alert's JSON is spliced in as the store encoded it, not
+parsed and re-encoded) - no database read between the commit and the boards. Anything else
+(a ``seq`` past a hole, a payload with the ``seq`` alone, a reconnect) makes it read the
+new rows of ``alert_changes`` once, through the pool. No board ever queries the database
+for live changes.
 
 Order and completeness: changes are numbered under a transaction-level advisory lock, so
 they commit, and PostgreSQL delivers their notifications, in ``seq`` order; a hole is a
@@ -28,16 +29,15 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from api.db import APPLICATION_NAME
+from core.alerts import AlertChange
 from core.settings import Settings
-from ingest import alerts
-from ingest.alerts import NOTIFY_CHANNEL, changes_since
+from ingest.alerts import NOTIFY_CHANNEL, StoredAlertChange, changes_since
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +54,29 @@ class PublishedChange:
     message: str  # {"type": "change", ...} encoded once for all subscribers
 
 
-def change_message(row: dict[str, Any]) -> PublishedChange:
-    """A change read from ``alert_changes``, encoded for the boards."""
-    alert = row["alert"]
-    text = alerts.change_message(int(row["seq"]), row["change"], alert)
-    return PublishedChange(int(row["seq"]), str(alert["site"]), int(alert["id"]), text)
+def change_frame(seq: int, change: AlertChange, alert_json: str) -> str:
+    """The board's ``change`` message, compact JSON: ``{"type": "change", "seq": ...,
+    "change": ..., "alert": {...}}``. ``alert_json`` is ``AlertSnapshot.json_text()``."""
+    return f'{{"type":"change","seq":{seq},"change":"{change.value}","alert":{alert_json}}}'
+
+
+def published_change(stored: StoredAlertChange) -> PublishedChange:
+    """A change read from ``alert_changes``, framed for the boards."""
+    alert = stored.alert
+    return PublishedChange(stored.seq, alert.site, alert.id,
+                           change_frame(stored.seq, stored.change, alert.json_text()))
 
 
 def from_notification(payload: str) -> PublishedChange | int | None:
-    """The change a NOTIFY payload carries, or only its ``seq`` when it carries no more;
-    None for a payload of another form (the listener then reads the table)."""
-    parts = payload.split("\t", 3)
+    """The change a NOTIFY payload carries (``ingest.alerts.notification``), or only its
+    ``seq`` when it carries no more; None for a payload of another form (the listener then
+    reads the table)."""
+    parts = payload.split("\t", 4)
     try:
-        if len(parts) == 4:
-            return PublishedChange(int(parts[0]), parts[1], int(parts[2]), parts[3])
+        if len(parts) == 5:
+            seq, site, alert_id, change, alert_json = parts
+            return PublishedChange(int(seq), site, int(alert_id),
+                                   change_frame(int(seq), AlertChange(change), alert_json))
         return int(payload)
     except ValueError:
         return None
@@ -185,14 +194,14 @@ class AlertFanout:
             if len(rows) < PAGE or not published:
                 return
 
-    def _read_after(self, seq: int) -> list[dict[str, Any]]:
+    def _read_after(self, seq: int) -> list[StoredAlertChange]:
         with self._pool.connection() as conn:
             return changes_since(conn, seq, None, limit=PAGE)
 
-    def _publish_gap_free(self, rows: list[dict[str, Any]]) -> int:
+    def _publish_gap_free(self, rows: list[StoredAlertChange]) -> int:
         published = 0
         for row in rows:
-            seq = int(row["seq"])
+            seq = row.seq
             if seq <= self.seq:
                 continue
             if seq != self.seq + 1 and seq > self._settled:
@@ -205,7 +214,7 @@ class AlertFanout:
                 log.warning("alert changes %d..%d were never committed; skipping them",
                             self.seq + 1, seq - 1)
             self._gap_since = None
-            self._publish(change_message(row))
+            self._publish(published_change(row))
             published += 1
         return published
 

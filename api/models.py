@@ -6,13 +6,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from core.alerts import AlertStatus
+from ingest.alerts import AlertSnapshot
 
 
 class Alert(BaseModel):
     """An alert as the board shows it; ``seq`` is the stream position of its last change."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     site: str
@@ -38,6 +41,10 @@ class Alert(BaseModel):
     outcome: str | None
     outcome_note: str | None
     seq: int
+
+    @classmethod
+    def of(cls, alert: AlertSnapshot) -> Alert:
+        return cls.model_validate(alert)
 
 
 # Identifiers in paths follow provisioning's slugs, so nothing odd reaches SQL.

@@ -3,9 +3,15 @@
 Every change of an alert appends one row to ``alert_changes`` (with a JSON snapshot of the
 alert) and sends a ``NOTIFY nattero_alerts`` in the same transaction, so a listener learns of
 it only once it is committed and a reconnecting board can replay by ``seq``. The payload is
-``<seq>\t<site>\t<alert id>\t<the board's change message>`` (see ``notification``), so the
+``<seq>\\t<site>\\t<alert id>\\t<change>\\t<alert as JSON>`` (see ``notification``), so the
 listener can pass a change on without reading it back; a change too large for a payload
 (PostgreSQL allows < 8000 bytes) is announced as ``<seq>`` alone and read from the table.
+What a board receives (its frames) is the API's business, not the store's.
+
+Lock order, on every path that changes alerts (the writer, the rules ticker, the API):
+first the advisory lock ``CHANGE_LOCK`` (``lock_changes``), then alert rows. Taking them
+in the other order somewhere lets two transactions wait for each other ("deadlock
+detected"). Changes are numbered under that lock, so ``seq`` commits gap-free and in order.
 
 Lifecycle: ``open`` → ``acknowledged`` → ``resolved`` (also ``open`` → ``resolved``);
 anything else is an ``IllegalTransition``.
@@ -14,15 +20,23 @@ anything else is an ``IllegalTransition``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
-from core.alerts import AlertChange, AlertStatus, Outcome
+from core.alerts import AlertChange, AlertStatus, Outcome, RuleName, Severity
 from core.errors import NatteroError
+from core.events import RoomKind
+
+__all__ = [
+    "CHANGE_LOCK", "NOTIFY_CHANNEL", "NOTIFY_MAX_BYTES", "AlertError", "AlertNotFound",
+    "AlertSnapshot", "IllegalTransition", "StoredAlertChange", "acknowledge", "changes_since",
+    "check_transition", "list_alerts", "lock_changes", "notification", "record_change",
+    "resolve", "snapshot",
+]
 
 NOTIFY_CHANNEL = "nattero_alerts"
 NOTIFY_MAX_BYTES = 7900  # PostgreSQL refuses payloads of 8000 bytes and more
@@ -56,6 +70,86 @@ def check_transition(current: AlertStatus, wanted: AlertStatus) -> None:
         raise IllegalTransition(current, wanted)
 
 
+_TIMES = frozenset({"escalated_at", "reannounced_at", "first_ts", "last_ts", "raised_at",
+                    "acknowledged_at", "resolved_at"})
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSnapshot:
+    """An alert as the board shows it; ``seq`` is the stream position of its last change."""
+
+    id: int
+    site: str
+    room: str
+    room_label: str | None
+    room_kind: RoomKind | None
+    device: str | None
+    rule: RuleName
+    severity: Severity
+    status: AlertStatus
+    escalated: bool
+    escalated_at: datetime | None
+    reannounced_at: datetime | None
+    late: bool
+    count: int
+    first_ts: datetime
+    last_ts: datetime
+    raised_at: datetime
+    detail: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    outcome: Outcome | None
+    outcome_note: str | None
+    seq: int
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> AlertSnapshot:
+        """From a row of the snapshot query (``_SNAPSHOT``), times already datetimes."""
+        kind, outcome = row["room_kind"], row["outcome"]
+        return cls(
+            id=int(row["id"]), site=row["site"], room=row["room"],
+            room_label=row["room_label"], room_kind=None if kind is None else RoomKind(kind),
+            device=row["device"], rule=RuleName(row["rule"]),
+            severity=Severity(row["severity"]), status=AlertStatus(row["status"]),
+            escalated=row["escalated"], escalated_at=row["escalated_at"],
+            reannounced_at=row["reannounced_at"], late=row["late"], count=int(row["count"]),
+            first_ts=row["first_ts"], last_ts=row["last_ts"], raised_at=row["raised_at"],
+            detail=row["detail"], acknowledged_by=row["acknowledged_by"],
+            acknowledged_at=row["acknowledged_at"], resolved_by=row["resolved_by"],
+            resolved_at=row["resolved_at"],
+            outcome=None if outcome is None else Outcome(outcome),
+            outcome_note=row["outcome_note"], seq=int(row["seq"]))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AlertSnapshot:
+        """From the JSON form (``alert_changes.alert``, a NOTIFY payload)."""
+        return cls.from_row({k: (None if v is None else datetime.fromisoformat(v))
+                             if k in _TIMES else v for k, v in data.items()})
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: times as ISO 8601 strings, closed sets as their values."""
+        return {name: _json_value(getattr(self, name)) for name in self.__slots__}
+
+    def json_text(self) -> str:
+        """``to_json`` encoded compactly: the form stored, notified and sent to boards."""
+        return json.dumps(self.to_json(), separators=(",", ":"))
+
+
+def _json_value(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlertChange:
+    """One row of ``alert_changes``: what happened (``change``) and the alert after it."""
+
+    seq: int
+    change: AlertChange
+    alert: AlertSnapshot
+
+
 _SNAPSHOT = """
 SELECT a.id, a.site, a.room, r.label AS room_label, r.kind AS room_kind, a.device, a.rule,
        a.severity, a.status, a.escalated, a.escalated_at, a.reannounced_at, a.late, a.count,
@@ -71,86 +165,97 @@ _NUMBER_AND_SNAPSHOT = (
     "WITH a AS (UPDATE alerts SET seq = nextval(pg_get_serial_sequence('alert_changes', 'seq')) "
     "WHERE id = %s RETURNING *) " + _SNAPSHOT.replace("FROM alerts a", "FROM a"))
 
+_APPEND_AND_NOTIFY = (
+    "WITH c AS (INSERT INTO alert_changes (seq, alert_id, site, change, alert) "
+    "VALUES (%s, %s, %s, %s, %s::jsonb) RETURNING seq) SELECT pg_notify(%s, %s) FROM c")
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
-
-def snapshot(conn: psycopg.Connection, alert_id: int) -> dict[str, Any]:
+def snapshot(conn: psycopg.Connection, alert_id: int) -> AlertSnapshot:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(_SNAPSHOT + " WHERE a.id = %s", (alert_id,)).fetchone()
     if row is None:
         raise AlertNotFound(f"alert {alert_id} does not exist")
-    return _jsonable(row)
+    return AlertSnapshot.from_row(row)
 
 
-def record_change(conn: psycopg.Connection, alert_id: int, change: AlertChange) -> int:
-    """Append a change (with snapshot) and NOTIFY; returns its seq. Caller commits."""
-    # One writer of changes at a time until commit, so seqs become visible in order and a
-    # listener never has to wait for a gap left by a slower concurrent transaction.
-    # Three round trips, not six: they sit between an alerting event and the board.
+def lock_changes(conn: psycopg.Connection) -> None:
+    """Take the change lock for the rest of the caller's transaction (first, before any
+    alert row: see the module docstring). Taking it again in the same transaction is free
+    of effect, but costs a round trip."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOCK,))
+
+
+def record_change(conn: psycopg.Connection, alert_id: int,
+                  change: AlertChange) -> AlertSnapshot:
+    """Take the change lock, append a change (with snapshot) and NOTIFY; returns the alert
+    as changed (its ``seq`` is the change's). Caller commits.
+
+    Only for an alert no other transaction can have locked (one this transaction has just
+    inserted): otherwise call ``lock_changes`` before touching the alert, then
+    ``announce``."""
+    lock_changes(conn)
+    return announce(conn, alert_id, change)
+
+
+def announce(conn: psycopg.Connection, alert_id: int, change: AlertChange) -> AlertSnapshot:
+    """Append a change and NOTIFY, the caller already holding the change lock; two round
+    trips (they sit between an alerting event and the board). Caller commits."""
+    # The lock makes seqs commit in order, so a listener never waits for a gap left by a
+    # slower concurrent transaction.
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(_NUMBER_AND_SNAPSHOT, (alert_id,)).fetchone()
     if row is None:
         raise AlertNotFound(f"alert {alert_id} does not exist")
-    alert = _jsonable(row)
-    seq = int(alert["seq"])
-    conn.execute("WITH c AS (INSERT INTO alert_changes (seq, alert_id, site, change, alert) "
-                 "VALUES (%s, %s, %s, %s, %s) RETURNING seq) SELECT pg_notify(%s, %s) FROM c",
-                 (seq, alert_id, alert["site"], change.value, Jsonb(alert), NOTIFY_CHANNEL,
-                  notification(seq, change.value, alert)))
-    return seq
+    alert = AlertSnapshot.from_row(row)
+    text = alert.json_text()
+    conn.execute(_APPEND_AND_NOTIFY, (alert.seq, alert_id, alert.site, change.value, text,
+                                      NOTIFY_CHANNEL, notification(alert, change, text)))
+    return alert
 
 
-def change_message(seq: int, change: str, alert: dict[str, Any]) -> str:
-    """The board's ``change`` message (the WebSocket frame's text), compact JSON."""
-    return json.dumps({"type": "change", "seq": seq, "change": change, "alert": alert},
-                      separators=(",", ":"))
+def notification(alert: AlertSnapshot, change: AlertChange, text: str | None = None) -> str:
+    """The NOTIFY payload of a change: everything a listener needs to publish it.
+    ``text`` is ``alert.json_text()`` when the caller has it already."""
+    if text is None:
+        text = alert.json_text()
+    payload = f"{alert.seq}\t{alert.site}\t{alert.id}\t{change.value}\t{text}"
+    return payload if len(payload.encode()) <= NOTIFY_MAX_BYTES else str(alert.seq)
 
 
-def notification(seq: int, change: str, alert: dict[str, Any]) -> str:
-    """The NOTIFY payload of a change: everything a listener needs to publish it."""
-    payload = f"{seq}\t{alert['site']}\t{alert['id']}\t{change_message(seq, change, alert)}"
-    return payload if len(payload.encode()) <= NOTIFY_MAX_BYTES else str(seq)
-
-
-def _current(conn: psycopg.Connection, alert_id: int) -> tuple[AlertStatus, str]:
-    row = conn.execute("SELECT status, site FROM alerts WHERE id = %s FOR UPDATE",
+def _current(conn: psycopg.Connection, alert_id: int) -> AlertStatus:
+    row = conn.execute("SELECT status FROM alerts WHERE id = %s FOR UPDATE",
                        (alert_id,)).fetchone()
     if row is None:
         raise AlertNotFound(f"alert {alert_id} does not exist")
-    return AlertStatus(row[0]), row[1]
+    return AlertStatus(row[0])
 
 
 def acknowledge(conn: psycopg.Connection, alert_id: int, user: str,
-                now: datetime | None = None) -> dict[str, Any]:
+                now: datetime | None = None) -> AlertSnapshot:
     """Staff takes the alert ("Jeg tager den"). Caller commits."""
-    current, _ = _current(conn, alert_id)
-    check_transition(current, AlertStatus.ACKNOWLEDGED)
+    lock_changes(conn)  # before the row lock: the one lock order
+    check_transition(_current(conn, alert_id), AlertStatus.ACKNOWLEDGED)
     conn.execute("UPDATE alerts SET status = 'acknowledged', acknowledged_by = %s, "
                  "acknowledged_at = %s WHERE id = %s", (user, now or datetime.now(UTC), alert_id))
-    record_change(conn, alert_id, AlertChange.ACKNOWLEDGED)
-    return snapshot(conn, alert_id)
+    return announce(conn, alert_id, AlertChange.ACKNOWLEDGED)
 
 
 def resolve(conn: psycopg.Connection, alert_id: int, user: str, outcome: Outcome,
-            note: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+            note: str | None = None, now: datetime | None = None) -> AlertSnapshot:
     """Done, with an outcome. Resolving an open alert also records who took it. Caller commits."""
-    current, _ = _current(conn, alert_id)
-    check_transition(current, AlertStatus.RESOLVED)
+    lock_changes(conn)  # before the row lock: the one lock order
+    check_transition(_current(conn, alert_id), AlertStatus.RESOLVED)
     at = now or datetime.now(UTC)
     conn.execute("UPDATE alerts SET status = 'resolved', resolved_by = %s, resolved_at = %s, "
                  "outcome = %s, outcome_note = %s, "
                  "acknowledged_by = coalesce(acknowledged_by, %s), "
                  "acknowledged_at = coalesce(acknowledged_at, %s) WHERE id = %s",
                  (user, at, outcome.value, note, user, at, alert_id))
-    record_change(conn, alert_id, AlertChange.RESOLVED)
-    return snapshot(conn, alert_id)
+    return announce(conn, alert_id, AlertChange.RESOLVED)
 
 
 def changes_since(conn: psycopg.Connection, since: int, sites: list[str] | None,
-                  limit: int = 10_000) -> list[dict[str, Any]]:
+                  limit: int = 10_000) -> list[StoredAlertChange]:
     """Changes with seq > since, oldest first; ``sites=None`` means all sites."""
     query = "SELECT seq, change, alert FROM alert_changes WHERE seq > %s"
     params: list[Any] = [since]
@@ -159,12 +264,12 @@ def changes_since(conn: psycopg.Connection, since: int, sites: list[str] | None,
         params.append(sites)
     query += " ORDER BY seq LIMIT %s"
     params.append(limit)
-    with conn.cursor(row_factory=dict_row) as cur:
-        return [dict(row) for row in cur.execute(query, params).fetchall()]
+    return [StoredAlertChange(int(seq), AlertChange(change), AlertSnapshot.from_json(alert))
+            for seq, change, alert in conn.execute(query, params).fetchall()]
 
 
 def list_alerts(conn: psycopg.Connection, sites: list[str] | None,
-                status: AlertStatus | None = None, limit: int = 500) -> list[dict[str, Any]]:
+                status: AlertStatus | None = None, limit: int = 500) -> list[AlertSnapshot]:
     query = _SNAPSHOT + " WHERE true"
     params: list[Any] = []
     if sites is not None:
@@ -176,4 +281,4 @@ def list_alerts(conn: psycopg.Connection, sites: list[str] | None,
     query += " ORDER BY a.first_ts DESC LIMIT %s"
     params.append(limit)
     with conn.cursor(row_factory=dict_row) as cur:
-        return [_jsonable(row) for row in cur.execute(query, params).fetchall()]
+        return [AlertSnapshot.from_row(row) for row in cur.execute(query, params).fetchall()]

@@ -6,8 +6,7 @@ row, so the change, its NOTIFY and the audit entry are committed together or not
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import psycopg
 from fastapi import APIRouter, HTTPException, Query, status
@@ -50,10 +49,10 @@ def list_alerts(
     status_: Annotated[AlertStatus | None, Query(alias="status")] = None,
     site: Annotated[str | None, Query(pattern=SITE_PATTERN, description="only this site")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-) -> list[dict[str, Any]]:
+) -> list[Alert]:
     """Alerts of the sites visible to the caller, newest first."""
     sites = [visible_site(user, site)] if site is not None else user.visible_sites
-    return alerts.list_alerts(conn, sites, status_, limit)
+    return [Alert.of(alert) for alert in alerts.list_alerts(conn, sites, status_, limit)]
 
 
 def _site_of(conn: psycopg.Connection, alert_id: int, user: User) -> str:
@@ -71,33 +70,32 @@ def _conflict(alert_id: int, exc: IllegalTransition) -> HTTPException:
 
 
 @router.get("/{alert_id}", response_model=Alert, responses=responses(401, 403, 404, 422, 503))
-def get_alert(alert_id: AlertId, user: CurrentStaff, conn: ConnDep) -> dict[str, Any]:
+def get_alert(alert_id: AlertId, user: CurrentStaff, conn: ConnDep) -> Alert:
     _site_of(conn, alert_id, user)
-    return alerts.snapshot(conn, alert_id)
+    return Alert.of(alerts.snapshot(conn, alert_id))
 
 
 @router.post("/{alert_id}/ack", response_model=Alert,
              responses=responses(401, 403, 404, 409, 422, 503))
-def acknowledge(alert_id: AlertId, user: CurrentStaff, conn: ConnDep) -> dict[str, Any]:
+def acknowledge(alert_id: AlertId, user: CurrentStaff, conn: ConnDep) -> Alert:
     """Take the alert: the other boards show who is on it."""
     try:
         with conn.transaction():
             site = _site_of(conn, alert_id, user)
             alert = alerts.acknowledge(conn, alert_id, user.username)
             audit(conn, user.username, "alert.ack", site, str(alert_id),
-                  {"rule": alert["rule"], "room": alert["room"]})
+                  {"rule": alert.rule.value, "room": alert.room})
     except IllegalTransition as exc:
         raise _conflict(alert_id, exc) from None
-    raised = datetime.fromisoformat(alert["raised_at"])
-    acked = datetime.fromisoformat(alert["acknowledged_at"])
-    ACK_SECONDS.observe(max(0.0, (acked - raised).total_seconds()))
-    return alert
+    if alert.acknowledged_at is not None:
+        ACK_SECONDS.observe(max(0.0, (alert.acknowledged_at - alert.raised_at).total_seconds()))
+    return Alert.of(alert)
 
 
 @router.post("/{alert_id}/resolve", response_model=Alert,
              responses=responses(400, 401, 403, 404, 409, 422, 503))
 def resolve(alert_id: AlertId, body: Resolution, user: CurrentStaff,
-            conn: ConnDep) -> dict[str, Any]:
+            conn: ConnDep) -> Alert:
     """Done, with what was found. An open alert may be resolved directly."""
     try:
         with conn.transaction():
@@ -105,7 +103,7 @@ def resolve(alert_id: AlertId, body: Resolution, user: CurrentStaff,
             alert = alerts.resolve(conn, alert_id, user.username, Outcome(body.outcome),
                                    body.note)
             audit(conn, user.username, "alert.resolve", site, str(alert_id),
-                  {"outcome": body.outcome, "rule": alert["rule"], "room": alert["room"]})
+                  {"outcome": body.outcome, "rule": alert.rule.value, "room": alert.room})
     except IllegalTransition as exc:
         raise _conflict(alert_id, exc) from None
-    return alert
+    return Alert.of(alert)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -29,12 +28,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api import security
 from api.deps import user_for_token
-from api.fanout import PAGE, AlertFanout, Subscriber, change_message
+from api.fanout import PAGE, AlertFanout, Subscriber, published_change
 from api.users import Role, User
 from core.alerts import AlertStatus
 from core.metrics import WEBSOCKET_CLIENTS
 from core.settings import Settings
 from ingest import alerts
+from ingest.alerts import AlertSnapshot, StoredAlertChange
 
 router = APIRouter(tags=["alerts"])
 
@@ -54,14 +54,22 @@ def _authenticate(settings: Settings, pool: ConnectionPool, token: str | None) -
         return user_for_token(settings, conn, token)
 
 
-def _snapshot(pool: ConnectionPool, sites: list[str] | None) -> list[dict[str, Any]]:
+def _snapshot(pool: ConnectionPool, sites: list[str] | None) -> list[AlertSnapshot]:
     with pool.connection() as conn:
         found = alerts.list_alerts(conn, sites, AlertStatus.OPEN, limit=5000)
         found += alerts.list_alerts(conn, sites, AlertStatus.ACKNOWLEDGED, limit=5000)
-    return sorted(found, key=lambda alert: str(alert["first_ts"]))
+    return sorted(found, key=lambda alert: alert.first_ts)
 
 
-def _missed(pool: ConnectionPool, since: int, sites: list[str] | None) -> list[dict[str, Any]]:
+def _snapshot_frame(seq: int, snapshot: list[AlertSnapshot]) -> str:
+    """The board's ``snapshot`` message, compact JSON."""
+    return json.dumps({"type": "snapshot", "seq": seq,
+                       "alerts": [alert.to_json() for alert in snapshot]},
+                      separators=(",", ":"))
+
+
+def _missed(pool: ConnectionPool, since: int,
+            sites: list[str] | None) -> list[StoredAlertChange]:
     with pool.connection() as conn:
         return alerts.changes_since(conn, since, sites, limit=PAGE)
 
@@ -110,19 +118,18 @@ async def _serve(websocket: WebSocket, pool: ConnectionPool, fanout: AlertFanout
     shown: dict[int, int] = {}
     if since is None or since < 0:
         snapshot = await run_in_threadpool(_snapshot, pool, user.visible_sites)
-        shown = {int(alert["id"]): int(alert["seq"]) for alert in snapshot}
-        await websocket.send_text(json.dumps(
-            {"type": "snapshot", "seq": start, "alerts": snapshot}, separators=(",", ":")))
+        shown = {alert.id: alert.seq for alert in snapshot}
+        await websocket.send_text(_snapshot_frame(start, snapshot))
     else:
         after = since
         while after < start:
             rows = await run_in_threadpool(_missed, pool, after, user.visible_sites)
-            rows = [row for row in rows if int(row["seq"]) <= start]
+            rows = [row for row in rows if row.seq <= start]
             for row in rows:
-                await websocket.send_text(change_message(row).message)
+                await websocket.send_text(published_change(row).message)
             if not rows or len(rows) < PAGE:
                 break
-            after = int(rows[-1]["seq"])
+            after = rows[-1].seq
     await _live(websocket, fanout, subscriber, last_sent, shown)
 
 
