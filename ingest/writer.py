@@ -2,8 +2,10 @@
 
 One batch is one transaction: events are COPYed into a per-connection staging table and
 moved with ``INSERT .. ON CONFLICT DO NOTHING`` so a redelivered message is stored once.
-Hooks (the rules engine) run inside the same transaction and see only the events that were
-new, so alerts are committed together with the events that raised them.
+Hooks (the rules engine) see only the events that were new and answer with intents, which
+the writer applies in the same transaction (``ingest.alert_intents``), so alerts are
+committed together with the events that raised them. A hook runs no SQL: the layouts it
+may need for a device it does not know yet are read for it (``ingest.rule_layouts``).
 
 The writer never gives up on a batch because the database is away: ``write`` raises
 ``StoreUnavailable`` and the caller retries the same batch (the gateway withholds the
@@ -22,6 +24,9 @@ from psycopg import sql
 
 from core.errors import Unavailable
 from core.events import Event, EventKind, StatusChange
+from core.intents import Intent
+from ingest.alert_intents import apply_intents
+from ingest.rule_layouts import StoredLayouts, read_layouts
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,10 @@ class BatchResult:
     dead_letters: int
 
 
-BatchHook = Callable[[psycopg.Connection, list[StoredEventRow], list[StatusChange]], None]
+# (new events oldest first, status changes, the layouts as of this transaction) -> intents.
+# The layouts are read only when the hook calls for them: a new device's first event.
+BatchHook = Callable[
+    [list[StoredEventRow], list[StatusChange], Callable[[], StoredLayouts]], Sequence[Intent]]
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -205,8 +213,11 @@ class EventWriter:
                     (d.received_at, d.topic, d.payload[:MAX_DEAD_LETTER_BYTES], d.reason, d.detail,
                      len(d.payload) > MAX_DEAD_LETTER_BYTES) for d in batch.dead_letters])
         new_rows.sort(key=lambda row: row.event.ts)
-        for hook in self._hooks:
-            hook(conn, new_rows, batch.statuses)
+        # Every hook first, then the intents: a hook may wait for the rules' engine lock,
+        # which must never happen while this transaction holds the change lock.
+        intents = [intent for hook in self._hooks
+                   for intent in hook(new_rows, batch.statuses, lambda: read_layouts(conn))]
+        apply_intents(conn, intents)
         return BatchResult(new_events=new_rows, stored=stored,
                            duplicates=len(batch.events) - stored,
                            dead_letters=len(batch.dead_letters))

@@ -1,0 +1,131 @@
+"""Applying the rules' intents to the alerts table; applying one twice changes nothing.
+
+Called in the transaction that stores the events (``ingest.writer``) and in the rules
+ticker's own (``ingest.rules_store``). Idempotent, so a restart can replay stored events
+and re-apply what they ask for: one alert per ``episode_key`` (a unique key), one
+``alert_triggers`` row per trigger, and a mark per episode for its escalation.
+
+Lock order: the change lock (``ingest.alerts.lock_changes``) is taken before the first
+alert row is read or written, and held to commit, as on every other path that changes
+alerts; a batch without intents takes no lock at all (no round trip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+import psycopg
+
+from core import metrics
+from core.alerts import AlertChange
+from core.intents import Clear, Escalate, Intent, Trigger
+from ingest.alerts import announce, lock_changes
+
+__all__ = ["UNACKED_AFTER", "apply_intents", "reannounce_unacknowledged"]
+
+UNACKED_AFTER = timedelta(minutes=3)
+
+
+def apply_intents(conn: psycopg.Connection, intents: Sequence[Intent]) -> int:
+    """Apply ``intents`` in order; returns the number of alert changes. Caller commits."""
+    if not intents:
+        return 0
+    lock_changes(conn)
+    changes = 0
+    for intent in intents:
+        if isinstance(intent, Trigger):
+            changes += _trigger(conn, intent)
+        elif isinstance(intent, Escalate):
+            changes += _escalate(conn, intent)
+        else:
+            changes += _clear(conn, intent)
+    return changes
+
+
+def _trigger(conn: psycopg.Connection, t: Trigger) -> int:
+    row = conn.execute(
+        "INSERT INTO alerts (site, room, device, rule, severity, episode_key, late, "
+        "first_ts, last_ts, detail) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+        "ON CONFLICT (episode_key) DO NOTHING RETURNING id",
+        (t.site, t.room, t.device, t.rule.value, t.severity.value, t.episode_key, t.late,
+         t.ts, t.ts, t.detail)).fetchone()
+    fresh = conn.execute(
+        "INSERT INTO alert_triggers (episode_key, event_key, ts) VALUES (%s, %s, %s) "
+        "ON CONFLICT DO NOTHING RETURNING 1", (t.episode_key, t.event_key, t.ts)).fetchone()
+    if row is not None:
+        announce(conn, int(row[0]), AlertChange.RAISED)
+        metrics.ALERTS_RAISED.labels(rule=t.rule.value).inc()
+        return 1
+    if fresh is None:
+        return 0  # replayed: this trigger was counted before
+    merged = conn.execute(
+        "UPDATE alerts SET count = count + 1, last_ts = greatest(last_ts, %s) "
+        "WHERE episode_key = %s RETURNING id", (t.ts, t.episode_key)).fetchone()
+    if merged is None:
+        return 0
+    announce(conn, int(merged[0]), AlertChange.MERGED)
+    return 1
+
+
+def _escalate(conn: psycopg.Connection, e: Escalate) -> int:
+    # Once per episode, marked like a trigger: a replay after a restart finds the mark.
+    # (The flag alone would not do: an unacknowledged re-announcement also sets it.)
+    fresh = conn.execute(
+        "INSERT INTO alert_triggers (episode_key, event_key, ts) VALUES (%s, 'escalation', "
+        "%s) ON CONFLICT DO NOTHING RETURNING 1", (e.episode_key, e.ts)).fetchone()
+    if fresh is None:
+        return 0
+    row = conn.execute(
+        "UPDATE alerts SET escalated = true, escalated_at = %s, "
+        "severity = CASE WHEN severity = 'normal' THEN 'high' ELSE severity END "
+        "WHERE episode_key = %s AND status <> 'resolved' RETURNING id",
+        (e.ts, e.episode_key)).fetchone()
+    if row is None:
+        return 0
+    announce(conn, int(row[0]), AlertChange.ESCALATED)
+    return 1
+
+
+def _clear(conn: psycopg.Connection, c: Clear) -> int:
+    # By device and rule, not only by key: an offline episode that began before the
+    # replay window has another key but is the same outage.
+    rows = conn.execute(
+        "UPDATE alerts SET status = 'resolved', resolved_at = %s, resolved_by = 'system', "
+        "outcome = 'cleared_automatically' "
+        "WHERE (episode_key = %s OR (site = %s AND device = %s AND rule = %s)) "
+        "AND status <> 'resolved' AND first_ts <= %s RETURNING id",
+        (c.ts, c.episode_key, c.site, c.device, c.rule.value, c.ts)).fetchall()
+    for (alert_id,) in rows:
+        announce(conn, int(alert_id), AlertChange.CLEARED)
+    return len(rows)
+
+
+def reannounce_unacknowledged(conn: psycopg.Connection,
+                              clocks: Iterable[tuple[str, datetime]]) -> int:
+    """Re-announce, once, every open alert nobody has taken for ``UNACKED_AFTER`` on its
+    site's clock (``clocks``: site and its time now); returns the number of changes.
+    Caller commits."""
+    sites, nows = [], []
+    for site, now in clocks:
+        sites.append(site)
+        nows.append(now)
+    if not sites:
+        return 0
+    # Looked for without a lock first: usually there is none, and the writer should not
+    # wait for the change lock once a second for nothing.
+    due = "a.status = 'open' AND a.reannounced_at IS NULL AND a.severity <> 'notice' " \
+          "AND a.first_ts + %s <= c.now"
+    clock = "unnest(%s::text[], %s::timestamptz[]) AS c(site, now)"
+    found = conn.execute(f"SELECT 1 FROM alerts a JOIN {clock} ON a.site = c.site "
+                         f"WHERE {due} LIMIT 1", (sites, nows, UNACKED_AFTER)).fetchone()
+    if found is None:
+        return 0
+    lock_changes(conn)
+    rows = conn.execute(
+        f"UPDATE alerts a SET reannounced_at = c.now, escalated = true FROM {clock} "
+        f"WHERE a.site = c.site AND {due} RETURNING a.id",
+        (sites, nows, UNACKED_AFTER)).fetchall()
+    for (alert_id,) in rows:
+        announce(conn, int(alert_id), AlertChange.REANNOUNCED)
+    return len(rows)

@@ -1,0 +1,102 @@
+"""Sites as the rules see them, read from the store: rooms, bases, devices, rule settings.
+
+Plain stored values (the rules runtime turns them into ``rules.layout`` values and checks
+them); read on the rules runtime's connection, or by the writer in a batch's transaction
+when an event comes from a device the rules do not know yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, time
+
+import psycopg
+
+from core.alerts import RuleName, Severity
+from core.events import DeviceKind, RoomKind
+
+__all__ = [
+    "StoredBasis", "StoredDevice", "StoredLayouts", "StoredRoom", "StoredRuleSetting",
+    "StoredSite", "read_layouts",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSite:
+    id: str
+    tz: str
+    night_start: time
+    night_end: time
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRoom:
+    site: str
+    id: str
+    kind: RoomKind
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBasis:
+    """A flat's monitoring basis as recorded (checked by the rules, not here)."""
+
+    site: str
+    room: str
+    kind: str  # consent | decision
+    reference: str | None
+    valid_from: date | None
+    valid_to: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDevice:
+    """A device that is not revoked."""
+
+    site: str
+    id: str
+    room: str
+    kind: DeviceKind
+    heartbeat_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRuleSetting:
+    """A site's (``room`` None) or a room's override of a rule; None fields inherit."""
+
+    site: str
+    room: str | None
+    rule: RuleName
+    enabled: bool | None
+    minutes: int | None
+    severity: Severity | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLayouts:
+    sites: tuple[StoredSite, ...]
+    rooms: tuple[StoredRoom, ...]
+    bases: tuple[StoredBasis, ...]
+    devices: tuple[StoredDevice, ...]
+    rule_settings: tuple[StoredRuleSetting, ...]
+
+
+def read_layouts(conn: psycopg.Connection) -> StoredLayouts:
+    """Every site as stored, on the caller's connection (and in its transaction)."""
+    return StoredLayouts(
+        sites=tuple(StoredSite(*row) for row in conn.execute(
+            "SELECT id, tz, night_start, night_end FROM sites")),
+        rooms=tuple(StoredRoom(site, room, RoomKind(kind), label) for site, room, kind, label
+                    in conn.execute("SELECT site, id, kind, label FROM rooms")),
+        bases=tuple(StoredBasis(*row) for row in conn.execute(
+            "SELECT site, room, kind, reference, valid_from, valid_to FROM room_bases")),
+        devices=tuple(StoredDevice(site, device, room, DeviceKind(kind), heartbeat)
+                      for site, device, room, kind, heartbeat in conn.execute(
+                          "SELECT site, id, room, kind, heartbeat_s FROM devices "
+                          "WHERE revoked_at IS NULL")),
+        rule_settings=tuple(
+            StoredRuleSetting(site, room, RuleName(rule), enabled, minutes,
+                              Severity(severity) if severity else None)
+            for site, room, rule, enabled, minutes, severity in conn.execute(
+                "SELECT site, room, rule, enabled, minutes, severity FROM rule_settings")),
+    )

@@ -1,0 +1,116 @@
+"""The rules runtime's own connection to the store.
+
+Used for its layouts (``ingest.rule_layouts``), the replay on start (recent events,
+offline devices) and the ticker's transactions (timers that fired, re-announcements).
+The writer's transaction is not here: intents of a batch are applied by ``ingest.writer``.
+
+Alert changes go through ``ingest.alert_intents``, with its lock order. The store knows
+nothing of the rules: intents are ``core.intents`` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+import psycopg
+
+from core.events import Event, EventKind, Presence, StatusChange
+from core.intents import Intent
+from ingest.alert_intents import apply_intents, reannounce_unacknowledged
+from ingest.rule_layouts import StoredLayouts, read_layouts
+from ingest.writer import StoreUnavailable
+
+__all__ = ["RulesStore"]
+
+
+def _recent_events(conn: psycopg.Connection, sites: Sequence[str],
+                   window: timedelta) -> list[Event]:
+    # Per site, the window before its newest event (live or a replayed night).
+    rows = conn.execute(
+        "SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery "
+        "FROM unnest(%s::text[]) AS s(site) "
+        "CROSS JOIN LATERAL (SELECT max(ts) AS newest FROM events "
+        "                    WHERE site = s.site) m "
+        "JOIN events e ON e.site = s.site AND e.ts >= m.newest - %s "
+        "ORDER BY e.ts", (list(sites), window)).fetchall()
+    return [Event(site, device, event_id, ts, EventKind(kind), battery)
+            for site, device, event_id, ts, kind, battery in rows]
+
+
+def _offline_devices(conn: psycopg.Connection) -> list[StatusChange]:
+    return [StatusChange(site, device, Presence(presence), at)
+            for site, device, presence, at in conn.execute(
+                "SELECT site, id, presence, presence_at FROM devices "
+                "WHERE presence = 'offline' AND revoked_at IS NULL AND presence_at IS NOT NULL")]
+
+
+class RulesStore:
+    """The rules runtime's connection; one thread at a time (the runtime's start-up, then
+    its ticker). Every method is one transaction, committed before it returns. A database
+    error closes the connection (the next call reconnects) and raises ``StoreUnavailable``."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: psycopg.Connection | None = None
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(self._dsn, autocommit=False, connect_timeout=3)
+            except psycopg.Error as exc:
+                raise StoreUnavailable(str(exc).strip()) from exc
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def layouts(self) -> StoredLayouts:
+        conn = self._connection()
+        try:
+            layouts = read_layouts(conn)
+            conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        return layouts
+
+    def replay(self, sites: Sequence[str], window: timedelta
+               ) -> tuple[list[Event], list[StatusChange]]:
+        """What to replay on start: each site's events of ``window`` before its newest
+        (oldest first), and the devices now offline (``ts``: when they went)."""
+        conn = self._connection()
+        try:
+            events = _recent_events(conn, sites, window)
+            offline = _offline_devices(conn)
+            conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        return events, offline
+
+    def apply(self, intents: Sequence[Intent]) -> int:
+        """Apply intents in a transaction of their own; returns the number of changes."""
+        if not intents:
+            return 0
+        conn = self._connection()
+        try:
+            changes = apply_intents(conn, intents)
+            conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        return changes
+
+    def reannounce(self, clocks: Iterable[tuple[str, datetime]]) -> int:
+        """Re-announce the alerts nobody has taken (see ``reannounce_unacknowledged``)."""
+        conn = self._connection()
+        try:
+            changes = reannounce_unacknowledged(conn, clocks)
+            conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        return changes
+
+    def _failed(self, exc: psycopg.Error) -> StoreUnavailable:
+        self.close()  # rolls back; the next call starts afresh
+        return StoreUnavailable(str(exc).strip())
