@@ -37,7 +37,13 @@ from starlette.concurrency import run_in_threadpool
 from api.db import APPLICATION_NAME
 from core.alerts import AlertChange
 from core.settings import Settings
-from ingest.alerts import NOTIFY_CHANNEL, StoredAlertChange, changes_since
+from ingest.alerts import (
+    NOTIFY_CHANNEL,
+    StoredAlertChange,
+    changes_since,
+    listen_for_changes,
+    newest_change,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +168,8 @@ class AlertFanout:
             if not self.ready.is_set():
                 # Start at the newest change; the catch-up after LISTEN covers the moment
                 # between this query and LISTEN, so nothing committed in between is lost.
-                row = await (await conn.execute(
-                    "SELECT coalesce(max(seq), 0) FROM alert_changes")).fetchone()
-                self.seq = int(row[0]) if row else 0
-            await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self.seq = await newest_change(conn)
+            await listen_for_changes(conn)
             self.ready.set()
             self.listening = True
             log.info("listening on %s from seq %d", NOTIFY_CHANNEL, self.seq)

@@ -32,10 +32,26 @@ from core.errors import NatteroError
 from core.events import RoomKind
 
 __all__ = [
-    "CHANGE_LOCK", "NOTIFY_CHANNEL", "NOTIFY_MAX_BYTES", "AlertError", "AlertNotFound",
-    "AlertSnapshot", "IllegalTransition", "StoredAlertChange", "acknowledge", "changes_since",
-    "check_transition", "list_alerts", "lock_changes", "notification", "record_change",
-    "resolve", "snapshot",
+    "CHANGE_LOCK",
+    "NOTIFY_CHANNEL",
+    "NOTIFY_MAX_BYTES",
+    "AlertError",
+    "AlertNotFound",
+    "AlertSnapshot",
+    "IllegalTransition",
+    "StoredAlertChange",
+    "acknowledge",
+    "announce",
+    "changes_since",
+    "check_transition",
+    "list_alerts",
+    "listen_for_changes",
+    "lock_changes",
+    "newest_change",
+    "notification",
+    "record_change",
+    "resolve",
+    "snapshot",
 ]
 
 NOTIFY_CHANNEL = "nattero_alerts"
@@ -252,6 +268,18 @@ def resolve(conn: psycopg.Connection, alert_id: int, user: str, outcome: Outcome
                  "acknowledged_at = coalesce(acknowledged_at, %s) WHERE id = %s",
                  (user, at, outcome.value, note, user, at, alert_id))
     return announce(conn, alert_id, AlertChange.RESOLVED)
+
+
+async def newest_change(conn: psycopg.AsyncConnection) -> int:
+    """The ``seq`` of the newest change, 0 when there is none (a listener's start)."""
+    row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM alert_changes")
+                 ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def listen_for_changes(conn: psycopg.AsyncConnection) -> None:
+    """Subscribe ``conn`` (autocommit) to the change notifications (``notification``)."""
+    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
 
 
 def changes_since(conn: psycopg.Connection, since: int, sites: list[str] | None,

@@ -30,13 +30,7 @@ SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM|CREATE |ALTE
                  r"|TRUNCATE |LISTEN |NOTIFY |COPY \w+|WITH \w+ AS \()")
 
 # Files allowed to hold SQL outside ingest/, each with the reason. Keep this list short.
-SQL_ALLOWED = {
-    # Being rewritten right now (rules intents applied by ingest.writer); the rewrite takes
-    # the rules engine's queries into ingest/ and this entry goes with it.
-    "rules/runtime.py",
-    # Part of the same rewrite: the alert fan-out's LISTEN and its starting seq.
-    "api/fanout.py",
-}
+SQL_ALLOWED: set[str] = set()
 
 
 def _sources(package: str) -> Iterator[Path]:
