@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
 
 from api.fanout import PublishedChange, from_notification, published_change
 from core.alerts import AlertChange, AlertStatus, RuleName, Severity
@@ -39,10 +40,12 @@ ALERT = AlertSnapshot(
     resolved_by=None, resolved_at=None, outcome=None, outcome_note=None, seq=1007)
 
 
+@pytest.mark.pure
 def test_an_alert_read_back_from_its_json_is_the_same_alert() -> None:
     assert AlertSnapshot.from_json(json.loads(ALERT.json_text())) == ALERT
 
 
+@pytest.mark.pure
 def test_a_notified_change_reaches_boards_as_the_same_frame_as_a_stored_one() -> None:
     notified = from_notification(notification(ALERT, AlertChange.RAISED))
     stored = StoredAlertChange(ALERT.seq, AlertChange.RAISED,
@@ -55,6 +58,7 @@ def test_a_notified_change_reaches_boards_as_the_same_frame_as_a_stored_one() ->
         "type": "change", "seq": 1007, "change": "raised", "alert": ALERT.to_json()}
 
 
+@pytest.mark.pure
 def test_a_change_too_large_for_a_notification_is_announced_by_its_seq_alone() -> None:
     large = replace(ALERT, detail="x" * NOTIFY_MAX_BYTES)
 
@@ -62,6 +66,7 @@ def test_a_change_too_large_for_a_notification_is_announced_by_its_seq_alone() -
     assert from_notification("1007") == 1007
 
 
+@pytest.mark.pure
 def test_a_payload_of_another_form_makes_the_listener_read_the_table() -> None:
     board_frame = json.dumps({"type": "change", "seq": 1007, "alert": ALERT.to_json()})
 
