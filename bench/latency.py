@@ -58,7 +58,8 @@ def mqtt_client(host: str, port: int, username: str, password: str,
                 threaded: bool = True) -> mqtt.Client:
     """A device. ``threaded=False``: no network thread, so ``publish`` writes to the socket
     at once from the caller (the caller then runs ``loop`` for acks and keep-alive)."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex}")
+    # The account's own client id: the broker refuses device and bridge accounts with another.
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=username)
     client.username_pw_set(username, password)
 
     def nodelay(c: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -119,7 +120,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                    text=True, check=True, capture_output=True)
     load_user, load_password = f"bench-load-{site}", uuid.uuid4().hex
     with BrokerAccounts(host, port, settings.broker_admin_account()) as accounts:
-        accounts.create_bridge_account(load_user, load_password, [f"nattero/v1/{site}/#"])
+        accounts.create_bridge_account(load_user, load_password, [f"nattero/v1/{site}/#"],
+                                       client_id=load_user)
 
     api_port = args.port
     env = {**os.environ, "NATTERO_GATEWAY_SITES": json.dumps([site]),

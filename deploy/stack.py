@@ -294,12 +294,16 @@ def _load_or_create_info(settings: Settings, paths: _Paths) -> StackInfo:
                 "using the old NATTERO_PG_PORT/NATTERO_MQTT_PORT")
         db_password = _password_from_url(old.database_url)
         admin, gateway = old.broker_admin, old.gateway
+    # Random, never the guessable default of old: a stack file without one gets it here.
+    gateway_client_id = (old.gateway_client_id if old is not None and old.gateway_client_id
+                         else f"nattero-gateway-{secrets.token_hex(16)}")
     info = StackInfo(
         database_url=f"postgresql://{DB_ROLE}:{db_password}@127.0.0.1:{settings.pg_port}/{DB_NAME}",
         mqtt_host="127.0.0.1",
         mqtt_port=settings.mqtt_port,
         broker_admin=admin,
         gateway=gateway,
+        gateway_client_id=gateway_client_id,
     )
     if info != old:
         _write_private(paths.stack_file, info.model_dump_json(indent=2) + "\n")

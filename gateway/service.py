@@ -94,7 +94,7 @@ class Gateway:
         # MQTT 3.1.1: a persistent session is clean_session=False (kept by the broker until
         # persistent_client_expiration); MQTT 5: clean_start=False with a session expiry.
         client = BufferedClient(CallbackAPIVersion.VERSION2,
-                             client_id=self._settings.gateway_client_id,
+                             client_id=self._settings.resolved_gateway_client_id(),
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
                              clean_session=None if v5 else False, manual_ack=True)
         client.username_pw_set(account.username, account.password)

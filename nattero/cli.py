@@ -71,6 +71,7 @@ app.add_typer(sites.site_app, name="site")
 app.add_typer(sites.room_app, name="room")
 app.add_typer(sites.device_app, name="device")
 app.add_typer(sites.bridge_app, name="bridge")
+app.add_typer(sites.broker_app, name="broker")
 app.add_typer(users.user_app, name="user")
 app.add_typer(services.maintenance_app, name="maintenance")
 

@@ -14,7 +14,7 @@ from core.events import DeviceSource
 from core.settings import Settings
 from provisioning.broker_accounts import BrokerAccounts
 from provisioning.errors import ProvisioningError
-from provisioning.names import SLUG, DeviceCredentials
+from provisioning.names import SLUG, DeviceCredentials, client_id_of
 
 __all__ = [
     "add_bridge",
@@ -64,22 +64,25 @@ def add_bridge(settings: Settings, name: str, source: DeviceSource, *,
                application_id: str | None = None) -> DeviceCredentials:
     """Create a bridge's broker account; returns its credentials (shown once, stored nowhere).
 
-    The account may publish under its topic tree only (:func:`bridge_topics`) and may not
-    subscribe. Raises ``ProvisioningError`` for a bad name or source, or if the bridge exists.
+    The account may connect only with its own client id (its username), publish under its
+    topic tree only (:func:`bridge_topics`) and may not subscribe. Raises
+    ``ProvisioningError`` for a bad name or source, or if the bridge exists.
     """
     if not SLUG.match(name):
         raise ProvisioningError(
             f"bridge name {name!r} must be lower-case letters, digits and '-' "
             "(max 63 characters, starting with a letter or digit), e.g. zigbee-solsikken")
     topics = bridge_topics(DeviceSource(source), application_id)
-    credentials = DeviceCredentials(username=bridge_username(name),
-                                                 password=secrets.token_urlsafe(24))
+    username = bridge_username(name)
+    credentials = DeviceCredentials(username=username, client_id=client_id_of(username),
+                                    password=secrets.token_urlsafe(24))
     with _broker(settings) as broker:
         if broker.account_exists(credentials.username):
             raise ProvisioningError(
                 f"bridge {name!r} exists already; revoke it first with: "
                 f"nattero bridge revoke {name}")
-        broker.create_bridge_account(credentials.username, credentials.password, topics)
+        broker.create_bridge_account(credentials.username, credentials.password, topics,
+                                     client_id=credentials.client_id)
     return credentials
 
 

@@ -5,6 +5,12 @@ account; the plugin answers on ``$CONTROL/dynamic-security/v1/response``. Each a
 its own role, named ``account:{username}``, holding exactly the ACLs its kind allows; no
 account created here may subscribe unless its kind says so. This module never changes the
 plugin's default ACL access (publish and subscribe stay denied to everyone else).
+
+Every device and bridge account is bound to one client id (the plugin's ``clientid`` on a
+client): the broker accepts that username only with that client id and answers any other
+CONNECT with "not authorised". The binding restricts the *account*, not the id; so only
+when every device and bridge account is bound can none of them take over another client's
+session (the gateway's, or another device's) by connecting with its client id.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ class BrokerAccounts:
     ``BrokerAccountError`` on an error answer or after ``timeout`` seconds. Thread-safe.
 
     >>> with BrokerAccounts("127.0.0.1", 51883, admin) as accounts:
-    ...     accounts.create_device_account("solsikken-hall-3", pw, "nattero/v1/solsikken/hall-3")
+    ...     accounts.create_device_account("solsikken.hall-3", pw, "nattero/v1/solsikken/hall-3",
+    ...                                    client_id="solsikken.hall-3")
     """
 
     def __init__(self, host: str, port: int, admin: BrokerAccount, *,
@@ -140,37 +147,56 @@ class BrokerAccounts:
                                      f"{_subject(fields)}: {response['error']}")
         return response
 
-    def _create(self, username: str, password: str, acls: list[dict[str, Any]]) -> None:
+    def _create(self, username: str, password: str, acls: list[dict[str, Any]],
+                client_id: str | None) -> None:
         role = role_name(username)
         self._command("createRole", rolename=role, acls=acls)
+        bound = {} if client_id is None else {"clientid": client_id}
         try:
             self._command("createClient", username=username, password=password,
-                          roles=[{"rolename": role}])
+                          roles=[{"rolename": role}], **bound)
         except BrokerAccountError:
             self._command("deleteRole", rolename=role)
             raise
 
-    def create_device_account(self, username: str, password: str, topic_prefix: str) -> None:
-        """A device: may publish under ``{topic_prefix}/#`` (including its Last Will), nothing
-        else, and may not subscribe. Raises if the account exists."""
+    def create_device_account(self, username: str, password: str, topic_prefix: str, *,
+                              client_id: str) -> None:
+        """A device: may connect only with ``client_id``, may publish under
+        ``{topic_prefix}/#`` (including its Last Will), nothing else, and may not subscribe.
+        Raises if the account exists."""
         prefix = topic_prefix.rstrip("/")
-        self._create(username, password, [_allow("publishClientSend", f"{prefix}/#")])
+        self._create(username, password, [_allow("publishClientSend", f"{prefix}/#")],
+                     client_id)
 
     def create_bridge_account(self, username: str, password: str,
-                              topic_patterns: list[str]) -> None:
-        """A bridge (e.g. Zigbee2MQTT, ChirpStack): may publish to the given topic patterns
-        (MQTT wildcards allowed) and nothing else; may not subscribe."""
+                              topic_patterns: list[str], *, client_id: str) -> None:
+        """A bridge (e.g. Zigbee2MQTT, ChirpStack): may connect only with ``client_id``, may
+        publish to the given topic patterns (MQTT wildcards allowed) and nothing else; may
+        not subscribe."""
         self._create(username, password,
-                     [_allow("publishClientSend", pattern) for pattern in topic_patterns])
+                     [_allow("publishClientSend", pattern) for pattern in topic_patterns],
+                     client_id)
 
     def create_gateway_account(self, username: str, password: str,
                                topic_patterns: list[str]) -> None:
         """A reader such as the gateway: may subscribe to and receive the given topic
-        patterns, and publish nothing."""
+        patterns, and publish nothing. Not bound to a client id: gateways sharing the
+        account (``NATTERO_GATEWAY_SITES``) each keep a session of their own."""
         acls = []
         for pattern in topic_patterns:
             acls += [_allow("subscribePattern", pattern), _allow("publishClientReceive", pattern)]
-        self._create(username, password, acls)
+        self._create(username, password, acls, None)
+
+    def bind_client_id(self, username: str, client_id: str) -> None:
+        """From now on accept ``username`` only with ``client_id`` (a connection with another
+        id is refused as not authorised). Raises if there is no such account."""
+        self._command("setClientId", username=username, clientid=client_id)
+
+    def client_ids(self) -> dict[str, str | None]:
+        """Every account's username and the client id it is bound to (None: any)."""
+        listed = self._command("listClients", verbose=True, count=-1)
+        clients = (listed.get("data") or {}).get("clients") or []
+        return {str(c["username"]): c.get("clientid") or None for c in clients}
 
     def delete_account(self, username: str) -> None:
         """Delete the client and its role. The broker disconnects it at once if connected.

@@ -1,4 +1,5 @@
-"""How devices are named: ids, broker usernames, topics, and a bridged device's external id.
+"""How devices are named: ids, broker usernames and client ids, topics, and a bridged device's
+external id.
 
 ``check_external_id`` and ``check_mapping`` validate what ``nattero device add --source
 ... --external-id ... --mapping ...`` records, so the gateway can find the device by exactly
@@ -22,6 +23,7 @@ __all__ = [
     "DeviceCredentials",
     "check_external_id",
     "check_mapping",
+    "client_id_of",
     "device_topic_prefix",
     "device_username",
 ]
@@ -31,14 +33,26 @@ ID_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
 class DeviceCredentials(BaseModel):
-    """A device's or bridge's broker account, shown once and stored only by the broker."""
+    """A device's or bridge's broker account, shown once and stored only by the broker.
+
+    The broker accepts the account only with ``client_id`` (see :func:`client_id_of`)."""
 
     username: str
+    client_id: str
     password: str
 
 
 def device_username(site: str, device: str) -> str:
     return f"{site}.{device}"
+
+
+def client_id_of(username: str) -> str:
+    """The one MQTT client id a device or bridge account may connect with: its username.
+
+    Bound in the broker, so no device or bridge can connect with another client's id (take
+    over its session, fire its Last Will). Usernames are unique, so client ids are too.
+    """
+    return username
 
 
 def device_topic_prefix(site: str, device: str) -> str:

@@ -27,6 +27,7 @@ from provisioning.names import (
     DeviceCredentials,
     check_external_id,
     check_mapping,
+    client_id_of,
     device_topic_prefix,
     device_username,
 )
@@ -45,6 +46,12 @@ def _check_slug(what: str, value: str, pattern: re.Pattern[str] = SLUG) -> None:
         raise ProvisioningError(
             f"{what} id {value!r} must be lower-case letters, digits and '-' "
             f"(max 63 characters, starting with a letter or digit)")
+
+
+def _new_credentials(site: str, device: str) -> DeviceCredentials:
+    username = device_username(site, device)
+    return DeviceCredentials(username=username, client_id=client_id_of(username),
+                             password=secrets.token_urlsafe(24))
 
 
 def _broker(settings: Settings) -> BrokerAccounts:
@@ -134,8 +141,7 @@ def add_device(settings: Settings, site: str, device: str, room: str, kind: Devi
         raise ProvisioningError("--heartbeat must be between 10 and 86400 seconds")
     external_id = check_external_id(source, external_id)
     mapping = check_mapping(source, mapping)
-    credentials = DeviceCredentials(username=device_username(site, device),
-                                    password=secrets.token_urlsafe(24))
+    credentials = _new_credentials(site, device)
     with session_scope(settings.sqlalchemy_url()) as session:
         if layouts.room_kind(session, site, room) is None:
             raise ProvisioningError(
@@ -155,23 +161,26 @@ def add_device(settings: Settings, site: str, device: str, room: str, kind: Devi
         if source == DeviceSource.NATIVE:
             with _broker(settings) as broker:
                 broker.create_device_account(credentials.username, credentials.password,
-                                             device_topic_prefix(site, device))
+                                             device_topic_prefix(site, device),
+                                             client_id=credentials.client_id)
     return credentials
 
 
 def rotate_device_password(settings: Settings, site: str, device: str) -> DeviceCredentials:
-    """A new password for a device whose password was lost (the old one stops working)."""
+    """A new password for a device whose password was lost (the old one stops working).
+
+    The new account is bound to the device's client id, like a device added today."""
     with session_scope(settings.sqlalchemy_url()) as session:
         found = layouts.find_device(session, site, device)
         if found is None or not found.active:
             raise ProvisioningError(f"device {device!r} is not provisioned on site {site!r}")
-    credentials = DeviceCredentials(username=device_username(site, device),
-                                    password=secrets.token_urlsafe(24))
+    credentials = _new_credentials(site, device)
     with _broker(settings) as broker:
         if broker.account_exists(credentials.username):
             broker.delete_account(credentials.username)
         broker.create_device_account(credentials.username, credentials.password,
-                                     device_topic_prefix(site, device))
+                                     device_topic_prefix(site, device),
+                                     client_id=credentials.client_id)
     return credentials
 
 

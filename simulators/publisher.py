@@ -1,6 +1,7 @@
 """Publish planned deliveries over real MQTT, one paho client per device, its own account.
 
-Each device connects with its own broker credentials (never a privileged account), sets a
+Each device connects with its own broker credentials (never a privileged account) and its
+own client id (its username, the only one the broker accepts for the account), sets a
 retained Last Will ``offline`` on its status topic and publishes a retained ``online``,
 exactly like a real sensor under protocol v1. The ``online`` goes out right after its
 site's first event of the run, not at connect: a status carries no device time, so the
@@ -76,8 +77,9 @@ class _Device:
 
     def __init__(self, account: DeviceAccount) -> None:
         self.account = account
+        # A device's client id is its username: the broker refuses the account with any other.
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"nattero-sim-{account.site}-{account.device}",
+            CallbackAPIVersion.VERSION2, client_id=account.username,
             protocol=mqtt.MQTTv5, userdata=self)
         self.client.username_pw_set(account.username, account.password)
         self.client.will_set(status_topic(account.site, account.device), Presence.OFFLINE.value,

@@ -23,9 +23,11 @@ WAIT_S = 5.0
 class Peer:
     """A paho MQTT v5 client whose callbacks land in events and queues a test can wait on."""
 
-    def __init__(self, stack: StackInfo, username: str, password: str) -> None:
+    def __init__(self, stack: StackInfo, username: str, password: str,
+                 client_id: str | None = None) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                                  client_id=f"test-{uuid.uuid4().hex}", protocol=mqtt.MQTTv5)
+                                  client_id=client_id or f"test-{uuid.uuid4().hex}",
+                                  protocol=mqtt.MQTTv5)
         self.client.username_pw_set(username, password)
         self.connack: ReasonCode | None = None
         self.connected = threading.Event()
@@ -79,7 +81,8 @@ def site() -> str:
 @pytest.fixture
 def device(accounts: BrokerAccounts, site: str) -> Iterator[BrokerAccount]:
     account = BrokerAccount(username=f"{site}-d1", password=secrets.token_urlsafe(16))
-    accounts.create_device_account(account.username, account.password, f"nattero/v1/{site}/d1")
+    accounts.create_device_account(account.username, account.password, f"nattero/v1/{site}/d1",
+                                   client_id=account.username)
     yield account
     if accounts.account_exists(account.username):
         accounts.delete_account(account.username)
@@ -95,7 +98,7 @@ def gateway(stack: StackInfo) -> Iterator[Peer]:
 
 @pytest.fixture
 def device_peer(stack: StackInfo, device: BrokerAccount) -> Iterator[Peer]:
-    peer = Peer(stack, device.username, device.password)
+    peer = Peer(stack, device.username, device.password, device.username)
     assert peer.connack is not None and not peer.connack.is_failure
     yield peer
     peer.close()
@@ -133,7 +136,7 @@ def test_device_may_not_subscribe_to_everything(device_peer: Peer) -> None:
 
 def test_wrong_password_is_refused_at_connect(
         stack: StackInfo, device: BrokerAccount) -> None:
-    peer = Peer(stack, device.username, "not-" + device.password)
+    peer = Peer(stack, device.username, "not-" + device.password, device.username)
     try:
         assert peer.connack is not None
         assert peer.connack.value in (134, 135)
@@ -148,7 +151,7 @@ def test_deleted_device_is_disconnected_at_once_and_cannot_reconnect(
     accounts.delete_account(device.username)
     assert device_peer.disconnected.wait(WAIT_S), "broker kept the deleted device connected"
     assert not accounts.account_exists(device.username)
-    again = Peer(stack, device.username, device.password)
+    again = Peer(stack, device.username, device.password, device.username)
     try:
         assert again.connack is not None and again.connack.is_failure
     finally:
@@ -160,7 +163,7 @@ def test_mosquitto_pub_with_a_wrong_password_fails(
     def mosquitto_pub(password: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["mosquitto_pub", "-h", stack.mqtt_host, "-p", str(stack.mqtt_port), "-V", "mqttv5",
-             "-q", "1", "-u", device.username, "-P", password,
+             "-q", "1", "-i", device.username, "-u", device.username, "-P", password,
              "-t", f"nattero/v1/{site}/d1/events", "-m", "{}"],
             capture_output=True, text=True, timeout=30, check=False)
 

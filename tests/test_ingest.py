@@ -139,7 +139,7 @@ def _bridge_publisher(stack, topics: list[str]) -> DeviceClient:
 
     name, password = unique("rogue"), unique("pw")
     with BrokerAccounts(stack.mqtt_host, stack.mqtt_port, stack.broker_admin) as accounts:
-        accounts.create_bridge_account(name, password, topics)
+        accounts.create_bridge_account(name, password, topics, client_id=name)
     return DeviceClient(stack.mqtt_host, stack.mqtt_port, name, password)
 
 

@@ -1,4 +1,5 @@
-"""``nattero site|room|device|bridge ...``: provisioning a care home from the command line.
+"""``nattero site|room|device|bridge|broker ...``: provisioning a care home from the command
+line.
 
 Every change is written to the audit log with actor ``cli:<login>``. A device's or
 bridge's password is printed once and stored nowhere but the broker.
@@ -24,16 +25,18 @@ if TYPE_CHECKING:
 
     from provisioning.layout import AppliedLayout
 
-__all__ = ["bridge_app", "device_app", "room_app", "site_app"]
+__all__ = ["bridge_app", "broker_app", "device_app", "room_app", "site_app"]
 
 site_app = verb_group("Sites: a care home with its time zone and night window.")
 room_app = verb_group("Rooms: flats, common rooms and building exits.")
 device_app = verb_group("Devices: sensors with their own broker credentials.")
 bridge_app = verb_group("Bridges: Zigbee2MQTT and ChirpStack servers, each with its own "
                         "broker account.")
+broker_app = verb_group("The broker's device and bridge accounts.")
 
 SiteArgument = Annotated[str, typer.Argument(help="site id, e.g. solsikken")]
-_SHOWN_ONCE = "the password is shown only this once; store it in the device now"
+_SHOWN_ONCE = ("the password is shown only this once; store it in the device now, and "
+               "make the device connect with exactly this client id (any other is refused)")
 
 
 def _connect() -> psycopg.Connection:
@@ -142,6 +145,7 @@ def _report_applied(done: list[AppliedLayout], as_json: bool) -> None:
                      "bases_recorded": applied.bases_recorded,
                      "devices_added": applied.devices_added,
                      "devices": {device: {"username": creds.username,
+                                          "client_id": creds.client_id,
                                           "password": creds.password}
                                  for device, creds in applied.credentials.items()}}
                     for applied in done], as_json=True)
@@ -152,10 +156,11 @@ def _report_applied(done: list[AppliedLayout], as_json: bool) -> None:
                    f"{len(applied.bases_recorded)} basis record(s) and "
                    f"{len(applied.devices_added)} device(s) added")
         for device, creds in applied.credentials.items():
-            typer.echo(f"  {device}: username {creds.username} password {creds.password}")
+            typer.echo(f"  {device}: username {creds.username} client id {creds.client_id} "
+                       f"password {creds.password}")
     if any(applied.credentials for applied in done):
-        typer.echo("the passwords are shown only this once; store them in the devices now",
-                   err=True)
+        typer.echo("the passwords are shown only this once; store them in the devices now, "
+                   "each with its client id", err=True)
 
 
 def _read(path: Path) -> str:
@@ -245,7 +250,7 @@ def device_add(
     mapping: Annotated[str | None, typer.Option(help="vendor mapping for chirpstack")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Provision a device; prints its MQTT username and password once."""
+    """Provision a device; prints its MQTT username, client id and password once."""
     from provisioning import add_device
 
     creds = add_device(current_settings(), site, device, room, kind, heartbeat, source=source,
@@ -257,7 +262,7 @@ def device_add(
                       "external_id": external_id}, as_json)
         return
     print_record({"site": site, "device": device, "username": creds.username,
-                  "password": creds.password}, as_json)
+                  "client_id": creds.client_id, "password": creds.password}, as_json)
     if not as_json:
         typer.echo(_SHOWN_ONCE, err=True)
 
@@ -277,7 +282,7 @@ def device_rotate(
         creds = rotate_device_password(settings, site, device)
         record("device.rotate", site, device)
         rows.append({"site": site, "device": device, "username": creds.username,
-                     "password": creds.password})
+                     "client_id": creds.client_id, "password": creds.password})
     print_rows(rows, as_json)
     if not as_json:
         typer.echo(_SHOWN_ONCE, err=True)
@@ -323,16 +328,17 @@ def bridge_add(
         help="chirpstack: publish only under application/ID/#")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a bridge's broker account; prints its MQTT username and password once."""
+    """Create a bridge's broker account; prints its MQTT username, client id and password
+    once."""
     from provisioning.bridges import add_bridge
 
     creds = add_bridge(current_settings(), name, source, application_id=application_id)
     record("bridge.add", None, name, {"source": source.value})
     print_record({"bridge": name, "source": source.value, "username": creds.username,
-                  "password": creds.password}, as_json)
+                  "client_id": creds.client_id, "password": creds.password}, as_json)
     if not as_json:
         typer.echo("the password is shown only this once; put it in the bridge's "
-                   "configuration now", err=True)
+                   "configuration now, with this client id (any other is refused)", err=True)
 
 
 @bridge_app.command("revoke")
@@ -343,3 +349,22 @@ def bridge_revoke(name: Annotated[str, typer.Argument(help="bridge id")]) -> Non
     revoke_bridge(current_settings(), name)
     record("bridge.revoke", None, name)
     typer.echo(f"bridge {name} revoked")
+
+
+# -- broker --------------------------------------------------------------------------------
+
+@broker_app.command("bind-client-ids")
+def broker_bind_client_ids(as_json: JsonOption = False) -> None:
+    """Bind device and bridge accounts made before 0.x to their own client id (once).
+
+    Reconfigure each device and bridge to connect with its username as client id first:
+    from then on the broker refuses any other id."""
+    from provisioning.client_ids import bind_existing_accounts
+
+    bound = bind_existing_accounts(current_settings())
+    record("broker.bind_client_ids", None, None, {"bound": bound})
+    if as_json:
+        print_record({"bound": bound}, as_json)
+    else:
+        typer.echo(f"{len(bound)} account(s) bound to their client id"
+                   + (f": {', '.join(bound)}" if bound else "; all were bound already"))

@@ -18,12 +18,15 @@ MAX_IN_FLIGHT = 500  # paho mids are 16-bit; stay far below 65,535 unacknowledge
 
 
 class DeviceClient:
-    """One connected device; ``publish_many`` waits for every PUBACK."""
+    """One connected device; ``publish_many`` waits for every PUBACK.
+
+    It connects with its account's own client id (the username) unless given another, which
+    the broker refuses for a bound account (``ConnectionRefusedError``)."""
 
     def __init__(self, host: str, port: int, username: str, password: str,
                  client_id: str | None = None) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
+                                  client_id=client_id or username,
                                   protocol=mqtt.MQTTv5)
         self.client.username_pw_set(username, password)
         self._connected = threading.Event()
