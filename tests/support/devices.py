@@ -24,12 +24,15 @@ class DeviceClient:
     the broker refuses for a bound account (``ConnectionRefusedError``)."""
 
     def __init__(self, host: str, port: int, username: str, password: str,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, will: tuple[str, str] | None = None) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=client_id or username,
                                   protocol=mqtt.MQTTv5)
         self.client.username_pw_set(username, password)
+        if will is not None:  # (status topic, payload): retained, as a real device sets it
+            self.client.will_set(will[0], will[1], qos=1, retain=True)
         self._connected = threading.Event()
+        self.disconnects = 0  # connections the broker closed (or takeovers) since connecting
         self.connect_reason: ReasonCode | None = None
         self._window = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._acked = 0
@@ -37,6 +40,7 @@ class DeviceClient:
         self._lock = threading.Lock()
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
+        self.client.on_disconnect = self._on_disconnect
         self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
         if not self._connected.wait(10):
@@ -50,6 +54,10 @@ class DeviceClient:
                     reason_code: ReasonCode, properties: Any) -> None:
         self.connect_reason = reason_code
         self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                       reason_code: ReasonCode, properties: Any) -> None:
+        self.disconnects += 1
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int,
                     reason_code: ReasonCode, properties: Any) -> None:
