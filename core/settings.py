@@ -1,9 +1,10 @@
 """One place for configuration: environment variables with the ``NATTERO_`` prefix.
 
 Every setting has a safe default for local development. Connection details that the
-local stack generates (database URL, broker passwords) are read from the stack file
-``$NATTERO_STATE_DIR/stack.json`` written by ``nattero up``, unless given explicitly.
-Production mode refuses the development secret.
+local stack generates (database URL, broker passwords, the gateway's client id) are read
+from the stack file ``$NATTERO_STATE_DIR/stack.json`` written by ``nattero up``, unless
+given explicitly. Production mode refuses the development secret and the old, guessable
+gateway client id.
 """
 
 from __future__ import annotations
