@@ -14,7 +14,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pydantic import ValidationError
 
+from core.errors import NotConfigured
 from core.events import DeviceKind, DeviceSource
 from core.settings import Settings, StackInfo, get_settings
 from gateway.service import Gateway
@@ -238,3 +240,16 @@ def test_bind_client_ids_binds_an_account_made_before_the_binding(
 
     again = nattero_cli("broker", "bind-client-ids", "--json")
     assert user not in json.loads(again.stdout)["bound"]
+
+
+@pytest.mark.pure
+def test_production_refuses_the_old_guessable_gateway_client_id() -> None:
+    with pytest.raises(ValidationError, match="NATTERO_GATEWAY_CLIENT_ID is the guessable"):
+        Settings(mode="production", secret_key="s" * 48, gateway_client_id="nattero-gateway")
+
+
+@pytest.mark.pure
+def test_gateway_without_a_client_id_or_local_stack_is_told_to_set_one(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path, gateway_username="gw", gateway_password="pw")
+    with pytest.raises(NotConfigured, match="NATTERO_GATEWAY_CLIENT_ID"):
+        settings.resolved_gateway_client_id()

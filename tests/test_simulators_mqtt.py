@@ -60,8 +60,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     folder = tmp_path_factory.mktemp("mosquitto")
+    # An account per simulated device: a device connects with its username as client id,
+    # so two devices sharing an account would take each other's place.
     passwords = {"dev-a": uuid.uuid4().hex, "dev-b": uuid.uuid4().hex,
-                 "watcher": uuid.uuid4().hex}
+                 "watcher": uuid.uuid4().hex,
+                 **{f"havnely.{spec.id}": uuid.uuid4().hex
+                    for spec in load_profile("havnely").device_specs}}
     password_file = folder / "passwords"
     password_file.touch(mode=0o600)
     for user, password in passwords.items():
@@ -196,7 +200,8 @@ def test_a_night_at_max_speed_publishes_every_planned_event_and_writes_the_truth
     settings = _settings(tmp_path, broker)
     store = CredentialStore.in_state_dir(tmp_path)
     for spec in load_profile("havnely").device_specs:
-        store.put("havnely", spec.id, "dev-a", broker.passwords["dev-a"])
+        username = f"havnely.{spec.id}"
+        store.put("havnely", spec.id, username, broker.passwords[username])
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
 
     asked: list[tuple[str, datetime, datetime]] = []
