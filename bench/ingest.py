@@ -75,7 +75,7 @@ def main() -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             # Wait for the gateway's subscription: a retained status from one device.
             subprocess.run(["mosquitto_pub", "-h", host, "-p", str(port), "-u", creds[0].username,
-                            "-P", creds[0].password, "-q", "1", "-r",
+                            "-i", creds[0].client_id, "-P", creds[0].password, "-q", "1", "-r",
                             "-t", f"nattero/v1/{site}/d0/status", "-m", "online"], check=True)
             deadline = time.monotonic() + 30
             while conn.execute("SELECT presence FROM devices WHERE site=%s AND id='d0'",
@@ -85,9 +85,9 @@ def main() -> None:
                 time.sleep(0.05)
             started = time.perf_counter()
             publishers = [subprocess.Popen(
-                ["mosquitto_pub", "-h", host, "-p", str(port), "-u", c.username, "-P",
-                 c.password, "-q", "1", "-V", "mqttv5", "-t", f"nattero/v1/{site}/d{n}/events",
-                 "-l"], stdin=path.open("rb"))
+                ["mosquitto_pub", "-h", host, "-p", str(port), "-u", c.username, "-i",
+                 c.client_id, "-P", c.password, "-q", "1", "-V", "mqttv5",
+                 "-t", f"nattero/v1/{site}/d{n}/events", "-l"], stdin=path.open("rb"))
                 for n, (c, path) in enumerate(zip(creds, files, strict=True))]
             for proc in publishers:
                 proc.wait()

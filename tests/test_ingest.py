@@ -29,12 +29,14 @@ def test_event_from_cli_provisioned_device_published_with_mosquitto_pub_is_store
                         "--json")
     assert added.returncode == 0, added.stderr
     creds = json.loads(added.stdout)
+    assert creds["client_id"] == creds["username"] == f"{site}.door-1"
     assert db.execute("SELECT actor LIKE 'cli:%%' FROM audit_log WHERE action = 'device.add' "
                       "AND site = %s AND target = 'door-1'", (site,)).fetchone() == (True,)
     run_gateway(site)
     ts = "2026-11-23T02:10:03.120Z"
     subprocess.run(["mosquitto_pub", "-h", stack.mqtt_host, "-p", str(stack.mqtt_port),
-                    "-u", creds["username"], "-P", creds["password"], "-q", "1", "-V", "mqttv5",
+                    "-i", creds["client_id"], "-u", creds["username"], "-P", creds["password"],
+                    "-q", "1", "-V", "mqttv5",
                     "-t", f"nattero/v1/{site}/door-1/events",
                     "-m", json.dumps({"id": "e-1", "ts": ts, "kind": "door.open", "battery": 87})],
                    check=True, timeout=10)
