@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -24,6 +26,23 @@ def test_up_again_returns_the_same_info_and_keeps_running(
     status = local_stack.status(settings)
     assert status["database"]["running"] is True  # type: ignore[index]
     assert status["broker"]["running"] is True  # type: ignore[index]
+
+
+def test_gateway_client_id_is_random_and_kept_and_an_old_stack_file_gets_one(
+        stack: StackInfo, settings: Settings) -> None:
+    assert stack.gateway_client_id is not None
+    assert re.fullmatch(r"nattero-gateway-[0-9a-f]{32}", stack.gateway_client_id)
+    assert settings.resolved_gateway_client_id() == stack.gateway_client_id
+    original = settings.stack_file.read_text()
+    old = json.loads(original)
+    del old["gateway_client_id"]  # a stack file written before the client id was random
+    try:
+        settings.stack_file.write_text(json.dumps(old))
+        upgraded = local_stack.up(settings)
+        assert upgraded.gateway_client_id not in (None, stack.gateway_client_id)
+        assert local_stack.up(settings) == upgraded
+    finally:
+        settings.stack_file.write_text(original)
 
 
 def test_database_has_the_timescaledb_extension(stack: StackInfo) -> None:
