@@ -143,6 +143,8 @@ def test_admin_adds_device_sees_credentials_once_and_form_errors_keep_input(
     page.click("#device-form [type=submit]")
     expect(page.locator("#credentials")).to_be_visible()
     expect(page.locator("#cred-password")).not_to_be_empty()
+    expect(page.locator("#cred-client-id")).to_have_text(page.locator("#cred-username")
+                                                         .inner_text())
     expect(page.locator(f"#devices-body tr[data-device='{device}']")).to_be_visible()
     page.wait_for_timeout(200)
     screenshot(page, "admin-devices")

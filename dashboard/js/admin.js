@@ -313,6 +313,7 @@ async function main() {
       heartbeat_s: Number(v.heartbeat_s) });
     $("credentials-title").textContent = t("device.credentials", { id: v.id });
     $("cred-username").textContent = creds.username;
+    $("cred-client-id").textContent = creds.client_id;
     $("cred-password").textContent = creds.password;
     $("credentials").hidden = false;
     await loadRooms();
