@@ -27,7 +27,7 @@ class BrokerAccount(BaseModel):
     password: str
 
 
-#: The gateway's client id before 0.x: guessable, so refused in production.
+#: The gateway's old default client id: guessable, so refused in production.
 LEGACY_GATEWAY_CLIENT_ID = "nattero-gateway"
 
 

@@ -355,7 +355,7 @@ def bridge_revoke(name: Annotated[str, typer.Argument(help="bridge id")]) -> Non
 
 @broker_app.command("bind-client-ids")
 def broker_bind_client_ids(as_json: JsonOption = False) -> None:
-    """Bind device and bridge accounts made before 0.x to their own client id (once).
+    """Bind older device and bridge accounts to their own client id (once, idempotent).
 
     Reconfigure each device and bridge to connect with its username as client id first:
     from then on the broker refuses any other id."""
