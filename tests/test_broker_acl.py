@@ -169,3 +169,46 @@ def test_mosquitto_pub_with_a_wrong_password_fails(
     assert refused.returncode != 0
     assert "bad user name or password" in refused.stderr.lower() or \
         "not authori" in refused.stderr.lower()
+
+
+def retained_under(stack: StackInfo, prefix: str) -> dict[str, int]:
+    """What a new subscriber to ``prefix/#`` is handed as retained: topic -> payload size.
+    The device's own ``status`` is retained last in each test, as a sentinel."""
+    reader = Peer(stack, stack.gateway.username, stack.gateway.password)
+    try:
+        assert not reader.subscribe(f"{prefix}/#").is_failure
+        seen: dict[str, int] = {}
+        while f"{prefix}/status" not in seen or not reader.messages.empty():
+            message = reader.messages.get(timeout=WAIT_S)
+            if message.retain:
+                seen[message.topic] = len(message.payload)
+        return seen
+    finally:
+        reader.close()
+
+
+def test_device_cannot_park_a_retained_message_outside_its_status_topic(
+        stack: StackInfo, device_peer: Peer, site: str) -> None:
+    prefix = f"nattero/v1/{site}/d1"
+    device_peer.client.publish(f"{prefix}/junk", b"x" * 1000, qos=1, retain=True) \
+        .wait_for_publish(WAIT_S)
+    device_peer.client.publish(f"{prefix}/status", b"online", qos=1, retain=True) \
+        .wait_for_publish(WAIT_S)
+    assert retained_under(stack, prefix) == {f"{prefix}/status": 6}
+
+
+@pytest.mark.parametrize(("channel", "size"), [("junk", 5_000_000), ("status", 2_000_000)])
+def test_oversized_retained_message_disconnects_the_device_and_is_not_kept(
+        stack: StackInfo, device: BrokerAccount, device_peer: Peer, site: str, channel: str,
+        size: int) -> None:
+    prefix = f"nattero/v1/{site}/d1"
+    # MQTT 3.1.1: an MQTT 5 client learns the limit at CONNACK and would not even send.
+    flood = subprocess.run(
+        ["mosquitto_pub", "-h", stack.mqtt_host, "-p", str(stack.mqtt_port), "-V", "mqttv311",
+         "-q", "1", "-r", "-u", device.username, "-P", device.password,
+         "-t", f"{prefix}/{channel}", "-s"],
+        input=b"x" * size, capture_output=True, timeout=30, check=False)
+    assert flood.returncode != 0, "the broker took an oversized packet"
+    device_peer.client.publish(f"{prefix}/status", b"online", qos=1, retain=True) \
+        .wait_for_publish(WAIT_S)
+    assert retained_under(stack, prefix) == {f"{prefix}/status": 6}
