@@ -31,7 +31,7 @@ TOPIC_RE = re.compile(r"^nattero/v1/(?P<site>[^/]+)/(?P<device>[^/]+)/(?P<channe
 # RFC 3339 date-time (section 5.6): a string with seconds and an offset or Z; no epoch numbers,
 # no naive times, no ISO 8601 variants the contract does not name (week dates, no seconds).
 RFC3339_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
 class RejectReason(StrEnum):
@@ -174,7 +174,7 @@ def _unprintable(text: str) -> str | None:
 def parse_ts(value: str) -> datetime:
     """An RFC 3339 time with an offset or Z, in UTC. Raises ``Rejected`` (``bad_ts``)."""
     expected = _FIELD_REASONS["ts"][2]
-    if not RFC3339_RE.match(value):
+    if not RFC3339_RE.fullmatch(value):
         raise Rejected(RejectReason.BAD_TS, f"field 'ts' is {value[:60]!r}; expected {expected}")
     try:
         # fromisoformat reads RFC 3339 (Z included since Python 3.11), but at most
