@@ -185,6 +185,10 @@ def retained_under(stack: StackInfo, prefix: str) -> dict[str, int]:
         return seen
     finally:
         reader.close()
+        # Break the Peer <-> paho cycle (bound-method callbacks) so paho's __del__ closes
+        # its socket pair now, not a cyclic collection in the middle of a later test.
+        reader.client.on_connect = reader.client.on_disconnect = None
+        reader.client.on_subscribe = reader.client.on_message = None
 
 
 def test_device_cannot_park_a_retained_message_outside_its_status_topic(
@@ -199,16 +203,19 @@ def test_device_cannot_park_a_retained_message_outside_its_status_topic(
 
 @pytest.mark.parametrize(("channel", "size"), [("junk", 5_000_000), ("status", 2_000_000)])
 def test_oversized_retained_message_disconnects_the_device_and_is_not_kept(
-        stack: StackInfo, device: BrokerAccount, device_peer: Peer, site: str, channel: str,
-        size: int) -> None:
+        stack: StackInfo, device: BrokerAccount, site: str, channel: str, size: int) -> None:
     prefix = f"nattero/v1/{site}/d1"
-    # MQTT 3.1.1: an MQTT 5 client learns the limit at CONNACK and would not even send.
-    flood = subprocess.run(
-        ["mosquitto_pub", "-h", stack.mqtt_host, "-p", str(stack.mqtt_port), "-V", "mqttv311",
-         "-q", "1", "-r", "-u", device.username, "-P", device.password,
-         "-t", f"{prefix}/{channel}", "-s"],
-        input=b"x" * size, capture_output=True, timeout=30, check=False)
-    assert flood.returncode != 0, "the broker took an oversized packet"
-    device_peer.client.publish(f"{prefix}/status", b"online", qos=1, retain=True) \
-        .wait_for_publish(WAIT_S)
+
+    def publish_retained(topic: str, payload: bytes) -> subprocess.CompletedProcess[bytes]:
+        # MQTT 3.1.1: an MQTT 5 client learns the limit at CONNACK and would not even send.
+        # The account's own client id (its username): the one a bound account may use.
+        return subprocess.run(
+            ["mosquitto_pub", "-h", stack.mqtt_host, "-p", str(stack.mqtt_port),
+             "-V", "mqttv311", "-i", device.username, "-u", device.username,
+             "-P", device.password, "-q", "1", "-r", "-t", topic, "-s"],
+            input=payload, capture_output=True, timeout=30, check=False)
+
+    assert publish_retained(f"{prefix}/{channel}", b"x" * size).returncode != 0, \
+        "the broker took an oversized packet"
+    assert publish_retained(f"{prefix}/status", b"online").returncode == 0
     assert retained_under(stack, prefix) == {f"{prefix}/status": 6}
