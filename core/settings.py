@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         "day-chunks); the rollups keep their aggregates")
     dead_letter_retention_days: int = Field(
         30, ge=1, description="dead letters older than this many days are deleted")
+    dead_letters_per_minute: int = Field(
+        20, ge=1, le=10000, description="dead letters stored per device (sender) and minute; "
+        "the rest are only counted in dead_letter_minutes")
+    dead_letter_payload_bytes: int = Field(
+        4096, ge=256, le=65536, description="bytes of a dead letter's payload kept (its "
+        "original length is recorded)")
     secret_key: str = Field(DEV_SECRET, description="signs API tokens; required in production")
     token_minutes: int = Field(12 * 60, ge=1, description="lifetime of a bearer token")
 

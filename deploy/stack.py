@@ -490,7 +490,11 @@ def _write_mosquitto_conf(settings: Settings, paths: _Paths) -> None:
         "max_inflight_messages 2000\n"
         # Sessions of gateways that never come back are dropped after two weeks.
         "persistent_client_expiration 14d\n"
-        "max_packet_size 10485760\n"
+        # One limit for every client (Mosquitto sets it globally, not per listener): a native
+        # event is at most 4 KiB (the gateway dead-letters more), but bridges publish more
+        # (ChirpStack uplinks heard by many gateways, Zigbee2MQTT's retained bridge/devices).
+        # A bigger packet disconnects its client and is neither stored nor retained.
+        "max_packet_size 1048576\n"
         "set_tcp_nodelay true\n"
         f"log_dest file {paths.mq_log}\n"
         "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"

@@ -63,6 +63,31 @@ class MessageRouter:
                            "not stored")
 
 
+def is_native_events(topic: str) -> bool:
+    native = parse_topic(topic)
+    return native is not None and native.channel == "events"
+
+
+_BRIDGE_SUFFIXES = ("/availability", "/set", "/get")
+
+
+def sender_of(topic: str) -> str:
+    """Who a message is charged to for the dead-letter limit: a native device
+    (``nattero/v1/{site}/{device}``), a bridged device (``zigbee2mqtt/{name}``,
+    ``application/{app}/device/{dev_eui}``), else the topic itself."""
+    native = parse_topic(topic)
+    if native is not None:
+        return f"nattero/v1/{native.site}/{native.device}"
+    levels = topic.split("/")
+    if levels[0] == "application" and len(levels) >= 4:
+        return "/".join(levels[:4])
+    if levels[0] == "zigbee2mqtt":
+        for suffix in _BRIDGE_SUFFIXES:
+            if topic.endswith(suffix):
+                return topic[: -len(suffix)]
+    return topic
+
+
 class BridgeRoute:
     """A device bridge (Zigbee2MQTT, ChirpStack): returns None for topics it does not own."""
 

@@ -33,7 +33,7 @@ from gateway.bridges import ChirpStackBridge, EventHistory, Zigbee2MqttBridge
 from gateway.buffered_client import BufferedClient
 from gateway.protocol import Rejected, RejectReason
 from gateway.registry import DeviceRegistry
-from gateway.routing import MessageRouter
+from gateway.routing import MessageRouter, is_native_events, sender_of
 from ingest.writer import (
     Batch,
     BatchHook,
@@ -76,7 +76,9 @@ class Gateway:
             for bridge in (Zigbee2MqttBridge, ChirpStackBridge):
                 self.router.add_bridge(bridge(self.registry, self.bridge_history,
                                               sites=settings.gateway_sites))
-        self.writer = EventWriter(dsn, hooks)
+        self.writer = EventWriter(
+            dsn, hooks, dead_letters_per_minute=settings.dead_letters_per_minute,
+            dead_letter_payload_bytes=settings.dead_letter_payload_bytes)
         # deque: append/popleft are atomic; cheaper than queue.Queue's locks per message.
         self._queue: deque[_Inbound] = deque()
         self._arrived = threading.Event()
@@ -238,10 +240,19 @@ class Gateway:
         self.registry.reload_if_stale()
         for item in inbound:
             try:
+                if item.retained and is_native_events(item.topic):
+                    # The broker replays a retained event on every (re)subscription; stored,
+                    # it would raise its alert again each time. Only status is retained.
+                    raise Rejected(RejectReason.RETAINED_EVENT,
+                                   "an event was published with the retain flag; the broker "
+                                   "replays it on every subscription. Publish events with "
+                                   "retain=false (only the status topic is retained), and clear "
+                                   "this one by publishing an empty retained message to the topic")
                 routed = self.router.route(item.topic, item.payload, item.received_at)
             except Rejected as rejected:
                 batch.dead_letters.append(DeadLetterRecord(
-                    item.received_at, item.topic, item.payload, rejected.reason, rejected.detail))
+                    item.received_at, item.topic, item.payload, rejected.reason, rejected.detail,
+                    sender=sender_of(item.topic)))
                 metrics.DEAD_LETTERS.labels(reason=rejected.reason).inc()
                 continue
             for event in routed.events:
@@ -300,7 +311,8 @@ class Gateway:
                 self.writer.dead_letter_alone(DeadLetterRecord(
                     received_at, f"nattero/v1/{event.site}/{event.device}/events",
                     repr(event).encode(), RejectReason.STORAGE_REJECTED,
-                    f"the database refused this event: {exc}"))
+                    f"the database refused this event: {exc}",
+                    sender=f"nattero/v1/{event.site}/{event.device}"))
         rest = Batch(statuses=batch.statuses, dead_letters=batch.dead_letters)
         if len(rest):
             self.writer.write(rest)

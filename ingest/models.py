@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     Date,
     DateTime,
     ForeignKey,
@@ -119,3 +120,16 @@ class DeadLetter(Base):
     reason: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text)
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    sender: Mapped[str | None] = mapped_column(Text, nullable=True)
+    payload_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class DeadLetterMinute(Base):
+    """Dead letters of one sender in one UTC minute: all are counted, the first few stored."""
+
+    __tablename__ = "dead_letter_minutes"
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    sender: Mapped[str] = mapped_column(Text, primary_key=True)
+    received: Mapped[int] = mapped_column(Integer)
+    stored: Mapped[int] = mapped_column(Integer)
+    suppressed: Mapped[int] = mapped_column(Integer, Computed("received - stored", persisted=True))

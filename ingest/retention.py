@@ -1,5 +1,6 @@
 """Retention: raw events older than ``NATTERO_RETENTION_DAYS`` (default 400) and dead letters
-older than ``NATTERO_DEAD_LETTER_RETENTION_DAYS`` (default 30).
+(and their per-sender counts, ``dead_letter_minutes``) older than
+``NATTERO_DEAD_LETTER_RETENTION_DAYS`` (default 30).
 
 Events go a whole chunk (one day) at a time with ``drop_chunks('events', older_than =>
 now() - days)``: TimescaleDB drops only chunks that end before that moment, so nothing newer
@@ -111,6 +112,9 @@ def apply_retention(conn: psycopg.Connection, days: int | None = None,
         deleted = conn.execute(
             "DELETE FROM dead_letters WHERE received_at < now() - %s::interval",
             (f"{dl_days} days",)).rowcount
+        # The per-sender counts of dead letters go with them.
+        conn.execute("DELETE FROM dead_letter_minutes WHERE minute < now() - %s::interval",
+                     (f"{dl_days} days",))
     state = rollups.read_state(conn)
     if state is None or not state.initialized:
         log.warning("retention: the rollups were never built; no event chunk dropped "

@@ -7,6 +7,12 @@ the writer applies in the same transaction (``ingest.alert_intents``), so alerts
 committed together with the events that raised them. A hook runs no SQL: the layouts it
 may need for a device it does not know yet are read for it (``ingest.rule_layouts``).
 
+Dead letters are limited per sender (a device, or the topic a message came on) and UTC
+minute: the first ``dead_letters_per_minute`` are stored with at most
+``dead_letter_payload_bytes`` of their payload, every one is counted in
+``dead_letter_minutes``. A device flooding the gateway with bad messages thus costs a few
+rows a minute, and the batches carrying other devices' events stay small.
+
 The writer never gives up on a batch because the database is away: ``write`` raises
 ``StoreUnavailable`` and the caller retries the same batch (the gateway withholds the
 broker acknowledgement meanwhile).
@@ -15,6 +21,7 @@ broker acknowledgement meanwhile).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +37,8 @@ from ingest.rule_layouts import StoredLayouts, read_layouts
 
 log = logging.getLogger(__name__)
 
-MAX_DEAD_LETTER_BYTES = 65536
+DEAD_LETTERS_PER_MINUTE = 20
+DEAD_LETTER_PAYLOAD_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,15 @@ class DeadLetterRecord:
     payload: bytes
     reason: str
     detail: str
+    sender: str = ""  # who the dead letter is charged to; the topic when empty
+
+    @property
+    def charged_to(self) -> str:
+        return self.sender or self.topic
+
+    @property
+    def minute(self) -> datetime:
+        return self.received_at.replace(second=0, microsecond=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,17 +153,35 @@ WHERE site = %s AND id = %s AND (presence_at IS NULL OR presence_at <= %s)
 """
 
 _DEAD = """
-INSERT INTO dead_letters (received_at, topic, payload, reason, detail, truncated)
-VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO dead_letters (received_at, topic, payload, reason, detail, truncated, sender,
+                          payload_length)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+# The no-op update locks the sender's row for this minute (created if new) and returns how
+# many are stored already: a second writer counting the same sender waits here, so the
+# limit holds across gateways.
+_LOCK_MINUTE = """
+INSERT INTO dead_letter_minutes AS m (minute, sender, received, stored) VALUES (%s, %s, 0, 0)
+ON CONFLICT (minute, sender) DO UPDATE SET received = m.received
+RETURNING m.stored
+"""
+_COUNT_MINUTE = """
+UPDATE dead_letter_minutes SET received = received + %s, stored = stored + %s
+WHERE minute = %s AND sender = %s
 """
 
 
 class EventWriter:
     """Owns one database connection; not thread-safe (one writer thread uses it)."""
 
-    def __init__(self, dsn: str, hooks: Sequence[BatchHook] = ()) -> None:
+    def __init__(self, dsn: str, hooks: Sequence[BatchHook] = (), *,
+                 dead_letters_per_minute: int = DEAD_LETTERS_PER_MINUTE,
+                 dead_letter_payload_bytes: int = DEAD_LETTER_PAYLOAD_BYTES) -> None:
         self._dsn = dsn
         self._hooks = list(hooks)
+        self._dead_per_minute = dead_letters_per_minute
+        self._dead_payload_bytes = dead_letter_payload_bytes
         self._conn: psycopg.Connection | None = None
 
     def add_hook(self, hook: BatchHook) -> None:
@@ -209,9 +244,7 @@ class EventWriter:
                 cur.execute(_PRESENCE, (change.presence.value, change.ts, change.site,
                                         change.device, change.ts))
             if batch.dead_letters:
-                cur.executemany(_DEAD, [
-                    (d.received_at, d.topic, d.payload[:MAX_DEAD_LETTER_BYTES], d.reason, d.detail,
-                     len(d.payload) > MAX_DEAD_LETTER_BYTES) for d in batch.dead_letters])
+                self._store_dead_letters(cur, batch.dead_letters)
         new_rows.sort(key=lambda row: row.event.ts)
         # Every hook first, then the intents: a hook may wait for the rules' engine lock,
         # which must never happen while this transaction holds the change lock.
@@ -222,13 +255,39 @@ class EventWriter:
                            duplicates=len(batch.events) - stored,
                            dead_letters=len(batch.dead_letters))
 
+    def _store_dead_letters(self, cur: psycopg.Cursor[tuple[int]],
+                            records: list[DeadLetterRecord]) -> int:
+        """Count every record, store the first few per sender and minute; returns how many
+        were stored."""
+        arrived = Counter((record.minute, record.charged_to) for record in records)
+        room: dict[tuple[datetime, str], int] = {}
+        # Sorted: two writers lock the same senders' rows in the same order, never crosswise.
+        for minute, sender in sorted(arrived):
+            cur.execute(_LOCK_MINUTE, (minute, sender))
+            row = cur.fetchone()
+            already = int(row[0]) if row else 0
+            room[(minute, sender)] = max(self._dead_per_minute - already, 0)
+        kept: list[DeadLetterRecord] = []
+        for record in records:
+            key = (record.minute, record.charged_to)
+            if room[key] > 0:
+                room[key] -= 1
+                kept.append(record)
+        stored = Counter((record.minute, record.charged_to) for record in kept)
+        cur.executemany(_COUNT_MINUTE, [(count, stored[key], *key)
+                                        for key, count in sorted(arrived.items())])
+        cap = self._dead_payload_bytes
+        cur.executemany(_DEAD, [
+            (d.received_at, d.topic, d.payload[:cap], d.reason, d.detail, len(d.payload) > cap,
+             d.charged_to, len(d.payload)) for d in kept])
+        return len(kept)
+
     def dead_letter_alone(self, record: DeadLetterRecord) -> None:
         """Store one dead letter in its own transaction (used when a batch is rejected)."""
         conn = self._connection()
         try:
-            conn.execute(_DEAD, (record.received_at, record.topic,
-                                 record.payload[:MAX_DEAD_LETTER_BYTES], record.reason,
-                                 record.detail, len(record.payload) > MAX_DEAD_LETTER_BYTES))
+            with conn.cursor() as cur:
+                self._store_dead_letters(cur, [record])
             conn.commit()
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()

@@ -161,12 +161,14 @@ class BrokerAccounts:
 
     def create_device_account(self, username: str, password: str, topic_prefix: str, *,
                               client_id: str) -> None:
-        """A device: may connect only with ``client_id``, may publish under
-        ``{topic_prefix}/#`` (including its Last Will), nothing else, and may not subscribe.
-        Raises if the account exists."""
+        """A device: may connect only with ``client_id``, may publish to
+        ``{topic_prefix}/events`` and ``{topic_prefix}/status`` (its Last Will included),
+        nothing else, and may not subscribe. Raises if the account exists."""
         prefix = topic_prefix.rstrip("/")
-        self._create(username, password, [_allow("publishClientSend", f"{prefix}/#")],
-                     client_id)
+        # Two topics, not prefix/#: the broker keeps a retained message per topic, so a '#'
+        # let a device park retained payloads on as many topics as it liked.
+        self._create(username, password, [_allow("publishClientSend", f"{prefix}/{channel}")
+                                          for channel in ("events", "status")], client_id)
 
     def create_bridge_account(self, username: str, password: str,
                               topic_patterns: list[str], *, client_id: str) -> None:

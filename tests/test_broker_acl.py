@@ -172,3 +172,53 @@ def test_mosquitto_pub_with_a_wrong_password_fails(
     assert refused.returncode != 0
     assert "bad user name or password" in refused.stderr.lower() or \
         "not authori" in refused.stderr.lower()
+
+
+def retained_under(stack: StackInfo, prefix: str) -> dict[str, int]:
+    """What a new subscriber to ``prefix/#`` is handed as retained: topic -> payload size.
+    The device's own ``status`` is retained last in each test, as a sentinel."""
+    reader = Peer(stack, stack.gateway.username, stack.gateway.password)
+    try:
+        assert not reader.subscribe(f"{prefix}/#").is_failure
+        seen: dict[str, int] = {}
+        while f"{prefix}/status" not in seen or not reader.messages.empty():
+            message = reader.messages.get(timeout=WAIT_S)
+            if message.retain:
+                seen[message.topic] = len(message.payload)
+        return seen
+    finally:
+        reader.close()
+        # Break the Peer <-> paho cycle (bound-method callbacks) so paho's __del__ closes
+        # its socket pair now, not a cyclic collection in the middle of a later test.
+        reader.client.on_connect = reader.client.on_disconnect = None
+        reader.client.on_subscribe = reader.client.on_message = None
+
+
+def test_device_cannot_park_a_retained_message_outside_its_status_topic(
+        stack: StackInfo, device_peer: Peer, site: str) -> None:
+    prefix = f"nattero/v1/{site}/d1"
+    device_peer.client.publish(f"{prefix}/junk", b"x" * 1000, qos=1, retain=True) \
+        .wait_for_publish(WAIT_S)
+    device_peer.client.publish(f"{prefix}/status", b"online", qos=1, retain=True) \
+        .wait_for_publish(WAIT_S)
+    assert retained_under(stack, prefix) == {f"{prefix}/status": 6}
+
+
+@pytest.mark.parametrize(("channel", "size"), [("junk", 5_000_000), ("status", 2_000_000)])
+def test_oversized_retained_message_disconnects_the_device_and_is_not_kept(
+        stack: StackInfo, device: BrokerAccount, site: str, channel: str, size: int) -> None:
+    prefix = f"nattero/v1/{site}/d1"
+
+    def publish_retained(topic: str, payload: bytes) -> subprocess.CompletedProcess[bytes]:
+        # MQTT 3.1.1: an MQTT 5 client learns the limit at CONNACK and would not even send.
+        # The account's own client id (its username): the one a bound account may use.
+        return subprocess.run(
+            ["mosquitto_pub", "-h", stack.mqtt_host, "-p", str(stack.mqtt_port),
+             "-V", "mqttv311", "-i", device.username, "-u", device.username,
+             "-P", device.password, "-q", "1", "-r", "-t", topic, "-s"],
+            input=payload, capture_output=True, timeout=30, check=False)
+
+    assert publish_retained(f"{prefix}/{channel}", b"x" * size).returncode != 0, \
+        "the broker took an oversized packet"
+    assert publish_retained(f"{prefix}/status", b"online").returncode == 0
+    assert retained_under(stack, prefix) == {f"{prefix}/status": 6}

@@ -125,6 +125,19 @@ def test_old_dead_letters_are_deleted(db: psycopg.Connection) -> None:
     assert left == [("5",)]
 
 
+def test_old_dead_letter_counts_are_deleted_with_the_dead_letters(
+        db: psycopg.Connection) -> None:
+    sender = unique("nattero/v1/dl")
+    for age in (45, 5):
+        db.execute("INSERT INTO dead_letter_minutes (minute, sender, received, stored) "
+                   "VALUES (date_trunc('minute', now() - %s::interval), %s, %s, 20)",
+                   (f"{age} days", sender, 1000 + age))
+    retention.apply_retention(db, days=36500, dead_letter_retention=30)
+    left = db.execute("SELECT received, suppressed FROM dead_letter_minutes WHERE sender = %s",
+                      (sender,)).fetchall()
+    assert left == [(1005, 985)]
+
+
 @pytest.mark.pure
 def test_retention_refuses_nonsense() -> None:
     with pytest.raises(ValueError):
