@@ -469,7 +469,9 @@ def _mosquitto_user() -> str | None:
     return "mosquitto" if _is_root() else None
 
 
-def _write_mosquitto_conf(settings: Settings, paths: _Paths) -> None:
+def _write_mosquitto_conf(settings: Settings, paths: _Paths) -> bool:
+    """Write the broker's configuration; True if it changed (a running broker must restart:
+    limits such as ``max_packet_size`` are read only at start)."""
     user = _mosquitto_user()
     text = (
         "# Written by deploy/stack.py on every `nattero up`; edits are overwritten.\n"
@@ -504,6 +506,8 @@ def _write_mosquitto_conf(settings: Settings, paths: _Paths) -> None:
     )
     if not paths.mq_conf.exists() or paths.mq_conf.read_text() != text:
         paths.mq_conf.write_text(text)
+        return True
+    return False
 
 
 def _mosquitto_pid(paths: _Paths) -> int | None:
@@ -534,7 +538,10 @@ def _ensure_broker(settings: Settings, paths: _Paths, info: StackInfo) -> None:
         _run([MOSQUITTO_CTRL, "dynsec", "init", str(paths.mq_dynsec),
               info.broker_admin.username, info.broker_admin.password])
         paths.mq_dynsec.chmod(0o600)
-    _write_mosquitto_conf(settings, paths)
+    if _write_mosquitto_conf(settings, paths) and _mosquitto_pid(paths) is not None:
+        # A broker started with an older configuration keeps its old limits until it
+        # restarts; SIGTERM saves its persistence, so queued sessions survive the restart.
+        _signal_broker(paths, signal.SIGTERM)
     user = _mosquitto_user()
     if user:
         _chown_tree(paths.mq, user)

@@ -45,6 +45,24 @@ def test_gateway_client_id_is_random_and_kept_and_an_old_stack_file_gets_one(
         settings.stack_file.write_text(original)
 
 
+def test_up_restarts_a_broker_started_with_an_older_configuration(
+        stack: StackInfo, settings: Settings) -> None:
+    # A broker keeps the limits it started with (max_packet_size is read only at start):
+    # after an upgrade changed the configuration, `nattero up` must not leave it running.
+    conf = settings.state_dir / "mosquitto" / "mosquitto.conf"
+    pid_file = settings.state_dir / "mosquitto" / "mosquitto.pid"
+    current = conf.read_text()
+    before = pid_file.read_text().strip()
+    conf.write_text(current.replace("max_packet_size 1048576", "max_packet_size 10485760"))
+    assert local_stack.up(settings) == stack
+    assert conf.read_text() == current
+    assert pid_file.read_text().strip() != before
+    assert local_stack.status(settings)["broker"]["running"] is True  # type: ignore[index]
+    unchanged = pid_file.read_text().strip()
+    assert local_stack.up(settings) == stack
+    assert pid_file.read_text().strip() == unchanged  # same configuration: left running
+
+
 def test_database_has_the_timescaledb_extension(stack: StackInfo) -> None:
     with psycopg.connect(stack.database_url) as conn:
         row = conn.execute(
