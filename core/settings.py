@@ -72,6 +72,15 @@ class Settings(BaseSettings):
         "day-chunks); the rollups keep their aggregates")
     dead_letter_retention_days: int = Field(
         30, ge=1, description="dead letters older than this many days are deleted")
+    maintenance: Literal["process", "thread", "off"] = Field(
+        "process", description="where `nattero serve`/`nattero pipeline` run the store "
+        "maintenance (rollup refresh, retention): a low-priority child process (default; "
+        "its work never shares the interpreter that carries alerts), a thread of their own, "
+        "or not at all (another process or cron runs `nattero maintenance`)")
+    maintenance_every_s: float = Field(
+        60.0, ge=1, description="seconds between two maintenance rounds (rollup refresh)")
+    maintenance_reconcile_every_s: float = Field(
+        3600.0, ge=1, description="seconds between two re-aggregations of the last 48 hours")
     secret_key: str = Field(DEV_SECRET, description="signs API tokens; required in production")
     token_minutes: int = Field(12 * 60, ge=1, description="lifetime of a bearer token")
 
