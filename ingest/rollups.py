@@ -130,22 +130,40 @@ _COUNT_BUCKETS = """
 CREATE TEMP TABLE rollup_dirty_buckets ON COMMIT DROP AS
 SELECT DISTINCT site, time_bucket('15 minutes', ts) AS bucket FROM rollup_dirty
 """
-_COUNT_DELETE = """
-DELETE FROM event_rollup r USING rollup_dirty_buckets d
-WHERE r.site = d.site AND r.bucket = d.bucket
-"""
-# Bounds as constants so TimescaleDB excludes chunks at plan time.
-_COUNT_INSERT = """
-INSERT INTO event_rollup (site, bucket, room, kind, events)
-SELECT e.site, d.bucket, e.room, e.kind, count(*)
+# Re-counted buckets are compared with what the rollup holds and only the difference is
+# written: a reconcile of 48 hours in which nothing changed writes nothing (no WAL for the
+# writer's commits to flush behind, no dead rows), and only hours whose quarters changed are
+# re-summed. Bounds as constants so TimescaleDB excludes chunks at plan time.
+_COUNT_FRESH = """
+CREATE TEMP TABLE rollup_counts ON COMMIT DROP AS
+SELECT e.site, d.bucket, e.room, e.kind, count(*)::int AS events
 FROM rollup_dirty_buckets d
 JOIN events e ON e.site = d.site AND e.ts >= d.bucket AND e.ts < d.bucket + interval '15 minutes'
 WHERE e.ts >= %(lo)s AND e.ts < %(hi)s
 GROUP BY 1, 2, 3, 4
 """
+_COUNT_GONE = """
+CREATE TEMP TABLE rollup_changed ON COMMIT DROP AS
+WITH gone AS (
+    DELETE FROM event_rollup r USING rollup_dirty_buckets d
+    WHERE r.site = d.site AND r.bucket = d.bucket AND NOT EXISTS (
+        SELECT FROM rollup_counts c
+        WHERE c.site = r.site AND c.bucket = r.bucket AND c.room = r.room AND c.kind = r.kind)
+    RETURNING r.site, r.bucket)
+SELECT site, bucket FROM gone
+"""
+_COUNT_UPSERT = """
+WITH changed AS (
+    INSERT INTO event_rollup AS r (site, bucket, room, kind, events)
+    SELECT site, bucket, room, kind, events FROM rollup_counts
+    ON CONFLICT (site, bucket, room, kind) DO UPDATE SET events = excluded.events
+    WHERE r.events <> excluded.events
+    RETURNING r.site, r.bucket)
+INSERT INTO rollup_changed SELECT site, bucket FROM changed
+"""
 _HOURS_DIRTY = """
 CREATE TEMP TABLE rollup_dirty_hours ON COMMIT DROP AS
-SELECT DISTINCT site, time_bucket('1 hour', bucket) AS bucket FROM rollup_dirty_buckets
+SELECT DISTINCT site, time_bucket('1 hour', bucket) AS bucket FROM rollup_changed
 """
 _HOURS_DELETE = """
 DELETE FROM event_rollup_1h r USING rollup_dirty_hours d
@@ -195,10 +213,20 @@ GROUP BY site, room
 _OUT_DELETE = """
 DELETE FROM event_rollup_out o USING rollup_out_ranges g
 WHERE o.site = g.site AND o.room = g.room AND o.bucket >= g.lo AND o.bucket < g.hi
+  AND NOT EXISTS (SELECT FROM rollup_out_fresh f
+                  WHERE f.site = o.site AND f.room = o.room AND f.bucket = o.bucket)
+"""
+# As for the counts, only buckets whose seconds changed are written.
+_OUT_UPSERT = """
+INSERT INTO event_rollup_out AS o (site, room, bucket, seconds)
+SELECT site, room, bucket, seconds FROM rollup_out_fresh
+ON CONFLICT (site, room, bucket) DO UPDATE SET seconds = excluded.seconds
+WHERE o.seconds <> excluded.seconds
 """
 # The same pairing as evaluation.occupancy's raw query, on the whole room history within
 # [lo - 3 h, hi + 3 h): every out overlapping [lo, hi) starts and ends in there.
-_OUT_INSERT = f"""
+_OUT_FRESH = f"""
+CREATE TEMP TABLE rollup_out_fresh ON COMMIT DROP AS
 WITH seq AS (
     SELECT e.site, e.room, e.ts, e.kind, g.lo, g.hi,
            lead(e.ts) OVER w AS next_ts, lead(e.kind) OVER w AS next_kind
@@ -212,10 +240,9 @@ outs AS (
     FROM seq
     WHERE kind = 'door.closed' AND next_kind = 'door.open'
       AND next_ts - ts <= interval '3 hours' AND next_ts > lo AND ts < hi)
-INSERT INTO event_rollup_out (site, room, bucket, seconds)
 SELECT o.site, o.room, b.bucket,
        sum(extract(epoch FROM least(o.back_at, b.bucket + interval '15 minutes')
-                              - greatest(o.left_at, b.bucket)))
+                              - greatest(o.left_at, b.bucket))) AS seconds
 FROM outs o
 CROSS JOIN LATERAL generate_series(time_bucket('15 minutes', o.left_at), o.back_at,
                                    interval '15 minutes') AS b(bucket)
@@ -303,8 +330,10 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
             assert bounds is not None
             count_buckets = int(bounds[0])
             if count_buckets:
-                conn.execute(_COUNT_DELETE)
-                conn.execute(_COUNT_INSERT, {"lo": bounds[1], "hi": bounds[2] + BUCKET})
+                conn.execute(_COUNT_FRESH, {"lo": bounds[1], "hi": bounds[2] + BUCKET})
+                conn.execute("ANALYZE rollup_counts")
+                conn.execute(_COUNT_GONE)
+                conn.execute(_COUNT_UPSERT)
                 conn.execute(_HOURS_DIRTY)
                 conn.execute("ANALYZE rollup_dirty_hours")
                 conn.execute(_HOURS_DELETE)
@@ -317,8 +346,10 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
         assert ranges is not None
         out_rooms = int(ranges[0])
         if out_rooms:
+            conn.execute(_OUT_FRESH, {"lo": ranges[1] - OUT_GAP, "hi": ranges[2] + OUT_GAP})
+            conn.execute("ANALYZE rollup_out_fresh")
             conn.execute(_OUT_DELETE)
-            conn.execute(_OUT_INSERT, {"lo": ranges[1] - OUT_GAP, "hi": ranges[2] + OUT_GAP})
+            conn.execute(_OUT_UPSERT)
         conn.execute(_MARKS_DONE)
         conn.execute("UPDATE rollup_state SET initialized = true, refreshed_to = %s, "
                      "refreshed_at = clock_timestamp()"
