@@ -73,6 +73,9 @@ class RefreshResult:
     skipped_dropped: int
     refreshed_to: datetime
     seconds: float
+    # Transactions whose events this refresh counted (at least): every one visible in this
+    # snapshot, taken before the refresh read anything.
+    snapshot: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {"full": self.full, "count_buckets": self.count_buckets,
@@ -104,6 +107,22 @@ _DIRTY = """
 CREATE TEMP TABLE rollup_dirty ON COMMIT DROP AS
 SELECT site, room, ts, kind FROM events
 WHERE received_at > %(since)s AND ts >= %(kept_from)s
+"""
+# The same, when the previous refresh is known (``previous``): of the events in the overlap
+# (arrived before the previous watermark), only those of transactions that refresh could not
+# see, i.e. that committed after its snapshot. Without this a burst of arrivals (a gateway
+# catching up after an outage, a simulator, an import) would be re-counted by every round
+# for the whole overlap. ``xmin`` is widened to a full transaction id against the current
+# snapshot (the overlap's rows are minutes old, far from a wraparound).
+_DIRTY_UNSEEN = """
+CREATE TEMP TABLE rollup_dirty ON COMMIT DROP AS
+SELECT e.site, e.room, e.ts, e.kind
+FROM events e
+CROSS JOIN (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS ref) r
+WHERE e.received_at > %(since)s AND e.ts >= %(kept_from)s
+  AND (e.received_at > %(seen_to)s OR NOT pg_visible_in_snapshot(
+        ((((r.ref >> 32) - (e.xmin::text::bigint > (r.ref & 4294967295))::int) << 32)
+         + e.xmin::text::bigint)::text::xid8, %(seen)s::pg_snapshot))
 """
 _DIRTY_RECONCILE = """
 INSERT INTO rollup_dirty
@@ -258,11 +277,14 @@ def _lock(conn: psycopg.Connection) -> None:
 
 
 def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
-            reconcile_hours: int | None = None, rebuild: bool = False) -> RefreshResult:
+            reconcile_hours: int | None = None, rebuild: bool = False,
+            previous: RefreshResult | None = None) -> RefreshResult:
     """Bring both rollups up to date with every event committed so far (one transaction).
 
     ``reconcile_hours``: also re-aggregate that many hours back by event time.
     ``rebuild``: start over from all raw events still kept (the first refresh does this).
+    ``previous``: the last refresh this caller made; when no other refresh ran since, events
+    of the overlap that it already counted are not counted again.
     """
     started = time.monotonic()
     if read_state(conn) is None:
@@ -276,6 +298,11 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
         if row is None:
             raise RuntimeError("rollup_state has no row; run `nattero migrate`")
         initialized, refreshed_to, raw_kept_from, now = row
+        snapshot_row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+        snapshot = str(snapshot_row[0]) if snapshot_row else ""
+        # Only when no other refresh (another process, retention) moved the watermark since.
+        seen = (previous is not None and previous.snapshot != ""
+                and previous.refreshed_to == refreshed_to)
         kept_from = raw_kept_from or _FAR_PAST
         params: dict[str, object] = {"kept_from": kept_from,
                                      "out_floor": kept_from + OUT_GAP if raw_kept_from
@@ -287,7 +314,8 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
             pending = conn.execute(
                 "SELECT (SELECT count(*) FROM (SELECT 1 FROM events WHERE received_at > %s "
                 "LIMIT %s) x) + (SELECT count(*) FROM rollup_marks)",
-                (refreshed_to - overlap, FULL_BUILD_ABOVE + 1)).fetchone()
+                (refreshed_to if seen else refreshed_to - overlap,
+                 FULL_BUILD_ABOVE + 1)).fetchone()
             if pending is not None and pending[0] > FULL_BUILD_ABOVE:
                 log.info("rollup: more than %d new events; rebuilding instead", FULL_BUILD_ABOVE)
                 full = True
@@ -307,7 +335,12 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
             conn.execute(_OUT_RANGES_FULL, params)
         else:
             params["since"] = refreshed_to - overlap
-            conn.execute(_DIRTY, params)
+            if seen:
+                assert previous is not None
+                conn.execute(_DIRTY_UNSEEN, {**params, "seen_to": refreshed_to,
+                                             "seen": previous.snapshot})
+            else:
+                conn.execute(_DIRTY, params)
             marks = conn.execute("SELECT min(bucket), max(bucket) FROM rollup_marks "
                                  "WHERE bucket >= %s", (kept_from,)).fetchone()
             if marks is not None and marks[0] is not None:
@@ -356,7 +389,7 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
                      + (", reconciled_at = %s" if reconcile_hours else "") + " WHERE id = 1",
                      (now, now) if reconcile_hours else (now,))
     result = RefreshResult(full, count_buckets, out_rooms, skipped, now,
-                           round(time.monotonic() - started, 3))
+                           round(time.monotonic() - started, 3), snapshot)
     log.info("rollup refreshed%s: %d bucket(s) re-counted, minutes out re-derived in %d "
              "room(s), complete to %s, %.2f s", " (full build)" if full else "",
              count_buckets, out_rooms, now.isoformat(timespec="seconds"), result.seconds)
