@@ -72,11 +72,10 @@ class Settings(BaseSettings):
         "day-chunks); the rollups keep their aggregates")
     dead_letter_retention_days: int = Field(
         30, ge=1, description="dead letters older than this many days are deleted")
-    maintenance: Literal["process", "thread", "off"] = Field(
-        "process", description="where `nattero serve`/`nattero pipeline` run the store "
-        "maintenance (rollup refresh, retention): a low-priority child process (default; "
-        "its work never shares the interpreter that carries alerts), a thread of their own, "
-        "or not at all (another process or cron runs `nattero maintenance`)")
+    maintenance: Literal["thread", "off"] = Field(
+        "thread", description="whether `nattero serve`/`nattero pipeline` run the store "
+        "maintenance (rollup refresh, retention) in a thread of their own, or not at all "
+        "(another process runs `nattero maintenance loop`, or cron `nattero maintenance run`)")
     maintenance_every_s: float = Field(
         60.0, ge=1, description="seconds between two maintenance rounds (rollup refresh)")
     maintenance_reconcile_every_s: float = Field(

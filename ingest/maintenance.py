@@ -11,23 +11,19 @@ starts and stops it; ``nattero maintenance run`` runs one round in the foregroun
 Several processes may run it against one database: the rounds are serialised by an
 advisory lock inside the database.
 
-``MaintenanceProcess`` runs the same loop in a child process (``python -m ingest.maintenance
-loop``) at a lower CPU priority, so that a long round never competes for the interpreter (or
-for a CPU at equal priority) with the threads that carry an alert to the board. The child
-ends when its parent closes the pipe to its stdin (also when the parent dies).
+``nattero maintenance loop`` (or ``python -m ingest.maintenance loop``) runs the same loop in
+the foreground, for a deployment that runs maintenance as its own service
+(``NATTERO_MAINTENANCE=off`` for ``serve``/``pipeline``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
 import psycopg
 import typer
@@ -140,53 +136,6 @@ class Maintenance:
             delay = self.every_s
 
 
-class MaintenanceProcess:
-    """The maintenance loop in a child process at ``nice`` (added CPU niceness); the same
-    ``start``/``stop``/``running`` as ``Maintenance``. The child reads its settings (database,
-    retention) from the environment like its parent."""
-
-    def __init__(self, every_s: float = 60, *, reconcile_every_s: float = 3600,
-                 nice: int = 10) -> None:
-        self.every_s = every_s
-        self.reconcile_every_s = reconcile_every_s
-        self.nice = nice
-        self._child: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        if self.running:
-            return
-        self._child = subprocess.Popen(
-            [sys.executable, "-m", "ingest.maintenance", "loop", "--every", str(self.every_s),
-             "--reconcile-every", str(self.reconcile_every_s), "--nice", str(self.nice)],
-            stdin=subprocess.PIPE)
-        log.info("maintenance started in child process %d (nice +%d): rollup refresh every "
-                 "%s s", self._child.pid, self.nice, self.every_s)
-
-    def stop(self, timeout: float = 30) -> None:
-        child, self._child = self._child, None
-        if child is None:
-            return
-        if child.stdin is not None:
-            child.stdin.close()  # the child's cue to finish its round and leave
-        try:
-            child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("maintenance: the child process did not end within %s s; killing it",
-                        timeout)
-            child.kill()
-            child.wait()
-
-    @property
-    def running(self) -> bool:
-        return self._child is not None and self._child.poll() is None
-
-
-def _stop_on_eof(stream: IO[bytes], job: Maintenance) -> None:
-    while stream.read(4096):
-        pass
-    job.stop_soon()
-
-
 # -- CLI: `nattero maintenance run` (registered in nattero.cli) -----------------------------
 
 app = typer.Typer(help="Store maintenance: rollup refresh and retention.", no_args_is_help=True)
@@ -241,24 +190,18 @@ def loop(
     every: Annotated[float, typer.Option(help="seconds between rounds")] = 60,
     reconcile_every: Annotated[float, typer.Option(
         help="seconds between re-aggregations of the last 48 hours")] = 3600,
-    nice: Annotated[int, typer.Option(help="CPU niceness to add to this process")] = 0,
 ) -> None:
-    """Run rounds until SIGTERM, Ctrl-C or the end of stdin (``nattero serve`` runs this as
-    its child)."""
+    """Run rounds until SIGTERM or Ctrl-C (a maintenance service of its own; then run
+    ``serve``/``pipeline`` with NATTERO_MAINTENANCE=off)."""
     from core.settings import get_settings
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if nice:
-        os.nice(nice)
     job = Maintenance(get_settings().resolved_database_url(), every_s=every,
                       reconcile_every_s=reconcile_every)
     signal.signal(signal.SIGTERM, lambda signum, frame: job.stop_soon())
     signal.signal(signal.SIGINT, lambda signum, frame: job.stop_soon())
-    if not sys.stdin.isatty():
-        threading.Thread(target=_stop_on_eof, args=(sys.stdin.buffer, job), daemon=True,
-                         name="maintenance-stdin").start()
     job.run_forever()
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from core.settings import Settings
 from gateway.service import Gateway
-from ingest.maintenance import Maintenance, MaintenanceProcess
+from ingest.maintenance import Maintenance
 from rules.runtime import RulesRuntime
 
 
@@ -14,7 +14,7 @@ from rules.runtime import RulesRuntime
 class Pipeline:
     gateway: Gateway
     rules: RulesRuntime
-    maintenance: Maintenance | MaintenanceProcess | None = None
+    maintenance: Maintenance | None = None
 
     def stop(self) -> None:
         self.gateway.stop()
@@ -29,15 +29,10 @@ def start_pipeline(settings: Settings) -> Pipeline:
     gateway = Gateway(settings, hooks=[rules.on_batch])
     rules.start()
     gateway.start()
-    maintenance: Maintenance | MaintenanceProcess | None = None
-    if settings.maintenance == "process":
-        maintenance = MaintenanceProcess(
-            settings.maintenance_every_s,
-            reconcile_every_s=settings.maintenance_reconcile_every_s)
-    elif settings.maintenance == "thread":
+    maintenance: Maintenance | None = None
+    if settings.maintenance == "thread":
         maintenance = Maintenance(settings.resolved_database_url(),
                                   every_s=settings.maintenance_every_s,
                                   reconcile_every_s=settings.maintenance_reconcile_every_s)
-    if maintenance is not None:
         maintenance.start()
     return Pipeline(gateway, rules, maintenance)
