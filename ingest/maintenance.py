@@ -53,7 +53,6 @@ class Maintenance:
         self.consecutive_failures = 0
         self.last_error: str | None = None
         self.last_report: dict[str, Any] | None = None
-        self._previous: rollups.RefreshResult | None = None
 
     # -- one round ----------------------------------------------------------------------
     def run_once(self, *, retention_now: bool | None = None, reconcile_now: bool | None = None,
@@ -70,8 +69,7 @@ class Maintenance:
                              application_name="nattero-maintenance") as conn:
             result = rollups.refresh(
                 conn, reconcile_hours=self.reconcile_hours if do_reconcile else None,
-                rebuild=rebuild, previous=self._previous)
-            self._previous = result
+                rebuild=rebuild)
             report["rollup"] = result.as_dict()
             if do_reconcile:
                 self._last_reconcile = now

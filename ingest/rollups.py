@@ -73,9 +73,6 @@ class RefreshResult:
     skipped_dropped: int
     refreshed_to: datetime
     seconds: float
-    # Transactions whose events this refresh counted (at least): every one visible in this
-    # snapshot, taken before the refresh read anything.
-    snapshot: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {"full": self.full, "count_buckets": self.count_buckets,
@@ -108,12 +105,13 @@ CREATE TEMP TABLE rollup_dirty ON COMMIT DROP AS
 SELECT site, room, ts, kind FROM events
 WHERE received_at > %(since)s AND ts >= %(kept_from)s
 """
-# The same, when the previous refresh is known (``previous``): of the events in the overlap
-# (arrived before the previous watermark), only those of transactions that refresh could not
-# see, i.e. that committed after its snapshot. Without this a burst of arrivals (a gateway
-# catching up after an outage, a simulator, an import) would be re-counted by every round
-# for the whole overlap. ``xmin`` is widened to a full transaction id against the current
-# snapshot (the overlap's rows are minutes old, far from a wraparound).
+# The same, once a refresh has recorded its snapshot (migration 0005): of the events in the
+# overlap (arrived before the previous watermark), only those of transactions that refresh
+# could not see, i.e. that committed after its snapshot: it counted all the others. Without
+# this a burst of arrivals (a gateway catching up after an outage, a simulator, an import)
+# would be re-counted by every round for the whole overlap. ``xmin`` is widened to a full
+# transaction id against the current snapshot (the overlap's rows are minutes old, far from
+# a wraparound).
 _DIRTY_UNSEEN = """
 CREATE TEMP TABLE rollup_dirty ON COMMIT DROP AS
 SELECT e.site, e.room, e.ts, e.kind
@@ -277,14 +275,12 @@ def _lock(conn: psycopg.Connection) -> None:
 
 
 def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
-            reconcile_hours: int | None = None, rebuild: bool = False,
-            previous: RefreshResult | None = None) -> RefreshResult:
+            reconcile_hours: int | None = None, rebuild: bool = False) -> RefreshResult:
     """Bring both rollups up to date with every event committed so far (one transaction).
 
     ``reconcile_hours``: also re-aggregate that many hours back by event time.
     ``rebuild``: start over from all raw events still kept (the first refresh does this).
-    ``previous``: the last refresh this caller made; when no other refresh ran since, events
-    of the overlap that it already counted are not counted again.
+    Events of the overlap that the previous refresh already counted are not counted again.
     """
     started = time.monotonic()
     if read_state(conn) is None:
@@ -293,16 +289,16 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
         _lock(conn)
         conn.execute("SET LOCAL jit = off")
         conn.execute("SET LOCAL work_mem = '128MB'")
-        row = conn.execute("SELECT initialized, refreshed_to, raw_kept_from, now() "
-                           "FROM rollup_state WHERE id = 1 FOR UPDATE").fetchone()
+        row = conn.execute("SELECT initialized, refreshed_to, raw_kept_from, now(), "
+                           "refreshed_snapshot FROM rollup_state WHERE id = 1 FOR UPDATE"
+                           ).fetchone()
         if row is None:
             raise RuntimeError("rollup_state has no row; run `nattero migrate`")
-        initialized, refreshed_to, raw_kept_from, now = row
+        initialized, refreshed_to, raw_kept_from, now, seen_snapshot = row
+        # Before anything is read: every transaction visible here is counted by this refresh.
         snapshot_row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
-        snapshot = str(snapshot_row[0]) if snapshot_row else ""
-        # Only when no other refresh (another process, retention) moved the watermark since.
-        seen = (previous is not None and previous.snapshot != ""
-                and previous.refreshed_to == refreshed_to)
+        assert snapshot_row is not None
+        seen = seen_snapshot is not None
         kept_from = raw_kept_from or _FAR_PAST
         params: dict[str, object] = {"kept_from": kept_from,
                                      "out_floor": kept_from + OUT_GAP if raw_kept_from
@@ -336,9 +332,8 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
         else:
             params["since"] = refreshed_to - overlap
             if seen:
-                assert previous is not None
                 conn.execute(_DIRTY_UNSEEN, {**params, "seen_to": refreshed_to,
-                                             "seen": previous.snapshot})
+                                             "seen": seen_snapshot})
             else:
                 conn.execute(_DIRTY, params)
             marks = conn.execute("SELECT min(bucket), max(bucket) FROM rollup_marks "
@@ -385,11 +380,12 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
             conn.execute(_OUT_UPSERT)
         conn.execute(_MARKS_DONE)
         conn.execute("UPDATE rollup_state SET initialized = true, refreshed_to = %s, "
-                     "refreshed_at = clock_timestamp()"
+                     "refreshed_snapshot = %s, refreshed_at = clock_timestamp()"
                      + (", reconciled_at = %s" if reconcile_hours else "") + " WHERE id = 1",
-                     (now, now) if reconcile_hours else (now,))
+                     (now, snapshot_row[0], now) if reconcile_hours
+                     else (now, snapshot_row[0]))
     result = RefreshResult(full, count_buckets, out_rooms, skipped, now,
-                           round(time.monotonic() - started, 3), snapshot)
+                           round(time.monotonic() - started, 3))
     log.info("rollup refreshed%s: %d bucket(s) re-counted, minutes out re-derived in %d "
              "room(s), complete to %s, %.2f s", " (full build)" if full else "",
              count_buckets, out_rooms, now.isoformat(timespec="seconds"), result.seconds)
