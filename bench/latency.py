@@ -137,6 +137,32 @@ def preload(dsn: str, events: int, sites: int, days: int) -> dict[str, Any]:
             "preload_rollup_build_s": refresh.seconds}
 
 
+# A backlog that arrives at once (a gateway catching up after an outage, a simulator, an
+# import): events of the preloaded sites over the past days, all received now.
+_BURST_EVENTS = """
+INSERT INTO events (site, device, event_id, ts, room, kind, battery, received_at)
+SELECT d.site, d.id, 'burst-' || %(tag)s || '-' || n,
+       now() - %(days)s * interval '1 day' + random() * %(days)s * interval '1 day',
+       d.room, 'heartbeat', NULL, clock_timestamp()
+FROM devices d CROSS JOIN generate_series(1, %(per_device)s) AS n
+WHERE d.site LIKE 'pre-%%'
+"""
+
+
+def burst(dsn: str, events: int, days: int) -> int:
+    """Store about ``events`` events for the preloaded sites, all arriving now, and refresh
+    the rollups once."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM devices WHERE site LIKE 'pre-%'").fetchone()
+        devices = int(row[0]) if row else 0
+        if not devices:
+            raise SystemExit("--burst-events needs preloaded sites (--preload-events)")
+        cursor = conn.execute(_BURST_EVENTS, {"tag": uuid.uuid4().hex[:8], "days": days,
+                                              "per_device": max(1, events // devices)})
+        rollups.refresh(conn)  # a maintenance round has counted the backlog since
+        return cursor.rowcount
+
+
 def store_contents(dsn: str) -> dict[str, int]:
     """What the store holds before the measurement: events, sites, devices, alerts."""
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -362,6 +388,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
     store = store_contents(dsn)
     runs = []
     for index in range(1, args.runs + 1):
+        if args.burst_events:
+            burst(dsn, args.burst_events, args.preload_days)
         result = await run(args, index)
         runs.append(result)
         print(json.dumps({"run": index, **{key: result[key] for key in (
@@ -371,7 +399,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
              for key in ("p50_ms", "p99_ms", "max_ms", "all_clients_p99_ms")}
     return {"runs": runs, "worst": worst, "targets": TARGETS,
             "ok": all(r["ok"] for r in runs), "store": store, **loaded,
-            "alerts": args.alerts, "clients": args.clients,
+            "burst_events": args.burst_events, "alerts": args.alerts, "clients": args.clients,
             "background_events_per_s": args.rate, "background_devices": args.devices,
             "split": args.split}
 
@@ -396,6 +424,9 @@ def main() -> None:
                         help="over this many provisioned sites pre-01.. (default 27)")
     parser.add_argument("--preload-days", type=int, default=28,
                         help="spread over this many past days (default 28)")
+    parser.add_argument("--burst-events", type=int, default=0,
+                        help="before each run, store this many events of the preloaded sites "
+                             "arriving at once (a gateway's backlog after an outage)")
     parser.add_argument("--trace", metavar="DIR",
                         help="write each run's server log and timed latency samples here")
     print(json.dumps(asyncio.run(run_all(parser.parse_args()))))
