@@ -159,15 +159,22 @@ JOIN events e ON e.site = d.site AND e.ts >= d.bucket AND e.ts < d.bucket + inte
 WHERE e.ts >= %(lo)s AND e.ts < %(hi)s
 GROUP BY 1, 2, 3, 4
 """
+# Rows of re-counted buckets that no longer exist (EXCEPT: a set operation; an anti-join
+# with the DELETE here was planned as a merge anti join that ran for minutes on 70,000
+# buckets).
 _COUNT_GONE = """
-CREATE TEMP TABLE rollup_changed ON COMMIT DROP AS
-WITH gone AS (
-    DELETE FROM event_rollup r USING rollup_dirty_buckets d
-    WHERE r.site = d.site AND r.bucket = d.bucket AND NOT EXISTS (
-        SELECT FROM rollup_counts c
-        WHERE c.site = r.site AND c.bucket = r.bucket AND c.room = r.room AND c.kind = r.kind)
-    RETURNING r.site, r.bucket)
-SELECT site, bucket FROM gone
+CREATE TEMP TABLE rollup_gone ON COMMIT DROP AS
+SELECT r.site, r.bucket, r.room, r.kind
+FROM event_rollup r JOIN rollup_dirty_buckets d ON r.site = d.site AND r.bucket = d.bucket
+EXCEPT
+SELECT site, bucket, room, kind FROM rollup_counts
+"""
+_COUNT_GONE_DELETE = """
+DELETE FROM event_rollup r USING rollup_gone g
+WHERE r.site = g.site AND r.bucket = g.bucket AND r.room = g.room AND r.kind = g.kind
+"""
+_CHANGED = """
+CREATE TEMP TABLE rollup_changed ON COMMIT DROP AS SELECT site, bucket FROM rollup_gone
 """
 _COUNT_UPSERT = """
 WITH changed AS (
@@ -227,11 +234,15 @@ SELECT site, room,
 FROM events WHERE kind IN ({_DOOR_BED_SQL}) AND ts >= %(kept_from)s
 GROUP BY site, room
 """
+# Buckets of the ranges that no longer have an out (EXCEPT, as for the counts).
 _OUT_DELETE = """
-DELETE FROM event_rollup_out o USING rollup_out_ranges g
-WHERE o.site = g.site AND o.room = g.room AND o.bucket >= g.lo AND o.bucket < g.hi
-  AND NOT EXISTS (SELECT FROM rollup_out_fresh f
-                  WHERE f.site = o.site AND f.room = o.room AND f.bucket = o.bucket)
+DELETE FROM event_rollup_out o USING (
+    SELECT x.site, x.room, x.bucket
+    FROM event_rollup_out x JOIN rollup_out_ranges g ON x.site = g.site AND x.room = g.room
+     AND x.bucket >= g.lo AND x.bucket < g.hi
+    EXCEPT
+    SELECT site, room, bucket FROM rollup_out_fresh) gone
+WHERE o.site = gone.site AND o.room = gone.room AND o.bucket = gone.bucket
 """
 # As for the counts, only buckets whose seconds changed are written.
 _OUT_UPSERT = """
@@ -361,6 +372,8 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
                 conn.execute(_COUNT_FRESH, {"lo": bounds[1], "hi": bounds[2] + BUCKET})
                 conn.execute("ANALYZE rollup_counts")
                 conn.execute(_COUNT_GONE)
+                conn.execute(_COUNT_GONE_DELETE)
+                conn.execute(_CHANGED)
                 conn.execute(_COUNT_UPSERT)
                 conn.execute(_HOURS_DIRTY)
                 conn.execute("ANALYZE rollup_dirty_hours")
