@@ -26,10 +26,10 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import provisioning  # noqa: E402
 from bench.cleanup import remove_session, remove_site  # noqa: E402
 from core.events import DeviceKind, RoomKind  # noqa: E402
 from core.settings import get_settings  # noqa: E402
-from nattero import provisioning  # noqa: E402
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     dead_letter_payload_bytes: int = Field(
         4096, ge=256, le=65536, description="bytes of a dead letter's payload kept (its "
         "original length is recorded)")
+    maintenance: Literal["thread", "off"] = Field(
+        "thread", description="whether `nattero serve`/`nattero pipeline` run the store "
+        "maintenance (rollup refresh, retention) in a thread of their own, or not at all "
+        "(another process runs `nattero maintenance loop`, or cron `nattero maintenance run`)")
+    maintenance_every_s: float = Field(
+        60.0, ge=1, description="seconds between two maintenance rounds (rollup refresh)")
+    maintenance_reconcile_every_s: float = Field(
+        3600.0, ge=1, description="seconds between two re-aggregations of the last 48 hours")
     secret_key: str = Field(DEV_SECRET, description="signs API tokens; required in production")
     token_minutes: int = Field(12 * 60, ge=1, description="lifetime of a bearer token")
 

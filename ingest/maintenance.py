@@ -10,6 +10,10 @@ starts and stops it; ``nattero maintenance run`` runs one round in the foregroun
 
 Several processes may run it against one database: the rounds are serialised by an
 advisory lock inside the database.
+
+``nattero maintenance loop`` (or ``python -m ingest.maintenance loop``) runs the same loop in
+the foreground, for a deployment that runs maintenance as its own service
+(``NATTERO_MAINTENANCE=off`` for ``serve``/``pipeline``).
 """
 
 from __future__ import annotations
@@ -95,6 +99,15 @@ class Maintenance:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def stop_soon(self) -> None:
+        """Ask the loop to end after the round in progress (any thread, a signal handler)."""
+        self._stop.set()
+
+    def run_forever(self) -> None:
+        """The loop of ``start`` in the calling thread, until ``stop_soon``."""
+        self._stop.clear()
+        self._run()
 
     def _run(self) -> None:
         delay = 0.0

@@ -107,6 +107,23 @@ CREATE TEMP TABLE rollup_dirty ON COMMIT DROP AS
 SELECT site, room, ts, kind FROM events
 WHERE received_at > %(since)s AND ts >= %(kept_from)s
 """
+# The same, once a refresh has recorded its snapshot (migration 0005): of the events in the
+# overlap (arrived before the previous watermark), only those of transactions that refresh
+# could not see, i.e. that committed after its snapshot: it counted all the others. Without
+# this a burst of arrivals (a gateway catching up after an outage, a simulator, an import)
+# would be re-counted by every round for the whole overlap. ``xmin`` is widened to a full
+# transaction id against the current snapshot (the overlap's rows are minutes old, far from
+# a wraparound).
+_DIRTY_UNSEEN = """
+CREATE TEMP TABLE rollup_dirty ON COMMIT DROP AS
+SELECT e.site, e.room, e.ts, e.kind
+FROM events e
+CROSS JOIN (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS ref) r
+WHERE e.received_at > %(since)s AND e.ts >= %(kept_from)s
+  AND (e.received_at > %(seen_to)s OR NOT pg_visible_in_snapshot(
+        ((((r.ref >> 32) - (e.xmin::text::bigint > (r.ref & 4294967295))::int) << 32)
+         + e.xmin::text::bigint)::text::xid8, %(seen)s::pg_snapshot))
+"""
 _DIRTY_RECONCILE = """
 INSERT INTO rollup_dirty
 SELECT site, room, ts, kind FROM events WHERE ts >= %(since)s AND ts >= %(kept_from)s
@@ -132,22 +149,47 @@ _COUNT_BUCKETS = """
 CREATE TEMP TABLE rollup_dirty_buckets ON COMMIT DROP AS
 SELECT DISTINCT site, time_bucket('15 minutes', ts) AS bucket FROM rollup_dirty
 """
-_COUNT_DELETE = """
-DELETE FROM event_rollup r USING rollup_dirty_buckets d
-WHERE r.site = d.site AND r.bucket = d.bucket
-"""
-# Bounds as constants so TimescaleDB excludes chunks at plan time.
-_COUNT_INSERT = """
-INSERT INTO event_rollup (site, bucket, room, kind, events)
-SELECT e.site, d.bucket, e.room, e.kind, count(*)
+# Re-counted buckets are compared with what the rollup holds and only the difference is
+# written: a reconcile of 48 hours in which nothing changed writes nothing (no WAL for the
+# writer's commits to flush behind, no dead rows), and only hours whose quarters changed are
+# re-summed. Bounds as constants so TimescaleDB excludes chunks at plan time.
+_COUNT_FRESH = """
+CREATE TEMP TABLE rollup_counts ON COMMIT DROP AS
+SELECT e.site, d.bucket, e.room, e.kind, count(*)::int AS events
 FROM rollup_dirty_buckets d
 JOIN events e ON e.site = d.site AND e.ts >= d.bucket AND e.ts < d.bucket + interval '15 minutes'
 WHERE e.ts >= %(lo)s AND e.ts < %(hi)s
 GROUP BY 1, 2, 3, 4
 """
+# Rows of re-counted buckets that no longer exist (EXCEPT: a set operation; an anti-join
+# with the DELETE here was planned as a merge anti join that ran for minutes on 70,000
+# buckets).
+_COUNT_GONE = """
+CREATE TEMP TABLE rollup_gone ON COMMIT DROP AS
+SELECT r.site, r.bucket, r.room, r.kind
+FROM event_rollup r JOIN rollup_dirty_buckets d ON r.site = d.site AND r.bucket = d.bucket
+EXCEPT
+SELECT site, bucket, room, kind FROM rollup_counts
+"""
+_COUNT_GONE_DELETE = """
+DELETE FROM event_rollup r USING rollup_gone g
+WHERE r.site = g.site AND r.bucket = g.bucket AND r.room = g.room AND r.kind = g.kind
+"""
+_CHANGED = """
+CREATE TEMP TABLE rollup_changed ON COMMIT DROP AS SELECT site, bucket FROM rollup_gone
+"""
+_COUNT_UPSERT = """
+WITH changed AS (
+    INSERT INTO event_rollup AS r (site, bucket, room, kind, events)
+    SELECT site, bucket, room, kind, events FROM rollup_counts
+    ON CONFLICT (site, bucket, room, kind) DO UPDATE SET events = excluded.events
+    WHERE r.events <> excluded.events
+    RETURNING r.site, r.bucket)
+INSERT INTO rollup_changed SELECT site, bucket FROM changed
+"""
 _HOURS_DIRTY = """
 CREATE TEMP TABLE rollup_dirty_hours ON COMMIT DROP AS
-SELECT DISTINCT site, time_bucket('1 hour', bucket) AS bucket FROM rollup_dirty_buckets
+SELECT DISTINCT site, time_bucket('1 hour', bucket) AS bucket FROM rollup_changed
 """
 _HOURS_DELETE = """
 DELETE FROM event_rollup_1h r USING rollup_dirty_hours d
@@ -194,13 +236,27 @@ SELECT site, room,
 FROM events WHERE kind IN ({_DOOR_BED_SQL}) AND ts >= %(kept_from)s
 GROUP BY site, room
 """
+# Buckets of the ranges that no longer have an out (EXCEPT, as for the counts).
 _OUT_DELETE = """
-DELETE FROM event_rollup_out o USING rollup_out_ranges g
-WHERE o.site = g.site AND o.room = g.room AND o.bucket >= g.lo AND o.bucket < g.hi
+DELETE FROM event_rollup_out o USING (
+    SELECT x.site, x.room, x.bucket
+    FROM event_rollup_out x JOIN rollup_out_ranges g ON x.site = g.site AND x.room = g.room
+     AND x.bucket >= g.lo AND x.bucket < g.hi
+    EXCEPT
+    SELECT site, room, bucket FROM rollup_out_fresh) gone
+WHERE o.site = gone.site AND o.room = gone.room AND o.bucket = gone.bucket
+"""
+# As for the counts, only buckets whose seconds changed are written.
+_OUT_UPSERT = """
+INSERT INTO event_rollup_out AS o (site, room, bucket, seconds)
+SELECT site, room, bucket, seconds FROM rollup_out_fresh
+ON CONFLICT (site, room, bucket) DO UPDATE SET seconds = excluded.seconds
+WHERE o.seconds <> excluded.seconds
 """
 # The same pairing as evaluation.occupancy's raw query, on the whole room history within
 # [lo - 3 h, hi + 3 h): every out overlapping [lo, hi) starts and ends in there.
-_OUT_INSERT = f"""
+_OUT_FRESH = f"""
+CREATE TEMP TABLE rollup_out_fresh ON COMMIT DROP AS
 WITH seq AS (
     SELECT e.site, e.room, e.ts, e.kind, g.lo, g.hi,
            lead(e.ts) OVER w AS next_ts, lead(e.kind) OVER w AS next_kind
@@ -214,10 +270,9 @@ outs AS (
     FROM seq
     WHERE kind = 'door.closed' AND next_kind = 'door.open'
       AND next_ts - ts <= interval '3 hours' AND next_ts > lo AND ts < hi)
-INSERT INTO event_rollup_out (site, room, bucket, seconds)
 SELECT o.site, o.room, b.bucket,
        sum(extract(epoch FROM least(o.back_at, b.bucket + interval '15 minutes')
-                              - greatest(o.left_at, b.bucket)))
+                              - greatest(o.left_at, b.bucket))) AS seconds
 FROM outs o
 CROSS JOIN LATERAL generate_series(time_bucket('15 minutes', o.left_at), o.back_at,
                                    interval '15 minutes') AS b(bucket)
@@ -238,6 +293,7 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
 
     ``reconcile_hours``: also re-aggregate that many hours back by event time.
     ``rebuild``: start over from all raw events still kept (the first refresh does this).
+    Events of the overlap that the previous refresh already counted are not counted again.
     """
     started = time.monotonic()
     if read_state(conn) is None:
@@ -246,11 +302,16 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
         _lock(conn)
         conn.execute("SET LOCAL jit = off")
         conn.execute("SET LOCAL work_mem = '128MB'")
-        row = conn.execute("SELECT initialized, refreshed_to, raw_kept_from, now() "
-                           "FROM rollup_state WHERE id = 1 FOR UPDATE").fetchone()
+        row = conn.execute("SELECT initialized, refreshed_to, raw_kept_from, now(), "
+                           "refreshed_snapshot FROM rollup_state WHERE id = 1 FOR UPDATE"
+                           ).fetchone()
         if row is None:
             raise NotConfigured("rollup_state has no row; run `nattero migrate`")
-        initialized, refreshed_to, raw_kept_from, now = row
+        initialized, refreshed_to, raw_kept_from, now, seen_snapshot = row
+        # Before anything is read: every transaction visible here is counted by this refresh.
+        snapshot_row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+        assert snapshot_row is not None
+        seen = seen_snapshot is not None
         kept_from = raw_kept_from or _FAR_PAST
         params: dict[str, object] = {"kept_from": kept_from,
                                      "out_floor": kept_from + OUT_GAP if raw_kept_from
@@ -262,7 +323,8 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
             pending = conn.execute(
                 "SELECT (SELECT count(*) FROM (SELECT 1 FROM events WHERE received_at > %s "
                 "LIMIT %s) x) + (SELECT count(*) FROM rollup_marks)",
-                (refreshed_to - overlap, FULL_BUILD_ABOVE + 1)).fetchone()
+                (refreshed_to if seen else refreshed_to - overlap,
+                 FULL_BUILD_ABOVE + 1)).fetchone()
             if pending is not None and pending[0] > FULL_BUILD_ABOVE:
                 log.info("rollup: more than %d new events; rebuilding instead", FULL_BUILD_ABOVE)
                 full = True
@@ -282,7 +344,11 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
             conn.execute(_OUT_RANGES_FULL, params)
         else:
             params["since"] = refreshed_to - overlap
-            conn.execute(_DIRTY, params)
+            if seen:
+                conn.execute(_DIRTY_UNSEEN, {**params, "seen_to": refreshed_to,
+                                             "seen": seen_snapshot})
+            else:
+                conn.execute(_DIRTY, params)
             marks = conn.execute("SELECT min(bucket), max(bucket) FROM rollup_marks "
                                  "WHERE bucket >= %s", (kept_from,)).fetchone()
             if marks is not None and marks[0] is not None:
@@ -305,8 +371,12 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
             assert bounds is not None
             count_buckets = int(bounds[0])
             if count_buckets:
-                conn.execute(_COUNT_DELETE)
-                conn.execute(_COUNT_INSERT, {"lo": bounds[1], "hi": bounds[2] + BUCKET})
+                conn.execute(_COUNT_FRESH, {"lo": bounds[1], "hi": bounds[2] + BUCKET})
+                conn.execute("ANALYZE rollup_counts")
+                conn.execute(_COUNT_GONE)
+                conn.execute(_COUNT_GONE_DELETE)
+                conn.execute(_CHANGED)
+                conn.execute(_COUNT_UPSERT)
                 conn.execute(_HOURS_DIRTY)
                 conn.execute("ANALYZE rollup_dirty_hours")
                 conn.execute(_HOURS_DELETE)
@@ -319,13 +389,16 @@ def refresh(conn: psycopg.Connection, *, overlap: timedelta = DEFAULT_OVERLAP,
         assert ranges is not None
         out_rooms = int(ranges[0])
         if out_rooms:
+            conn.execute(_OUT_FRESH, {"lo": ranges[1] - OUT_GAP, "hi": ranges[2] + OUT_GAP})
+            conn.execute("ANALYZE rollup_out_fresh")
             conn.execute(_OUT_DELETE)
-            conn.execute(_OUT_INSERT, {"lo": ranges[1] - OUT_GAP, "hi": ranges[2] + OUT_GAP})
+            conn.execute(_OUT_UPSERT)
         conn.execute(_MARKS_DONE)
         conn.execute("UPDATE rollup_state SET initialized = true, refreshed_to = %s, "
-                     "refreshed_at = clock_timestamp()"
+                     "refreshed_snapshot = %s, refreshed_at = clock_timestamp()"
                      + (", reconciled_at = %s" if reconcile_hours else "") + " WHERE id = 1",
-                     (now, now) if reconcile_hours else (now,))
+                     (now, snapshot_row[0], now) if reconcile_hours
+                     else (now, snapshot_row[0]))
     result = RefreshResult(full, count_buckets, out_rooms, skipped, now,
                            round(time.monotonic() - started, 3))
     log.info("rollup refreshed%s: %d bucket(s) re-counted, minutes out re-derived in %d "

@@ -29,6 +29,10 @@ def start_pipeline(settings: Settings) -> Pipeline:
     gateway = Gateway(settings, hooks=[rules.on_batch])
     rules.start()
     gateway.start()
-    maintenance = Maintenance(settings.resolved_database_url())
-    maintenance.start()
+    maintenance: Maintenance | None = None
+    if settings.maintenance == "thread":
+        maintenance = Maintenance(settings.resolved_database_url(),
+                                  every_s=settings.maintenance_every_s,
+                                  reconcile_every_s=settings.maintenance_reconcile_every_s)
+        maintenance.start()
     return Pipeline(gateway, rules, maintenance)

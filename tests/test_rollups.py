@@ -197,6 +197,52 @@ def test_a_refresh_with_nothing_new_changes_nothing(db: psycopg.Connection,
     assert state is not None and state.initialized and state.refreshed_to is not None
 
 
+def test_a_burst_counted_once_is_not_counted_again_by_the_next_round(
+        db: psycopg.Connection, migrated: StackInfo, sim: SimulatedSite) -> None:
+    """Events that arrived just now lie in the next refresh's overlap; the previous refresh
+    saw them (its snapshot says so), so the next one does not re-count their buckets."""
+    door = next(d for d in sim.profile.device_specs if d.kind.value == "door")
+    ts = datetime(2026, 10, 23, 3, 0, tzinfo=UTC)
+    burst = [Event(sim.id, door.id, unique("burst"), ts + timedelta(minutes=20 * n),
+                   EventKind.MOTION, None) for n in range(6)]
+    writer = EventWriter(migrated.database_url)
+    try:
+        writer.write(Batch(events=[(e, datetime.now(UTC)) for e in burst]))
+    finally:
+        writer.close()
+    first = rollups.refresh(db)
+    assert first.count_buckets >= 6
+    assert rollups.refresh(db).count_buckets == 0
+
+
+def test_event_committed_after_a_refresh_began_is_counted_by_the_next_round(
+        db: psycopg.Connection, migrated: StackInfo, sim: SimulatedSite) -> None:
+    """A batch that arrived before a refresh but committed after it read the events lies
+    below that refresh's watermark, and that refresh's snapshot did not see it: the next
+    one counts it."""
+    door = next(d for d in sim.profile.device_specs if d.kind.value == "door")
+    ts = datetime(2026, 10, 24, 2, 7, tzinfo=UTC)
+    bucket = datetime(2026, 10, 24, 2, 0, tzinfo=UTC)
+
+    def counted() -> object:
+        return db.execute("SELECT coalesce(sum(events), 0) FROM event_rollup WHERE site = %s "
+                          "AND bucket = %s", (sim.id, bucket)).fetchone()
+
+    with psycopg.connect(migrated.database_url) as slow:
+        slow.execute("INSERT INTO events (site, device, event_id, ts, room, kind, received_at) "
+                     "VALUES (%s, %s, %s, %s, %s, 'motion', clock_timestamp() - "
+                     "interval '1 minute')", (sim.id, door.id, unique("slow"), ts, door.room))
+        rollups.refresh(db)  # the batch is not committed yet
+        before = counted()
+        slow.commit()
+    second = rollups.refresh(db)
+    assert second.count_buckets >= 1
+    assert counted() == db.execute("SELECT count(*) FROM events WHERE site = %s AND ts >= %s "
+                                   "AND ts < %s", (sim.id, bucket,
+                                                   bucket + timedelta(minutes=15))).fetchone()
+    assert counted() != before
+
+
 def test_maintenance_run_verb(migrated: StackInfo) -> None:
     from nattero.cli import app
 

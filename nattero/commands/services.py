@@ -1,4 +1,5 @@
-"""The long-running verbs: ``serve``, ``gateway``, ``pipeline``, ``maintenance run``, ``demo``."""
+"""The long-running verbs: ``serve``, ``gateway``, ``pipeline``, ``maintenance run|loop``,
+``demo``."""
 
 from __future__ import annotations
 
@@ -115,6 +116,28 @@ def maintenance_run(
                    f"chunk(s) dropped, raw events kept from {ret['raw_kept_from'] or 'the start'}"
                    f", {ret['dead_letters_deleted']} dead letter(s) deleted"
                    + (f"; skipped: {ret['skipped']}" if ret["skipped"] else ""))
+
+
+@maintenance_app.command("loop")
+def maintenance_loop(
+    every: Annotated[float, typer.Option(help="seconds between rounds")] = 60,
+    reconcile_every: Annotated[float, typer.Option(
+        help="seconds between re-aggregations of the last 48 hours")] = 3600,
+) -> None:
+    """Run rounds until SIGTERM or Ctrl-C: maintenance as a service of its own (then run
+    ``serve``/``pipeline`` with NATTERO_MAINTENANCE=off)."""
+    import signal
+
+    from ingest.maintenance import Maintenance
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    job = Maintenance(current_settings().resolved_database_url(), every_s=every,
+                      reconcile_every_s=reconcile_every)
+    signal.signal(signal.SIGTERM, lambda signum, frame: job.stop_soon())
+    signal.signal(signal.SIGINT, lambda signum, frame: job.stop_soon())
+    job.run_forever()
 
 
 def demo(
