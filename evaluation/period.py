@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from core.night_window import NightWindow
 from evaluation.errors import PeriodError, UnknownSite
 from ingest.sites import sites_by_id
 
@@ -52,25 +53,29 @@ class Period:
 class SiteInfo:
     id: str
     name: str
-    tz: ZoneInfo
-    night_start: time
-    night_end: time
+    window: NightWindow  # the one DST-correct night window (core.night_window)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.window.tz
+
+    @property
+    def night_start(self) -> time:
+        return self.window.start
+
+    @property
+    def night_end(self) -> time:
+        return self.window.end
 
     def night_window(self, night: date) -> tuple[datetime, datetime]:
         """The night beginning on the evening of ``night``, as aware UTC datetimes."""
-        end_day = night + timedelta(days=1) if self.night_end <= self.night_start else night
-        return (datetime.combine(night, self.night_start, self.tz).astimezone(UTC),
-                datetime.combine(end_day, self.night_end, self.tz).astimezone(UTC))
+        return self.window.bounds(night)
 
     def night_of(self, moment: datetime) -> date:
-        """The night (evening date) a moment belongs to: noon-to-noon in local time."""
+        """The evening a moment is counted under: noon-to-noon in local time, so a day's
+        events before the night also belong to one evening (unlike ``NightWindow.night_of``,
+        which is None outside the night)."""
         return (moment.astimezone(self.tz) - timedelta(hours=12)).date()
-
-    def in_window(self, moment: datetime) -> bool:
-        clock = moment.astimezone(self.tz).time()
-        if self.night_start < self.night_end:
-            return self.night_start <= clock < self.night_end
-        return clock >= self.night_start or clock < self.night_end
 
     def night_hours(self) -> list[int]:
         """Local clock hours of the night window in order, e.g. 22, 23, 0, ..., 6."""
@@ -86,7 +91,7 @@ class SiteInfo:
 
 def load_sites(conn: psycopg.Connection, sites: list[str]) -> list[SiteInfo]:
     """The sites asked for, in the order given; raises UnknownSite naming those missing."""
-    found = {site: SiteInfo(r.id, r.name, ZoneInfo(r.tz), r.night_start, r.night_end)
+    found = {site: SiteInfo(r.id, r.name, NightWindow(r.night_start, r.night_end, ZoneInfo(r.tz)))
              for site, r in sites_by_id(conn, sites).items()}
     missing = [s for s in sites if s not in found]
     if missing:

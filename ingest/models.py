@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.night_window import DEFAULT_TIME_ZONE
+
 
 class Base(DeclarativeBase):
     pass
@@ -37,7 +39,7 @@ class Site(Base):
     __tablename__ = "sites"
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    tz: Mapped[str] = mapped_column(Text, default="Europe/Copenhagen")
+    tz: Mapped[str] = mapped_column(Text, default=DEFAULT_TIME_ZONE)
     night_start: Mapped[time] = mapped_column(Time, default=time(22, 0))
     night_end: Mapped[time] = mapped_column(Time, default=time(7, 0))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.events import DeviceKind, RoomKind
+from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE
 from simulators.errors import ProfileError
 
 __all__ = [
@@ -250,8 +251,8 @@ class SiteProfile(_Strict):
     site: Slug
     name: str
     target_group: str
-    tz: str = "Europe/Copenhagen"
-    night: str = "22:00-07:00"
+    tz: str = DEFAULT_TIME_ZONE
+    night: str = DEFAULT_NIGHT
     devices: DeviceBehaviour = DeviceBehaviour()
     behaviours: dict[str, Behaviour]
     flats: list[FlatGroup]

@@ -18,6 +18,7 @@ from api.errors import responses
 from api.models import ID_PATTERN, SITE_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.users import Role, User, UserError, create_user, list_users
 from core.events import DeviceKind, RoomKind
+from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE
 from ingest import sites as stored_sites
 from ingest.audit import audit
 from ingest.rule_settings import upsert_rule_setting
@@ -33,8 +34,8 @@ _WRITE = responses(400, 401, 403, 404, 422, 503)
 class NewSite(BaseModel):
     id: str = Field(pattern=SITE_PATTERN, examples=["solsikken"])
     name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
-    tz: str = Field("Europe/Copenhagen", max_length=64, pattern=TEXT_PATTERN)
-    night: str = Field("22:00-07:00", description="night window HH:MM-HH:MM", max_length=11,
+    tz: str = Field(DEFAULT_TIME_ZONE, max_length=64, pattern=TEXT_PATTERN)
+    night: str = Field(DEFAULT_NIGHT, description="night window HH:MM-HH:MM", max_length=11,
                        pattern=TEXT_PATTERN)
 
 

@@ -16,6 +16,7 @@ import typer
 
 from core.errors import NatteroError
 from core.events import DeviceKind, DeviceSource, RoomKind
+from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE
 from nattero.commands.audit import cli_actor, record
 from nattero.commands.config import current_settings
 from nattero.commands.output import JsonOption, print_record, print_rows, verb_group
@@ -61,8 +62,8 @@ def _require_site(conn: psycopg.Connection, site: str) -> None:
 def site_add(
     site: Annotated[str, typer.Argument(help="short id, e.g. solsikken")],
     name: Annotated[str, typer.Option(help="display name")],
-    tz: Annotated[str, typer.Option(help="IANA time zone")] = "Europe/Copenhagen",
-    night: Annotated[str, typer.Option(help="night window HH:MM-HH:MM")] = "22:00-07:00",
+    tz: Annotated[str, typer.Option(help="IANA time zone")] = DEFAULT_TIME_ZONE,
+    night: Annotated[str, typer.Option(help="night window HH:MM-HH:MM")] = DEFAULT_NIGHT,
 ) -> None:
     """Add a site."""
     from provisioning import add_site
