@@ -9,16 +9,16 @@ evaluation, which loads matplotlib and pyarrow.
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from nattero.commands.config import current_settings
+from nattero.commands.config import connect_store, current_settings
+from nattero.commands.output import date_option
 
 if TYPE_CHECKING:
-    import psycopg
+    pass
 
 __all__ = ["BucketName", "FormatName", "LevelName", "export", "report"]
 
@@ -29,20 +29,8 @@ BucketName = Literal["15m", "1h", "1d"]
 DEFAULT_K = 5
 
 
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2026-11-23",
-                                 param_hint=option) from None
 
 
-def _connect() -> psycopg.Connection:
-    import psycopg
-
-    return psycopg.connect(current_settings().resolved_database_url(), autocommit=True)
 
 
 def export(
@@ -64,11 +52,11 @@ def export(
     from evaluation.period import Period
     from ingest.audit import audit
 
-    first, last = _day(from_, "--from"), _day(to, "--to")
+    first, last = date_option(from_, "--from"), date_option(to, "--to")
     assert first is not None and last is not None
     request = OccupancyRequest(tuple(dict.fromkeys(site)), Period(first, last), Level(level),
                                Bucket(bucket), k)
-    with _connect() as conn:
+    with connect_store() as conn:
         prepared = prepare_export(conn, request, ExportFormat(format))
         with conn.transaction():
             audit(conn, "cli", "export.occupancy",
@@ -114,18 +102,18 @@ def report(
     from ingest.audit import audit
 
     if handover:
-        the_night = _day(night, "--night")
-        with _connect() as conn:
+        the_night = date_option(night, "--night")
+        with connect_store() as conn:
             page = build_handover(conn, site, the_night)
             out.write_text(render_handover(page), encoding="utf-8")
             audit(conn, "cli", "report.handover", site, page.night.isoformat(), {})
         typer.echo(f"handover of night {page.night} written to {out}")
         return
-    first, last = _day(from_, "--from"), _day(to, "--to")
+    first, last = date_option(from_, "--from"), date_option(to, "--to")
     if first is None or last is None:
         raise PeriodError("a benefit report needs --from and --to (or use --handover)")
     assumptions = Assumptions(rounds_per_night, minutes_per_check, handling_minutes, wake_share)
-    with _connect() as conn:
+    with connect_store() as conn:
         made = build_report(conn, site, Period(first, last), assumptions, compare)
         out.write_text(render_html(made), encoding="utf-8")
         written = [str(out)]

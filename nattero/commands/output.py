@@ -23,6 +23,17 @@ def verb_group(help: str, **options: Any) -> typer.Typer:
     return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **options)
 
 
+def date_option(value: str | None, option: str) -> date | None:
+    """An ISO date given to ``option``, or a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-11-23",
+                                 param_hint=option) from None
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date | time):
         return value.isoformat()

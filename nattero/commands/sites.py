@@ -8,7 +8,6 @@ bridge's password is printed once and stored nowhere but the broker.
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,8 +17,8 @@ from core.errors import NatteroError
 from core.events import DeviceKind, DeviceSource, RoomKind
 from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE
 from nattero.commands.audit import cli_actor, record
-from nattero.commands.config import current_settings
-from nattero.commands.output import JsonOption, print_record, print_rows, verb_group
+from nattero.commands.config import connect_store, current_settings
+from nattero.commands.output import JsonOption, date_option, print_record, print_rows, verb_group
 
 if TYPE_CHECKING:
     import psycopg
@@ -40,10 +39,6 @@ _SHOWN_ONCE = ("the password is shown only this once; store it in the device now
                "make the device connect with exactly this client id (any other is refused)")
 
 
-def _connect() -> psycopg.Connection:
-    import psycopg
-
-    return psycopg.connect(current_settings().resolved_database_url(), autocommit=True)
 
 
 def _require_site(conn: psycopg.Connection, site: str) -> None:
@@ -78,7 +73,7 @@ def site_list(as_json: JsonOption = False) -> None:
     """Sites with their time zone, night window and how many rooms and devices they have."""
     from ingest.listing import site_overview
 
-    with _connect() as conn:
+    with connect_store() as conn:
         found = site_overview(conn)
     print_rows([{"site": s.id, "name": s.name, "tz": s.tz,
                  "night": f"{s.night_start:%H:%M}-{s.night_end:%H:%M}", "rooms": s.rooms,
@@ -198,7 +193,7 @@ def room_list(site: SiteArgument, as_json: JsonOption = False) -> None:
 
     from ingest.sites import active_devices, rooms_with_monitoring
 
-    with _connect() as conn:
+    with connect_store() as conn:
         _require_site(conn, site)
         rooms = rooms_with_monitoring(conn, site)
         devices = Counter(device.room for device in active_devices(conn, site))
@@ -206,14 +201,6 @@ def room_list(site: SiteArgument, as_json: JsonOption = False) -> None:
                  "monitored": r.monitored, "devices": devices[r.id]} for r in rooms], as_json)
 
 
-def _date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2026-11-23",
-                                 param_hint=option) from None
 
 
 @room_app.command("basis")
@@ -229,8 +216,8 @@ def room_basis(
     from provisioning import record_basis
 
     record_basis(current_settings(), site, room, consent=consent, decision_ref=decision,
-                 valid_from=_date(valid_from, "--valid-from"),
-                 valid_to=_date(valid_to, "--valid-to"))
+                 valid_from=date_option(valid_from, "--valid-from"),
+                 valid_to=date_option(valid_to, "--valid-to"))
     record("room.basis", site, room, {"consent": consent, "decision": decision,
                                       "valid_from": valid_from, "valid_to": valid_to})
     typer.echo(f"basis recorded for {site}/{room}")
@@ -309,7 +296,7 @@ def device_list(
     """Devices with their presence, battery and last event."""
     from ingest.listing import list_devices
 
-    with _connect() as conn:
+    with connect_store() as conn:
         if site is not None:
             _require_site(conn, site)
         found = list_devices(conn, site)
