@@ -83,9 +83,18 @@ class Settings(BaseSettings):
         "day-chunks); the rollups keep their aggregates")
     dead_letter_retention_days: int = Field(
         30, ge=1, description="dead letters older than this many days are deleted")
+    dead_letter_max_rows: int = Field(
+        1_000_000, ge=1000, description="the oldest dead letters beyond this many are deleted "
+        "by the maintenance, whatever their age (their counts per minute stay)")
     dead_letters_per_minute: int = Field(
         20, ge=1, le=10000, description="dead letters stored per device (sender) and minute; "
         "the rest are only counted in dead_letter_minutes")
+    dead_letters_per_minute_per_bridge: int = Field(
+        100, ge=1, le=100000, description="dead letters stored per bridge (Zigbee2MQTT base "
+        "topic, ChirpStack application) and minute, whatever device names it uses")
+    dead_letters_per_minute_total: int = Field(
+        500, ge=1, le=1000000, description="dead letters stored per minute for the whole "
+        "installation; bounds the table's growth (with the retention)")
     dead_letter_payload_bytes: int = Field(
         4096, ge=256, le=65536, description="bytes of a dead letter's payload kept (its "
         "original length is recorded)")

@@ -88,6 +88,18 @@ def sender_of(topic: str) -> str:
     return topic
 
 
+def bridge_of(topic: str) -> str:
+    """The bridge prefix a non-native message is also charged to (``application/{app}`` for
+    ChirpStack, the first topic level for Zigbee2MQTT and others); empty for a native device,
+    whose account can publish only on its own topics anyway."""
+    if parse_topic(topic) is not None:
+        return ""
+    levels = topic.split("/")
+    if levels[0] == "application" and len(levels) >= 2:
+        return "/".join(levels[:2])
+    return levels[0]
+
+
 class BridgeRoute:
     """A device bridge (Zigbee2MQTT, ChirpStack): returns None for topics it does not own."""
 

@@ -33,7 +33,7 @@ from gateway.bridges import ChirpStackBridge, EventHistory, Zigbee2MqttBridge
 from gateway.buffered_client import BufferedClient
 from gateway.protocol import Rejected, RejectReason
 from gateway.registry import DeviceRegistry
-from gateway.routing import MessageRouter, is_native_events, sender_of
+from gateway.routing import MessageRouter, bridge_of, is_native_events, sender_of
 from ingest.writer import (
     Batch,
     BatchHook,
@@ -78,6 +78,8 @@ class Gateway:
                                               sites=settings.gateway_sites))
         self.writer = EventWriter(
             dsn, hooks, dead_letters_per_minute=settings.dead_letters_per_minute,
+            dead_letters_per_minute_per_bridge=settings.dead_letters_per_minute_per_bridge,
+            dead_letters_per_minute_total=settings.dead_letters_per_minute_total,
             dead_letter_payload_bytes=settings.dead_letter_payload_bytes)
         # deque: append/popleft are atomic; cheaper than queue.Queue's locks per message.
         self._queue: deque[_Inbound] = deque()
@@ -252,7 +254,7 @@ class Gateway:
             except Rejected as rejected:
                 batch.dead_letters.append(DeadLetterRecord(
                     item.received_at, item.topic, item.payload, rejected.reason, rejected.detail,
-                    sender=sender_of(item.topic)))
+                    sender=sender_of(item.topic), bridge=bridge_of(item.topic)))
                 metrics.DEAD_LETTERS.labels(reason=rejected.reason).inc()
                 continue
             for event in routed.events:

@@ -1,6 +1,10 @@
 """Retention: raw events older than ``NATTERO_RETENTION_DAYS`` (default 400) and dead letters
 (and their per-sender counts, ``dead_letter_minutes``) older than
-``NATTERO_DEAD_LETTER_RETENTION_DAYS`` (default 30).
+``NATTERO_DEAD_LETTER_RETENTION_DAYS`` (default 30); and, whatever their age, the oldest dead
+letters beyond ``NATTERO_DEAD_LETTER_MAX_ROWS`` (default 1,000,000, about 4 GiB with the
+4 KiB payload cap): the per-minute limits of the writer bound how fast the table grows, this
+bounds how big it gets. Their counts in ``dead_letter_minutes`` stay (one row per sender and
+minute), so what was cut is still visible.
 
 Events go a whole chunk (one day) at a time with ``drop_chunks('events', older_than =>
 now() - days)``: TimescaleDB drops only chunks that end before that moment, so nothing newer
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_DAYS = 400
 DEFAULT_DEAD_LETTER_DAYS = 30
+DEFAULT_DEAD_LETTER_MAX_ROWS = 1_000_000
 MIN_RETENTION_DAYS = 1
 
 
@@ -56,6 +61,17 @@ def retention_days() -> int:
 def dead_letter_days() -> int:
     return _setting("dead_letter_retention_days", "NATTERO_DEAD_LETTER_RETENTION_DAYS",
                     DEFAULT_DEAD_LETTER_DAYS)
+
+
+def dead_letter_max_rows() -> int:
+    return _setting("dead_letter_max_rows", "NATTERO_DEAD_LETTER_MAX_ROWS",
+                    DEFAULT_DEAD_LETTER_MAX_ROWS)
+
+
+_DEAD_LETTERS_OVER_CAP = """
+DELETE FROM dead_letters WHERE received_at < (
+    SELECT received_at FROM dead_letters ORDER BY received_at DESC OFFSET %s LIMIT 1)  -- the cap-th newest
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +113,15 @@ def _ensure_policy(conn: psycopg.Connection, days: int) -> None:
 
 
 def apply_retention(conn: psycopg.Connection, days: int | None = None,
-                    dead_letter_retention: int | None = None) -> RetentionResult:
+                    dead_letter_retention: int | None = None,
+                    dead_letter_rows: int | None = None) -> RetentionResult:
     """Drop raw event chunks older than ``days`` and dead letters older than their retention.
 
     Run after ``rollups.refresh`` (``ingest.maintenance`` does); ``conn`` in autocommit mode.
     """
     days = retention_days() if days is None else days
     dl_days = dead_letter_days() if dead_letter_retention is None else dead_letter_retention
+    dl_rows = dead_letter_max_rows() if dead_letter_rows is None else dead_letter_rows
     if days < MIN_RETENTION_DAYS or dl_days < MIN_RETENTION_DAYS:
         raise ValueError(f"retention must be at least {MIN_RETENTION_DAYS} day(s); "
                          f"got events {days}, dead letters {dl_days}")
@@ -112,6 +130,8 @@ def apply_retention(conn: psycopg.Connection, days: int | None = None,
         deleted = conn.execute(
             "DELETE FROM dead_letters WHERE received_at < now() - %s::interval",
             (f"{dl_days} days",)).rowcount
+        # The oldest go first; rows that share the cut-off's time stay (a few over the cap).
+        deleted += conn.execute(_DEAD_LETTERS_OVER_CAP, (max(dl_rows - 1, 0),)).rowcount
         # The per-sender counts of dead letters go with them.
         conn.execute("DELETE FROM dead_letter_minutes WHERE minute < now() - %s::interval",
                      (f"{dl_days} days",))

@@ -11,7 +11,10 @@ Dead letters are limited per sender (a device, or the topic a message came on) a
 minute: the first ``dead_letters_per_minute`` are stored with at most
 ``dead_letter_payload_bytes`` of their payload, every one is counted in
 ``dead_letter_minutes``. A device flooding the gateway with bad messages thus costs a few
-rows a minute, and the batches carrying other devices' events stay small.
+rows a minute, and the batches carrying other devices' events stay small. Two more limits
+hold per minute: one per bridge (a bridge account may publish under any device name of its
+prefix, so per-device limits alone would not bound it) and one for the whole installation,
+so the table's growth is bounded whoever sends (counted under ``bridge:<prefix>`` and ``*``).
 
 The writer never gives up on a batch because the database is away: ``write`` raises
 ``StoreUnavailable`` and the caller retries the same batch (the gateway withholds the
@@ -38,6 +41,9 @@ from ingest.rule_layouts import StoredLayouts, read_layouts
 log = logging.getLogger(__name__)
 
 DEAD_LETTERS_PER_MINUTE = 20
+DEAD_LETTERS_PER_MINUTE_PER_BRIDGE = 100
+DEAD_LETTERS_PER_MINUTE_TOTAL = 500
+TOTAL_SENDER = "*"
 DEAD_LETTER_PAYLOAD_BYTES = 4096
 
 
@@ -49,6 +55,7 @@ class DeadLetterRecord:
     reason: str
     detail: str
     sender: str = ""  # who the dead letter is charged to; the topic when empty
+    bridge: str = ""  # the bridge prefix it also counts against; empty for a native device
 
     @property
     def charged_to(self) -> str:
@@ -177,10 +184,14 @@ class EventWriter:
 
     def __init__(self, dsn: str, hooks: Sequence[BatchHook] = (), *,
                  dead_letters_per_minute: int = DEAD_LETTERS_PER_MINUTE,
+                 dead_letters_per_minute_per_bridge: int = DEAD_LETTERS_PER_MINUTE_PER_BRIDGE,
+                 dead_letters_per_minute_total: int = DEAD_LETTERS_PER_MINUTE_TOTAL,
                  dead_letter_payload_bytes: int = DEAD_LETTER_PAYLOAD_BYTES) -> None:
         self._dsn = dsn
         self._hooks = list(hooks)
         self._dead_per_minute = dead_letters_per_minute
+        self._dead_per_bridge = dead_letters_per_minute_per_bridge
+        self._dead_total = dead_letters_per_minute_total
         self._dead_payload_bytes = dead_letter_payload_bytes
         self._conn: psycopg.Connection | None = None
 
@@ -255,25 +266,38 @@ class EventWriter:
                            duplicates=len(batch.events) - stored,
                            dead_letters=len(batch.dead_letters))
 
+    def _limits(self, record: DeadLetterRecord) -> list[tuple[str, int]]:
+        """The counters a dead letter is charged to, each with its limit per minute."""
+        limits = [(record.charged_to, self._dead_per_minute)]
+        if record.bridge:
+            limits.append((f"bridge:{record.bridge}", self._dead_per_bridge))
+        limits.append((TOTAL_SENDER, self._dead_total))
+        return limits
+
     def _store_dead_letters(self, cur: psycopg.Cursor[tuple[int]],
                             records: list[DeadLetterRecord]) -> int:
-        """Count every record, store the first few per sender and minute; returns how many
-        were stored."""
-        arrived = Counter((record.minute, record.charged_to) for record in records)
+        """Count every record, store the first few per sender, bridge and minute (and no more
+        than the installation's limit); returns how many were stored."""
+        charged = [(record, self._limits(record)) for record in records]
+        arrived = Counter((record.minute, counter) for record, limits in charged
+                          for counter, _ in limits)
         room: dict[tuple[datetime, str], int] = {}
-        # Sorted: two writers lock the same senders' rows in the same order, never crosswise.
-        for minute, sender in sorted(arrived):
-            cur.execute(_LOCK_MINUTE, (minute, sender))
+        limit_of = {counter: limit for _, limits in charged for counter, limit in limits}
+        # Sorted: two writers lock the same counters' rows in the same order, never crosswise.
+        for minute, counter in sorted(arrived):
+            cur.execute(_LOCK_MINUTE, (minute, counter))
             row = cur.fetchone()
             already = int(row[0]) if row else 0
-            room[(minute, sender)] = max(self._dead_per_minute - already, 0)
+            room[(minute, counter)] = max(limit_of[counter] - already, 0)
         kept: list[DeadLetterRecord] = []
-        for record in records:
-            key = (record.minute, record.charged_to)
-            if room[key] > 0:
-                room[key] -= 1
+        for record, limits in charged:
+            keys = [(record.minute, counter) for counter, _ in limits]
+            if all(room[key] > 0 for key in keys):
+                for key in keys:
+                    room[key] -= 1
                 kept.append(record)
-        stored = Counter((record.minute, record.charged_to) for record in kept)
+        stored = Counter((record.minute, counter) for record in kept
+                         for counter, _ in self._limits(record))
         cur.executemany(_COUNT_MINUTE, [(count, stored[key], *key)
                                         for key, count in sorted(arrived.items())])
         cap = self._dead_payload_bytes

@@ -125,6 +125,22 @@ def test_old_dead_letters_are_deleted(db: psycopg.Connection) -> None:
     assert left == [("5",)]
 
 
+def test_dead_letters_beyond_the_row_cap_go_oldest_first(db: psycopg.Connection) -> None:
+    topic = unique("nattero/v1/dl")
+    for year in (1990, 1991, 1992):
+        db.execute("INSERT INTO dead_letters (received_at, topic, payload, reason, detail) "
+                   "VALUES (%s, %s, 'x', 'test', %s)",
+                   (datetime(year, 1, 1, tzinfo=UTC), topic, str(year)))
+    row = db.execute("SELECT count(*) FROM dead_letters").fetchone()
+    assert row is not None
+    total = int(row[0])
+    result = retention.apply_retention(db, days=36500, dead_letter_retention=36500,
+                                       dead_letter_rows=total - 2)
+    assert result.dead_letters_deleted == 2
+    left = db.execute("SELECT detail FROM dead_letters WHERE topic = %s", (topic,)).fetchall()
+    assert left == [("1992",)]
+
+
 def test_old_dead_letter_counts_are_deleted_with_the_dead_letters(
         db: psycopg.Connection) -> None:
     sender = unique("nattero/v1/dl")
