@@ -68,9 +68,10 @@ def dead_letter_max_rows() -> int:
                     DEFAULT_DEAD_LETTER_MAX_ROWS)
 
 
+# Strictly older than the cap-th newest dead letter.
 _DEAD_LETTERS_OVER_CAP = """
 DELETE FROM dead_letters WHERE received_at < (
-    SELECT received_at FROM dead_letters ORDER BY received_at DESC OFFSET %s LIMIT 1)  -- the cap-th newest
+    SELECT received_at FROM dead_letters ORDER BY received_at DESC OFFSET %s LIMIT 1)
 """
 
 
