@@ -11,7 +11,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Protocol
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException, status
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # What the board cannot work without; the other pages and scripts come with them.
 BOARD_FILES = ("index.html", "login.html", "js/board.js", "js/api.js", "css/board.css")
+PAGES = frozenset({"index", "login", "admin", "evaluator", "handover"})
+ASSET_FOLDERS = ("js", "css")
 
 
 class DashboardMissing(NatteroError):
@@ -110,6 +113,20 @@ def create_app(settings: Settings, *,
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
-    # Mounted last: the API routes above win over any file of the same path.
-    app.mount("/", StaticFiles(directory=dashboard_dir(), html=True), name="dashboard")
+    _serve_dashboard(app, dashboard_dir())
     return app
+
+
+def _serve_dashboard(app: FastAPI, folder: Path) -> None:
+    """The pages, scripts and styles of the board, and nothing else of its folder (not
+    ``package.json``, ``node_modules`` of the tests, or the package's Python files)."""
+    for asset in ASSET_FOLDERS:
+        app.mount(f"/{asset}", StaticFiles(directory=folder / asset), name=asset)
+
+    async def page(name: str = "index") -> FileResponse:
+        if name not in PAGES:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
+        return FileResponse(folder / f"{name}.html", media_type="text/html")
+
+    app.add_api_route("/", page, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_api_route("/{name}.html", page, methods=["GET", "HEAD"], include_in_schema=False)

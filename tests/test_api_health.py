@@ -38,3 +38,18 @@ def test_openapi_lists_the_contract_paths(http) -> None:
                  "/api/v1/alerts/{alert_id}/resolve", "/api/v1/sites/{site}/rooms",
                  "/api/v1/sites/{site}/health", "/healthz", "/readyz", "/metrics"):
         assert path in paths
+
+
+def test_the_board_pages_scripts_and_styles_are_served_and_nothing_else_of_its_folder(
+        http) -> None:
+    for path in ("/", "/index.html", "/login.html", "/admin.html", "/evaluator.html",
+                 "/handover.html"):
+        response = http.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith("text/html"), path
+    assert "<script" in http.get("/").text
+    assert http.get("/js/board.js").status_code == 200
+    assert http.get("/css/board.css").status_code == 200
+    for path in ("/package.json", "/package-lock.json", "/__init__.py",
+                 "/node_modules/axe-core/axe.min.js", "/nothing.html", "/js/../package.json"):
+        assert http.get(path).status_code == 404, path
