@@ -201,3 +201,77 @@ def test_staff_of_one_site_never_sees_another_sites_rooms_or_alerts(
     assert "Værelse B-syd" not in html and site_b not in html and "Bellis" not in html
     expect(alert_card(page, hidden)).to_have_count(0)
     assert page.evaluate("[...window.__natteroBoard.state.alerts.keys()]") == [visible]
+
+
+def test_acknowledged_card_stays_in_place_so_the_next_tap_resolves_the_same_alert(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
+    """A scripted night used to resolve the wrong alert: the card taken with "Jeg tager den"
+    sank below the open ones, and the next tap at the same place hit another alarm."""
+    server = api_process()
+    page = open_board(open_page(), server, make_user("staff", site))
+    older = raise_alert(site, "f1", "left_flat", "normal")
+    newer = raise_alert(site, "lounge", "common_motion", "normal")
+    expect(page.locator("#alert-list li")).to_have_count(2, timeout=2000)
+    first = page.locator("#alert-list li").first
+    expect(first).to_have_attribute("data-id", str(newer))  # the newest open alert on top
+
+    first.locator(".act-ack").click()
+    expect(alert_card(page, newer).locator(".act-ack")).to_be_hidden(timeout=2000)
+    page.wait_for_timeout(300)  # a render after the change arrived on the stream, too
+    expect(page.locator("#alert-list li").first).to_have_attribute("data-id", str(newer))
+    page.locator("#alert-list li").first.locator(".act-resolve").click()
+    expect(page.locator("#resolve-alert")).to_contain_text("Dagligstue")
+
+    # No text field has the focus (a tablet would open its keyboard over the outcomes).
+    focused = page.evaluate("document.activeElement && document.activeElement.id")
+    assert focused != "resolve-note"
+    assert page.evaluate("document.activeElement.tagName") not in ("TEXTAREA", "INPUT")
+    page.click("[data-outcome='no_action_needed']")
+    expect(alert_card(page, newer)).to_have_count(0, timeout=2000)
+    expect(alert_card(page, older)).to_be_visible()
+
+
+def test_a_new_alert_is_sorted_in_but_not_under_a_finger_on_the_list(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
+    server = api_process()
+    page = open_board(open_page(), server, make_user("staff", site))
+    first = raise_alert(site, "f1", "left_flat", "normal")
+    expect(alert_card(page, first)).to_be_visible(timeout=2000)
+    # A finger resting on the list: pointer events every 200 ms until lifted.
+    page.evaluate("""() => {
+        const touch = () => document.getElementById('alert-list')
+            .dispatchEvent(new PointerEvent('pointerdown'));
+        touch();
+        window.__finger = setInterval(touch, 200);
+    }""")
+    urgent = raise_alert(site, "exit", "building_exit", "high")
+    expect(alert_card(page, urgent)).to_be_visible(timeout=2000)
+    page.wait_for_timeout(500)
+    # While the finger is there the card under it is still the one it was ...
+    expect(page.locator("#alert-list li").first).to_have_attribute("data-id", str(first))
+    page.evaluate("clearInterval(window.__finger)")
+    # ... and once the finger has gone the urgent alert goes to the top.
+    expect(page.locator("#alert-list li").first).to_have_attribute("data-id", str(urgent),
+                                                                   timeout=4000)
+
+
+def test_on_a_phone_the_first_cards_buttons_are_above_the_fold(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
+    from tests.support.board import PHONE, SCREENSHOTS
+
+    server = api_process()
+    page = open_board(open_page(PHONE), server, make_user("staff", site))
+    alert_id = raise_alert(site, "exit", "building_exit", "high")
+    card = alert_card(page, alert_id)
+    expect(card).to_be_visible(timeout=2000)
+    for button in (card.locator(".act-ack"), card.locator(".act-resolve")):
+        box = button.bounding_box()
+        assert box is not None
+        assert box["y"] + box["height"] <= PHONE["height"], (
+            f"a button of the first card ends at {box['y'] + box['height']:.0f} px, below the "
+            f"phone's {PHONE['height']} px")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "board-phone-first-card.png"))

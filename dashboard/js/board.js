@@ -16,6 +16,9 @@ const FLOOR_EVERY_MS = 30_000;
 const RECENT_KEEP_MS = 15 * 60_000;
 const SEVERITY_RANK = { high: 2, normal: 1, notice: 0 };
 const CUE_CHANGES = { raised: "new", escalated: "escalated", reannounced: "escalated" };
+// A finger on the list in the last moment: a new alert waits at the end until it has gone,
+// so the card under the finger never changes before the tap lands.
+const TOUCH_GUARD_MS = 1500;
 
 const state = {
   claims: null,
@@ -28,6 +31,9 @@ const state = {
   cued: new Set(),           // `${id}:${seq}` cues already played (replays must not repeat)
   firstSnapshot: true,
   resolving: null,           // alert being resolved in the dialog
+  order: [],                 // ids of the live list, in the order shown
+  touchedAt: -Infinity,      // performance.now() of the last pointer on the alert list
+  sortPending: false,        // a new alert arrived while a finger was on the list
 };
 
 const $ = (id) => document.getElementById(id);
@@ -53,6 +59,24 @@ function compareAlerts(a, b) {
     (SEVERITY_RANK[b.severity] ?? 0) - (SEVERITY_RANK[a.severity] ?? 0) ||
     Number(b.escalated) - Number(a.escalated) ||
     Date.parse(b.raised_at || b.first_ts) - Date.parse(a.raised_at || a.first_ts);
+}
+
+// The live list keeps its order while alerts change (an acknowledged card stays where it
+// was, so the next tap lands where the nurse expects); it is sorted afresh only when a new
+// alert arrives, and then only when no finger has just been on the list.
+function stableOrder(live) {
+  const byId = new Map(live.map((a) => [a.id, a]));
+  const kept = state.order.filter((id) => byId.has(id));
+  const arrived = live.filter((a) => !kept.includes(a.id));
+  if (arrived.length > 0) state.sortPending = true;
+  if (!state.sortPending) return kept.map((id) => byId.get(id));
+  const waitMs = TOUCH_GUARD_MS - (performance.now() - state.touchedAt);
+  if (waitMs > 0) {
+    setTimeout(renderAlerts, waitMs + 50);
+    return [...kept.map((id) => byId.get(id)), ...arrived.sort(compareAlerts)];
+  }
+  state.sortPending = false;
+  return [...live].sort(compareAlerts);
 }
 
 function applyAlert(alert) {
@@ -180,7 +204,8 @@ function renderAlerts() {
     }
   }
   const all = [...state.alerts.values()].filter(isVisible);
-  const live = all.filter((a) => a.status !== "resolved" && a.severity !== "notice").sort(compareAlerts);
+  const live = stableOrder(all.filter((a) => a.status !== "resolved" && a.severity !== "notice"));
+  state.order = live.map((a) => a.id);
   const notices = all.filter((a) => a.status !== "resolved" && a.severity === "notice").sort(compareAlerts);
   const recent = all.filter((a) => a.status === "resolved")
     .sort((a, b) => Date.parse(b.resolved_at) - Date.parse(a.resolved_at)).slice(0, 10);
@@ -473,6 +498,10 @@ async function main() {
     button.addEventListener("click", () => resolveWith(button.dataset.outcome));
   }
   $("resolve-dialog").addEventListener("close", () => { state.resolving = null; });
+  for (const kind of ["pointerdown", "pointermove", "touchstart"]) {
+    $("alert-list").addEventListener(kind, () => { state.touchedAt = performance.now(); },
+      { passive: true });
+  }
   $("site-filter").addEventListener("change", (event) => {
     state.filter = event.target.value;
     localStorage.setItem("nattero.siteFilter", state.filter);
