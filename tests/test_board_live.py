@@ -275,3 +275,35 @@ def test_on_a_phone_the_first_cards_buttons_are_above_the_fold(
             f"phone's {PHONE['height']} px")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "board-phone-first-card.png"))
+
+
+def test_a_board_that_has_not_heard_the_server_sounds_its_fault_tone_until_it_hears_again(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page]) -> None:
+    """A board on a desk that lost its server must not look (or sound) calm. Shortened
+    timings (15 s of silence, then every 10 s) stand for the real 30 s and 1 min; the server
+    pings every 10 s, so a live board is never silent that long."""
+    server = api_process()
+    page = open_board(open_page(), server, make_user("staff", site),
+                      query="fault_after=15&fault_every=10")
+    page.click("#sound-enable")
+    page.locator("#mute").click()  # alerts muted: the fault tone sounds all the same
+    page.wait_for_timeout(22_000)  # two pings' worth of a quiet but live night
+    assert [c for c in cues(page) if c["kind"] == "fault"] == [], "a live board is calm"
+
+    server.kill()
+    killed = time.monotonic()
+    page.wait_for_function(
+        "window.__natteroCues.filter(c => c.kind === 'fault').length >= 1", timeout=25_000)
+    first = time.monotonic() - killed
+    assert first < 18, f"the fault tone came {first:.1f} s after the server died"
+    fault = [c for c in cues(page) if c["kind"] == "fault"][0]
+    assert fault["audible"] is True and fault["muted"] is False
+    page.wait_for_function(
+        "window.__natteroCues.filter(c => c.kind === 'fault').length >= 2", timeout=15_000)
+
+    server.start()
+    expect(page.locator("#health-connection")).to_be_hidden(timeout=15_000)
+    heard = len([c for c in cues(page) if c["kind"] == "fault"])
+    page.wait_for_timeout(12_000)
+    assert len([c for c in cues(page) if c["kind"] == "fault"]) == heard

@@ -13,6 +13,12 @@ const params = new URLSearchParams(location.search);
 // Polling intervals can be shortened (tests, demos) but not made silly.
 const HEALTH_EVERY_MS = Math.max(1000, Number(params.get("health_every") || 10) * 1000);
 const FLOOR_EVERY_MS = 30_000;
+// Not a word from the server for this long: the board sounds its fault tone, and again
+// every FAULT_EVERY_MS while the silence lasts (shortened in tests; the server pings every
+// 10 s, so never below 15 s / 10 s).
+const FAULT_AFTER_MS = Math.max(15_000, Number(params.get("fault_after") || 30) * 1000);
+const FAULT_EVERY_MS = Math.max(10_000, Number(params.get("fault_every") || 60) * 1000);
+const PAGE_OPENED_AT = Date.now();
 const RECENT_KEEP_MS = 15 * 60_000;
 const SEVERITY_RANK = { high: 2, normal: 1, notice: 0 };
 const CUE_CHANGES = { raised: "new", escalated: "escalated", reannounced: "escalated" };
@@ -32,6 +38,7 @@ const state = {
   firstSnapshot: true,
   resolving: null,           // alert being resolved in the dialog
   order: [],                 // ids of the live list, in the order shown
+  faultSoundedAt: null,      // Date.now() of the last fault tone of this silence
   touchedAt: -Infinity,      // performance.now() of the last pointer on the alert list
   sortPending: false,        // a new alert arrived while a finger was on the list
 };
@@ -433,8 +440,22 @@ function renderSiteFilter() {
   select.hidden = state.sites.length < 2;
 }
 
+function checkServerSilence(now) {
+  const heardAt = stream.lastMessageAt ?? PAGE_OPENED_AT;
+  if (stream.state === "live" && now - heardAt < FAULT_AFTER_MS) {
+    state.faultSoundedAt = null;
+    return;
+  }
+  if (now - heardAt < FAULT_AFTER_MS) return;
+  if (state.faultSoundedAt === null || now - state.faultSoundedAt >= FAULT_EVERY_MS) {
+    state.faultSoundedAt = now;
+    sound.faultCue(new Date(heardAt).toISOString());
+  }
+}
+
 function tick() {
   const now = Date.now();
+  checkServerSilence(now);
   for (const el of document.querySelectorAll(".alert-ago[data-ts], .tile-ago[data-ts]")) {
     el.textContent = formatAgo(el.dataset.ts, now);
   }

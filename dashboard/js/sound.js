@@ -69,6 +69,30 @@ const PATTERNS = {
                vibrate: [300, 100, 300, 100, 300] },
 };
 
+// The board's own fault: low, falling tones, unlike any alert's, so a nurse across the room
+// knows the board itself has gone deaf (DIN VDE 0834: a fault of the call system is
+// signalled to staff). It sounds even while alerts are muted: a mute is for alerts.
+const FAULT = { tones: [[440, 0.35, 0], [330, 0.35, 0.45], [247, 0.6, 0.9]],
+                vibrate: [600, 200, 600] };
+
+/** Sound the fault tone (the server has not been heard for a while) and record it. */
+export function faultCue(silentSince) {
+  const audible = soundEnabled();
+  if (audible) {
+    for (const [frequency, seconds, at] of FAULT.tones) beep(frequency, seconds, at, 0.3);
+  }
+  let vibrated = false;
+  if (typeof navigator.vibrate === "function") {
+    try { vibrated = navigator.vibrate(FAULT.vibrate); } catch { vibrated = false; }
+  }
+  const record = { kind: "fault", alert: null, site: null, room: null, rule: null,
+                   severity: null, silent_since: silentSince, at: new Date().toISOString(),
+                   audible, muted: false, vibrated };
+  window.__natteroCues.push(record);
+  document.dispatchEvent(new CustomEvent("nattero:cue", { detail: record }));
+  return record;
+}
+
 /**
  * Play the cue for an alert and record it. `kind` is "new" or "escalated".
  * Returns the recorded cue.
