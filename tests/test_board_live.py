@@ -297,7 +297,7 @@ def test_a_board_that_has_not_heard_the_server_sounds_its_fault_tone_until_it_he
         "window.__natteroCues.filter(c => c.kind === 'fault').length >= 1", timeout=25_000)
     first = time.monotonic() - killed
     assert first < 18, f"the fault tone came {first:.1f} s after the server died"
-    fault = [c for c in cues(page) if c["kind"] == "fault"][0]
+    fault = next(c for c in cues(page) if c["kind"] == "fault")
     assert fault["audible"] is True and fault["muted"] is False
     page.wait_for_function(
         "window.__natteroCues.filter(c => c.kind === 'fault').length >= 2", timeout=15_000)
