@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import psycopg
 
 from core import metrics
-from core.alerts import AlertChange
+from core.alerts import DEVICE_RULES, AlertChange
 from core.intents import Clear, Escalate, Intent, Trigger
 from ingest.alerts import announce, lock_changes
 
@@ -43,7 +43,33 @@ def apply_intents(conn: psycopg.Connection, intents: Sequence[Intent]) -> int:
     return changes
 
 
+def _open_device_alert(conn: psycopg.Connection, t: Trigger) -> int | None:
+    """The open alert of the same device fault under another episode key, if any.
+
+    A device's outage is one alert however often the rules see it begin: after a restart
+    the replay window may start inside the outage and give it another key (the board
+    showed two open "sensor offline" alerts for one door)."""
+    if t.rule not in DEVICE_RULES:
+        return None
+    row = conn.execute(
+        "SELECT id FROM alerts WHERE site = %s AND device = %s AND rule = %s "
+        "AND status <> 'resolved' AND episode_key <> %s ORDER BY id LIMIT 1",
+        (t.site, t.device, t.rule.value, t.episode_key)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def _trigger(conn: psycopg.Connection, t: Trigger) -> int:
+    same_fault = _open_device_alert(conn, t)
+    if same_fault is not None:
+        fresh = conn.execute(
+            "INSERT INTO alert_triggers (episode_key, event_key, ts) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING RETURNING 1", (t.episode_key, t.event_key, t.ts)).fetchone()
+        if fresh is None:
+            return 0
+        conn.execute("UPDATE alerts SET count = count + 1, last_ts = greatest(last_ts, %s) "
+                     "WHERE id = %s", (t.ts, same_fault))
+        announce(conn, same_fault, AlertChange.MERGED)
+        return 1
     row = conn.execute(
         "INSERT INTO alerts (site, room, device, rule, severity, episode_key, late, "
         "first_ts, last_ts, detail) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
@@ -123,7 +149,8 @@ def reannounce_unacknowledged(conn: psycopg.Connection,
         return 0
     lock_changes(conn)
     rows = conn.execute(
-        f"UPDATE alerts a SET reannounced_at = c.now, escalated = true FROM {clock} "
+        f"UPDATE alerts a SET reannounced_at = c.now, escalated = true, "
+        f"escalated_at = coalesce(a.escalated_at, c.now) FROM {clock} "
         f"WHERE a.site = c.site AND {due} RETURNING a.id",
         (sites, nows, UNACKED_AFTER)).fetchall()
     for (alert_id,) in rows:
