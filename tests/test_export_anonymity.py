@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import StackInfo
 from evaluation.errors import NightNotEnded
 from evaluation.exports import prepare_export
 from evaluation.formats import ExportFormat
@@ -51,7 +52,7 @@ def _quarters(profile: SiteProfile, night: date) -> list[datetime]:
 
 
 @pytest.fixture(scope="module")
-def six_flats(migrated: Any) -> SiteProfile:
+def six_flats(migrated: StackInfo) -> SiteProfile:
     base = load_profile("egely")
     group = base.flats[0].model_copy(update={"numbers": "1-6"})
     profile = base.model_copy(update={"site": unique("anon"), "flats": [group],
@@ -224,6 +225,19 @@ def test_an_export_of_today_or_later_is_refused(
         "--out", "-"])
     assert result.exit_code == 1
     assert "only nights that have ended can be exported" in result.output
+
+
+@pytest.mark.parametrize("asked,months", [
+    ((date(2026, 10, 10), date(2026, 11, 9)), (date(2026, 10, 1), date(2026, 11, 30))),
+    ((date(2026, 12, 31), date(2026, 12, 31)), (date(2026, 12, 1), date(2026, 12, 31))),
+    ((date(2028, 2, 3), date(2028, 2, 3)), (date(2028, 2, 1), date(2028, 2, 29))),
+    ((date(2026, 11, 1), date(2026, 11, 30)), (date(2026, 11, 1), date(2026, 11, 30))),
+])
+def test_room_level_periods_are_widened_to_whole_months_in_the_refusal(
+        asked: tuple[date, date], months: tuple[date, date]) -> None:
+    widened = Period(*asked).whole_months()
+    assert (widened.first, widened.last) == months
+    assert widened.is_whole_months and Period(*asked).is_whole_months == (asked == months)
 
 
 def test_a_night_is_exportable_from_the_moment_it_ends(
