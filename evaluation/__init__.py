@@ -7,7 +7,15 @@ Never lets a room id, room label, device id or an event's own timestamp into an 
 """
 
 from evaluation.benefit import SiteFigures, compare, site_figures
-from evaluation.errors import EvaluationError, ExportTooLarge, PeriodError, UnknownSite
+from evaluation.errors import (
+    EvaluationError,
+    ExportTooLarge,
+    NightNotEnded,
+    NotWholeMonths,
+    PeriodError,
+    ReasonRequired,
+    UnknownSite,
+)
 from evaluation.exports import PreparedExport, export_bytes, prepare_export
 from evaluation.formats import ExportFormat
 from evaluation.handover import Handover, build_handover, render_handover
@@ -18,8 +26,9 @@ from evaluation.staff_time import Assumptions
 
 __all__ = [
     "DEFAULT_K", "PDF_PAGES", "Assumptions", "BenefitReport", "Bucket", "EvaluationError",
-    "ExportFormat", "ExportTooLarge", "Handover", "Level", "OccupancyRequest", "Period",
-    "PeriodError", "PreparedExport", "SiteFigures", "UnknownSite", "build_handover",
+    "ExportFormat", "ExportTooLarge", "Handover", "Level", "NightNotEnded", "NotWholeMonths",
+    "OccupancyRequest", "Period", "PeriodError", "PreparedExport", "ReasonRequired",
+    "SiteFigures", "UnknownSite", "build_handover",
     "build_report", "compare", "export_bytes", "prepare_export", "render_handover",
     "render_html", "render_pdf", "site_figures",
 ]

@@ -48,6 +48,15 @@ class Period:
     def label(self) -> str:
         return f"{self.first.isoformat()}..{self.last.isoformat()}"
 
+    def whole_months(self) -> Period:
+        """The period widened to whole calendar months (the room pseudonyms' blocks)."""
+        after = date(self.last.year + self.last.month // 12, self.last.month % 12 + 1, 1)
+        return Period(self.first.replace(day=1), after - timedelta(days=1))
+
+    @property
+    def is_whole_months(self) -> bool:
+        return self.whole_months() == self
+
 
 @dataclass(frozen=True, slots=True)
 class SiteInfo:
@@ -76,6 +85,20 @@ class SiteInfo:
         events before the night also belong to one evening (unlike ``NightWindow.night_of``,
         which is None outside the night)."""
         return (moment.astimezone(self.tz) - timedelta(hours=12)).date()
+
+    def complete_at(self, period: Period) -> datetime:
+        """When the last night that touches ``period``'s days has ended (aware UTC): from
+        then on no event of the period is still to come. The period ends at local
+        midnight after its last day; the night that began that evening ends later."""
+        _, end = period.bounds(self.tz)
+        return max(end, self.window.bounds(period.last)[1])
+
+    def last_complete_day(self, now: datetime) -> date:
+        """The latest local day an export may end on at ``now``."""
+        day = now.astimezone(self.tz).date()
+        while self.complete_at(Period(day, day)) > now:
+            day -= timedelta(days=1)
+        return day
 
     def night_hours(self) -> list[int]:
         """Local clock hours of the night window in order, e.g. 22, 23, 0, ..., 6."""

@@ -19,8 +19,8 @@ __all__ = ["DISTURBANCES", "KINDS", "KIND_COLUMNS", "Rollup", "occupancy_buckets
 
 FETCH_ROWS = 5000
 
-# Which rollup rows come from: the 15-minute or the hourly one; None means the raw events.
-Rollup = Literal["15m", "1h"]
+# Which rollup rows come from: the 15-minute one; None means the raw events.
+Rollup = Literal["15m"]
 
 # Event kinds counted per bucket (column name, stored kind), in export order.
 KINDS: tuple[tuple[str, str], ...] = (
@@ -88,9 +88,10 @@ out_minutes AS (
 """ + _ROOM_BUCKETS
 
 
-def _rollup_buckets_sql(zoned: bool, hourly: bool = False) -> str:
-    """The same CTEs from the rollups (exact when ``rollups.exact_for``): counts from
-    ``event_rollup`` (15 minutes) or ``event_rollup_1h``, minutes out per 15 minutes."""
+def _rollup_buckets_sql(zoned: bool) -> str:
+    """The same CTEs from the 15-minute rollups (exact when ``rollups.exact_for``): counts
+    from ``event_rollup``, minutes out from ``event_rollup_out``. The hourly rollup cannot
+    serve an export: suppression is decided per quarter hour."""
     counts = ",\n".join(
         f"coalesce(sum(r.events) FILTER (WHERE r.kind = '{kind}'), 0)::bigint AS {name}"
         for name, kind in KINDS)
@@ -103,7 +104,7 @@ WITH ev AS (
            {counts},
            coalesce(sum(r.events) FILTER (WHERE r.kind IN ({disturbances})), 0)::bigint
                AS disturbances
-    FROM {"event_rollup_1h" if hourly else "event_rollup"} r
+    FROM event_rollup r
     WHERE r.site = %(site)s AND r.bucket >= %(start)s AND r.bucket < %(end)s
     GROUP BY 1, 2),
 out_minutes AS (
@@ -115,44 +116,96 @@ out_minutes AS (
 """ + _ROOM_BUCKETS
 
 
-def _room_sql(zoned: bool, rollup: str | None = None) -> str:
-    names = ", ".join(KIND_COLUMNS)
-    ctes = (_rollup_buckets_sql(zoned, rollup == "1h") if rollup
-            else _room_buckets_sql(zoned))
-    return ctes + f"""
-SELECT bucket, room, room_kind, {names}, round(minutes_out::numeric, 1)::float8,
-       disturbances = 0 AND minutes_out = 0
-FROM room_buckets ORDER BY bucket, room"""
+def _published_sql(quarter_zoned: bool, coarse: str | None, rollup: Rollup | None) -> str:
+    """``room_buckets`` per quarter hour, then the published cells only, summed into the
+    export's buckets (``coarse`` is the SQL of a coarser bucket of ``{col}``, or None for
+    15 minutes).
+
+    ``quarters``: rooms contributing per quarter; a quarter with fewer than ``k`` is
+    suppressed. ``published``: per export bucket and room, the sums over its published
+    quarters only -- a suppressed quarter's figures never enter any row, at any level or
+    bucket width, so no difference of exports can bring them back. ``coarse_buckets``: per
+    export bucket, how many of its quarters were suppressed and the most rooms any of them
+    had (what a suppressed bucket still shows)."""
+    ctes = _rollup_buckets_sql(quarter_zoned) if rollup else _room_buckets_sql(quarter_zoned)
+    to_bucket = coarse or "{col}"
+    sums = ", ".join(f"sum(rb.{name}) AS {name}" for name in KIND_COLUMNS)
+    return ctes + f""",
+quarters AS (
+    SELECT bucket AS quarter, count(*) AS rooms FROM room_buckets GROUP BY bucket),
+coarse_buckets AS (
+    SELECT {to_bucket.format(col="q.quarter")} AS bucket,
+           count(*) FILTER (WHERE q.rooms < %(k)s) AS quarters_suppressed,
+           max(q.rooms) AS most_rooms
+    FROM quarters q GROUP BY 1),
+published AS (
+    SELECT {to_bucket.format(col="rb.bucket")} AS bucket, rb.room, rb.room_kind, {sums},
+           sum(rb.disturbances) AS disturbances, sum(rb.minutes_out) AS minutes_out
+    FROM room_buckets rb JOIN quarters q ON q.quarter = rb.bucket
+    WHERE q.rooms >= %(k)s
+    GROUP BY 1, 2, 3)
+"""
 
 
-def _site_sql(zoned: bool, rollup: str | None = None) -> str:
-    sums = ", ".join(f"sum({name})::bigint" for name in KIND_COLUMNS)
-    ctes = (_rollup_buckets_sql(zoned, rollup == "1h") if rollup
-            else _room_buckets_sql(zoned))
-    return ctes + f"""
-SELECT bucket, count(*) AS rooms_contributing,
-       count(*) FILTER (WHERE disturbances > 0 OR minutes_out > 0) AS rooms_active,
-       count(*) FILTER (WHERE room_kind = 'flat') AS flats_contributing,
-       count(*) FILTER (WHERE room_kind = 'flat' AND disturbances = 0 AND minutes_out = 0)
-           AS flats_at_rest,
-       {sums}, round(sum(minutes_out)::numeric, 1)::float8
-FROM room_buckets GROUP BY bucket ORDER BY bucket"""
+def _coarse(zoned: bool | None) -> str | None:
+    if zoned is None:
+        return None
+    return ("time_bucket(%(coarse)s::interval, {col}, %(tz)s)" if zoned
+            else "time_bucket(%(coarse)s::interval, {col})")
+
+
+def _room_sql(quarter_zoned: bool, zoned: bool | None, rollup: Rollup | None) -> str:
+    names = ", ".join(f"p.{name}::bigint" for name in KIND_COLUMNS)
+    return _published_sql(quarter_zoned, _coarse(zoned), rollup) + f"""
+SELECT p.bucket, p.room, p.room_kind, {names}, round(p.minutes_out::numeric, 1)::float8,
+       p.disturbances = 0 AND p.minutes_out = 0, c.quarters_suppressed
+FROM published p JOIN coarse_buckets c ON c.bucket = p.bucket
+ORDER BY p.bucket, p.room"""
+
+
+def _site_sql(quarter_zoned: bool, zoned: bool | None, rollup: Rollup | None) -> str:
+    sums = ", ".join(f"sum({name})::bigint AS {name}" for name in KIND_COLUMNS)
+    names = ", ".join(f"s.{name}" for name in KIND_COLUMNS)
+    return _published_sql(quarter_zoned, _coarse(zoned), rollup) + f""",
+site_buckets AS (
+    SELECT bucket, count(*) AS rooms_contributing,
+           count(*) FILTER (WHERE disturbances > 0 OR minutes_out > 0) AS rooms_active,
+           count(*) FILTER (WHERE room_kind = 'flat') AS flats_contributing,
+           count(*) FILTER (WHERE room_kind = 'flat' AND disturbances = 0 AND minutes_out = 0)
+               AS flats_at_rest,
+           {sums}, round(sum(minutes_out)::numeric, 1)::float8 AS minutes_out
+    FROM published GROUP BY bucket)
+SELECT c.bucket, coalesce(s.rooms_contributing, c.most_rooms), s.rooms_active,
+       s.flats_contributing, s.flats_at_rest, {names}, s.minutes_out,
+       c.quarters_suppressed, s.bucket IS NULL
+FROM coarse_buckets c LEFT JOIN site_buckets s ON s.bucket = c.bucket
+ORDER BY c.bucket"""
 
 
 def occupancy_buckets(conn: psycopg.Connection, *, site: str, tz: str, start: datetime,
-                      end: datetime, width: str, zoned: bool, rollup: Rollup | None,
-                      per_room: bool) -> Iterator[tuple[Any, ...]]:
-    """The rows of one site in [start, end), streamed.
+                      end: datetime, quarter_zoned: bool, width: str | None,
+                      zoned: bool, rollup: Rollup | None, per_room: bool,
+                      k: int) -> Iterator[tuple[Any, ...]]:
+    """The rows of one site in [start, end), streamed, with k-suppression per quarter hour.
 
-    Per room: ``(bucket, room, room_kind, *KIND_COLUMNS, minutes_out, at_rest)``; per site:
-    ``(bucket, rooms_contributing, rooms_active, flats_contributing, flats_at_rest,
-    *KIND_COLUMNS, minutes_out)``. ``bucket`` is an aware datetime; ``width`` a PostgreSQL
-    interval ("15 minutes"); ``zoned`` cuts buckets in the site's local time ``tz``.
-    ``conn`` must not be in a transaction: the site is read in its own (a server-side
-    cursor needs one).
+    Quarter hours (``quarter_zoned``: cut in the site's local time ``tz``) with fewer than
+    ``k`` contributing rooms are suppressed; the export's buckets (``width``, a PostgreSQL
+    interval such as "1 hour", or None for 15 minutes; ``zoned`` cuts them in local time)
+    sum only the published quarters.
+
+    Per room (published cells only): ``(bucket, room, room_kind, *KIND_COLUMNS,
+    minutes_out, at_rest, quarters_suppressed)``; per site: ``(bucket, rooms_contributing,
+    rooms_active, flats_contributing, flats_at_rest, *KIND_COLUMNS, minutes_out,
+    quarters_suppressed, suppressed)`` where a suppressed bucket (no published quarter)
+    has None for every figure and, as ``rooms_contributing``, the most rooms any of its
+    quarters had. ``bucket`` is an aware datetime. ``conn`` must not be in a transaction:
+    the site is read in its own (a server-side cursor needs one).
     """
-    sql = _room_sql(zoned, rollup) if per_room else _site_sql(zoned, rollup)
-    params = {"site": site, "tz": tz, "start": start, "end": end, "width": width}
+    coarse = zoned if width is not None else None
+    sql = (_room_sql(quarter_zoned, coarse, rollup) if per_room
+           else _site_sql(quarter_zoned, coarse, rollup))
+    params = {"site": site, "tz": tz, "start": start, "end": end, "width": "15 minutes",
+              "coarse": width, "k": k}
     with conn.transaction():
         # Bucket arithmetic (a day is 23 or 25 hours at DST) follows the session zone.
         conn.execute("SELECT set_config('TimeZone', %s, true)", (tz,))

@@ -4,8 +4,8 @@ Two plain tables (migration 0004), both keyed on UTC 15-minute buckets
 (``time_bucket('15 minutes', ts)``):
 
 - ``event_rollup(site, bucket, room, kind, events)``: how many events, and
-  ``event_rollup_1h`` the same per UTC hour (summed from it; for hourly and daily exports
-  in zones with whole-hour offsets);
+  ``event_rollup_1h`` the same per UTC hour (summed from it; no longer read by exports,
+  which decide k-suppression per quarter hour and sum hours and days from quarters);
 - ``event_rollup_out(site, room, bucket, seconds)``: seconds out of flat (door closed ->
   next door open with no bed event between and at most 3 h apart), for every room; the
   export keeps only flats.

@@ -35,6 +35,7 @@ from tests.support.evaluation import SimulatedSite, simulate_site
 FIRST = date(2026, 10, 5)
 NIGHTS = 4
 LAST = FIRST + timedelta(days=NIGHTS - 1)
+MONTH_FIRST, MONTH_LAST = date(2026, 10, 1), date(2026, 10, 31)  # room level: whole months
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +80,27 @@ def test_evaluator_lands_on_evaluator_page_exports_anonymous_csv_and_opens_repor
     # -- the export: room level (pseudonymised), CSV in a ZIP with its manifest ------------
     choose_scope(page, pilot.id)
     page.select_option("#ev-bucket", "1h")
+    expect(page.locator("#ev-reason")).to_be_hidden()  # site level asks for no reason
     page.select_option("#ev-level", "room")
     page.select_option("#ev-format", "csv")
+    # Room level needs a reason (audited), said in Danish on the page, before any request.
+    page.click("#export-download")
+    expect(page.locator("#export-error")).to_have_text(
+        "Skriv en begrundelse på mindst 10 tegn for at hente data pr. rum.")
+    expect(page.locator("#ev-reason")).to_be_focused()
+    page.fill("#ev-reason", "Nattero per lejlighed i piloten")
+    # ... and whole calendar months: the server's refusal is shown, Danish first.
+    page.click("#export-download")
+    expect(page.locator("#export-error")).to_contain_text(
+        f"Eksport pr. rum dækker hele kalendermåneder (pseudonymerne skifter hver måned); "
+        f"vælg fra {MONTH_FIRST} til {MONTH_LAST}.")
+    page.fill("#ev-from", MONTH_FIRST.isoformat())
+    page.fill("#ev-to", MONTH_LAST.isoformat())
     with page.expect_download() as info:
         page.click("#export-download")
     download = info.value
     assert download.suggested_filename == (
-        f"occupancy-{pilot.id}-room-1h-{FIRST:%Y%m%d}-{LAST:%Y%m%d}.csv.zip")
+        f"occupancy-{pilot.id}-room-1h-{MONTH_FIRST:%Y%m%d}-{MONTH_LAST:%Y%m%d}.csv.zip")
     content = Path(download.path()).read_bytes()
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         assert set(archive.namelist()) == {"occupancy.csv", "manifest.json"}

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import zipfile
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -15,44 +12,16 @@ import httpx
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from openpyxl import load_workbook
 
 from evaluation.occupancy import KINDS
 from simulators import load_profile
 from tests.support.api import Account
 from tests.support.evaluation import SimulatedMonth, load_nights, provision
+from tests.support.exports import REASON, export, number, read_export, whole_month
 from tests.support.store import unique
 
 FORMATS = ("csv", "csv-da", "parquet", "xlsx")
 Headers = Callable[[Account], dict[str, str]]
-
-
-def read_export(response: httpx.Response, fmt: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows (as strings or native values) and the manifest of an export response."""
-    assert response.status_code == 200, response.text
-    content = response.content
-    if fmt in ("csv", "csv-da"):
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            text = archive.read("occupancy.csv").decode("utf-8-sig")
-            manifest = json.loads(archive.read("manifest.json"))
-        rows = list(csv.DictReader(io.StringIO(text), delimiter=";" if fmt == "csv-da" else ","))
-        return rows, manifest
-    if fmt == "parquet":
-        parquet = pq.ParquetFile(io.BytesIO(content))
-        manifest = json.loads(parquet.metadata.metadata[b"nattero.manifest"])
-        return parquet.read().to_pylist(), manifest
-    book = load_workbook(io.BytesIO(content), read_only=True)
-    sheet = list(book["occupancy"].iter_rows(values_only=True))
-    header = ["bucket", *sheet[0][1:]]
-    manifest_rows = {row[0]: row[1] if len(row) > 1 else None
-                     for row in book["manifest"].iter_rows(values_only=True)}
-    return [dict(zip(header, row, strict=True)) for row in sheet[1:]], manifest_rows
-
-
-def number(value: Any) -> float:
-    if value in (None, ""):
-        return 0.0
-    return float(str(value).replace(",", "."))
 
 
 def stored_kinds(db: psycopg.Connection, sites: list[str], first: date, last: date) -> Counter[str]:
@@ -64,12 +33,6 @@ def stored_kinds(db: psycopg.Connection, sites: list[str], first: date, last: da
     return Counter({kind: count for kind, count in rows})
 
 
-def export(http: httpx.Client, headers: dict[str, str], sites: list[str], first: date,
-           last: date, **params: Any) -> httpx.Response:
-    return http.get("/api/v1/exports/occupancy", headers=headers, params={
-        "site": sites, "from": first.isoformat(), "to": last.isoformat(), **params})
-
-
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("level", ["site", "room"])
 def test_export_totals_match_the_stored_events(
@@ -77,10 +40,11 @@ def test_export_totals_match_the_stored_events(
         make_user: Callable[..., Account], headers_for: Headers, level: str, fmt: str) -> None:
     admin = headers_for(make_user("admin"))  # k=1: nothing suppressed, so totals are whole
     month = simulated_month
-    response = export(ev_http, admin, month.site_ids, month.first, month.last,
+    first, last = whole_month(month.first)
+    response = export(ev_http, admin, month.site_ids, first, last,
                       level=level, bucket="1h", format=fmt, k=1)
     rows, manifest = read_export(response, fmt)
-    stored = stored_kinds(db, month.site_ids, month.first, month.last)
+    stored = stored_kinds(db, month.site_ids, first, last)
     exported = Counter({kind: int(sum(number(row[name]) for row in rows))
                         for name, kind in KINDS})
     assert +exported == +stored
@@ -94,15 +58,37 @@ def test_buckets_are_aligned_and_total_the_stored_events(
         ev_http: httpx.Client, db: psycopg.Connection, simulated_month: SimulatedMonth,
         make_user: Callable[..., Account], headers_for: Headers, bucket: str,
         minutes: int) -> None:
-    evaluator = headers_for(make_user("evaluator"))
+    admin = headers_for(make_user("admin"))
     site = simulated_month.site_ids[0]
-    first, last = simulated_month.first, simulated_month.first + timedelta(days=6)
-    rows, _ = read_export(export(ev_http, evaluator, [site], first, last, level="room",
-                                 bucket=bucket), "csv")
+    first, last = whole_month(simulated_month.first)
+    rows, _ = read_export(export(ev_http, admin, [site], first, last, level="room",
+                                 bucket=bucket, k=1), "csv")
     starts = {datetime.fromisoformat(row["bucket"]) for row in rows}
     assert all((s.hour * 60 + s.minute) % minutes == 0 and s.second == 0 for s in starts)
     assert sum(int(row["heartbeat"]) for row in rows) == \
         stored_kinds(db, [site], first, last)["heartbeat"]
+
+
+@pytest.mark.parametrize("bucket", ["15m", "1h", "1d"])
+def test_room_rows_add_up_to_the_site_rows_under_suppression(
+        ev_http: httpx.Client, simulated_month: SimulatedMonth,
+        make_user: Callable[..., Account], headers_for: Headers, bucket: str) -> None:
+    """With k suppressing, room level and site level show the same published cells."""
+    evaluator = headers_for(make_user("evaluator"))
+    site = simulated_month.sites[0]  # a few quarter hours with only 1-3 rooms reporting
+    first, last = whole_month(simulated_month.first)
+    rooms, _ = read_export(export(ev_http, evaluator, [site.id], first, last, level="room",
+                                  bucket=bucket), "csv")
+    sites, manifest = read_export(export(ev_http, evaluator, [site.id], first, last,
+                                         bucket=bucket), "csv")
+    assert manifest["suppression"]["suppressed_quarters"] > 0  # k bites
+    per_bucket: dict[str, Counter[str]] = {}
+    for row in rooms:
+        per_bucket.setdefault(row["bucket"], Counter()).update(
+            {name: int(row[name]) for name, _ in KINDS})
+    published = {row["bucket"]: Counter({name: int(row[name]) for name, _ in KINDS})
+                 for row in sites if row["suppressed"] == "0"}
+    assert {b: +c for b, c in per_bucket.items()} == {b: +c for b, c in published.items()}
 
 
 def _cells(response: httpx.Response, fmt: str) -> list[str]:
@@ -118,8 +104,8 @@ def test_no_device_id_room_label_or_raw_timestamp_in_any_export(
         make_user: Callable[..., Account], headers_for: Headers, level: str, fmt: str) -> None:
     evaluator = headers_for(make_user("evaluator"))
     month = simulated_month
-    first, last = month.first, month.first + timedelta(days=1)
-    response = export(ev_http, evaluator, month.site_ids, first, last, level=level,
+    first, last = month.first, month.first + timedelta(days=1)  # raw stamps looked for
+    response = export(ev_http, evaluator, month.site_ids, *whole_month(first), level=level,
                       bucket="15m", format=fmt)
     cells = _cells(response, fmt)
     text = "\n".join(cells)
@@ -185,19 +171,23 @@ def _pseudonyms(http: httpx.Client, headers: dict[str, str], site: str, first: d
     return {row["room"] for row in rows}
 
 
-def test_room_pseudonyms_are_stable_within_a_period_and_differ_across_periods(
+def test_room_pseudonyms_are_stable_within_a_month_and_room_level_takes_whole_months(
         ev_http: httpx.Client, simulated_month: SimulatedMonth,
         make_user: Callable[..., Account], headers_for: Headers) -> None:
     evaluator = headers_for(make_user("evaluator"))
     site = simulated_month.sites[0]
-    first, last = simulated_month.first, simulated_month.first + timedelta(days=6)
+    first, last = whole_month(simulated_month.first)
     once = _pseudonyms(ev_http, evaluator, site.id, first, last)
     again = _pseudonyms(ev_http, evaluator, site.id, first, last)
-    other = _pseudonyms(ev_http, evaluator, site.id, first, last + timedelta(days=7))
     assert once == again
     assert len(once) == len(site.profile.rooms)
     assert all(p.startswith("r-") for p in once)
-    assert not once & other
+    # Pseudonyms of a different month: see test_export_anonymity.py (data in two months).
+    week = export(ev_http, evaluator, [site.id], first, first + timedelta(days=6),
+                  level="room", bucket="1d")
+    assert week.status_code == 422
+    assert f"from={first} to={last}" in week.json()["detail"]
+    assert week.json()["detail"].startswith("Eksport pr. rum")  # Danish first
 
 
 def test_staff_get_403_on_exports(ev_http: httpx.Client, simulated_month: SimulatedMonth,
@@ -243,8 +233,8 @@ def test_every_export_is_written_to_the_audit_log(
         make_user: Callable[..., Account], headers_for: Headers) -> None:
     account = make_user("evaluator")
     site = simulated_month.site_ids[0]
-    response = export(ev_http, headers_for(account), [site], simulated_month.first,
-                      simulated_month.first, level="room", format="parquet")
+    response = export(ev_http, headers_for(account), [site],
+                      *whole_month(simulated_month.first), level="room", format="parquet")
     assert response.status_code == 200
     row = db.execute("SELECT action, site, detail FROM audit_log WHERE actor = %s",
                      (account.username,)).fetchall()
@@ -252,6 +242,7 @@ def test_every_export_is_written_to_the_audit_log(
     assert len(exports) == 1
     assert exports[0][1] == site
     assert exports[0][2]["level"] == "room" and exports[0][2]["format"] == "parquet"
+    assert exports[0][2]["reason"] == REASON
 
 
 def test_cli_export_writes_the_file_and_audits(

@@ -72,7 +72,7 @@ def test_retention_drops_only_old_chunks_and_keeps_the_rollup(
     rollups.refresh(db)
     old_export, manifest = _export(db, profile.site, OLD_DAY, Source.EVENTS)
     assert len(old_export) == 24 and manifest.sources == {profile.site: "events"}
-    assert sum(row[-2] for row in old_export) == 30.0  # minutes out of flat
+    assert sum(row[-3] for row in old_export) == 30.0  # minutes out of flat
 
     days = (datetime.now(UTC) - CUTOFF).days
     result = retention.apply_retention(db, days=days, dead_letter_retention=30)

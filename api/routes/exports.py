@@ -1,4 +1,5 @@
-"""Anonymous occupancy exports for evaluators (and admins); every export is audited.
+"""Anonymous occupancy exports for evaluators (and admins); every export is audited, a
+room-level one with the reason its requester gave.
 
 The audit row is committed before the first byte is streamed; the rows are then read
 through their own pooled connection, as the request's connection is handed back when the
@@ -53,6 +54,9 @@ def occupancy(
         ExportFormat.CSV,
     k: Annotated[int, Query(ge=1, le=1000, description="suppress buckets with fewer rooms")] =
         DEFAULT_K,
+    reason: Annotated[str | None, Query(
+        max_length=500, description="why room-level data is needed (required for level=room; "
+                                    "written to the audit log)")] = None,
 ) -> StreamingResponse:
     """Activity per time bucket, anonymous; CSV comes as a ZIP with its manifest."""
     sites = _sites(site)
@@ -65,7 +69,7 @@ def occupancy(
                             f"only an admin may lower the suppression threshold below "
                             f"{DEFAULT_K}; ask for k >= {DEFAULT_K}")
     try:
-        wanted = OccupancyRequest(sites, Period(from_, to), level, bucket, k)
+        wanted = OccupancyRequest(sites, Period(from_, to), level, bucket, k, reason)
         prepared = prepare_export(conn, wanted, format)
     except UnknownSite as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None

@@ -11,6 +11,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const ALLOWED = new Set(["evaluator", "admin"]);
 const DEFAULT_DAYS = 30;
+const MIN_REASON = 10; // evaluation.exports.MIN_REASON: room-level exports say why (audited)
 
 const state = {
   me: null,
@@ -161,8 +162,20 @@ async function downloadExport() {
   state.exportDone = null;
   renderExportDone();
   const format = $("ev-format").value;
+  const level = $("ev-level").value;
   const query = new URLSearchParams({ site: chosen.site, from: chosen.from, to: chosen.to,
-    bucket: $("ev-bucket").value, level: $("ev-level").value, format });
+    bucket: $("ev-bucket").value, level, format });
+  if (level === "room") {
+    const reason = $("ev-reason");
+    const bad = reason.value.trim().length < MIN_REASON;
+    markInvalid(reason, bad);
+    if (bad) {
+      showError("export-error", t("ev.reason.missing"));
+      reason.focus();
+      return;
+    }
+    query.set("reason", reason.value.trim());
+  }
   const button = $("export-download");
   await busy(button, "ev.export.busy", "ev.export.download", async () => {
     try {
@@ -302,6 +315,10 @@ async function main() {
   $("ev-to").value = params.get("to") || daysAgo(1);
   $("ev-form").addEventListener("submit", (event) => event.preventDefault());
   $("export-download").addEventListener("click", downloadExport);
+  // Room level needs a reason (written to the audit log); site level does not ask for one.
+  const showReason = () => { $("ev-reason-field").hidden = $("ev-level").value !== "room"; };
+  $("ev-level").addEventListener("change", showReason);
+  showReason();
   $("report-show").addEventListener("click", showReport);
   $("report-pdf").addEventListener("click", downloadPdf);
   await loadSites();

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import typer
 
 from nattero.commands.config import connect_store, current_settings
 from nattero.commands.output import date_option
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["BucketName", "FormatName", "LevelName", "export", "report"]
 
@@ -27,10 +24,6 @@ LevelName = Literal["site", "room"]
 BucketName = Literal["15m", "1h", "1d"]
 #: ``evaluation.occupancy.DEFAULT_K``: buckets with fewer rooms are suppressed.
 DEFAULT_K = 5
-
-
-
-
 
 
 def export(
@@ -44,8 +37,13 @@ def export(
     format: Annotated[FormatName, typer.Option(help="csv, csv-da, parquet or xlsx")] = "csv",
     k: Annotated[int, typer.Option(min=1, help="suppress buckets with fewer rooms")] =
         DEFAULT_K,
+    reason: Annotated[str | None, typer.Option(
+        help="why room-level data is needed (required with --level room; audited)")] = None,
 ) -> None:
-    """Anonymous occupancy export (CSV as ZIP with manifest, Parquet, XLSX); audited."""
+    """Anonymous occupancy export (CSV as ZIP with manifest, Parquet, XLSX); audited.
+
+    Only nights that have ended; --level room only for whole calendar months and with
+    --reason."""
     from evaluation.exports import export_bytes, prepare_export
     from evaluation.formats import ExportFormat
     from evaluation.occupancy import Bucket, Level, OccupancyRequest
@@ -55,7 +53,7 @@ def export(
     first, last = date_option(from_, "--from"), date_option(to, "--to")
     assert first is not None and last is not None
     request = OccupancyRequest(tuple(dict.fromkeys(site)), Period(first, last), Level(level),
-                               Bucket(bucket), k)
+                               Bucket(bucket), k, reason)
     with connect_store() as conn:
         prepared = prepare_export(conn, request, ExportFormat(format))
         with conn.transaction():
