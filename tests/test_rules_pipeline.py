@@ -81,6 +81,11 @@ def test_resident_back_within_grace_is_not_escalated(site, db, devices, run_pipe
     devices.send("f1-door", "door.closed", NIGHT + timedelta(seconds=8))
     devices.send("f1-door", "door.open", NIGHT + timedelta(minutes=6))
     devices.send("f1-door", "door.closed", NIGHT + timedelta(minutes=6, seconds=5))
+    # Each device has its own connection, so the broker may deliver the heartbeat first; the
+    # return must be known before the clock passes the deadline (a late return cannot take
+    # back an escalation that already fired).
+    assert wait_until(lambda: db.execute("SELECT count(*) FROM events WHERE site = %s",
+                                         (site,)).fetchone()[0] == 4)
     devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=20))
     assert wait_until(lambda: any(a[0] == "sensor_offline" for a in alerts(db, site)))
     left = [a for a in alerts(db, site) if a[0] == "left_flat"]
