@@ -161,6 +161,8 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
         end=last, truth=truth, truth_path=truth_path, stats=stats,
         planned_events={p.site: sum(plan.events for plan in plans if plan.site == p.site)
                         for p in profiles},
+        lost_events={p.site: sum(len(plan.lost) for plan in plans if plan.site == p.site)
+                     for p in profiles},
         sent_events=_distinct_events(deliveries))
     if fetch_alerts is not None:
         if isinstance(fetch_alerts, CatchesUp):

@@ -236,13 +236,13 @@ def deliveries(profile: SiteProfile, night: date, seed: int, observations: Itera
             if delayed:
                 at += timedelta(seconds=rng.uniform(*behaviour.delay_s))
             resent = rng.random() < behaviour.duplicate_fraction
+            again = at + timedelta(seconds=rng.uniform(0.5, 30)) if resent else None
             if losses.random() < behaviour.lost_fraction:
                 if lost is not None:
                     lost.append(EventDelivery(at, site, device, payload, delayed=delayed))
                 continue
             planned.append(EventDelivery(at, site, device, payload, delayed=delayed))
-            if resent:
-                again = at + timedelta(seconds=rng.uniform(0.5, 30))
+            if again is not None:
                 planned.append(EventDelivery(again, site, device, payload, duplicate=True))
     if faults.offline is not None and faults.offline.announced:
         spell = faults.offline
