@@ -9,12 +9,14 @@ axis.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display, ever
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from core.alerts import Outcome
 from core.i18n import Localizer
@@ -64,12 +66,20 @@ def response_times(f: SiteFigures, t: Localizer,
     for value, colour in ((f.acknowledge.median_s, "#3c6e9f"), (f.resolve.median_s, "#d08a3c")):
         if value is not None:
             ax.axvline(value / 60, color=colour, linestyle="--", linewidth=1)
+    _localise(ax, t)
     ax.set_xlabel(t.gettext("minutes after the alert was raised (dashed: median)"))
     ax.set_ylabel(t.gettext("alerts"))
     ax.set_title(t.gettext("Response times"))
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def _localise(ax: Any, t: Localizer) -> None:
+    """Whole alerts on the y axis, and the x axis's decimals in the page's language."""
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda value, _: t.number(value, 0 if float(value).is_integer() else 1)))
 
 
 def notice(title: str, text: str, size: tuple[float, float] = (9, 4.5)) -> Figure:
@@ -96,6 +106,7 @@ def alerts_per_night(f: SiteFigures, t: Localizer,
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     step = max(1, len(labels) // 15)
     ax.set_xticks(range(0, len(labels), step), labels[::step], rotation=45)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(t.gettext("alerts"))
     ax.set_title(t.gettext("Alerts per night, by outcome"))
     if outcomes:
@@ -111,6 +122,8 @@ def site_comparison(ranking: Ranking, t: Localizer,
     names = [r["site"] for r in ranking.rows]
     left.barh(names, [r["freed_hours_per_night"] for r in ranking.rows], color="#2f7d4f")
     left.axvline(0, color="#333333", linewidth=0.8)
+    left.xaxis.set_major_formatter(FuncFormatter(
+        lambda value, _: t.number(value, 0 if float(value).is_integer() else 1)))
     left.set_xlabel(t.gettext("staff hours freed per night (estimate)"))
     left.invert_yaxis()
     right.barh(names, [100 * (r["rest_share"] or 0) for r in ranking.rows], color="#3c6e9f")
