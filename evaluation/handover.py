@@ -182,12 +182,13 @@ def render_handover(h: Handover, language: Language = DEFAULT_LANGUAGE) -> str:
                 "problem": name(t, PROBLEMS, s.problem),
                 "when": "" if s.since is None else f"{t.clock(s.since, tz)}–{t.clock(s.until, tz)}"}
                for s in sorted(h.sensors, key=lambda s: (s.problem != "offline", s.room))]
-    flats_alerted = len({a.room for a in h.alerts if a.rule not in DEVICE_RULES})
+    # Rooms, not flats: common rooms and exit doors raise alerts too.
+    rooms_alerted = len({a.room for a in h.alerts if a.rule not in DEVICE_RULES})
     return render(
         "handover.html", h=h, t=t, situations=situations, sensors=sensors,
         night=t.date(h.night), evening=t.date(h.night, t.gettext("d MMMM")),
         morning=t.date(h.night + timedelta(days=1)), start=t.clock(h.start, tz),
         end=t.clock(h.end, tz),
-        flats_alerted=flats_alerted, generated=t.moment(h.generated_at, tz),
+        rooms_alerted=rooms_alerted, generated=t.moment(h.generated_at, tz),
         shown_situations=SHOWN_SITUATIONS, shown_sensors=SHOWN_SENSORS,
         shown_rested=SHOWN_RESTED)

@@ -188,7 +188,7 @@ def test_handover_groups_by_flat_and_situation_with_event_times_exceptions_first
     text = visible_text(page)
     assert not english_left(text), english_left(text)
     assert "Natten fra 1. december til 2. december 2026 (22:00–07:00)" in text
-    assert "4 alarmer i 3 lejligheder" in text and "1 ikke håndteret" in text
+    assert "4 alarmer i 3 rum" in text and "1 ikke håndteret" in text
     # the two flats with exceptions first (in the order they happened), then the rest
     order = [text.index(room) for room in ("Lejl. 7", "Lejl. 1", "Lejl. 3")]
     assert order == sorted(order)
@@ -211,5 +211,5 @@ def test_handover_in_english() -> None:
     page = render_handover(handover([HandoverAlert("Flat 3", "left_flat", 1, at(1, 15),
                                                    "help_given", 1.0)]), "en")
     text = visible_text(page)
-    assert "The night from 1 December to 2 December 2026" in text and "1 alert in 1 flat" in text
+    assert "The night from 1 December to 2 December 2026" in text and "1 alert in 1 room" in text
     assert "01:15" in text and "Overlevering" not in text
