@@ -178,16 +178,25 @@ def render_html(report: BenefitReport, language: Language = DEFAULT_LANGUAGE) ->
         outcome_head=[name(t, OUTCOMES, o) for o in OUTCOME_COLUMNS], by_rule=by_rule,
         per_night=per_night, comparison_head=comparison_head(t),
         comparison=comparison_rows(t, report.ranking), svgs=svgs,
-        unhandled=sum(c.get("unresolved", 0) for rule, c in f.alerts_by_rule.items()
-                      if rule not in DEVICE_RULES),
+        unhandled=_unhandled(f),
         empty_nights=[t.date(n, "medium") for n in f.empty_nights],
         generated=t.moment(report.generated_at, UTC), figures_json=figures_json)
 
 
-def _text_page(title: str, sections: list[tuple[str, list[Row]]]) -> Figure:
+def _unhandled(f: SiteFigures) -> int:
+    return sum(c.get("unresolved", 0) for rule, c in f.alerts_by_rule.items()
+               if rule not in DEVICE_RULES)
+
+
+def _text_page(title: str, sections: list[tuple[str, list[Row]]],
+               notes: list[str]) -> Figure:
     fig = Figure(figsize=plots.A4_LANDSCAPE)
     fig.text(0.05, 0.94, title, fontsize=16, weight="bold")
-    y = 0.88
+    y = 0.905
+    for note in notes:
+        fig.text(0.05, y, note, fontsize=9, color="#8a1c16")
+        y -= 0.025
+    y -= 0.01
     for heading, rows in sections:
         fig.text(0.05, y, heading, fontsize=12, weight="bold")
         y -= 0.035
@@ -206,8 +215,21 @@ def render_pdf(report: BenefitReport, language: Language = DEFAULT_LANGUAGE) -> 
     f = report.figures
     title = t.gettext("Benefit evaluation: {name} ({first} – {last})", name=f.name,
                       first=t.date(f.period.first, "medium"), last=t.date(f.period.last, "medium"))
+    notes = []
+    if f.empty_nights:
+        notes.append(t.ngettext(
+            "{n} night of the period has no data from any sensor and is not counted: "
+            "{nights}.", "{n} nights of the period have no data from any sensor and are not "
+            "counted: {nights}.", len(f.empty_nights),
+            nights=", ".join(t.date(n, "medium") for n in f.empty_nights)))
+    unhandled = _unhandled(f)
+    if unhandled:
+        notes.append(t.ngettext(
+            "{n} alert was never handled. It is counted as a visit, never as time saved.",
+            "{n} alerts were never handled. They are counted as visits, never as time saved.",
+            unhandled))
     summary = _text_page(title, [(t.gettext("Summary"), summary_rows(t, f)),
-                                 (t.gettext("Staff time"), staff_rows(t, f))])
+                                 (t.gettext("Staff time"), staff_rows(t, f))], notes)
     size = plots.A4_LANDSCAPE
     response = plots.response_times(f, t, size) or plots.notice(
         t.gettext("Response times"), t.gettext("no acknowledgements in the period"), size)

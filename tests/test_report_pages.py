@@ -159,6 +159,7 @@ def test_danish_pdf_text_extracts_in_danish(tmp_path: Path) -> None:
     assert "Gevinstvurdering: Havnely" in text
     assert "Personaletimer frigjort pr. nat" in text
     assert "ingen kvitteringer i perioden" in text
+    assert "30 alarmer blev aldrig håndteret" in text
     assert "estimat (bygger på antagelser)" in text
     assert "−" in text  # the freed time is negative and printed so
     assert not english_left(text), english_left(text)
