@@ -64,6 +64,7 @@ REANNOUNCE_CHECK_S = 1.0  # how often unacknowledged alerts are looked for (wall
 LIVE_WITHIN = timedelta(hours=1)  # device clocks and delivery may be off by this much
 BATCH_BUDGET_S = 0.25  # the rules' share of one writer batch (core.settings)
 CATCH_UP_SLICE_S = 0.05  # the engine lock is let go this often while catching up
+CATCH_UP_ROUND_S = 0.25  # and what was caught up is committed this often
 
 Clock = Callable[[], float]
 
@@ -264,32 +265,36 @@ class RulesRuntime:
             return {site: len(queue) for site, queue in self._behind.items()}
 
     def catch_up(self) -> int:
-        """Evaluate what the writer deferred, a slice at a time, in the runtime's own
-        transaction; returns the number of alert changes. A site stays behind (its later
-        inputs queued, its timers held) until its queue is empty *and* what it gave is
-        committed, so its alerts change in the order its inputs came."""
-        changes = 0
-        if self._unapplied:  # the database was away last time: these first
-            changes += self._store.apply(self._unapplied)
-            self._unapplied = []
-        if not self._behind:
-            return changes
-        intents: list[Intent] = []
-        until = time.monotonic() + CATCH_UP_SLICE_S
+        """Evaluate what the writer deferred, in slices that let go of the engine lock, and
+        commit what it gave in one transaction of the runtime's own per round (a commit is
+        a disk flush: one per slice would be most of the cost); returns the number of alert
+        changes. A site stays behind (its later inputs queued, its timers held) until its
+        queue is empty *and* what it gave is committed, so its alerts change in the order
+        its inputs came."""
+        if not self._behind and not self._unapplied:
+            return 0
+        until = time.monotonic() + CATCH_UP_ROUND_S
+        while not self._stop.is_set():
+            with self._lock:
+                slice_until = min(until, time.monotonic() + CATCH_UP_SLICE_S)
+                left = 0
+                for queue in self._behind.values():
+                    while queue and time.monotonic() < slice_until:
+                        self._unapplied += self._evaluate(queue.popleft())
+                    left += len(queue)
+                metrics.RULES_DEFERRED.set(left)
+            if not left or time.monotonic() >= until:
+                break
+            time.sleep(0)  # let a writer waiting for the engine lock have it
+        # Kept until committed: if the database is away, the next round applies them first.
+        changes = self._store.apply(self._unapplied)
+        self._unapplied = []
         with self._lock:
             for site, queue in list(self._behind.items()):
                 if not queue:
                     del self._behind[site]
                     log.info("rules: site %r has caught up", site)
-                    continue
-                while queue and time.monotonic() < until and not self._stop.is_set():
-                    intents += self._evaluate(queue.popleft())
-            metrics.RULES_DEFERRED.set(sum(len(q) for q in self._behind.values()))
             metrics.RULES_SITES_BEHIND.set(len(self._behind))
-        # Applied without the engine lock: the writer's batches for other sites go on.
-        self._unapplied = intents
-        changes += self._store.apply(intents)
-        self._unapplied = []
         return changes
 
     def _unknown(self, rows: list[StoredEventRow]) -> bool:
