@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
@@ -29,7 +30,7 @@ BURST_SITE = "burst"
 BURST_START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 02:00 in Copenhagen: night
 
 
-def full_replay() -> object:
+def full_replay() -> AbstractContextManager[object]:
     """Turn the shortcut off: every late input is replayed to the end (the old engine)."""
     return patch.object(Timeline, "_converged", staticmethod(lambda state, snapshot: False))
 
