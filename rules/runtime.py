@@ -8,9 +8,10 @@ Runs no SQL: every read and write goes through ``ingest`` (``rule_layouts``,
   raise are committed together with them (or not at all).
 - ``tick`` fires timers ("not back within 15 min") and the unacknowledged-alert
   re-announcement on each site's clock, in transactions of its own.
-- Budget. The rules never hold ingest hostage: once a batch's rules work has taken
-  ``budget_s`` (or the runtime is stopping), the batch's remaining inputs are not
-  evaluated in the writer's transaction. Their events are committed and acknowledged as
+- Budget. The rules never hold ingest hostage: once a site's rules work in a batch has
+  taken ``budget_s`` (or all sites' together four times that, or the runtime is
+  stopping), the site's remaining inputs in the batch are not evaluated in the writer's
+  transaction. Their events are committed and acknowledged as
   usual; their sites are *behind*: every later input of such a site joins its queue, in
   arrival order, and the ticker thread evaluates the queue in slices of its own
   transactions (``catch_up``), holding the site's timers until it has caught up, so the
@@ -62,7 +63,8 @@ GRACE = timedelta(milliseconds=500)
 LAYOUT_TTL_S = 5.0  # rule settings, bases and night windows changed elsewhere apply by then
 REANNOUNCE_CHECK_S = 1.0  # how often unacknowledged alerts are looked for (wall time)
 LIVE_WITHIN = timedelta(hours=1)  # device clocks and delivery may be off by this much
-BATCH_BUDGET_S = 0.25  # the rules' share of one writer batch (core.settings)
+BATCH_BUDGET_S = 0.25  # one site's share of one writer batch (core.settings)
+BATCH_BUDGETS = 4  # all sites of a batch together: this many budgets
 CATCH_UP_SLICE_S = 0.05  # the engine lock is let go this often while catching up
 CATCH_UP_ROUND_S = 0.25  # and what was caught up is committed this often
 
@@ -198,21 +200,29 @@ class RulesRuntime:
         arrivals += [(change.ts, change) for change in statuses]
         arrivals.sort(key=lambda pair: pair[0])
         intents: list[Intent] = []
-        over = time.monotonic() + self._budget_s
+        # Each site has the budget to itself, so one site's burst does not put the others
+        # behind; all together may take a few budgets at most.
+        spent: dict[str, float] = {}
+        over_all = time.monotonic() + BATCH_BUDGETS * self._budget_s
         deferred = 0
         with self._lock:
             for _, arrived in arrivals:
                 item = self._admit(arrived)
                 if item is None:
                     continue
-                queue = self._behind.get(item.site)
-                if queue is None and (self._stop.is_set() or time.monotonic() > over):
-                    queue = self._fall_behind(item.site)
+                site = item.site
+                queue = self._behind.get(site)
+                if queue is None and (self._stop.is_set()
+                                      or spent.get(site, 0.0) > self._budget_s
+                                      or time.monotonic() > over_all):
+                    queue = self._fall_behind(site)
                 if queue is not None:
                     queue.append(item)
                     deferred += 1
                     continue
+                started = time.monotonic()
                 intents += self._evaluate(item)
+                spent[site] = spent.get(site, 0.0) + time.monotonic() - started
             if deferred:
                 metrics.RULES_DEFERRED.set(sum(len(q) for q in self._behind.values()))
         if rows:
@@ -254,7 +264,7 @@ class RulesRuntime:
             return queue  # stopping: the replay on the next start evaluates what is left
         metrics.RULES_OVER_BUDGET.inc()
         metrics.RULES_SITES_BEHIND.set(len(self._behind))
-        log.warning("rules: site %r is behind: a batch's rules took more than %.2f s, so its "
+        log.warning("rules: site %r is behind: its rules in a batch took more than %g s, so its "
                     "events were stored without waiting for them; they are evaluated next, "
                     "outside the writer (its timers wait until then)", site, self._budget_s)
         return queue
