@@ -81,6 +81,9 @@ class Timeline(Generic[M]):
         # convergence would have fired, for the lateness of a Trigger of that episode.
         self._timer_at: dict[str, set[Key]] = {}
         self._trailing: set[str] = set()
+        # Whether ``current`` is still the state right after the last input (no timer has
+        # fired since): an input in order then starts from it without a copy.
+        self._current_is_last = False
         self.steps = 0  # inputs applied so far, replays included (the engine's cost)
 
     def __len__(self) -> int:
@@ -91,6 +94,8 @@ class Timeline(Generic[M]):
 
     def advance(self, ctx: SiteContext, now: datetime) -> list[Intent]:
         """Fire the current state's timers due at ``now``; never late."""
+        if _due(self.current, now):
+            self._current_is_last = False  # a timer fires (with or without intents)
         fired = [(intent, True) for intent in _fire(self.current, ctx, now)]
         self._trailing.update(intent.episode_key for intent, _ in fired)
         return self._fresh(fired, self.current, late_timers=False)
@@ -104,7 +109,10 @@ class Timeline(Generic[M]):
             pos = bisect.bisect_left(entries, key, key=lambda entry: entry.key)
         if pos < len(entries) and entries[pos].key == key:
             return []  # the same input again: evaluated once, like the store keeps it once
-        state = (entries[pos - 1].after if pos else self._base).clone()
+        if pos == len(entries) and pos and self._current_is_last:
+            state = self.current  # the same as the last snapshot, and about to be replaced
+        else:
+            state = (entries[pos - 1].after if pos else self._base).clone()
         produced: list[tuple[Intent, bool]] = []
         fired = self._step(state, item, ctx, produced)
         replayed = [_Entry(key, item, state.clone(), fired)]
@@ -125,6 +133,7 @@ class Timeline(Generic[M]):
             final = self.current
             tail_from: Key | None = replayed[-1].key
         else:
+            self._current_is_last = not _due(state, watermark)
             finals = _fire(state, ctx, watermark)
             produced += [(i, True) for i in finals]
             self._trailing = {i.episode_key for i in finals}
@@ -231,6 +240,11 @@ class Timeline(Generic[M]):
                 intent = dataclasses.replace(intent, late=True)
             fresh.append(intent)
         return fresh
+
+
+def _due(state: Machine, until: datetime) -> bool:
+    deadline = state.next_deadline()
+    return deadline is not None and deadline <= until
 
 
 def _fire(state: Machine, ctx: SiteContext, until: datetime) -> list[Intent]:
