@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from core.settings import Settings
 from gateway.service import Gateway
@@ -24,7 +25,8 @@ class Pipeline:
 
 
 def start_pipeline(settings: Settings) -> Pipeline:
-    rules = RulesRuntime(settings.resolved_database_url(), sites=settings.gateway_sites or None)
+    rules = RulesRuntime(settings.resolved_database_url(), sites=settings.gateway_sites or None,
+                         future_skew=timedelta(seconds=settings.event_future_skew_s))
     rules.load()
     gateway = Gateway(settings, hooks=[rules.on_batch])
     rules.start()
