@@ -14,6 +14,9 @@ ALERTS_RAISED = Counter("nattero_alerts_raised_total", "Alerts raised", ["rule"]
 ACK_SECONDS = Histogram("nattero_alert_ack_seconds", "Time from alert to acknowledgement",
                         buckets=(5, 15, 30, 60, 120, 180, 300, 600, 1800))
 WEBSOCKET_CLIENTS = Gauge("nattero_websocket_clients", "Connected board WebSockets")
+RULES_SKIPPED = Counter("nattero_rules_skipped_total",
+                        "Stored events not given to the rules (too old, stamped in the future)",
+                        ["reason"])
 PIPELINE_LAG = Gauge("nattero_pipeline_lag_seconds", "Receipt-to-commit lag of the last batch")
 RULES_OVER_BUDGET = Counter(
     "nattero_rules_over_budget_total",

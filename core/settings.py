@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     dead_letter_max_rows: int = Field(
         1_000_000, ge=1000, description="the oldest dead letters beyond this many are deleted "
         "by the maintenance, whatever their age (their counts per minute stay)")
+    event_future_skew_s: float = Field(
+        120.0, ge=0, le=3600, description="how far (seconds) an event's own ts may be ahead of "
+        "the time it arrives; a later ts is a device clock that is wrong, and the event is "
+        "dead-lettered (reason future_ts) instead of moving the rules' clock")
     dead_letters_per_minute: int = Field(
         20, ge=1, le=10000, description="dead letters stored per device (sender) and minute; "
         "the rest are only counted in dead_letter_minutes")

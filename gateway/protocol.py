@@ -10,7 +10,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -43,6 +43,7 @@ class RejectReason(StrEnum):
     BAD_ID = "bad_id"
     MISSING_TS = "missing_ts"
     BAD_TS = "bad_ts"
+    FUTURE_TS = "future_ts"
     MISSING_KIND = "missing_kind"
     UNKNOWN_KIND = "unknown_kind"
     BAD_BATTERY = "bad_battery"
@@ -191,6 +192,14 @@ def parse_ts(value: str) -> datetime:
     if not 2000 <= ts.year <= 2100:
         raise Rejected(RejectReason.BAD_TS, f"field 'ts' is {ts.isoformat()}; outside 2000-2100")
     return ts
+
+
+def future_detail(event_id: str, ts: datetime, ahead: timedelta, skew: timedelta) -> str:
+    """The dead letter's detail for an event stamped too far after its arrival."""
+    return (f"event {event_id[:60]!r} has ts {ts.isoformat()}, {ahead.total_seconds():.1f} s "
+            f"after it arrived (at most {skew.total_seconds():g} s allowed, "
+            "NATTERO_EVENT_FUTURE_SKEW_S); set the device's clock by NTP (or send ts as the "
+            "time of the observation in UTC) and send it again")
 
 
 def decode_event(site: str, device: str, payload: bytes) -> Event:

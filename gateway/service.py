@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import paho.mqtt.client as mqtt
@@ -31,7 +31,7 @@ from core.errors import NatteroError
 from core.settings import Settings
 from gateway.bridges import ChirpStackBridge, EventHistory, Zigbee2MqttBridge
 from gateway.buffered_client import BufferedClient
-from gateway.protocol import Rejected, RejectReason
+from gateway.protocol import Rejected, RejectReason, future_detail
 from gateway.registry import DeviceRegistry
 from gateway.routing import MessageRouter, bridge_of, is_native_events, sender_of
 from ingest.writer import (
@@ -81,6 +81,7 @@ class Gateway:
             dead_letters_per_minute_per_bridge=settings.dead_letters_per_minute_per_bridge,
             dead_letters_per_minute_total=settings.dead_letters_per_minute_total,
             dead_letter_payload_bytes=settings.dead_letter_payload_bytes)
+        self._future_skew = timedelta(seconds=settings.event_future_skew_s)
         # deque: append/popleft are atomic; cheaper than queue.Queue's locks per message.
         self._queue: deque[_Inbound] = deque()
         self._arrived = threading.Event()
@@ -258,6 +259,16 @@ class Gateway:
                 metrics.DEAD_LETTERS.labels(reason=rejected.reason).inc()
                 continue
             for event in routed.events:
+                ahead = event.ts - item.received_at
+                if ahead > self._future_skew:
+                    # A device clock ahead of ours would move the site's rules clock and
+                    # fire other flats' timers early: kept for the record, never evaluated.
+                    batch.dead_letters.append(DeadLetterRecord(
+                        item.received_at, item.topic, item.payload, RejectReason.FUTURE_TS,
+                        future_detail(event.id, event.ts, ahead, self._future_skew),
+                        sender=sender_of(item.topic), bridge=bridge_of(item.topic)))
+                    metrics.DEAD_LETTERS.labels(reason=RejectReason.FUTURE_TS).inc()
+                    continue
                 batch.events.append((event, item.received_at))
             if routed.status is not None:
                 batch.statuses.append(replace(routed.status, retained=item.retained)

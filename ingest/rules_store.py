@@ -24,18 +24,21 @@ from ingest.writer import StoreUnavailable
 __all__ = ["RulesStore"]
 
 
-def _recent_events(conn: psycopg.Connection, sites: Sequence[str],
-                   window: timedelta) -> list[Event]:
-    # Per site, the window before its newest event (live or a replayed night).
+def _recent_events(conn: psycopg.Connection, sites: Sequence[str], window: timedelta,
+                   not_after: datetime) -> list[tuple[Event, datetime]]:
+    # Per site, the window before its newest event (live or a replayed night). Events
+    # stamped after ``not_after`` (a device clock far ahead, stored before the gateway
+    # refused those) are left out: one of them would move the window, and so the clock,
+    # to its own time.
     rows = conn.execute(
-        "SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery "
+        "SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery, e.received_at "
         "FROM unnest(%s::text[]) AS s(site) "
         "CROSS JOIN LATERAL (SELECT max(ts) AS newest FROM events "
-        "                    WHERE site = s.site) m "
-        "JOIN events e ON e.site = s.site AND e.ts >= m.newest - %s "
-        "ORDER BY e.ts", (list(sites), window)).fetchall()
-    return [Event(site, device, event_id, ts, EventKind(kind), battery)
-            for site, device, event_id, ts, kind, battery in rows]
+        "                    WHERE site = s.site AND ts <= %s) m "
+        "JOIN events e ON e.site = s.site AND e.ts >= m.newest - %s AND e.ts <= %s "
+        "ORDER BY e.ts", (list(sites), not_after, window, not_after)).fetchall()
+    return [(Event(site, device, event_id, ts, EventKind(kind), battery), received_at)
+            for site, device, event_id, ts, kind, battery, received_at in rows]
 
 
 def _offline_devices(conn: psycopg.Connection) -> list[StatusChange]:
@@ -76,13 +79,14 @@ class RulesStore:
             raise self._failed(exc) from exc
         return layouts
 
-    def replay(self, sites: Sequence[str], window: timedelta
-               ) -> tuple[list[Event], list[StatusChange]]:
+    def replay(self, sites: Sequence[str], window: timedelta, not_after: datetime
+               ) -> tuple[list[tuple[Event, datetime]], list[StatusChange]]:
         """What to replay on start: each site's events of ``window`` before its newest
-        (oldest first), and the devices now offline (``ts``: when they went)."""
+        stamped no later than ``not_after`` (oldest first, each with its arrival time), and
+        the devices now offline (``ts``: when they went)."""
         conn = self._connection()
         try:
-            events = _recent_events(conn, sites, window)
+            events = _recent_events(conn, sites, window, not_after)
             offline = _offline_devices(conn)
             conn.commit()
         except psycopg.Error as exc:

@@ -7,7 +7,7 @@ Writes (adding sites, rooms, bases and devices) are in ``ingest.layouts``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 import psycopg
 
@@ -56,7 +56,12 @@ class DeviceHealth:
     last_event_at: datetime | None
     last_received_at: datetime | None
     silent: bool
+    clock_offset_s: float | None = None  # device clock - arrival, median of recent events
+    clock_samples: int = 0
 
+
+CLOCK_WINDOW = timedelta(hours=1)  # the events a device's clock offset is estimated from
+CLOCK_SAMPLES = 25
 
 _SITE_COLUMNS = "SELECT id, name, tz, night_start, night_end FROM sites"
 
@@ -117,11 +122,21 @@ def device_health(conn: psycopg.Connection, site: str) -> tuple[list[DeviceHealt
     rows = conn.execute(
         # Silence is about arrival (wall clock), not the devices' own event time: a
         # buffered, skewed or replayed device can be current with old timestamps.
-        "SELECT id AS device, room, presence, battery, last_event_at, last_received_at,"
-        " (last_received_at IS NULL OR last_received_at < now() - make_interval("
-        "   secs => 2 * heartbeat_s)) AS silent "
-        "FROM devices WHERE site = %s AND revoked_at IS NULL ORDER BY id",
-        (site,)).fetchall()
+        "SELECT d.id AS device, d.room, d.presence, d.battery, d.last_event_at,"
+        " d.last_received_at,"
+        " (d.last_received_at IS NULL OR d.last_received_at < now() - make_interval("
+        "   secs => 2 * d.heartbeat_s)) AS silent, o.offset_s, o.samples "
+        "FROM devices d "
+        # The clock offset: the median of ts - arrival over the device's last events of the
+        # hour (robust: a buffered burst or one odd stamp does not move it). Events the
+        # gateway refused as stamped in the future are dead letters, not counted here.
+        "CROSS JOIN LATERAL (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+        "    extract(epoch FROM r.ts - r.received_at))::float8 AS offset_s,"
+        "    count(*)::int AS samples FROM ("
+        "  SELECT e.ts, e.received_at FROM events e WHERE e.site = d.site AND e.device = d.id"
+        "  AND e.received_at > now() - %s ORDER BY e.received_at DESC LIMIT %s) r) o "
+        "WHERE d.site = %s AND d.revoked_at IS NULL ORDER BY d.id",
+        (CLOCK_WINDOW, CLOCK_SAMPLES, site)).fetchall()
     checked = conn.execute("SELECT now()").fetchone()
     assert checked is not None
     now: datetime = checked[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from core.settings import Settings
 from gateway.service import Gateway
@@ -28,7 +29,8 @@ class Pipeline:
 
 def start_pipeline(settings: Settings) -> Pipeline:
     rules = RulesRuntime(settings.resolved_database_url(), sites=settings.gateway_sites or None,
-                         budget_s=settings.rules_batch_budget_s)
+                         budget_s=settings.rules_batch_budget_s,
+                         future_skew=timedelta(seconds=settings.event_future_skew_s))
     rules.load()
     gateway = Gateway(settings, hooks=[rules.on_batch])
     rules.start()

@@ -13,6 +13,10 @@ fires every timer with deadline <= now, in deadline order, with intent ts = the 
 A replay that never calls ``advance`` still fires every timer in between events; call
 ``advance`` to fire those after the last event.
 
+The engine trusts the ts it is given. ``rules.runtime`` gives a live event at
+``min(ts, arrival)`` (events stamped beyond the gateway's future skew never arrive), so a
+device's fast clock cannot move a site's watermark past wall time.
+
 Late inputs. An input older than the watermark is evaluated at its own time: the room's
 and the device's inputs are kept in ts order (``rules.timeline``) and re-evaluated from
 the input's place on, so the state afterwards is what an in-order replay would give.

@@ -24,12 +24,23 @@ Runs no SQL: every read and write goes through ``ingest`` (``rule_layouts``,
   intents are applied idempotently (unique episode keys, one trigger row per event), so a
   restart, even after SIGKILL, neither loses a pending timer nor repeats an escalation.
 
-Site clock: event time, not wall time, so an accelerated or replayed night gives the alerts
-a live one would. For a live site (its newest event arrived within ``LIVE_WITHIN`` of its
-own time) it is that event's time plus the wall time elapsed since it arrived, less a small
-grace for delivery delay, so timers fire with no further event. For a replay of another
-time (a simulated or past night) it is the newest event time alone: moving it on by wall
-time would make a replay's alerts depend on how fast the machine happened to be.
+Site clock. A live site (its newest event arrived within ``LIVE_WITHIN`` of its own time)
+runs on wall time, less a small grace for delivery delay, so timers fire at their deadlines
+with no further event, and after a restart every timer due during the outage fires at once
+(the replay notes each event with its stored arrival time, not the restart's). A replay of
+another time (a simulated or past night) runs on event time: the newest event time alone,
+since moving it on by wall time would make a replay's alerts depend on how fast the
+machine happened to be.
+
+Device clocks are not trusted with the site's clock. Every event is given to the engine at
+``min(ts, arrival)``: a device that is fast (within the gateway's future skew; beyond it the
+gateway dead-letters the event) is evaluated when it arrived, so its ts cannot move the
+engine's watermark past wall time and fire another flat's timers early, nor store an
+escalation in the future. Slow devices and replayed nights keep their own (earlier) ts, so
+the late-input rules and event-time replays are unchanged; the replay on start applies the
+same rule with the stored arrival times, so it gives the alerts live evaluation gave.
+An event older than the re-ordering window (``HISTORY`` before the site clock) is stored
+but not evaluated: it is logged and counted (``nattero_rules_skipped_total``).
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core import metrics
@@ -67,6 +78,7 @@ BATCH_BUDGET_S = 0.25  # one site's share of one writer batch (core.settings)
 BATCH_BUDGETS = 4  # all sites of a batch together: this many budgets
 CATCH_UP_SLICE_S = 0.05  # the engine lock is let go this often while catching up
 CATCH_UP_ROUND_S = 0.25  # and what was caught up is committed this often
+FUTURE_SKEW = timedelta(minutes=2)  # the default of Settings.event_future_skew_s
 
 Clock = Callable[[], float]
 
@@ -121,15 +133,18 @@ class RulesRuntime:
     """
 
     def __init__(self, dsn: str, wall: Clock = time.time, tick_s: float = 0.2,
-                 sites: list[str] | None = None, budget_s: float = BATCH_BUDGET_S) -> None:
+                 sites: list[str] | None = None, budget_s: float = BATCH_BUDGET_S,
+                 future_skew: timedelta = FUTURE_SKEW) -> None:
         self._store = RulesStore(dsn)
+        self._future_skew = future_skew
         self._sites = set(sites) if sites else None  # None: every site
         self._wall = wall
         self._tick_s = tick_s
         self._lock = threading.RLock()
         self._engine = RulesEngine({})
         self._layout_loaded = 0.0
-        self._seen: dict[str, tuple[datetime, float]] = {}  # site -> (watermark, wall at)
+        # site -> (newest evaluated time, wall time it arrived): whether the site is live
+        self._seen: dict[str, tuple[datetime, float]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._known: set[tuple[str, str]] = set()
@@ -146,20 +161,29 @@ class RulesRuntime:
         layouts, books = self._layouts(self._store.layouts())
         # Per site, the hours before its newest event (live or a replayed night):
         # long enough for every timer and excursion the rules keep.
-        events, offline = self._store.replay(list(layouts), REPLAY)
+        not_after = datetime.fromtimestamp(self._wall(), UTC) + self._future_skew
+        events, offline = self._store.replay(list(layouts), REPLAY, not_after)
         intents: list[Intent] = []
         with self._lock:
             self._engine = RulesEngine(layouts, books, history=HISTORY)
             self._remember(layouts)
             self._layout_loaded = time.monotonic()
-            for event in events:
-                if (event.site, event.device) in self._known:
-                    intents += self._engine.process(event)
-                    self._note(event.site, event.ts)
+            skipped: dict[tuple[str, str], int] = {}
+            for event, received_at in events:
+                item = self._admit_event(event, received_at, skipped)
+                if item is not None:
+                    intents += self._engine.process(item)
             for change in offline:
                 if (change.site, change.device) in self._known:
                     at = self.site_clock(change.site, grace=timedelta(0)) or change.ts
                     intents += self._engine.process_status(replace(change, ts=at))
+            # Timers due while the runtime was down fire now, with their own deadlines as
+            # their times: a live site's clock is wall time, whatever the last event was.
+            for site in list(self._seen):
+                now = self.site_clock(site)
+                if now is not None:
+                    intents += self._engine.advance(site, now)
+        self._report_skipped(skipped)
         self._store.apply(intents)
         log.info("rules engine rebuilt from %d stored events", len(events))
 
@@ -205,9 +229,10 @@ class RulesRuntime:
         spent: dict[str, float] = {}
         over_all = time.monotonic() + BATCH_BUDGETS * self._budget_s
         deferred = 0
+        skipped: dict[tuple[str, str], int] = {}
         with self._lock:
             for _, arrived in arrivals:
-                item = self._admit(arrived)
+                item = self._admit(arrived, skipped)
                 if item is None:
                     continue
                 site = item.site
@@ -225,19 +250,17 @@ class RulesRuntime:
                 spent[site] = spent.get(site, 0.0) + time.monotonic() - started
             if deferred:
                 metrics.RULES_DEFERRED.set(sum(len(q) for q in self._behind.values()))
+        self._report_skipped(skipped)
         if rows:
             metrics.PIPELINE_LAG.set(max(0.0, self._wall() - rows[-1].received_at.timestamp()))
         return intents
 
-    def _admit(self, arrived: StoredEventRow | StatusChange) -> Event | StatusChange | None:
-        """The input the engine is to see (a status stamped on the site clock), or None."""
+    def _admit(self, arrived: StoredEventRow | StatusChange,
+               skipped: dict[tuple[str, str], int]) -> Event | StatusChange | None:
+        """The input the engine is to see (an event at ``min(ts, arrival)``, a status
+        stamped on the site clock), or None (skipped events counted by site and reason)."""
         if isinstance(arrived, StoredEventRow):
-            event = arrived.event
-            if (event.site, event.device) not in self._known:
-                return None
-            # Noted on arrival, evaluated or not: the site clock is when it arrived.
-            self._note(event.site, event.ts)
-            return event
+            return self._admit_event(arrived.event, arrived.received_at, skipped)
         change = arrived
         if change.retained:
             return None  # old news re-sent on subscribe; silence detection still applies
@@ -314,19 +337,54 @@ class RulesRuntime:
         self._known = {(site, device) for site, layout in layouts.items()
                        for device in layout.devices}
 
-    def _note(self, site: str, ts: datetime) -> None:
+    def _admit_event(self, event: Event, received_at: datetime,
+                     skipped: dict[tuple[str, str], int]) -> Event | None:
+        """A stored event as the engine is to see it (under the lock): at
+        ``min(ts, arrival)``, or None when stamped beyond the future skew or older than the
+        re-ordering window (counted in ``skipped`` by site and reason). Noted on the site
+        clock on admission, whether it is evaluated now or deferred (a site behind)."""
+        if (event.site, event.device) not in self._known:
+            return None
+        if event.ts - received_at > self._future_skew:
+            # The gateway dead-letters these; one stored before it did must not be
+            # evaluated either (it would move the site's clock to its own time).
+            skipped[(event.site, "future_ts")] = skipped.get((event.site, "future_ts"), 0) + 1
+            return None
+        at = min(event.ts, received_at)
+        clock = self.site_clock(event.site, grace=timedelta(0))
+        if clock is not None and at < clock - HISTORY:
+            skipped[(event.site, "too_old")] = skipped.get((event.site, "too_old"), 0) + 1
+            return None
+        self._note(event.site, at, received_at.timestamp())
+        return event if at == event.ts else replace(event, ts=at)
+
+    def _report_skipped(self, skipped: dict[tuple[str, str], int]) -> None:
+        for (site, reason), count in skipped.items():
+            metrics.RULES_SKIPPED.labels(reason=reason).inc(count)
+            if reason == "too_old":
+                log.warning("rules: %d event(s) of site %s are older than the re-ordering "
+                            "window (%s before the site's clock): stored, not evaluated; "
+                            "check the devices' clocks and buffers", count, site, HISTORY)
+            else:
+                log.warning("rules: %d stored event(s) of site %s are stamped more than %s "
+                            "after they arrived: not evaluated; check the devices' clocks",
+                            count, site, self._future_skew)
+
+    def _note(self, site: str, at: datetime, arrived: float) -> None:
         previous = self._seen.get(site)
-        if previous is None or ts > previous[0]:
-            self._seen[site] = (ts, self._wall())
+        if previous is None or at > previous[0]:
+            self._seen[site] = (at, arrived)
 
     def site_clock(self, site: str, grace: timedelta = GRACE) -> datetime | None:
+        """The site's clock: wall time less ``grace`` when live, else its newest event time;
+        None before its first event."""
         seen = self._seen.get(site)
         if seen is None:
             return None
-        watermark, wall_at = seen
-        if not _live(watermark, wall_at):
+        watermark, arrived = seen
+        if not _live(watermark, arrived):
             return watermark
-        return watermark + timedelta(seconds=max(0.0, self._wall() - wall_at)) - grace
+        return datetime.fromtimestamp(self._wall(), UTC) - grace
 
     # -- ticking ------------------------------------------------------------------------
     def tick(self) -> int:
@@ -362,10 +420,10 @@ class RulesRuntime:
         with self._lock:
             if self._behind:
                 return 0.0
-            for site, (watermark, wall_at) in self._seen.items():
+            for site, (watermark, arrived) in self._seen.items():
                 due = self._engine.due(site)
-                if due is not None and _live(watermark, wall_at):
-                    at = wall_at + (due - watermark + GRACE).total_seconds()
+                if due is not None and _live(watermark, arrived):
+                    at = (due + GRACE).timestamp()
                     wait = min(wait, at - self._wall() + 0.001)
         return max(wait, 0.0)
 
@@ -396,9 +454,9 @@ class RulesRuntime:
         self._store.close()
 
 
-def _live(watermark: datetime, wall_at: float) -> bool:
+def _live(newest: datetime, arrived: float) -> bool:
     """Whether the newest event arrived close to its own time (not a replay of another)."""
-    return abs(wall_at - watermark.timestamp()) <= LIVE_WITHIN.total_seconds()
+    return abs(arrived - newest.timestamp()) <= LIVE_WITHIN.total_seconds()
 
 
 def monitored_today(bases: list[MonitoringBasis], day: date) -> bool:

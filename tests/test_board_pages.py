@@ -102,12 +102,18 @@ def test_preshift_check_lists_uncovered_rooms(
     provisioning.add_room(get_settings(), site, "f2", "flat", "Lejlighed 2")  # type: ignore[arg-type]
     add_device(site, "door-f1", room="f1", kind=DeviceKind.DOOR)
     db.execute("UPDATE devices SET battery = 9, last_event_at = now() WHERE site = %s", (site,))
+    # The door's clock is 90 s fast (accepted: within the 2-minute skew).
+    db.execute("INSERT INTO events (site, device, event_id, ts, room, kind, received_at) "
+               "VALUES (%s, 'door-f1', 'c1', now() + interval '90 s', 'f1', 'heartbeat', now())",
+               (site,))
     server = api_process()
     page = open_board(open_page(), server, make_user("staff", site))
     page.click("#preshift-open")
     body = page.locator("#preshift-body")
     expect(body.locator("[data-kind='low-battery']")).to_contain_text("Lejlighed 1")
     expect(body.locator("[data-kind='low-battery']")).to_contain_text("Batteri 9 %")
+    expect(body.locator("[data-kind='clock']")).to_contain_text("Lejlighed 1")
+    expect(body.locator("[data-kind='clock']")).to_contain_text("Uret går 90 s for hurtigt")
     expect(body.locator("[data-kind='not-monitored']")).to_contain_text("Lejlighed 2")
     expect(page.locator("li[data-room='f2']")).to_have_attribute("data-state", "not_monitored")
     expect(page.locator("li[data-room='f2'] .tile-state")).to_have_text("Ikke overvåget")

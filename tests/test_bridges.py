@@ -385,6 +385,23 @@ def test_chirpstack_uplink_that_cannot_be_read_is_dead_lettered_with_its_own_rea
     assert kinds(db, site, "f1-door") == []
 
 
+def test_chirpstack_uplink_stamped_in_the_future_is_dead_lettered_not_stored(
+        site, db, gateways, bridge) -> None:
+    # A bridge carries the device's (or network server's) time: the same skew rule applies.
+    dev_eui = new_dev_eui()
+    add_bridged_device(site, "f1-door", "f1", DeviceKind.DOOR, DeviceSource.CHIRPSTACK,
+                       dev_eui, "milesight-ws301")
+    gateways.start(site)
+    lora = bridge(DeviceSource.CHIRPSTACK)
+    publish(lora, uplink_topic(dev_eui), chirpstack_payload(
+        "up_ws301_open.json", dev_eui, time="2099-11-23T02:10:03.120514+00:00"))
+    assert wait_until(lambda: dead_letters(db, uplink_topic(dev_eui)) != [])
+    [(reason, detail)] = dead_letters(db, uplink_topic(dev_eui))
+    assert reason == "future_ts"
+    assert "2099-11-23" in detail
+    assert kinds(db, site, "f1-door") == []
+
+
 def test_chirpstack_uplink_from_an_unmapped_dev_eui_is_dead_lettered(site, db, gateways,
                                                                      bridge) -> None:
     dev_eui = new_dev_eui()

@@ -261,7 +261,9 @@ def test_escalation_is_fifteen_real_minutes_after_leaving_across_dst(
 
 
 def test_sigkill_during_a_pending_timer_escalates_once_after_restart(
-        site, db, stack, devices) -> None:
+        site, db, stack, devices, tmp_path) -> None:
+    # Live time: the "not back" deadline falls inside the outage, and nothing is sent
+    # after the restart, so only the restarted runtime's clock can fire it.
     import signal
     import subprocess
     import sys
@@ -270,14 +272,23 @@ def test_sigkill_during_a_pending_timer_escalates_once_after_restart(
     from tests.support.pipeline import gateway_env
 
     env = {**__import__("os").environ, **gateway_env(site)}
+    log_file = tmp_path / "pipeline.log"
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "nattero.cli", "pipeline"], env=env,
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with log_file.open("ab") as out:
+            return subprocess.Popen([sys.executable, "-m", "nattero.cli", "pipeline"],
+                                    env=env, cwd=REPO, stdout=out, stderr=out)
 
     def stored() -> int:
         return int(db.execute("SELECT count(*) FROM events WHERE site = %s",
                               (site,)).fetchone()[0])
+
+    def escalation() -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = db.execute(
+            "SELECT (alert->>'escalated_at')::timestamptz, at FROM alert_changes "
+            "WHERE site = %s AND change = 'escalated' AND alert->>'rule' = 'left_flat'",
+            (site,)).fetchone()
+        return row
 
     # Retained status: the session exists once the gateway stored it (no event is lost).
     devices.clients["lounge-pir"].publish(f"nattero/v1/{site}/lounge-pir/status", b"online",
@@ -288,27 +299,35 @@ def test_sigkill_during_a_pending_timer_escalates_once_after_restart(
         assert wait_until(lambda: db.execute(
             "SELECT presence FROM devices WHERE site = %s AND id = 'lounge-pir'",
             (site,)).fetchone()[0] == "online", 30)
-        devices.send("f1-door", "door.open", NIGHT)
-        devices.send("f1-door", "door.closed", NIGHT + timedelta(seconds=8))
-        devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=5))
-        assert wait_until(lambda: stored() == 3)
-        assert [a[0] for a in alerts(db, site)] == ["left_flat"]
-        # Re-announced (nobody took it for 3 min) but not yet escalated by its rule.
-        assert db.execute("SELECT count(*) FROM alert_changes WHERE site = %s "
-                          "AND change = 'escalated'", (site,)).fetchone()[0] == 0
+        opened = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15, seconds=-6)
+        deadline = opened + timedelta(minutes=15)  # 6 s from now
+        devices.send("f1-door", "door.open", opened)
+        devices.send("f1-door", "door.closed", opened + timedelta(seconds=8))
+        assert wait_until(lambda: stored() == 2)
+        assert wait_until(lambda: [a[0] for a in alerts(db, site)
+                                   if a[0] == "left_flat"] == ["left_flat"])
+        assert escalation() is None
         process.send_signal(signal.SIGKILL)
         process.wait(10)
+        # Down until 2 s after the deadline: the deadline falls inside the outage.
+        time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds() + 2))
+        assert escalation() is None
+        log_file.write_bytes(b"")
         process = start()
-        devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=16))
-        assert wait_until(lambda: db.execute(
-            "SELECT escalated_at FROM alerts WHERE site = %s AND rule = 'left_flat'",
-            (site,)).fetchone()[0] == NIGHT + timedelta(minutes=15), 30)
+        assert wait_until(lambda: b"rules engine rebuilt" in log_file.read_bytes(), 30)
+        rebuilt = datetime.now(UTC)
+        assert wait_until(lambda: escalation() is not None, 30)
+        escalated_at, committed = escalation()  # type: ignore[misc]
+        assert escalated_at == deadline  # its own deadline, not the restart's time
+        assert committed - rebuilt < timedelta(seconds=2), "due timer waited after restart"
         time.sleep(1)  # a second escalation, if there were one, would be committed by now
         escalations = db.execute(
             "SELECT count(*) FROM alert_changes WHERE site = %s AND change = 'escalated' "
             "AND alert->>'rule' = 'left_flat'", (site,)).fetchone()[0]
         assert escalations == 1
         assert len([a for a in alerts(db, site) if a[0] == "left_flat"]) == 1
+        assert db.execute("SELECT escalated_at <= now() FROM alerts WHERE site = %s AND "
+                          "rule = 'left_flat'", (site,)).fetchone()[0]
     finally:
         process.terminate()
         process.wait(15)

@@ -58,6 +58,16 @@ class DeviceProblem(BaseModel):
     battery: int | None
 
 
+class DeviceClock(BaseModel):
+    device: str
+    room: str
+    offset_s: float = Field(
+        description="the device's clock less the server's at arrival, in seconds (median of "
+        "its last events of the hour): positive = the device is fast. Beyond "
+        "NATTERO_EVENT_FUTURE_SKEW_S ahead its events are refused (dead letter future_ts)")
+    samples: int = Field(description="how many recent events the estimate is the median of")
+
+
 class SiteHealth(BaseModel):
     site: str
     checked_at: datetime
@@ -68,6 +78,8 @@ class SiteHealth(BaseModel):
     offline: list[DeviceProblem]
     silent: list[DeviceProblem]
     low_battery: list[DeviceProblem]
+    clocks: list[DeviceClock] = Field(
+        description="clock offset per device heard in the last hour (none: no estimate)")
 
 
 @router.get("", response_model=list[SiteOut], responses=responses(401, 503))
@@ -120,4 +132,7 @@ def site_health(site: SiteId, user: CurrentStaff, conn: ConnDep) -> SiteHealth:
     last = max((r.last_received_at for r in rows if r.last_received_at), default=None)
     return SiteHealth(site=site, checked_at=checked_at, last_event_at=last,
                       devices=len(rows), ok=not (offline or silent or low), offline=offline,
-                      silent=silent, low_battery=low)
+                      silent=silent, low_battery=low,
+                      clocks=[DeviceClock(device=r.device, room=r.room, offset_s=r.clock_offset_s,
+                                          samples=r.clock_samples)
+                              for r in rows if r.clock_offset_s is not None])

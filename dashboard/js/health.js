@@ -1,9 +1,13 @@
 // System health as the night staff must see it: a silent failure must never look like a
 // quiet night. Three things are checked: the board's own connection, whether each site
-// still sends data, and which sensors are offline, silent or low on battery.
+// still sends data, and which sensors are offline, silent or low on battery (and, in the
+// pre-shift check, whose clock is off).
 // Also the pre-shift check: the same facts as a list, when the night window starts.
 
 import { t, formatAgo, formatClock } from "./i18n.js";
+
+const CLOCK_WARN_S = 60;
+const CLOCK_REPLAY_S = 86400;
 
 function list(value) {
   return Array.isArray(value) ? value : [];
@@ -23,7 +27,12 @@ export function readHealth(health, rooms) {
   const silent = typeof health.no_data === "boolean" ? health.no_data
     : health.devices > 0 && new Set([...silentAll, ...offline].map((d) => d.device)).size >= health.devices;
   const lowBattery = list(health.low_battery);
-  return { lastEvent, silent, offline, silentDevices, lowBattery, label };
+  // A device clock off by a minute or more (half the gateway's default skew): set it before
+  // its events are refused as stamped in the future. Offsets of a day or more are replayed
+  // or simulated nights, not a clock to set.
+  const clocks = list(health.clocks).filter((c) => typeof c.offset_s === "number"
+    && Math.abs(c.offset_s) >= CLOCK_WARN_S && Math.abs(c.offset_s) < CLOCK_REPLAY_S);
+  return { lastEvent, silent, offline, silentDevices, lowBattery, clocks, label };
 }
 
 function roomsText(devices, label) {
@@ -88,6 +97,10 @@ export function renderPreshift(container, sites, healthBySite, roomsBySite) {
       }
       for (const d of h.lowBattery) {
         rows.push([h.label(d), d.device, t("preshift.low_battery", { n: d.battery ?? "?" }), "low-battery"]);
+      }
+      for (const c of h.clocks) {
+        rows.push([h.label(c), c.device, t(c.offset_s > 0 ? "preshift.clock_fast" : "preshift.clock_slow",
+          { n: Math.round(Math.abs(c.offset_s)) }), "clock"]);
       }
     } else if (raw === null) {
       rows.push(["–", "", t("health.unknown", { site: site.name }), "unknown"]);

@@ -110,6 +110,8 @@ const CATALOGUE = {
     "preshift.offline": "Offline",
     "preshift.silent": "Tavs siden {time}",
     "preshift.low_battery": "Batteri {n} %",
+    "preshift.clock_fast": "Uret går {n} s for hurtigt – stil det (NTP)",
+    "preshift.clock_slow": "Uret går {n} s for langsomt – stil det (NTP)",
     "preshift.not_monitored": "Ikke overvåget (intet grundlag)",
     "preshift.checked": "Tjekket {time}",
 
@@ -377,6 +379,8 @@ const CATALOGUE = {
     "preshift.offline": "Offline",
     "preshift.silent": "Silent since {time}",
     "preshift.low_battery": "Battery {n} %",
+    "preshift.clock_fast": "Clock {n} s fast – set it (NTP)",
+    "preshift.clock_slow": "Clock {n} s slow – set it (NTP)",
     "preshift.not_monitored": "Not monitored (no basis)",
     "preshift.checked": "Checked {time}",
 
