@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 __all__ = ["LOGGERS", "TokenRedaction", "install", "redact"]
 
@@ -31,13 +32,23 @@ def redact(text: str) -> str:
 
 
 class TokenRedaction(logging.Filter):
-    """Formats the record's message once, redacted, and keeps the record."""
+    """Redacts the record's message and string arguments in place and keeps the record.
+
+    The arguments keep their shape: uvicorn's access formatter reads them one by one."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: redact(value) if isinstance(value, str) else value
+                           for key, value in record.args.items()}
         message = record.getMessage()
         cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        if cleaned != message:  # a token inside an argument of another type
+            record.msg, record.args = cleaned, ()
         return True
 
 

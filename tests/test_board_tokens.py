@@ -1,0 +1,68 @@
+"""The board and its token in real headless Chromium: the token travels in the stream's
+first message, never in a URL, and never reaches the server's log; a disabled account's
+open board goes back to the login page."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+from playwright.sync_api import Page
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests.support.api import Account, bearer
+from tests.support.board import ApiProcess, open_board
+
+
+def test_the_server_log_of_a_board_session_contains_no_token(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page]) -> None:
+    server = api_process(log_level="info")  # uvicorn's access log and WebSocket lines on
+    page = open_page()
+    urls: list[str] = []
+    page.on("websocket", lambda ws: urls.append(ws.url))
+    open_board(page, server, make_user("staff", site))
+    token = page.evaluate("localStorage.getItem('nattero.token')")
+    assert isinstance(token, str) and token.count(".") == 2
+    assert urls and all(token not in url and "token=" not in url for url in urls), urls
+
+    # An old client that still puts the token in the URL: refused, and kept out of the log.
+    ws_url = server.url.replace("http://", "ws://")
+    with connect(f"{ws_url}/api/v1/alerts/stream?token={token}", open_timeout=5) as old, \
+            pytest.raises(ConnectionClosed) as closed:
+        old.send(json.dumps({"type": "auth", "token": token}))
+        old.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    # And a REST call with the header, and one with the token in a query string.
+    assert httpx.get(f"{server.url}/api/v1/alerts", headers=bearer(token)).status_code == 200
+    httpx.get(f"{server.url}/api/v1/alerts?access_token={token}")
+    page.close()
+    server.stop()
+
+    log = server.log.read_text()
+    # The log did record the session (else "no token in it" would prove nothing) ...
+    assert "/api/v1/alerts/stream" in log and "GET /api/v1/alerts" in log, log[-2000:]
+    assert "[redacted]" in log, log[-2000:]
+    assert "Logging error" not in log, log[-3000:]  # redacting must not break a formatter
+    # ... and holds no token, nor any of its three parts (header, claims, signature).
+    assert token not in log
+    for part in token.split("."):
+        assert part not in log
+
+
+def test_a_disabled_users_open_board_goes_back_to_the_login_page(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page]) -> None:
+    server = api_process()
+    nurse, admin = make_user("staff", site), make_user("admin")
+    page = open_board(open_page(), server, nurse)
+    admin_token = httpx.post(f"{server.url}/api/v1/auth/token",
+                             data={"username": admin.username, "password": admin.password}
+                             ).json()["access_token"]
+    response = httpx.post(f"{server.url}/api/v1/users/{nurse.username}/disable",
+                          headers=bearer(admin_token))
+    assert response.status_code == 200, response.text
+    page.wait_for_url(f"{server.url}/login.html**", timeout=5000)
