@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.support.api import Account, bearer
-from tests.support.board import ApiProcess, open_board
+from tests.support.board import ApiProcess, axe_violations, log_in, open_board
 
 
 def test_the_server_log_of_a_board_session_contains_no_token(
@@ -66,3 +66,43 @@ def test_a_disabled_users_open_board_goes_back_to_the_login_page(
                           headers=bearer(admin_token))
     assert response.status_code == 200, response.text
     page.wait_for_url(f"{server.url}/login.html**", timeout=5000)
+
+
+def test_an_admin_disables_enables_and_resets_a_user_on_the_admin_page(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page]) -> None:
+    server = api_process()
+    nurse, admin = make_user("staff", site), make_user("admin")
+    board = open_board(open_page(), server, nurse)
+    page = open_page()
+    log_in(page, server, admin, next_path="/admin.html")
+    page.click("#tab-users")
+    row = page.locator(f"#users-body tr[data-username='{nurse.username}']")
+    expect(row).to_contain_text("Aktiv")
+    # Your own row has no disable or delete: that would end this very login.
+    mine = page.locator(f"#users-body tr[data-username='{admin.username}']")
+    expect(mine.locator("[data-action=disable], [data-action=delete]")).to_have_count(0)
+    assert not axe_violations(page)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("[data-action=disable]").click()
+    expect(row).to_contain_text("Deaktiveret")
+    expect(page.locator("#users-ok")).to_contain_text("disabled")
+    board.wait_for_url(f"{server.url}/login.html**", timeout=5000)  # its board, at once
+
+    row.locator("[data-action=enable]").click()
+    expect(row).to_contain_text("Aktiv")
+    page.once("dialog", lambda dialog: dialog.accept("for-kort"))
+    row.locator("[data-action=passwd]").click()
+    expect(page.locator("#users-error")).to_contain_text("for kort")
+    page.once("dialog", lambda dialog: dialog.accept("en-helt-ny-nat-med-te-7"))
+    row.locator("[data-action=passwd]").click()
+    expect(page.locator("#users-ok")).to_contain_text("password of")
+    relogin = httpx.post(f"{server.url}/api/v1/auth/token",
+                         data={"username": nurse.username,
+                               "password": "en-helt-ny-nat-med-te-7"})
+    assert relogin.status_code == 200
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("[data-action=delete]").click()
+    expect(row).to_have_count(0)

@@ -132,6 +132,7 @@ export async function fetchDocument(path, accept = "*/*") {
 export const get = (path) => request("GET", path);
 export const post = (path, body) => request("POST", path, body);
 export const put = (path, body) => request("PUT", path, body);
+export const del = (path) => request("DELETE", path);
 
 /** The live stream's URL. It never carries the token (URLs end up in logs): the stream
  * sends `authMessage()` as its first message instead. */
