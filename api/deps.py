@@ -18,6 +18,7 @@ from fastapi.security import OAuth2PasswordBearer
 from psycopg_pool import ConnectionPool
 
 from api import security
+from api.errors import Refusal
 from api.users import Role, User, get_user_by_id
 from core.settings import Settings
 from ingest.installation import signing_secret
@@ -96,24 +97,22 @@ CurrentUser = Annotated[User, Depends(_current_user)]
 
 def _current_staff(user: CurrentUser) -> User:
     if user.role not in (Role.ADMIN, Role.STAFF):
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"live alerts and the board need a staff account; "
-                            f"{user.username!r} has role {user.role}")
+        raise Refusal(status.HTTP_403_FORBIDDEN, "live alerts and the board need a staff "
+                      "account; '{user}' has role {role}", user=user.username, role=user.role)
     return user
 
 
 def _current_admin(user: CurrentUser) -> User:
     if user.role != Role.ADMIN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"this needs an admin account; {user.username!r} is {user.role}")
+        raise Refusal(status.HTTP_403_FORBIDDEN, "this needs an admin account; '{user}' is "
+                      "{role}", user=user.username, role=user.role)
     return user
 
 
 def _current_evaluator(user: CurrentUser) -> User:
     if user.role not in (Role.ADMIN, Role.EVALUATOR):
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"exports and reports need an evaluator account; "
-                            f"{user.username!r} has role {user.role}")
+        raise Refusal(status.HTTP_403_FORBIDDEN, "exports and reports need an evaluator "
+                      "account; '{user}' has role {role}", user=user.username, role=user.role)
     return user
 
 
@@ -125,6 +124,6 @@ CurrentEvaluator = Annotated[User, Depends(_current_evaluator)]
 def visible_site(user: User, site: str) -> str:
     """The site if the user may see it, else 404 (we do not confirm a site exists)."""
     if not user.can_see(site):
-        raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            f"site {site!r} does not exist or is not assigned to you")
+        raise Refusal(status.HTTP_404_NOT_FOUND,
+                      "site '{site}' does not exist or is not assigned to you", site=site)
     return site

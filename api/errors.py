@@ -3,11 +3,19 @@
 Validation errors keep the field list in ``errors`` for programs but lead with one
 sentence for people; unexpected exceptions are logged with the request and answered
 with a generic 500 that leaks nothing.
+
+The ``detail`` is in the request's language (``api.language``: ``?lang=``, else
+``Accept-Language``, else Danish), from the message catalogue (``core.i18n``). Raise a
+``Refusal`` with an English message template and its values, and it is translated as a
+whole: ``Refusal(404, "site {site} does not exist", site=site)``. A plain
+``HTTPException`` whose detail is exactly a catalogue message is translated too; any
+other detail is sent as it is. Messages shown in a browser never name a CLI flag.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -17,6 +25,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.language import of_request
+from core.i18n import Localizer, localizer, mark
 
 log = logging.getLogger(__name__)
 
@@ -47,34 +59,117 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
                    "description": text[code]} for code in codes}
 
 
-def _where(loc: tuple[Any, ...]) -> str:
+class Refusal(StarletteHTTPException):
+    """An HTTP error whose message is translated as a whole: ``message`` is the English
+    catalogue message with ``{name}`` fields, ``values`` fill them in. ``detail`` holds
+    the English text, for logs and for code that reads it."""
+
+    def __init__(self, status_code: int, message: str,
+                 given: Mapping[str, object] | None = None, *,
+                 headers: dict[str, str] | None = None, **values: object) -> None:
+        values = {**(given or {}), **values}
+        super().__init__(status_code, message.format(**values) if values else message,
+                         headers)
+        self.message = message
+        self.values = values
+
+    def text(self, t: Localizer) -> str:
+        return t.gettext(self.message, **self.values)
+
+
+# Plain details raised as they are elsewhere (api/routes/auth.py, api/security.py,
+# api/deps.py, FastAPI's own), translated by exact match: listed so the catalogue has them.
+PLAIN_MESSAGES = (
+    mark("wrong username or password"),
+    mark("the token has expired; log in again"),
+    mark("the token is not valid; log in again"),
+    mark("not logged in: send a bearer token from POST /api/v1/auth/token"),
+    mark("the account of this token no longer exists or is disabled"),
+    mark("give at least one site"),
+    mark("Not Found"),
+    mark("Method Not Allowed"),
+    mark("Not authenticated"),
+)
+
+
+def _answer(request: Request, exc: Exception) -> tuple[Localizer, dict[str, str]]:
+    language = of_request(request)
+    return localizer(language), {"Content-Language": language}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    t, headers = _answer(request, exc)
+    if isinstance(exc, Refusal):
+        detail: Any = exc.text(t)
+    elif isinstance(exc.detail, str):
+        detail = t.gettext(exc.detail)  # exact catalogue messages only; others as they are
+    else:
+        detail = exc.detail
+    return JSONResponse({"detail": detail}, status_code=exc.status_code,
+                        headers={**(exc.headers or {}), **headers})
+
+
+_WHERE = {"body": mark("field '{name}'"), "query": mark("query parameter '{name}'"),
+          "path": mark("path parameter '{name}'"), "header": mark("header '{name}'")}
+
+# Pydantic's commonest problems in words a person reads; others keep pydantic's English.
+_PROBLEMS = {
+    "missing": mark("is required"),
+    "string_pattern_mismatch": mark("does not have the expected form"),
+    "date_parsing": mark("is not a date (YYYY-MM-DD)"),
+    "date_from_datetime_parsing": mark("is not a date (YYYY-MM-DD)"),
+    "float_parsing": mark("is not a number"),
+    "int_parsing": mark("is not a whole number"),
+    "greater_than_equal": mark("must be at least {ge}"),
+    "less_than_equal": mark("must be at most {le}"),
+    "string_too_long": mark("is too long (at most {max_length} characters)"),
+    "string_too_short": mark("is too short (at least {min_length} characters)"),
+    "enum": mark("must be one of: {expected}"),
+    "literal_error": mark("must be one of: {expected}"),
+}
+
+
+def _where(t: Localizer, loc: tuple[Any, ...]) -> str:
     if not loc:
-        return "request"
+        return t.gettext("request")
     head, *rest = loc
     name = ".".join(str(part) for part in rest) or str(head)
-    return {"body": f"field {name!r}", "query": f"query parameter {name!r}",
-            "path": f"path parameter {name!r}", "header": f"header {name!r}"}.get(
-        str(head), name)
+    return t.gettext(_WHERE[str(head)], name=name) if str(head) in _WHERE else name
+
+
+def _problem(t: Localizer, error: Any) -> str:
+    kind = str(error.get("type", ""))
+    context = {key: str(value) for key, value in (error.get("ctx") or {}).items()}
+    if kind in _PROBLEMS:
+        try:
+            return t.gettext(_PROBLEMS[kind], **context)
+        except KeyError:  # a pydantic version without that context value
+            pass
+    return str(error.get("msg", "invalid"))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    t, headers = _answer(request, exc)
     errors = [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
                "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
               for e in exc.errors()]
     first = exc.errors()[0] if exc.errors() else {}
-    message = f"{_where(tuple(first.get('loc', ())))}: {first.get('msg', 'invalid')}"
+    message = f"{_where(t, tuple(first.get('loc', ())))}: {_problem(t, first)}"
     if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem(s), see 'errors')"
-    return JSONResponse({"detail": message, "errors": errors},
+        message += " " + t.ngettext("(and {n} more problem, see 'errors')",
+                                    "(and {n} more problems, see 'errors')", len(errors) - 1)
+    return JSONResponse({"detail": message, "errors": errors}, headers=headers,
                         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse({"detail": "the database is not reachable right now; try again shortly"},
-                        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                        headers={"Retry-After": "5"})
+    t, headers = _answer(request, exc)
+    return JSONResponse(
+        {"detail": t.gettext("the database is not reachable right now; try again shortly")},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5", **headers})
 
 
 async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
@@ -83,18 +178,22 @@ async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
     cause = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
     reason = str(cause).strip().splitlines()[0] if str(cause).strip() else "invalid value"
     log.info("refused %s %s: %s", request.method, request.url.path, reason)
-    return JSONResponse({"detail": f"a value in the request cannot be stored: {reason}"},
-                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    t, headers = _answer(request, exc)
+    return JSONResponse(
+        {"detail": t.gettext("a value in the request cannot be stored: {reason}", reason=reason)},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": "internal error; it has been logged, please tell the "
-                                   "operator if it happens again"},
-                        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    t, headers = _answer(request, exc)
+    return JSONResponse({"detail": t.gettext("internal error; it has been logged, please tell "
+                                             "the operator if it happens again")},
+                        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, headers=headers)
 
 
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)

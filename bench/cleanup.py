@@ -33,5 +33,7 @@ def remove_site(settings: Settings, site: str) -> None:
             provisioning.revoke_device(settings, site, device.id)
     with psycopg.connect(settings.resolved_database_url(), autocommit=True) as conn:
         conn.execute("DELETE FROM events WHERE site = %s", (site,))
+        # Keyed by episode (site first), not linked to the site: alerts cascade, these not.
+        conn.execute("DELETE FROM alert_triggers WHERE episode_key LIKE %s", (f"{site}/%",))
         conn.execute("DELETE FROM devices WHERE site = %s", (site,))
         conn.execute("DELETE FROM sites WHERE id = %s", (site,))

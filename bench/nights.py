@@ -33,6 +33,7 @@ from nattero.pipeline import start_pipeline  # noqa: E402
 from nattero.scoring import StoredAlerts  # noqa: E402
 from simulators.command import run_simulation  # noqa: E402
 from simulators.credentials import CredentialStore  # noqa: E402
+from simulators.devices import DeliveryRates  # noqa: E402
 from simulators.plan import Delivery  # noqa: E402
 from simulators.profile import profile_names  # noqa: E402
 from simulators.publisher import PublishStats, publish  # noqa: E402
@@ -59,7 +60,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nights", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lost", type=float, default=None,
+                        help="share of events lost on the way (default: the profiles', 0.002)")
+    parser.add_argument("--duplicated", type=float, default=None,
+                        help="share of events delivered twice (default: the profiles', 0.005)")
+    parser.add_argument("--late", type=float, default=None,
+                        help="share delivered 5-120 s late, reordered (default: the profiles')")
     args = parser.parse_args()
+    rates = DeliveryRates(lost=args.lost, duplicated=args.duplicated, late=args.late)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     suffix = f"-b{uuid.uuid4().hex[:6]}"
@@ -76,17 +84,18 @@ def main() -> None:
                 base, None, args.nights, "max", args.seed, site_suffix=suffix,
                 credentials=CredentialStore(Path(folder) / "credentials.json"),
                 truth_out=Path(folder) / "truth.jsonl", fetch_alerts=alerts,
-                publisher=stopwatch, progress=False)
+                publisher=stopwatch, progress=False, delivery=rates)
     finally:
         pipeline.stop()
     assert stopwatch.first_sent is not None and alerts.caught_up_at is not None
     wall = alerts.caught_up_at - stopwatch.first_sent
     events = sum(len(sent) for sent in result.sent_events.values())
-    score = result.score
-    assert score is not None
+    score, quality = result.score, result.quality
+    assert score is not None and quality is not None
     per_site = {site.removesuffix(suffix): {
         "recall": s.recall, "needed": s.needed, "needless": s.needless,
-        "device_alerts": s.device_alerts} for site, s in score.sites.items()}
+        "device_alerts": s.device_alerts, "lost": result.lost_events.get(site, 0),
+        **quality.site_json(site)} for site, s in score.sites.items()}
     print(json.dumps({
         "nights_per_minute": round(args.nights / wall * 60, 2),
         "sites": len(sites),
@@ -100,6 +109,9 @@ def main() -> None:
         "needed": score.needed,
         "caught": score.caught,
         "needless_alerts_per_night": round(score.needless / args.nights, 2),
+        "lost": sum(result.lost_events.values()),
+        "rates": {"lost": args.lost, "duplicated": args.duplicated, "late": args.late},
+        **quality.total_json(),
         "per_site": per_site,
     }))
 

@@ -15,3 +15,10 @@ ACK_SECONDS = Histogram("nattero_alert_ack_seconds", "Time from alert to acknowl
                         buckets=(5, 15, 30, 60, 120, 180, 300, 600, 1800))
 WEBSOCKET_CLIENTS = Gauge("nattero_websocket_clients", "Connected board WebSockets")
 PIPELINE_LAG = Gauge("nattero_pipeline_lag_seconds", "Receipt-to-commit lag of the last batch")
+RULES_OVER_BUDGET = Counter(
+    "nattero_rules_over_budget_total",
+    "Sites put behind because a writer batch's rules work ran past its budget")
+RULES_DEFERRED = Gauge("nattero_rules_deferred_inputs",
+                       "Stored events and statuses the rules have not evaluated yet")
+RULES_SITES_BEHIND = Gauge("nattero_rules_sites_behind",
+                           "Sites whose rules are catching up outside the writer")

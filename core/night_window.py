@@ -20,6 +20,7 @@ This module never reads the wall clock.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -94,6 +95,9 @@ class NightWindow:
 
     def bounds(self, night: date) -> tuple[datetime, datetime]:
         """The UTC instants [start, end) of the night that starts on local date ``night``."""
+        return _bounds(self, night)
+
+    def _bounds(self, night: date) -> tuple[datetime, datetime]:
         end_day = night + timedelta(days=1) if self.crosses_midnight else night
         start = datetime.combine(night, self.start, tzinfo=self.tz)
         end = datetime.combine(end_day, self.end, tzinfo=self.tz)
@@ -115,3 +119,9 @@ class NightWindow:
 
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M} {self.tz.key}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _bounds(window: NightWindow, night: date) -> tuple[datetime, datetime]:
+    # The rules ask for every event whether it is at night: the same few nights each time.
+    return window._bounds(night)

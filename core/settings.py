@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     gateway_receive_maximum: int = Field(
         2000, ge=10, le=65535, description="unacknowledged messages the broker may send at once")
     ingest_batch_max: int = Field(5000, ge=1, description="most events committed in one batch")
+    rules_batch_budget_s: float = Field(
+        0.25, gt=0, description="most seconds the rules may spend on one site's events in one "
+        "writer batch (all sites together: four times that); past it the events are "
+        "committed and acknowledged anyway, and the site's rules catch up just after, "
+        "outside the writer's transaction (the site is 'behind': metric, log, /readyz)")
     ingest_retry_max_s: float = Field(
         5.0, gt=0, description="longest pause between commit retries during a database outage")
     retention_days: int = Field(

@@ -4,8 +4,14 @@ Definitions (the report prints them too):
 
 - A night is the night window beginning on the evening of its date; alerts belong to the
   noon-to-noon day they were first triggered in.
-- *Staff visits* are alerts resolved by staff with an outcome (help given, no action
-  needed, false alarm); ``cleared_automatically`` and open alerts are not visits.
+- *Alert visits*: every resident alert called staff, so every one is a visit, whatever
+  became of it (help given, no action needed, false alarm, cleared by itself, or never
+  resolved). Alerts nobody resolved are also counted as *unhandled*: they cost a visit
+  and are never counted as time saved. Device alerts (sensor offline, low battery) are
+  not night visits to a flat and are counted apart.
+- A night of the period without a single event or alert (the system was not running, or
+  the period runs past the simulated or recorded nights) is listed as a night *without
+  data* and not counted: it would otherwise dilute every per-night figure.
 - Time to acknowledge: ``acknowledged_at - raised_at``; time to resolve:
   ``resolved_at - raised_at`` of staff visits. Percentiles interpolate linearly, like
   PostgreSQL's ``percentile_cont``.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -69,6 +76,48 @@ class NightFigures:
 
 
 @dataclass(slots=True)
+class AlertTally:
+    """The alerts of a period, counted night by night (see the module's definitions)."""
+
+    by_rule: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    ack_seconds: list[float] = field(default_factory=list)
+    resolve_seconds: list[float] = field(default_factory=list)
+    handling_minutes: list[float] = field(default_factory=list)
+    visits: int = 0
+    unhandled: int = 0
+    alerted: set[tuple[str, date]] = field(default_factory=set)
+
+
+def tally_alerts(site: SiteInfo, nights: dict[date, NightFigures],
+                 rows: Iterable[stored.PeriodAlert]) -> AlertTally:
+    """Count ``rows`` into ``nights`` and return the period's totals; alerts outside the
+    nights are skipped."""
+    tally = AlertTally()
+    for room, rule, outcome, first_ts, raised, acked, resolved in rows:
+        night = nights.get(site.night_of(first_ts))
+        if night is None:
+            continue
+        label = outcome or "unresolved"
+        night.alerts += 1
+        night.by_outcome[label] = night.by_outcome.get(label, 0) + 1
+        tally.by_rule[rule][label] += 1
+        if rule not in DEVICE_RULES:
+            tally.alerted.add((room, night.night))
+            # Staff went (or should have gone) to every resident alert: a visit whatever
+            # its outcome. Counting only resolved ones made an unattended site look best.
+            tally.visits += 1
+            if outcome is None:
+                tally.unhandled += 1
+        if acked is not None:
+            tally.ack_seconds.append((acked - raised).total_seconds())
+        if resolved is not None and outcome in STAFF_OUTCOMES:
+            tally.resolve_seconds.append((resolved - raised).total_seconds())
+            if acked is not None:
+                tally.handling_minutes.append((resolved - acked).total_seconds() / 60)
+    return tally
+
+
+@dataclass(slots=True)
 class SiteFigures:
     site: str
     name: str
@@ -76,6 +125,7 @@ class SiteFigures:
     night_hours: list[int]
     flats: int
     nights: list[NightFigures]
+    empty_nights: list[date]
     alerts_by_rule: dict[str, dict[str, int]]
     acknowledge: Durations
     resolve: Durations
@@ -105,7 +155,9 @@ class SiteFigures:
         return {
             "site": self.site, "name": self.name,
             "from": self.period.first.isoformat(), "to": self.period.last.isoformat(),
-            "nights": len(self.nights), "flats": self.flats, "alerts": self.alerts,
+            "nights": len(self.nights),
+            "nights_without_data": [n.isoformat() for n in self.empty_nights],
+            "flats": self.flats, "alerts": self.alerts,
             "alerts_by_rule": self.alerts_by_rule, "outcomes": self.outcomes(),
             "acknowledge": {"count": self.acknowledge.count,
                             "median_s": self.acknowledge.median_s,
@@ -135,28 +187,7 @@ def site_figures(conn: psycopg.Connection, site_id: str, period: Period,
     site = load_sites(conn, [site_id])[0]
     nights = {night: NightFigures(night) for night in period.nights()}
     start, end = _noon(site, period.first), _noon(site, period.last + timedelta(days=1))
-    alerts = stored.period_alerts(conn, site.id, start, end)
-    by_rule: dict[str, Counter[str]] = defaultdict(Counter)
-    ack: list[float] = []
-    resolve: list[float] = []
-    handling: list[float] = []
-    alerted: set[tuple[str, date]] = set()
-    for room, rule, outcome, first_ts, raised, acked, resolved in alerts:
-        night = nights.get(site.night_of(first_ts))
-        if night is None:
-            continue
-        label = outcome or "unresolved"
-        night.alerts += 1
-        night.by_outcome[label] = night.by_outcome.get(label, 0) + 1
-        by_rule[rule][label] += 1
-        if rule not in DEVICE_RULES:
-            alerted.add((room, night.night))
-        if acked is not None:
-            ack.append((acked - raised).total_seconds())
-        if resolved is not None and outcome in STAFF_OUTCOMES:
-            resolve.append((resolved - raised).total_seconds())
-            if acked is not None:
-                handling.append((resolved - acked).total_seconds() / 60)
+    tally = tally_alerts(site, nights, stored.period_alerts(conn, site.id, start, end))
 
     window = stored.NightWindowQuery(
         site.id, site.tz.key, site.night_window(period.first)[0],
@@ -166,7 +197,7 @@ def site_figures(conn: psycopg.Connection, site_id: str, period: Period,
         if night is None:
             continue
         night.flats_reporting += 1
-        if not disturbed and (room, night_date) not in alerted:
+        if not disturbed and (room, night_date) not in tally.alerted:
             night.flats_at_rest += 1
 
     activity: dict[date, dict[int, int]] = {night: {} for night in nights}
@@ -175,18 +206,29 @@ def site_figures(conn: psycopg.Connection, site_id: str, period: Period,
             activity[night_date][hour] = count
 
     flats = count_flats(conn, site.id)
+    observed = [n for n in nights.values() if has_data(n, activity[n.night])]
+    handling = tally.handling_minutes
     figures = SiteFigures(
         site=site.id, name=site.name, period=period, night_hours=site.night_hours(),
-        flats=flats, nights=list(nights.values()),
-        alerts_by_rule={rule: dict(c) for rule, c in sorted(by_rule.items())},
-        acknowledge=Durations.of(ack), resolve=Durations.of(resolve),
-        ack_seconds=ack, resolve_seconds=resolve, activity=activity,
+        flats=flats, nights=observed,
+        empty_nights=[n for n in nights if nights[n] not in observed],
+        alerts_by_rule={rule: dict(c) for rule, c in sorted(tally.by_rule.items())},
+        acknowledge=Durations.of(tally.ack_seconds),
+        resolve=Durations.of(tally.resolve_seconds),
+        ack_seconds=tally.ack_seconds, resolve_seconds=tally.resolve_seconds,
+        activity={n.night: activity[n.night] for n in observed},
         staff_time=estimate(Assumptions(), 0, 0, 0, None, 0.0))
-    visits = len(resolve)
     figures.staff_time = estimate(
-        assumptions or Assumptions(), flats, len(nights), visits,
-        sum(handling) / len(handling) if handling else None, figures.rest_share or 0.0)
+        assumptions or Assumptions(), flats, len(observed), tally.visits,
+        sum(handling) / len(handling) if handling else None, figures.rest_share or 0.0,
+        unhandled=tally.unhandled)
     return figures
+
+
+def has_data(night: NightFigures, activity: dict[int, int]) -> bool:
+    """Whether anything at all was recorded for the night (a flat reported, an alert, or
+    activity): a night without is left out rather than counted as a quiet one."""
+    return bool(night.flats_reporting or night.alerts or any(activity.values()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,10 @@
      ├── ReasonRequired    a room-level export without a reason for the audit log
      └── ExportTooLarge    more rows than the chosen format can hold (XLSX)
 
-Refusals an evaluator meets in the browser say it in Danish first, then in English.
+Refusals an evaluator meets in the browser say it in Danish first, then in English: a
+message given as a template with values (``PeriodError("the period has {days} days",
+days=n)``) is translated by the API from the catalogue (``core.i18n``); ``str(exc)`` is
+the English text the CLI prints.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from core.errors import NatteroError
 
 class EvaluationError(NatteroError, ValueError):
     """An export or report that cannot be made as asked."""
+
+    def __init__(self, message: str, **values: object) -> None:
+        super().__init__(message.format(**values) if values else message)
+        self.message = message  # the catalogue message (a template when values are given)
+        self.values = values
 
 
 class UnknownSite(EvaluationError):

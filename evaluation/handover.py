@@ -1,24 +1,39 @@
-"""The morning handover: one page on how the night went at one site, for the day shift.
+"""The morning handover: one tablet screen on how the night went at one site, for the day shift.
 
 For staff of the site (room labels are shown; there are no names anywhere in Nattero).
-Lists the night's alerts and outcomes by room, the flats with complete night rest, and
-the sensors that were offline or silent during the night window.
+Danish by default, English as the alternative. The night's alerts are grouped by flat and
+situation (rule) with the times they *happened* (the triggering event's time, not when the
+server processed it, which for a replayed night is hours later); the exceptions (alerts
+nobody handled, help given, sensors offline) come first, and long lists fold away behind
+"12 more ..." so the page fits a tablet without scrolling past what matters.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from html import escape
 from typing import Any
 
 import psycopg
 
-from core.alerts import DEVICE_RULES, RuleName
+from core.alerts import DEVICE_RULES, Outcome, RuleName
+from core.i18n import DEFAULT_LANGUAGE, Language, localizer
 from evaluation.occupancy import DISTURBANCES
+from evaluation.pages import render
 from evaluation.period import SiteInfo, load_sites
+from evaluation.vocabulary import OUTCOMES, PROBLEMS, RULES, SENSORS, name
 from ingest import evaluation as stored
 from ingest.sites import device_kinds, room_labels
+
+# How many rows each list shows before folding the rest away; with the header this keeps
+# the page within one landscape tablet screen (1024 x 768) for a typical night.
+SHOWN_SITUATIONS = 8
+SHOWN_SENSORS = 4
+SHOWN_RESTED = 24
+
+# Outcomes that make a situation an exception the day shift must read first.
+_EXCEPTIONAL = {"unresolved", "open", "acknowledged", Outcome.HELP_GIVEN.value}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +41,30 @@ class HandoverAlert:
     room: str
     rule: str
     count: int
-    raised: datetime
-    outcome: str
+    happened: datetime  # the first triggering event's time, not the processing time
+    outcome: str        # an Outcome, or the status ("open", "acknowledged") when unresolved
     minutes_to_acknowledge: float | None
+
+
+@dataclass(slots=True)
+class Situation:
+    """One flat's alerts of one rule in the night: what the day shift reads as a line."""
+
+    room: str
+    rule: str
+    alerts: list[HandoverAlert] = field(default_factory=list)
+
+    @property
+    def times(self) -> list[datetime]:
+        return [a.happened for a in self.alerts]
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        return Counter(a.outcome for a in self.alerts)
+
+    @property
+    def exceptional(self) -> bool:
+        return any(a.outcome in _EXCEPTIONAL for a in self.alerts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +88,26 @@ class Handover:
     sensors: list[SensorProblem]
     generated_at: datetime
 
+    def situations(self) -> list[Situation]:
+        """Grouped by flat and rule; exceptions first, then in the order they happened."""
+        groups: dict[tuple[str, str], Situation] = {}
+        for alert in self.alerts:
+            groups.setdefault((alert.room, alert.rule),
+                              Situation(alert.room, alert.rule)).alerts.append(alert)
+        return sorted(groups.values(), key=lambda s: (not s.exceptional, min(s.times)))
+
+    @property
+    def unhandled(self) -> int:
+        return sum(1 for a in self.alerts if a.outcome in ("unresolved", "open", "acknowledged"))
+
     def as_dict(self) -> dict[str, Any]:
         return {"site": self.site.id, "night": self.night.isoformat(),
-                "alerts": len(self.alerts), "rested": self.rested,
-                "flats_reporting": self.flats_reporting,
+                "alerts": len(self.alerts), "unhandled": self.unhandled,
+                "rested": self.rested, "flats_reporting": self.flats_reporting,
+                "situations": [{"room": s.room, "rule": s.rule,
+                                "times": [m.isoformat() for m in s.times],
+                                "outcomes": dict(s.outcomes), "exception": s.exceptional}
+                               for s in self.situations()],
                 "sensors": [{"room": s.room, "kind": s.device_kind, "problem": s.problem}
                             for s in self.sensors]}
 
@@ -90,7 +142,8 @@ def build_handover(conn: psycopg.Connection, site_id: str, night: date | None = 
         if rule not in DEVICE_RULES:
             alerted.add(room)
         alerts.append(HandoverAlert(
-            _label(labels, room), rule, count, raised, outcome or status,
+            _label(labels, room), rule, count, first_ts,
+            outcome or ("unresolved" if status == "resolved" else status),
             None if acked is None else round((acked - raised).total_seconds() / 60, 1)))
     flats = stored.flats_disturbed(conn, site.id, start, end, DISTURBANCES)
     rested = sorted((_label(labels, room) for room, disturbed in flats
@@ -108,40 +161,34 @@ def _natural(label: str) -> tuple[str, int]:
     return head, int(tail) if tail else -1
 
 
-def render_handover(h: Handover) -> str:
+def render_handover(h: Handover, language: Language = DEFAULT_LANGUAGE) -> str:
+    t = localizer(language)
     tz = h.site.tz
 
-    def clock(moment: datetime | None) -> str:
-        return "–" if moment is None else moment.astimezone(tz).strftime("%H:%M")
+    def outcome_summary(s: Situation) -> str:
+        counts = s.outcomes
+        return ", ".join(name(t, OUTCOMES, o) if n == 1 else f"{n} × {name(t, OUTCOMES, o)}"
+                         for o, n in counts.most_common())
 
-    alert_rows = "".join(
-        f"<tr><td>{escape(a.room)}</td><td>{escape(a.rule.replace('_', ' '))}</td>"
-        f"<td>{clock(a.raised)}</td><td>{a.count}</td>"
-        f"<td>{'–' if a.minutes_to_acknowledge is None else a.minutes_to_acknowledge}</td>"
-        f"<td>{escape(a.outcome.replace('_', ' '))}</td></tr>" for a in h.alerts)
-    sensor_rows = "".join(
-        f"<tr><td>{escape(s.room)}</td><td>{escape(s.device_kind)}</td>"
-        f"<td>{escape(s.problem)}</td><td>{clock(s.since)}–{clock(s.until)}</td></tr>"
-        for s in h.sensors)
-    return f"""<!doctype html>
-<html lang="da"><head><meta charset="utf-8">
-<title>Overlevering – {escape(h.site.name)} – nat {h.night}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:1.5em auto}}
-table{{border-collapse:collapse;width:100%;margin-bottom:1em}}td,th{{border:1px solid #ccc;
-padding:.2em .5em;text-align:left}}th{{background:#eef}}
-@media print{{body{{margin:0}}}}</style></head><body>
-<h1>Overlevering / morning handover: {escape(h.site.name)}</h1>
-<p>Night {h.night} ({clock(h.start)}–{clock(h.end)}). {len(h.alerts)} alert(s);
-{len(h.rested)} of {h.flats_reporting} flats with complete night rest.</p>
-<h2>Alerts and outcomes</h2>
-<table><tr><th>Room</th><th>Alert</th><th>Raised</th><th>Triggers</th>
-<th>Min. to acknowledge</th><th>Outcome</th></tr>{alert_rows or
-'<tr><td colspan="6">No alerts this night.</td></tr>'}</table>
-<h2>Complete night rest</h2><p>{escape(', '.join(h.rested)) or 'None.'}</p>
-<h2>Sensors offline or silent</h2>
-<table><tr><th>Room</th><th>Sensor</th><th>Problem</th><th>When</th></tr>{sensor_rows or
-'<tr><td colspan="4">All sensors reported.</td></tr>'}</table>
-<p style="color:#666;font-size:.85em">Generated {h.generated_at:%Y-%m-%d %H:%M} UTC by
-Nattero. Contains room labels only, never names.</p>
-</body></html>
-"""
+    situations = [{"room": s.room, "what": name(t, RULES, s.rule),
+                   "times": ", ".join(t.clock(m, tz) for m in s.times),
+                   "count": len(s.alerts), "outcome": outcome_summary(s),
+                   "exception": s.exceptional,
+                   "ack": t.number(max(a.minutes_to_acknowledge for a in s.alerts
+                                       if a.minutes_to_acknowledge is not None))
+                   if any(a.minutes_to_acknowledge is not None for a in s.alerts) else "–"}
+                  for s in h.situations()]
+    sensors = [{"room": s.room, "kind": name(t, SENSORS, s.device_kind),
+                "problem": name(t, PROBLEMS, s.problem),
+                "when": "" if s.since is None else f"{t.clock(s.since, tz)}–{t.clock(s.until, tz)}"}
+               for s in sorted(h.sensors, key=lambda s: (s.problem != "offline", s.room))]
+    # Rooms, not flats: common rooms and exit doors raise alerts too.
+    rooms_alerted = len({a.room for a in h.alerts if a.rule not in DEVICE_RULES})
+    return render(
+        "handover.html", h=h, t=t, situations=situations, sensors=sensors,
+        night=t.date(h.night), evening=t.date(h.night, t.gettext("d MMMM")),
+        morning=t.date(h.night + timedelta(days=1)), start=t.clock(h.start, tz),
+        end=t.clock(h.end, tz),
+        rooms_alerted=rooms_alerted, generated=t.moment(h.generated_at, tz),
+        shown_situations=SHOWN_SITUATIONS, shown_sensors=SHOWN_SENSORS,
+        shown_rested=SHOWN_RESTED)

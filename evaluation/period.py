@@ -27,10 +27,11 @@ class Period:
 
     def __post_init__(self) -> None:
         if self.last < self.first:
-            raise PeriodError(f"the period ends ({self.last}) before it starts ({self.first}); "
-                              "give --from before --to")
+            raise PeriodError("the period ends ({last}) before it starts ({first}); choose a "
+                              "first night before the last", last=self.last, first=self.first)
         if self.days > MAX_DAYS:
-            raise PeriodError(f"the period has {self.days} days; at most {MAX_DAYS} at once")
+            raise PeriodError("the period has {days} days; at most {most} at once",
+                              days=self.days, most=MAX_DAYS)
 
     @property
     def days(self) -> int:
@@ -118,6 +119,6 @@ def load_sites(conn: psycopg.Connection, sites: list[str]) -> list[SiteInfo]:
              for site, r in sites_by_id(conn, sites).items()}
     missing = [s for s in sites if s not in found]
     if missing:
-        raise UnknownSite(f"site(s) {', '.join(missing)} do not exist; list them with "
-                          "GET /api/v1/sites")
+        raise UnknownSite("site(s) {sites} do not exist; see the list of sites you may "
+                          "open (GET /api/v1/sites)", sites=", ".join(missing))
     return [found[s] for s in dict.fromkeys(sites)]

@@ -28,14 +28,25 @@ UNACKED_AFTER = timedelta(minutes=3)
 
 
 def apply_intents(conn: psycopg.Connection, intents: Sequence[Intent]) -> int:
-    """Apply ``intents`` in order; returns the number of alert changes. Caller commits."""
+    """Apply ``intents`` in order; returns the number of alert changes. Caller commits.
+
+    A run of Triggers of one resident episode (a burst of motion in a common room) is
+    applied as its first Trigger and then one merge of the rest: one statement for their
+    trigger rows, one count update, one change on the board, instead of one each."""
     if not intents:
         return 0
     lock_changes(conn)
     changes = 0
-    for intent in intents:
+    at = 0
+    while at < len(intents):
+        intent = intents[at]
+        at += 1
         if isinstance(intent, Trigger):
             changes += _trigger(conn, intent)
+            run = _same_episode_run(intents, at, intent)
+            if run:
+                changes += _merge_many(conn, intent.episode_key, run)
+                at += len(run)
         elif isinstance(intent, Escalate):
             changes += _escalate(conn, intent)
         else:
@@ -88,6 +99,36 @@ def _trigger(conn: psycopg.Connection, t: Trigger) -> int:
     merged = conn.execute(
         "UPDATE alerts SET count = count + 1, last_ts = greatest(last_ts, %s) "
         "WHERE episode_key = %s RETURNING id", (t.ts, t.episode_key)).fetchone()
+    if merged is None:
+        return 0
+    announce(conn, int(merged[0]), AlertChange.MERGED)
+    return 1
+
+
+def _same_episode_run(intents: Sequence[Intent], at: int, first: Trigger) -> list[Trigger]:
+    """The Triggers right after ``first`` (from ``at``) that merge into its resident
+    episode. Device faults are left to ``_trigger`` (they may merge under another key)."""
+    if first.rule in DEVICE_RULES:
+        return []
+    run: list[Trigger] = []
+    for intent in intents[at:]:
+        if not isinstance(intent, Trigger) or intent.episode_key != first.episode_key:
+            break
+        run.append(intent)
+    return run
+
+
+def _merge_many(conn: psycopg.Connection, episode_key: str, run: list[Trigger]) -> int:
+    fresh = conn.execute(
+        "WITH fresh AS (INSERT INTO alert_triggers (episode_key, event_key, ts) "
+        "SELECT %s, k, t FROM unnest(%s::text[], %s::timestamptz[]) AS x(k, t) "
+        "ON CONFLICT DO NOTHING RETURNING ts) SELECT count(*), max(ts) FROM fresh",
+        (episode_key, [t.event_key for t in run], [t.ts for t in run])).fetchone()
+    if fresh is None or not fresh[0]:
+        return 0  # replayed: counted before
+    merged = conn.execute(
+        "UPDATE alerts SET count = count + %s, last_ts = greatest(last_ts, %s) "
+        "WHERE episode_key = %s RETURNING id", (fresh[0], fresh[1], episode_key)).fetchone()
     if merged is None:
         return 0
     announce(conn, int(merged[0]), AlertChange.MERGED)

@@ -17,6 +17,9 @@ class Pipeline:
     maintenance: Maintenance | None = None
 
     def stop(self) -> None:
+        # The rules first: a writer in the middle of a burst's rules work then commits its
+        # batch at once instead of finishing the work (the next start replays it).
+        self.rules.request_stop()
         self.gateway.stop()
         self.rules.stop()
         if self.maintenance is not None:
@@ -24,7 +27,8 @@ class Pipeline:
 
 
 def start_pipeline(settings: Settings) -> Pipeline:
-    rules = RulesRuntime(settings.resolved_database_url(), sites=settings.gateway_sites or None)
+    rules = RulesRuntime(settings.resolved_database_url(), sites=settings.gateway_sites or None,
+                         budget_s=settings.rules_batch_budget_s)
     rules.load()
     gateway = Gateway(settings, hooks=[rules.on_batch])
     rules.start()

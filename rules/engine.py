@@ -16,7 +16,10 @@ A replay that never calls ``advance`` still fires every timer in between events;
 Late inputs. An input older than the watermark is evaluated at its own time: the room's
 and the device's inputs are kept in ts order (``rules.timeline``) and re-evaluated from
 the input's place on, so the state afterwards is what an in-order replay would give.
-What that re-evaluation newly raises is emitted, with ``late=True`` when
+The re-evaluation stops where the room's state is again what it was (a late motion inside
+an ongoing episode costs a step or two), so a burst of interleaved late inputs costs about
+one step per input, not one replay of the room's night each. What that re-evaluation
+newly raises is emitted, with ``late=True`` when
 
 - it is a timer (escalation, bed exit not back, sensor silent) whose deadline is already
   at or before the watermark: it fires at once with ts = its deadline; or
@@ -52,7 +55,7 @@ from rules.layout import SiteLayout
 from rules.machine import Input, Machine, SiteContext
 from rules.rooms import machine_for_room
 from rules.settings import RuleBook
-from rules.timeline import Timeline
+from rules.timeline import DEFAULT_MAX_INPUTS, Timeline
 
 __all__ = ["DEFAULT_HISTORY", "RulesEngine"]
 
@@ -65,6 +68,7 @@ _FORGET_EVERY = timedelta(minutes=5)
 @dataclass(slots=True)
 class _Site:
     ctx: SiteContext
+    max_inputs: int = DEFAULT_MAX_INPUTS
     watermark: datetime | None = None
     # Earliest pending deadline, or earlier (a cancelled timer leaves it early): a cheap
     # "nothing can be due yet" test so each event does not visit every timeline.
@@ -82,12 +86,14 @@ class _Site:
             if kept is not None and kept[0] is info.kind:
                 rooms[room] = kept
             else:
-                rooms[room] = (info.kind, Timeline(machine_for_room(info.kind, room)))
+                rooms[room] = (info.kind, Timeline(machine_for_room(info.kind, room),
+                                                    max_inputs=self.max_inputs))
         self.rooms = rooms
         if self.watermark is not None:  # device timelines start with the site's clock
             self.devices = {
                 device: self.devices.get(device)
-                or Timeline(DeviceMachine.unheard(device, self._clock(), self.ctx))
+                or Timeline(DeviceMachine.unheard(device, self._clock(), self.ctx),
+                            max_inputs=self.max_inputs)
                 for device in layout.devices
             }
         self.due = self.earliest()
@@ -117,7 +123,8 @@ class RulesEngine:
 
     ``layouts`` and ``rulebooks`` are keyed by site id; a site without a rule book uses
     the defaults. ``history`` is how far back a late input can still be placed in order
-    (match the runtime's replay look-back).
+    (match the runtime's replay look-back), ``max_inputs`` how many inputs of one room or
+    device are kept for that at most (it bounds the cost of one late input).
     """
 
     def __init__(
@@ -126,8 +133,10 @@ class RulesEngine:
         rulebooks: dict[str, RuleBook] | None = None,
         *,
         history: timedelta = DEFAULT_HISTORY,
+        max_inputs: int = DEFAULT_MAX_INPUTS,
     ) -> None:
         self._history = history
+        self._max_inputs = max_inputs
         self._sites: dict[str, _Site] = {}
         for site, layout in layouts.items():
             if layout.site != site:
@@ -140,7 +149,7 @@ class RulesEngine:
         ctx = SiteContext(layout, rulebook or RuleBook())
         state = self._sites.get(layout.site)
         if state is None:
-            state = _Site(ctx)
+            state = _Site(ctx, self._max_inputs)
             self._sites[layout.site] = state
         else:
             state.ctx = ctx
@@ -175,6 +184,11 @@ class RulesEngine:
     def inputs_kept(self, site: str) -> int:
         """How many inputs the site's timelines hold for re-ordering late ones (memory)."""
         return sum(len(timeline) for timeline in self._site(site).timelines())
+
+    def steps(self, site: str) -> int:
+        """How many inputs the site's machines have applied, replays of late ones included
+        (the engine's work: in order, one step per input and timeline)."""
+        return sum(timeline.steps for timeline in self._site(site).timelines())
 
     def watermark(self, site: str) -> datetime | None:
         """The latest instant the site's clock has reached (None before any input)."""

@@ -4,6 +4,13 @@ A machine holds the state of one room or one device. It is fed inputs in event-t
 order by its ``rules.timeline.Timeline``, which also fires its timers: before an input at
 ``ts``, every timer with deadline <= ts fires (a timer and an event at the same instant:
 the timer wins). Machines never read the wall clock and never see inputs out of order.
+
+Equality. A timeline stops re-evaluating a late input's successors as soon as the state
+after one of them ``==`` the snapshot it kept (``rules.timeline``), so two states that
+compare equal must behave the same for every future input: dataclass equality over the
+whole state does that (do not hide a field that matters with ``compare=False``). A machine
+without value equality (identity, ``object.__eq__``) is always correct, only slower: its
+late inputs are replayed to the end of the timeline.
 """
 
 from __future__ import annotations

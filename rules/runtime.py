@@ -8,6 +8,18 @@ Runs no SQL: every read and write goes through ``ingest`` (``rule_layouts``,
   raise are committed together with them (or not at all).
 - ``tick`` fires timers ("not back within 15 min") and the unacknowledged-alert
   re-announcement on each site's clock, in transactions of its own.
+- Budget. The rules never hold ingest hostage: once a site's rules work in a batch has
+  taken ``budget_s`` (or all sites' together four times that, or the runtime is
+  stopping), the site's remaining inputs in the batch are not evaluated in the writer's
+  transaction. Their events are committed and acknowledged as
+  usual; their sites are *behind*: every later input of such a site joins its queue, in
+  arrival order, and the ticker thread evaluates the queue in slices of its own
+  transactions (``catch_up``), holding the site's timers until it has caught up, so the
+  alerts come out as they would have, only later. Visible as the metrics
+  ``nattero_rules_over_budget_total``, ``nattero_rules_deferred_inputs`` and
+  ``nattero_rules_sites_behind``, a warning in the log, and ``behind()`` (``/readyz``).
+  Nothing is lost if the process ends meanwhile: the queue holds stored events, which the
+  replay on the next start evaluates.
 - On start the engine is rebuilt by replaying each site's last hours of stored events;
   intents are applied idempotently (unique episode keys, one trigger row per event), so a
   restart, even after SIGKILL, neither loses a pending timer nor repeats an escalation.
@@ -25,13 +37,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core import metrics
-from core.events import StatusChange
+from core.events import Event, StatusChange
 from core.intents import Intent
 from core.night_window import NightWindow
 from ingest.rule_layouts import StoredLayouts
@@ -50,6 +63,10 @@ GRACE = timedelta(milliseconds=500)
 LAYOUT_TTL_S = 5.0  # rule settings, bases and night windows changed elsewhere apply by then
 REANNOUNCE_CHECK_S = 1.0  # how often unacknowledged alerts are looked for (wall time)
 LIVE_WITHIN = timedelta(hours=1)  # device clocks and delivery may be off by this much
+BATCH_BUDGET_S = 0.25  # one site's share of one writer batch (core.settings)
+BATCH_BUDGETS = 4  # all sites of a batch together: this many budgets
+CATCH_UP_SLICE_S = 0.05  # the engine lock is let go this often while catching up
+CATCH_UP_ROUND_S = 0.25  # and what was caught up is committed this often
 
 Clock = Callable[[], float]
 
@@ -104,7 +121,7 @@ class RulesRuntime:
     """
 
     def __init__(self, dsn: str, wall: Clock = time.time, tick_s: float = 0.2,
-                 sites: list[str] | None = None) -> None:
+                 sites: list[str] | None = None, budget_s: float = BATCH_BUDGET_S) -> None:
         self._store = RulesStore(dsn)
         self._sites = set(sites) if sites else None  # None: every site
         self._wall = wall
@@ -117,6 +134,11 @@ class RulesRuntime:
         self._thread: threading.Thread | None = None
         self._known: set[tuple[str, str]] = set()
         self._next_reannounce = 0.0
+        self._budget_s = budget_s
+        # Sites behind (see the module docstring): their inputs in arrival order, statuses
+        # already stamped on the site clock; and caught-up intents not yet committed.
+        self._behind: dict[str, deque[Event | StatusChange]] = {}
+        self._unapplied: list[Intent] = []
 
     # -- start-up -------------------------------------------------------------------------
     def load(self) -> None:
@@ -178,28 +200,112 @@ class RulesRuntime:
         arrivals += [(change.ts, change) for change in statuses]
         arrivals.sort(key=lambda pair: pair[0])
         intents: list[Intent] = []
+        # Each site has the budget to itself, so one site's burst does not put the others
+        # behind; all together may take a few budgets at most.
+        spent: dict[str, float] = {}
+        over_all = time.monotonic() + BATCH_BUDGETS * self._budget_s
+        deferred = 0
         with self._lock:
-            for _, item in arrivals:
-                if isinstance(item, StoredEventRow):
-                    if (item.event.site, item.event.device) in self._known:
-                        intents += self._engine.process(item.event)
-                        self._note(item.event.site, item.event.ts)
+            for _, arrived in arrivals:
+                item = self._admit(arrived)
+                if item is None:
                     continue
-                change = item
-                if change.retained:
-                    continue  # old news re-sent on subscribe; silence detection still applies
-                if (change.site, change.device) in self._known:
-                    # A status carries no device time: stamp it on the site's clock, so a
-                    # replayed night is not pushed to today by a status message.
-                    at = self.site_clock(change.site, grace=timedelta(0))
-                    if at is None:
-                        # No event yet, so no time base: a wall-clock status would move a
-                        # replayed night's clock to today. The presence is stored anyway.
-                        continue
-                    intents += self._engine.process_status(replace(change, ts=at))
+                site = item.site
+                queue = self._behind.get(site)
+                if queue is None and (self._stop.is_set()
+                                      or spent.get(site, 0.0) > self._budget_s
+                                      or time.monotonic() > over_all):
+                    queue = self._fall_behind(site)
+                if queue is not None:
+                    queue.append(item)
+                    deferred += 1
+                    continue
+                started = time.monotonic()
+                intents += self._evaluate(item)
+                spent[site] = spent.get(site, 0.0) + time.monotonic() - started
+            if deferred:
+                metrics.RULES_DEFERRED.set(sum(len(q) for q in self._behind.values()))
         if rows:
             metrics.PIPELINE_LAG.set(max(0.0, self._wall() - rows[-1].received_at.timestamp()))
         return intents
+
+    def _admit(self, arrived: StoredEventRow | StatusChange) -> Event | StatusChange | None:
+        """The input the engine is to see (a status stamped on the site clock), or None."""
+        if isinstance(arrived, StoredEventRow):
+            event = arrived.event
+            if (event.site, event.device) not in self._known:
+                return None
+            # Noted on arrival, evaluated or not: the site clock is when it arrived.
+            self._note(event.site, event.ts)
+            return event
+        change = arrived
+        if change.retained:
+            return None  # old news re-sent on subscribe; silence detection still applies
+        if (change.site, change.device) not in self._known:
+            return None
+        # A status carries no device time: stamp it on the site's clock, so a replayed
+        # night is not pushed to today by a status message.
+        at = self.site_clock(change.site, grace=timedelta(0))
+        if at is None:
+            # No event yet, so no time base: a wall-clock status would move a replayed
+            # night's clock to today. The presence is stored anyway.
+            return None
+        return replace(change, ts=at)
+
+    def _evaluate(self, item: Event | StatusChange) -> list[Intent]:
+        if isinstance(item, Event):
+            return self._engine.process(item)
+        return self._engine.process_status(item)
+
+    def _fall_behind(self, site: str) -> deque[Event | StatusChange]:
+        queue: deque[Event | StatusChange] = deque()
+        self._behind[site] = queue
+        if self._stop.is_set():
+            return queue  # stopping: the replay on the next start evaluates what is left
+        metrics.RULES_OVER_BUDGET.inc()
+        metrics.RULES_SITES_BEHIND.set(len(self._behind))
+        log.warning("rules: site %r is behind: its rules in a batch took more than %g s, so its "
+                    "events were stored without waiting for them; they are evaluated next, "
+                    "outside the writer (its timers wait until then)", site, self._budget_s)
+        return queue
+
+    def behind(self) -> dict[str, int]:
+        """Sites whose rules are catching up, with how many inputs are still to evaluate."""
+        with self._lock:
+            return {site: len(queue) for site, queue in self._behind.items()}
+
+    def catch_up(self) -> int:
+        """Evaluate what the writer deferred, in slices that let go of the engine lock, and
+        commit what it gave in one transaction of the runtime's own per round (a commit is
+        a disk flush: one per slice would be most of the cost); returns the number of alert
+        changes. A site stays behind (its later inputs queued, its timers held) until its
+        queue is empty *and* what it gave is committed, so its alerts change in the order
+        its inputs came."""
+        if not self._behind and not self._unapplied:
+            return 0
+        until = time.monotonic() + CATCH_UP_ROUND_S
+        while not self._stop.is_set():
+            with self._lock:
+                slice_until = min(until, time.monotonic() + CATCH_UP_SLICE_S)
+                left = 0
+                for queue in self._behind.values():
+                    while queue and time.monotonic() < slice_until:
+                        self._unapplied += self._evaluate(queue.popleft())
+                    left += len(queue)
+                metrics.RULES_DEFERRED.set(left)
+            if not left or time.monotonic() >= until:
+                break
+            time.sleep(0)  # let a writer waiting for the engine lock have it
+        # Kept until committed: if the database is away, the next round applies them first.
+        changes = self._store.apply(self._unapplied)
+        self._unapplied = []
+        with self._lock:
+            for site, queue in list(self._behind.items()):
+                if not queue:
+                    del self._behind[site]
+                    log.info("rules: site %r has caught up", site)
+            metrics.RULES_SITES_BEHIND.set(len(self._behind))
+        return changes
 
     def _unknown(self, rows: list[StoredEventRow]) -> bool:
         return any((r.event.site, r.event.device) not in self._known for r in rows)
@@ -232,6 +338,8 @@ class RulesRuntime:
         with self._lock:
             intents: list[Intent] = []
             for site in list(self._seen):
+                if site in self._behind:
+                    continue  # its timers wait for its deferred inputs (catch_up)
                 now = self.site_clock(site)
                 if now is None:
                     continue
@@ -252,6 +360,8 @@ class RulesRuntime:
         timer sooner, so a live timer fires right at its deadline (plus the grace)."""
         wait = self._tick_s
         with self._lock:
+            if self._behind:
+                return 0.0
             for site, (watermark, wall_at) in self._seen.items():
                 due = self._engine.due(site)
                 if due is not None and _live(watermark, wall_at):
@@ -267,11 +377,17 @@ class RulesRuntime:
                     # Here, not in the writer's hook: a reload is a few milliseconds of
                     # reads that an alert on its way through the writer should not wait for.
                     self.reload_layouts()
+                self.catch_up()
                 self.tick()
                 wait = self._wait_s()
             except StoreUnavailable as exc:
                 log.warning("rules tick failed (%s); retrying in 1 s", exc)
                 wait = 1.0  # the database is away: no tight loop however overdue a timer is
+
+    def request_stop(self) -> None:
+        """Stop evaluating at once (the writer's hook then defers everything: the replay on
+        the next start evaluates it); ``stop`` then ends the ticker."""
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()

@@ -19,7 +19,7 @@ from simulators.devices import (
     heartbeats,
     night_faults,
 )
-from simulators.plan import NightPlan
+from simulators.plan import EventDelivery, NightPlan
 from simulators.profile import SiteProfile
 from simulators.residents import NightContext, Observation, residents_night
 
@@ -44,10 +44,12 @@ def plan_night(profile: SiteProfile, night: date, seed: int) -> NightPlan:
     segment = f"{night:%Y%m%d}n"
     for device in profile.device_specs:
         observations += heartbeats(profile, device, seed, start, end, segment=segment)
-    planned = deliveries(profile, night, seed, observations, faults, segment=segment)
+    lost: list[EventDelivery] = []
+    planned = deliveries(profile, night, seed, observations, faults, segment=segment, lost=lost)
     return NightPlan(site=profile.site, night=night, start=start, end=end,
                      deliveries=tuple(planned),
-                     episodes=tuple(sorted(episodes, key=lambda e: (e.start, e.room, e.kind))))
+                     episodes=tuple(sorted(episodes, key=lambda e: (e.start, e.room, e.kind))),
+                     lost=tuple(lost))
 
 
 def plan_day(profile: SiteProfile, night: date, seed: int) -> NightPlan:
@@ -58,6 +60,8 @@ def plan_day(profile: SiteProfile, night: date, seed: int) -> NightPlan:
     observations: list[Observation] = []
     for device in profile.device_specs:
         observations += heartbeats(profile, device, seed, start, end, segment=segment)
-    planned = deliveries(profile, night, seed, observations, DeviceFaults(), segment=segment)
+    lost: list[EventDelivery] = []
+    planned = deliveries(profile, night, seed, observations, DeviceFaults(), segment=segment,
+                         lost=lost)
     return NightPlan(site=profile.site, night=night, start=start, end=end,
-                     deliveries=tuple(planned), paced=False)
+                     deliveries=tuple(planned), paced=False, lost=tuple(lost))

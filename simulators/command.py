@@ -33,13 +33,14 @@ from rich.table import Table
 
 from simulators.behaviour import plan_day, plan_night
 from simulators.credentials import CredentialStore
-from simulators.devices import sort_deliveries
+from simulators.devices import DeliveryRates, sort_deliveries
 from simulators.errors import CredentialsError, SimulatorError
 from simulators.ground_truth import AlertRecord, GroundTruth, Score, score
 from simulators.pacing import Timetable, parse_speed
 from simulators.plan import Delivery, EventDelivery, NightPlan
 from simulators.profile import SiteProfile, load_profile, profile_names
 from simulators.publisher import DeviceAccount, PublishStats, publish
+from simulators.quality import Quality, quality
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -81,6 +82,8 @@ class SimulationResult:
     truth_path: Path | None
     stats: PublishStats
     score: Score | None = None
+    quality: Quality | None = None
+    lost_events: dict[str, int] = field(default_factory=dict)    # per site, never published
     planned_events: dict[str, int] = field(default_factory=dict)
     # per site, every distinct event sent: what the store must hold before scoring
     sent_events: dict[str, list[SentEvent]] = field(default_factory=dict)
@@ -106,13 +109,15 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
                    progress: bool = True, publisher: Publisher = publish,
                    clock: Callable[[], float] = time.monotonic, site_suffix: str = "",
                    credentials: CredentialStore | None = None,
-                   catch_up_timeout: float = 300.0) -> SimulationResult:
+                   catch_up_timeout: float = 300.0,
+                   delivery: DeliveryRates | None = None) -> SimulationResult:
     """Provision, plan, publish and (if ``fetch_alerts`` is given) score a simulation.
 
     ``sites`` are profile names or paths (default: all bundled profiles); ``speed`` is a
     factor (1 = live, 60 = a night in 9 minutes) or ``"max"``. ``site_suffix`` plays
     renamed copies of the sites (the same nights); ``credentials`` is where the devices'
     passwords are kept (default: the state directory's simulator credentials file).
+    ``delivery`` overrides every profile's lost/duplicated/late message rates.
     """
     factor = parse_speed(speed)
     if nights < 1:
@@ -121,7 +126,8 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
         raise SimulatorError(
             f"site suffix {site_suffix!r} must be at most 22 of a-z, 0-9 and '-', "
             f"e.g. '-t1a2b'")
-    originals = [load_profile(name) for name in (sites or profile_names())]
+    rates = delivery or DeliveryRates()
+    originals = [rates.applied_to(load_profile(name)) for name in (sites or profile_names())]
     dates = [start + timedelta(days=i) for i in range(nights)]
     plans = [_renamed(plan, site_suffix) for plan in plan_run(originals, dates, seed)]
     profiles = [profile.model_copy(update={"site": profile.site + site_suffix})
@@ -155,6 +161,8 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
         end=last, truth=truth, truth_path=truth_path, stats=stats,
         planned_events={p.site: sum(plan.events for plan in plans if plan.site == p.site)
                         for p in profiles},
+        lost_events={p.site: sum(len(plan.lost) for plan in plans if plan.site == p.site)
+                     for p in profiles},
         sent_events=_distinct_events(deliveries))
     if fetch_alerts is not None:
         if isinstance(fetch_alerts, CatchesUp):
@@ -162,6 +170,7 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
         result.alerts = [alert for site in result.sites
                          for alert in fetch_alerts(site, first, last)]
         result.score = score(truth, result.alerts)
+        result.quality = quality(truth, result.alerts)
     return result
 
 
@@ -236,19 +245,24 @@ def _publish_with_progress(
 def print_summary(result: SimulationResult, console: Console) -> None:
     table = Table(title=f"simulation: {len(result.nights)} night(s) from "
                         f"{result.nights[0]:%Y-%m-%d}, seed {result.seed}")
-    for column in ("site", "events sent", "episodes", "needed help", "alerts", "recall",
-                   "needless / night", "device alerts"):
+    for column in ("site", "events sent", "lost", "episodes", "needed help", "alerts",
+                   "recall", "needless / night", "alerts / need", "device alerts"):
         table.add_column(column, justify="left" if column == "site" else "right")
     for site in result.sites:
         episodes = [e for e in result.truth.episodes if e.site == site]
         needed = sum(e.needed_help for e in episodes)
-        cells = [site, str(result.stats.events.get(site, 0)), str(len(episodes)), str(needed)]
+        cells = [site, str(result.stats.events.get(site, 0)),
+                 str(result.lost_events.get(site, 0)), str(len(episodes)), str(needed)]
         site_score = result.score.sites.get(site) if result.score else None
-        if site_score is None:
-            cells += ["—", "—", "—", "—"]
+        site_quality = result.quality.sites.get(site) if result.quality else None
+        if site_score is None or site_quality is None:
+            cells += ["—", "—", "—", "—", "—"]
         else:
+            per_need = site_quality.alerts_per_needed
             cells += [str(site_score.resident_alerts), _percent(site_score.recall),
-                      f"{site_score.needless_per_night or 0:.1f}", str(site_score.device_alerts)]
+                      f"{site_score.needless_per_night or 0:.1f}",
+                      "—" if per_need is None else f"{per_need:.1f}",
+                      str(site_score.device_alerts)]
         table.add_row(*cells)
     console.print(table)
     if result.score is None:
@@ -257,7 +271,26 @@ def print_summary(result: SimulationResult, console: Console) -> None:
         console.print(f"recall {_percent(result.score.recall)} "
                       f"({result.score.caught}/{result.score.needed}), "
                       f"needless alerts {result.score.needless}")
+    if result.quality is not None:
+        _print_delays(result.quality, console)
     console.print(f"ground truth: {result.truth_path}")
+
+
+def _print_delays(scored: Quality, console: Console) -> None:
+    """Detection delay (first call − need onset) per kind of need, all sites together."""
+    table = Table(title="detection delay (alert − need onset)")
+    for column in ("need", "caught", "missed", "median", "p90", "max"):
+        table.add_column(column, justify="left" if column == "need" else "right")
+    for kind, stats in scored.delays().items():
+        table.add_row(str(kind), str(stats.caught), str(stats.missed), _seconds(stats.median_s),
+                      _seconds(stats.p90_s), _seconds(stats.max_s))
+    console.print(table)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
 
 
 def _percent(value: float | None) -> str:

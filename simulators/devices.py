@@ -17,14 +17,15 @@ from datetime import UTC, date, datetime, timedelta
 
 from core.alerts import RuleName
 from core.events import DeviceKind, EventKind, Presence, RoomKind
+from simulators.errors import SimulatorError
 from simulators.ground_truth import Episode, EpisodeKind, ExpectedAlert
 from simulators.plan import Delivery, EventDelivery, StatusDelivery
 from simulators.profile import DeviceSpec, SiteProfile
 from simulators.residents import Observation
 from simulators.seeding import stream
 
-__all__ = ["DeviceFaults", "FlappingSpell", "OfflineSpell", "battery_level", "deliveries",
-           "fault_episodes", "flapping_observations", "heartbeats", "night_faults"]
+__all__ = ["DeliveryRates", "DeviceFaults", "FlappingSpell", "OfflineSpell", "battery_level",
+           "deliveries", "fault_episodes", "flapping_observations", "heartbeats", "night_faults"]
 
 # Heartbeats sit on a fixed grid per device, so a night and the day after it join up.
 _GRID_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -69,6 +70,35 @@ class DeviceFaults:
     def is_offline(self, device: str, ts: datetime) -> bool:
         spell = self.offline
         return spell is not None and spell.device.id == device and spell.start <= ts < spell.end
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRates:
+    """Unlucky delivery for a whole run, over every profile's own rates (None keeps them).
+
+    ``lost``: share of events never delivered; ``duplicated``: share resent a second time;
+    ``late``: share delivered 5-120 s late, after events that happened later (reordered).
+    """
+
+    lost: float | None = None
+    duplicated: float | None = None
+    late: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("lost", "duplicated", "late"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise SimulatorError(
+                    f"--{name} must be a share between 0 and 1 (e.g. 0.01 for 1 %), "
+                    f"got {value}")
+
+    def applied_to(self, profile: SiteProfile) -> SiteProfile:
+        update = {field: value for field, value in (
+            ("lost_fraction", self.lost), ("duplicate_fraction", self.duplicated),
+            ("delayed_fraction", self.late)) if value is not None}
+        if not update:
+            return profile
+        return profile.model_copy(update={"devices": profile.devices.model_copy(update=update)})
 
 
 def night_faults(profile: SiteProfile, night: date, seed: int,
@@ -177,8 +207,13 @@ def heartbeats(profile: SiteProfile, device: DeviceSpec, seed: int,
 
 
 def deliveries(profile: SiteProfile, night: date, seed: int, observations: Iterable[Observation],
-               faults: DeviceFaults, *, segment: str) -> list[Delivery]:
-    """What reaches the broker, and when: skewed clocks, late and duplicate messages, outages."""
+               faults: DeviceFaults, *, segment: str,
+               lost: list[EventDelivery] | None = None) -> list[Delivery]:
+    """What reaches the broker, and when: skewed clocks, late and duplicate messages, outages.
+
+    An event lost on the way (``lost_fraction``) is not delivered, nor resent; it is
+    appended to ``lost`` (when given) for the record. The truth keeps what happened.
+    """
     site, behaviour = profile.site, profile.devices
     specs = {spec.id: spec for spec in profile.device_specs}
     by_device: dict[str, list[Observation]] = defaultdict(list)
@@ -186,6 +221,8 @@ def deliveries(profile: SiteProfile, night: date, seed: int, observations: Itera
         if not faults.is_offline(seen.device, seen.ts):
             by_device[seen.device].append(seen)
     rng = stream(seed, site, segment, "network")
+    # Its own stream: a run with another loss rate keeps every other draw as it was.
+    losses = stream(seed, site, segment, "loss")
     planned: list[Delivery] = []
     for device in sorted(by_device):
         battery = battery_level(profile, specs[device], night, seed)
@@ -198,9 +235,14 @@ def deliveries(profile: SiteProfile, night: date, seed: int, observations: Itera
             delayed = rng.random() < behaviour.delayed_fraction
             if delayed:
                 at += timedelta(seconds=rng.uniform(*behaviour.delay_s))
+            resent = rng.random() < behaviour.duplicate_fraction
+            again = at + timedelta(seconds=rng.uniform(0.5, 30)) if resent else None
+            if losses.random() < behaviour.lost_fraction:
+                if lost is not None:
+                    lost.append(EventDelivery(at, site, device, payload, delayed=delayed))
+                continue
             planned.append(EventDelivery(at, site, device, payload, delayed=delayed))
-            if rng.random() < behaviour.duplicate_fraction:
-                again = at + timedelta(seconds=rng.uniform(0.5, 30))
+            if again is not None:
                 planned.append(EventDelivery(again, site, device, payload, duplicate=True))
     if faults.offline is not None and faults.offline.announced:
         spell = faults.offline

@@ -22,17 +22,19 @@ from typing import Any
 from core.alerts import DEVICE_RULES, RuleName
 
 __all__ = [
+    "MATCH_TOLERANCE",
     "AlertRecord",
     "Episode",
     "EpisodeKind",
     "ExpectedAlert",
     "GroundTruth",
+    "NeedKind",
     "Score",
     "SiteScore",
+    "answers",
+    "call_time",
     "score",
 ]
-
-
 
 
 class EpisodeKind(StrEnum):
@@ -46,9 +48,18 @@ class EpisodeKind(StrEnum):
     LATE_RETURN = "late_return"          # comes home after the night began
     FALL = "fall"                        # out of bed and on the floor: needs staff
     COMMON_ACTIVITY = "common_activity"  # people up in a common room
+    STAFF_ROUND = "staff_round"          # night staff walking the corridors and common rooms
     SENSOR_OFFLINE = "sensor_offline"
     FLAPPING = "flapping"                # a door contact bouncing open/closed
     LOW_BATTERY = "low_battery"
+
+
+class NeedKind(StrEnum):
+    """Why an episode needed staff, and so which detection delay it is scored under."""
+
+    BUILDING_EXIT = "building_exit"       # out through a building exit at night
+    OUTING = "outing"                     # out of the flat and lost, inside the building
+    FALL_BED_SENSOR = "fall_bed_sensor"   # on the floor; only a bed sensor saw it begin
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +83,10 @@ class Episode:
     resident: str | None = None
     device: str | None = None
     monitored: bool = True
+    # When help became needed (the fall, the exit door, getting lost) and why; set for
+    # every needed-help episode, None for the others. Detection delay counts from here.
+    need_onset: datetime | None = None
+    need: NeedKind | None = None
 
     @property
     def expected_rules(self) -> tuple[RuleName, ...]:
@@ -85,6 +100,8 @@ class Episode:
             "needed_help": self.needed_help, "monitored": self.monitored,
             "expected_rules": [str(rule) for rule in self.expected_rules],
             "expected": [{"rule": str(a.rule), "room": a.room} for a in self.expected],
+            "need_onset": None if self.need_onset is None else _iso(self.need_onset),
+            "need": None if self.need is None else str(self.need),
         }
 
     @classmethod
@@ -97,7 +114,10 @@ class Episode:
             expected=tuple(ExpectedAlert(RuleName(a["rule"]), a["room"])
                            for a in raw["expected"]),
             resident=raw.get("resident"), device=raw.get("device"),
-            monitored=bool(raw.get("monitored", True)))
+            monitored=bool(raw.get("monitored", True)),
+            need_onset=None if raw.get("need_onset") is None
+            else datetime.fromisoformat(raw["need_onset"]),
+            need=None if raw.get("need") is None else NeedKind(raw["need"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +214,12 @@ class Score:
         return sum(s.device_alerts for s in self.sites.values())
 
 
+# Clock skew and delayed deliveries put an alert a little outside its episode's span.
+MATCH_TOLERANCE = timedelta(minutes=2)
+
+
 def score(truth: GroundTruth, alerts: Sequence[AlertRecord], *,
-          tolerance: timedelta = timedelta(minutes=2)) -> Score:
+          tolerance: timedelta = MATCH_TOLERANCE) -> Score:
     """Match alerts to needed-help episodes of the same site and room.
 
     An alert matches an episode when its rule and room are among the episode's expected
@@ -233,14 +257,30 @@ def score(truth: GroundTruth, alerts: Sequence[AlertRecord], *,
     return Score(sites=sites)
 
 
+def call_time(alert: AlertRecord) -> datetime:
+    """When an alert asked staff to go: the one place scoring reads an alert's time.
+
+    Today an alert calls at its first trigger; where alerts gain a separate call time
+    (quiet alerts that only call when they escalate), switch it here and every delay,
+    recall window and needless count follows.
+    """
+    return alert.ts
+
+
 def _matches(alert: AlertRecord, episode: Episode, tolerance: timedelta) -> bool:
+    return answers(alert, episode, tolerance)
+
+
+def answers(alert: AlertRecord, episode: Episode,
+            tolerance: timedelta = MATCH_TOLERANCE) -> bool:
+    """True when ``alert`` answers ``episode``: an expected rule and room, called during it."""
     try:
         rule = RuleName(alert.rule)
     except ValueError:
         return False  # a rule this scorer does not know answers no episode
     if ExpectedAlert(rule, alert.room) not in episode.expected:
         return False
-    return episode.start - tolerance <= alert.ts <= episode.end + tolerance
+    return episode.start - tolerance <= call_time(alert) <= episode.end + tolerance
 
 
 def _iso(moment: datetime) -> str:

@@ -74,6 +74,8 @@ class NightPlan:
     deliveries: tuple[Delivery, ...]
     episodes: tuple[Episode, ...] = ()
     paced: bool = True
+    # Events the network lost (never published); kept so a run can say how many.
+    lost: tuple[EventDelivery, ...] = ()
 
     @property
     def events(self) -> int:

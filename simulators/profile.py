@@ -124,6 +124,10 @@ class Behaviour(_Strict):
     minutes: EpisodeMinutes = EpisodeMinutes()
     # log-normal sigma on a resident's own rates
     individual_spread: float = Field(default=0.4, ge=0, le=2)
+    # Share of harmless toilet visits and short trips out that run long, to between the
+    # range's high and 2.5x it: a slow night on the toilet, a chat in the kitchen. They
+    # cross the default rule minutes (10 and 15) while nothing is wrong, as in a real home.
+    overrun: Fraction = 0.1
 
 
 class Basis(_Strict):
@@ -185,6 +189,27 @@ class ActivityRate(_Strict):
         return _check_range(value)
 
 
+class StaffRounds(_Strict):
+    """Night staff walking through the common rooms and corridors at about these times."""
+
+    at: list[str] = ["23:30", "02:00", "04:30"]
+    sd_min: float = Field(default=20.0, ge=0, le=120)
+    rooms: list[Slug] | None = None        # walked in this order; default every common room
+    dwell_s: tuple[float, float] = _range(20, 90)
+
+    @field_validator("at")
+    @classmethod
+    def _clocks(cls, value: list[str]) -> list[str]:
+        for clock in value:
+            minutes_after_noon(clock)
+        return value
+
+    @field_validator("dwell_s")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        return _check_range(value)
+
+
 class CommonRoom(_Strict):
     id: Slug
     label: str
@@ -208,9 +233,11 @@ class DeviceBehaviour(_Strict):
     offline_announced: Fraction = 0.5          # of those, share that publish `offline`
     offline_minutes: tuple[float, float] = _range(25, 180)
     flapping_per_night: Fraction = 0.05        # chance one door contact bounces
-    delayed_fraction: Fraction = 0.01
+    # Unlucky delivery (override for a whole run: `nattero simulate --lost/--duplicated/--late`)
+    lost_fraction: Fraction = 0.002            # events the radio or a hub never delivers
+    delayed_fraction: Fraction = 0.01          # late: published after later events (reordered)
     delay_s: tuple[float, float] = _range(5, 120)
-    duplicate_fraction: Fraction = 0.005
+    duplicate_fraction: Fraction = 0.005       # resent after a missed PUBACK
     clock_skew_s: float = Field(default=3.0, ge=0, le=30)
     latency_s: tuple[float, float] = _range(0.02, 0.4)
 
@@ -258,6 +285,7 @@ class SiteProfile(_Strict):
     flats: list[FlatGroup]
     common: list[CommonRoom] = []
     exits: list[ExitRoom] = []
+    staff: StaffRounds = StaffRounds()
 
     @field_validator("tz")
     @classmethod
@@ -289,6 +317,12 @@ class SiteProfile(_Strict):
                 raise ValueError(
                     f"flats {group.numbers!r} route through {unknown}, which are not common "
                     f"rooms of the site; common rooms: {sorted(common_ids)}")
+        if self.staff.rooms is not None:
+            unknown = [room for room in self.staff.rooms if room not in common_ids]
+            if unknown:
+                raise ValueError(
+                    f"staff rounds walk through {unknown}, which are not common rooms of "
+                    f"the site; common rooms: {sorted(common_ids)}")
         seen: set[str] = set()
         for room in self.rooms:
             if not re.match(_SLUG, room.id):

@@ -7,6 +7,13 @@ deliveries. Residents are anonymous: a resident is known only by their flat.
 Needed-help episodes (left_flat_long, left_building, fall) are only generated where the
 default rules can see them: a monitored flat with the right sensor, no faulty device in
 the room tonight, and enough of the night left for the rule's grace period to run out.
+Whether an episode needed help follows from what happened to the resident (a fall, lost
+outside the flat, out of the building), never from how long it lasted: harmless toilet
+visits and trips out may overrun the rules' minutes (``Behaviour.overrun``). Every
+needed-help episode records its need onset (the fall, the exit door, getting lost).
+
+Night staff walk their rounds through the common rooms (``SiteProfile.staff``); the motion
+they cause is in the truth as ``staff_round``, so an alert it raises counts as needless.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from datetime import date, datetime, timedelta
 
 from core.alerts import RuleName
 from core.events import DeviceKind, EventKind, RoomKind
-from simulators.ground_truth import Episode, EpisodeKind, ExpectedAlert
+from simulators.ground_truth import Episode, EpisodeKind, ExpectedAlert, NeedKind
 from simulators.profile import RoomSpec, SiteProfile, minutes_after_noon
 from simulators.seeding import poisson, stream
 
@@ -27,7 +34,12 @@ __all__ = ["NightContext", "Observation", "residents_night"]
 NEEDS_HELP = frozenset({EpisodeKind.LEFT_FLAT_LONG, EpisodeKind.LEFT_BUILDING, EpisodeKind.FALL})
 IN_BED_ONLY = frozenset({EpisodeKind.TOILET_VISIT, EpisodeKind.WANDERING, EpisodeKind.FALL})
 OUT_OF_BUILDING = frozenset({EpisodeKind.SMOKE_BREAK, EpisodeKind.LEFT_BUILDING})
-# Default rule thresholds; episodes keep clear of them so the truth is unambiguous.
+# Harmless episodes whose length may overrun the rules' minutes (``Behaviour.overrun``).
+MAY_OVERRUN = frozenset({EpisodeKind.TOILET_VISIT, EpisodeKind.LEFT_FLAT_SHORT})
+_OVERRUN_UP_TO = 2.5
+# Default rule thresholds. A needed-help episode lasts past them (a fallen resident stays
+# on the floor, a lost one does not come back by themselves), so the rules can see it;
+# harmless episodes are no longer kept under them.
 BED_GRACE = timedelta(minutes=10)
 DOOR_GRACE = timedelta(minutes=15)
 _GAP = timedelta(minutes=3)
@@ -92,6 +104,12 @@ class _Scene:
         self.ctx, self.layout, self.rng = ctx, layout, rng
         self.observations: list[Observation] = []
         self.expected: dict[ExpectedAlert, None] = {}
+        self.need_onset: datetime | None = None
+        self.need_kind: NeedKind | None = None
+
+    def need(self, onset: datetime, kind: NeedKind) -> None:
+        """Help became needed at ``onset``: the fall, the exit door, getting lost."""
+        self.need_onset, self.need_kind = onset, kind
 
     def emit(self, ts: datetime, device: str | None, kind: EventKind) -> None:
         if device is not None:
@@ -137,6 +155,9 @@ class _Resident:
         self.behaviour = ctx.profile.behaviours[room.behaviour]
         site = ctx.profile.site
         self.rng = stream(ctx.seed, site, ctx.night, "resident", room.id)
+        # Own streams, so overruns and need onsets leave the rest of the night as it was.
+        self.overrun_rng = stream(ctx.seed, site, ctx.night, "overrun", room.id)
+        self.need_rng = stream(ctx.seed, site, ctx.night, "need-onset", room.id)
         # A resident's temperament holds across nights: their own rates, drawn once.
         traits = stream(ctx.seed, site, "traits", room.id)
         spread = self.behaviour.individual_spread
@@ -199,7 +220,10 @@ class _Resident:
             low, high = getattr(minutes, name)
             for _ in range(poisson(self.rng, getattr(rates, name) * self.factor[name])):
                 at = start + timedelta(seconds=self.rng.uniform(0, span))
-                found.append((at, kind, self.rng.uniform(low, high)))
+                length = self.rng.uniform(low, high)
+                if kind in MAY_OVERRUN and self.overrun_rng.random() < self.behaviour.overrun:
+                    length = self.overrun_rng.uniform(high, high * _OVERRUN_UP_TO)
+                found.append((at, kind, length))
         found.sort(key=lambda c: (c[0], c[1]))
         return found
 
@@ -220,7 +244,10 @@ class _Resident:
         if kind is EpisodeKind.TOILET_VISIT or kind is EpisodeKind.WANDERING \
                 or kind is EpisodeKind.FALL:
             if kind is EpisodeKind.FALL:
+                # On the way to or from the toilet; on the floor until helped up.
                 length = max(length, BED_GRACE + timedelta(minutes=8))
+                scene.need(t + timedelta(minutes=self.need_rng.uniform(0.5, 5)),
+                           NeedKind.FALL_BED_SENSOR)
             scene.emit(t, self.bed, EventKind.BED_EXIT)
             end = t + length
             scene.emit(end, self.bed, EventKind.BED_ENTER)
@@ -240,18 +267,22 @@ class _Resident:
         if in_bed:
             scene.emit(t, self.bed, EventKind.BED_EXIT)
             t += scene.seconds(30, 120)
+        out_at = t
         t = self._door(scene, t)
         if self.door is not None and self.monitored:
             scene.expected[ExpectedAlert(RuleName.LEFT_FLAT, self.room.id)] = None
         if kind is EpisodeKind.LEFT_FLAT_LONG:
+            # Disoriented: lost somewhere on the way, and not back until someone comes.
             length = max(length, DOOR_GRACE + timedelta(minutes=5))
-        elif kind is EpisodeKind.LEFT_FLAT_SHORT:
-            length = min(length, DOOR_GRACE - timedelta(minutes=3))
+            scene.need(out_at + timedelta(minutes=self.need_rng.uniform(2, 8)),
+                       NeedKind.OUTING)
         back_at = t + length
         t = scene.walk(t, route)
         exit_room: str | None = None
         if kind in OUT_OF_BUILDING:
             exit_room = rng.choice(self.ctx.usable_exits)
+            if kind is EpisodeKind.LEFT_BUILDING:
+                scene.need(t, NeedKind.BUILDING_EXIT)   # the moment the exit door opens
             scene.through_exit(t, exit_room)
             t = max(t + timedelta(minutes=1), back_at)
             t = scene.through_exit(t, exit_room)
@@ -321,7 +352,9 @@ class _Resident:
         self.episodes.append(Episode(
             site=self.ctx.profile.site, night=self.ctx.night, kind=kind, room=self.room.id,
             start=start, end=end, needed_help=kind in NEEDS_HELP,
-            expected=tuple(scene.expected), resident=self.code, monitored=self.monitored))
+            expected=tuple(scene.expected), resident=self.code, monitored=self.monitored,
+            need_onset=scene.need_onset if kind in NEEDS_HELP else None,
+            need=scene.need_kind if kind in NEEDS_HELP else None))
 
 
 def _common_activity(ctx: NightContext, layout: _Layout
@@ -350,10 +383,39 @@ def _common_activity(ctx: NightContext, layout: _Layout
     return episodes, observations
 
 
+def _staff_rounds(ctx: NightContext, layout: _Layout
+                  ) -> tuple[list[Episode], list[Observation]]:
+    """Night staff walking their rounds: motion in each common room they pass, not a resident."""
+    staff = ctx.profile.staff
+    rng = stream(ctx.seed, ctx.profile.site, ctx.night, "staff")
+    rooms = staff.rooms if staff.rooms is not None else layout.common
+    episodes: list[Episode] = []
+    observations: list[Observation] = []
+    for clock in staff.at:
+        t = ctx.profile.local_time(ctx.night, rng.gauss(minutes_after_noon(clock), staff.sd_min))
+        for room in rooms:
+            dwell = timedelta(seconds=rng.uniform(*staff.dwell_s))
+            if not (ctx.start <= t and t + dwell < ctx.end):
+                t += dwell
+                continue
+            scene = _Scene(ctx, layout, rng)
+            scene.presence(room, t, t + dwell)
+            observations += scene.observations
+            episodes.append(Episode(
+                site=ctx.profile.site, night=ctx.night, kind=EpisodeKind.STAFF_ROUND,
+                room=room, start=t, end=t + dwell, needed_help=False,
+                expected=tuple(scene.expected)))
+            t += dwell + timedelta(seconds=rng.uniform(10, 40))   # the walk to the next room
+    return episodes, observations
+
+
 def residents_night(ctx: NightContext) -> tuple[list[Episode], list[Observation]]:
-    """Every resident's night and the common rooms' comings and goings, as truth + sightings."""
+    """Every resident's night, the common rooms' comings and goings and the staff's rounds."""
     layout = _Layout.of(ctx.profile)
     episodes, observations = _common_activity(ctx, layout)
+    staff_episodes, staff_observations = _staff_rounds(ctx, layout)
+    episodes += staff_episodes
+    observations += staff_observations
     for room in ctx.profile.rooms:
         if room.kind is not RoomKind.FLAT:
             continue

@@ -67,3 +67,27 @@ def test_an_unacknowledged_alert_re_announced_is_escalated_with_its_time(
         row = conn.execute("SELECT escalated, escalated_at, reannounced_at FROM alerts "
                            "WHERE site = %s", (site,)).fetchone()
     assert row == (True, now, now)
+
+
+def test_a_run_of_merges_into_one_episode_is_one_change_and_counts_each_trigger_once(
+        site: str, migrated: StackInfo) -> None:
+    """A burst of motion in a common room: one change on the board for the run, not one
+    per motion (20,000 changes kept the writer busy for most of a minute)."""
+    episode = f"{site}/lounge/common_motion/{NIGHT.isoformat()}"
+    burst = [Trigger(site=site, room="lounge", device=f"pir-{n % 5}",
+                     rule=RuleName.COMMON_MOTION, severity=Severity.NORMAL,
+                     ts=NIGHT + timedelta(seconds=n), episode_key=episode,
+                     event_key=f"{site}/pir-{n % 5}/{n}", late=False, detail="test")
+             for n in range(300)]
+    with psycopg.connect(migrated.database_url) as conn:
+        assert apply_intents(conn, burst[:100]) == 2  # raised, then the other 99 merged
+        assert apply_intents(conn, burst) == 1  # 200 more merged; 100 seen before
+        assert apply_intents(conn, burst) == 0  # replayed after a restart: nothing new
+        conn.commit()
+        row = conn.execute("SELECT count, last_ts FROM alerts WHERE episode_key = %s",
+                           (episode,)).fetchone()
+        assert row == (300, NIGHT + timedelta(seconds=299))
+        changes = conn.execute(
+            "SELECT c.change FROM alert_changes c JOIN alerts a ON a.id = c.alert_id "
+            "WHERE a.episode_key = %s ORDER BY c.seq", (episode,)).fetchall()
+        assert [c for (c,) in changes] == ["raised", "merged", "merged"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 
 def test_healthz_answers_ok(http) -> None:
     response = http.get("/healthz")
@@ -22,8 +24,25 @@ def test_metrics_expose_the_nattero_metrics_in_prometheus_text(http) -> None:
     assert response.headers["content-type"].startswith("text/plain")
     for name in ("nattero_events_ingested_total", "nattero_dead_letters_total",
                  "nattero_alerts_raised_total", "nattero_alert_ack_seconds",
-                 "nattero_websocket_clients", "nattero_pipeline_lag_seconds"):
+                 "nattero_websocket_clients", "nattero_pipeline_lag_seconds",
+                 "nattero_rules_over_budget_total", "nattero_rules_deferred_inputs",
+                 "nattero_rules_sites_behind"):
         assert name in response.text
+
+
+def test_readyz_names_rules_that_are_behind_but_stays_ready(api, http) -> None:
+    # Events are stored and the alerts follow: degraded, not down (rules.runtime, budget).
+    api.app.state.pipeline = SimpleNamespace(
+        gateway=SimpleNamespace(connected=True),
+        rules=SimpleNamespace(behind=lambda: {"havnely": 4200}))
+    try:
+        response = http.get("/readyz")
+    finally:
+        api.app.state.pipeline = None
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["degraded"] == {"rules": "behind, catching up: havnely (4200 inputs to evaluate)"}
+    assert body["detail"] == "ready (degraded: rules)"
 
 
 def test_unknown_path_answers_json_with_a_message(http) -> None:

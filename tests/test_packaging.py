@@ -92,6 +92,18 @@ def test_wheel_installed_in_a_fresh_venv_serves_the_board(
                             "print(dashboard.__file__)"], cwd=tmp_path, capture_output=True,
                            text=True, check=True).stdout.split()
     assert all(path.startswith(str(new_site)) for path in where), where
+    # The Danish catalogue and the page templates travel in the wheel, and the .po is
+    # compiled from there (no build step, no .mo to forget).
+    assert "core/locale/da/LC_MESSAGES/nattero.po" in shipped
+    assert "evaluation/templates/report.html" in shipped
+    assert "evaluation/templates/handover.html" in shipped
+    danish = subprocess.run([python, "-c", "from core.i18n import localizer; "
+                             "print(localizer('da').ngettext('{n} alert', '{n} alerts', 2)); "
+                             "from evaluation.pages import _ENV; "
+                             "print(_ENV.get_template('handover.html').filename)"],
+                            cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert danish.splitlines()[0] == "2 alarmer"
+    assert danish.splitlines()[1].startswith(str(new_site)), danish
 
     port = _free_port()
     log = tmp_path / "serve.log"

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ import httpx
 import psycopg
 import pytest
 
+from core.settings import StackInfo
 from evaluation.report import PDF_PAGES
 from tests.support.api import Account
-from tests.support.evaluation import SimulatedMonth
+from tests.support.evaluation import SimulatedMonth, simulate_site
+from tests.support.reading import english_left, visible_text
 
 Headers = Callable[[Account], dict[str, str]]
 
@@ -172,7 +175,8 @@ def test_handover_shows_the_night_by_room_label_to_the_sites_staff(
     response = ev_http.get("/api/v1/reports/handover", headers=staff, params={"site": site})
     assert response.status_code == 200, response.text
     page = response.text
-    assert f"Night {simulated_month.last}" in page
+    assert "The night from 30 October to 31 October 2026" in page
+    assert response.headers["content-language"] == "en"
     rooms: dict[str, str] = dict(
         db.execute("SELECT id, label FROM rooms WHERE site = %s", (site,)).fetchall())
     alerted = db.execute(
@@ -215,6 +219,95 @@ def test_cli_writes_report_pdf_and_handover(tmp_path: Path,
     result = CliRunner().invoke(app, ["report", "--site", site, "--handover",
                                       "--out", str(handover)])
     assert result.exit_code == 0, result.output
-    assert f"Night {simulated_month.last}" in handover.read_text()
+    assert "Natten fra 30. oktober til 31. oktober 2026" in handover.read_text()
+    result = CliRunner().invoke(app, ["report", "--site", site, "--handover", "--lang", "en",
+                                      "--out", str(handover)])
+    assert result.exit_code == 0, result.output
+    assert "The night from 30 October to 31 October 2026" in handover.read_text()
     result = CliRunner().invoke(app, ["report", "--site", site, "--out", str(out)])
     assert result.exit_code == 1 and "--from and --to" in result.output
+
+
+def test_report_and_errors_are_danish_when_the_browser_asks_for_nothing(
+        ev_http: httpx.Client, simulated_month: SimulatedMonth,
+        evaluator: dict[str, str]) -> None:
+    site = simulated_month.site_ids[0]
+    params = {"site": site, "from": simulated_month.first.isoformat(),
+              "to": simulated_month.last.isoformat()}
+    with httpx.Client(base_url=str(ev_http.base_url), timeout=60) as plain:
+        page = plain.get("/api/v1/reports/benefit", headers=evaluator, params=params)
+        assert page.status_code == 200 and page.headers["content-language"] == "da"
+        text = visible_text(page.text)
+        assert "Gevinstvurdering" in text and not english_left(text), english_left(text)
+        reversed_ = plain.get("/api/v1/reports/benefit", headers=evaluator, params={
+            **params, "from": simulated_month.last.isoformat(),
+            "to": simulated_month.first.isoformat()})
+        assert reversed_.status_code == 422
+        assert reversed_.json()["detail"].startswith("perioden slutter (2026-10-01) før")
+        missing = plain.get("/api/v1/reports/benefit", headers=evaluator,
+                            params={"site": site, "to": params["to"]})
+        assert missing.json()["detail"] == "parameteren 'from': skal udfyldes"
+        unknown = plain.get("/api/v1/reports/benefit", headers=evaluator,
+                            params={**params, "site": "nowhere"})
+        assert unknown.status_code == 404
+        assert unknown.json()["detail"].startswith("stedet/stederne nowhere findes ikke")
+    for detail in (reversed_.json()["detail"], missing.json()["detail"],
+                   unknown.json()["detail"]):
+        assert not english_left(detail) and "--" not in detail, detail
+
+
+def test_errors_follow_accept_language_and_lang(
+        ev_http: httpx.Client, simulated_month: SimulatedMonth,
+        make_user: Callable[..., Account], headers_for: Headers) -> None:
+    staff = headers_for(make_user("staff", simulated_month.site_ids[0]))
+    danish = benefit(ev_http, {**staff, "Accept-Language": "da-DK,da;q=0.9,en;q=0.8"},
+                     simulated_month)
+    assert danish.status_code == 403
+    assert "kræver en evaluatorkonto" in danish.json()["detail"]
+    english = benefit(ev_http, {**staff, "Accept-Language": "de, en;q=0.5"}, simulated_month)
+    assert "need an evaluator account" in english.json()["detail"]
+    asked = ev_http.get("/api/v1/reports/handover", headers=staff,
+                        params={"site": "nowhere", "lang": "da"})
+    assert asked.status_code == 404
+    assert asked.json()["detail"] == "stedet 'nowhere' findes ikke eller er ikke tildelt dig"
+
+
+def test_two_simulated_nights_are_two_nights_even_asked_to_the_morning_after(
+        ev_http: httpx.Client, migrated: StackInfo, evaluator: dict[str, str]) -> None:
+    first = date(2026, 9, 1)
+    with psycopg.connect(migrated.database_url, autocommit=True) as conn:
+        simulated = simulate_site(conn, "egely", first, 2)
+    # A new user's natural request: from the first evening to the last morning.
+    response = ev_http.get("/api/v1/reports/benefit", headers=evaluator, params={
+        "site": simulated.id, "from": first.isoformat(),
+        "to": (first + timedelta(days=2)).isoformat()})
+    assert response.status_code == 200, response.text
+    figures = embedded_figures(response.text)
+    assert figures["nights"] == 2
+    assert figures["nights_without_data"] == ["2026-09-03"]
+    assert len(figures["per_night"]) == 2
+    assert "1 night of the period has no data from any sensor" in response.text
+
+
+def test_every_resident_alert_counts_as_a_visit_in_the_served_report(
+        ev_http: httpx.Client, db: psycopg.Connection, migrated: StackInfo,
+        evaluator: dict[str, str]) -> None:
+    first = date(2026, 8, 1)
+    with psycopg.connect(migrated.database_url, autocommit=True) as conn:
+        simulated = simulate_site(conn, "solsikken", first, 1)
+    start, _ = simulated.profile.night_window(first)
+    # A busy night nobody answered: 200 left-flat alerts, none acknowledged or resolved.
+    flat = next(r.id for r in simulated.profile.rooms if r.kind.value == "flat")
+    for n in range(200):
+        db.execute(
+            "INSERT INTO alerts (site, room, rule, severity, episode_key, status, first_ts, "
+            "last_ts, raised_at) VALUES (%s, %s, 'left_flat', 'normal', %s, 'open', %s, %s, "
+            "%s)", (simulated.id, flat, f"{simulated.id}:open:{n}",
+                    start + timedelta(minutes=1 + n), start + timedelta(minutes=1 + n),
+                    start + timedelta(minutes=1 + n)))
+    response = ev_http.get("/api/v1/reports/benefit", headers=evaluator, params={
+        "site": simulated.id, "from": first.isoformat(), "to": first.isoformat()})
+    staff = embedded_figures(response.text)["staff_time"]
+    assert staff["visits_per_night"] >= 200 and staff["unhandled_per_night"] >= 200
+    assert staff["freed_hours_per_night"] < 0
+    assert staff["basis"]["freed_hours_per_night"] == "estimate"

@@ -22,7 +22,7 @@ from core.settings import Settings, StackInfo, get_settings
 from nattero.scoring import StoredAlerts
 from simulators.command import SimulationResult, plan_run, run_simulation
 from simulators.credentials import CredentialStore
-from simulators.ground_truth import AlertRecord, EpisodeKind
+from simulators.ground_truth import AlertRecord, EpisodeKind, NeedKind
 from simulators.plan import EventDelivery
 from simulators.profile import load_profile, profile_names
 from tests.support.store import unique
@@ -33,9 +33,11 @@ SEED = 3
 NIGHT = date(2026, 11, 23)
 SMALL_SITE = "egely"
 # Needless alerts (resident alerts answering no needed-help episode) of seed 3's night
-# under the default rules: people up in common rooms, short trips out of the flat, smoke
-# breaks. Recorded from a run, with some room; more means the rules got noisier.
-NEEDLESS_BOUND = {"birkely": 10, "egely": 40, "havnely": 140, "kastanjen": 70, "solsikken": 15}
+# under the default rules: people up in common rooms, staff rounds, short trips out of the
+# flat that may overrun 15 min, smoke breaks. Recorded from a run (birkely 12, egely 36,
+# havnely 130, kastanjen 63, solsikken 10 since staff walk their rounds, issue 13), with
+# some room; more means the rules got noisier.
+NEEDLESS_BOUND = {"birkely": 15, "egely": 40, "havnely": 140, "kastanjen": 70, "solsikken": 15}
 
 
 @dataclass
@@ -99,6 +101,22 @@ def test_needless_alerts_stay_within_the_recorded_bound(night: Night) -> None:
     needless = {name: score.sites[name + night.suffix].needless for name in profile_names()}
     print(f"needless alerts per site, seed {SEED}: {needless}")
     assert all(needless[name] <= bound for name, bound in NEEDLESS_BOUND.items()), needless
+
+
+def test_every_caught_need_has_a_detection_delay_from_its_onset(night: Night) -> None:
+    """The store's alerts, timed from each episode's need onset, per kind of need."""
+    scored, score = night.result.quality, night.result.score
+    assert scored is not None and score is not None
+    assert scored.recall == score.recall and len(scored.needs) == score.needed
+    for need in scored.needs:
+        assert need.episode.need is not None and need.episode.need_onset is not None
+        assert need.delay is not None and need.alerts >= 1
+    delays = scored.delays()
+    print({str(kind): stats.to_json() for kind, stats in delays.items()})
+    assert sum(stats.caught for stats in delays.values()) == score.caught
+    # a building exit alerts the moment the door opens (issue 13's target: within 30 s)
+    exits = delays[NeedKind.BUILDING_EXIT]
+    assert exits.max_s is None or exits.max_s <= 30
 
 
 def test_every_resident_alert_answers_something_that_happened(night: Night) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,12 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from core.settings import Settings
-from nattero.commands.simulation import simulate
-from simulators.command import print_summary, run_simulation
+from nattero.commands.simulation import _summary, simulate
+from simulators.command import SimulationResult, print_summary, run_simulation
 from simulators.credentials import CredentialStore
-from simulators.plan import Delivery
+from simulators.devices import DeliveryRates
+from simulators.ground_truth import AlertRecord
+from simulators.plan import Delivery, EventDelivery
 from simulators.profile import load_profile
 from simulators.publisher import PublishStats
 
@@ -42,8 +45,60 @@ def test_simulate_help_lists_its_options() -> None:
     result = CliRunner().invoke(_cli(), ["simulate", "--help"])
     assert result.exit_code == 0
     for option in ("--site", "--nights", "--speed", "--seed", "--start", "--truth-out",
-                   "--no-provision"):
+                   "--no-provision", "--lost", "--duplicated", "--late"):
         assert option in result.output
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("option", ["--lost", "--duplicated", "--late"])
+def test_simulate_refuses_a_delivery_rate_above_one(option: str) -> None:
+    result = CliRunner().invoke(_cli(), ["simulate", option, "1.5"])
+    assert result.exit_code == 2
+    assert option in result.output
+
+
+@pytest.mark.pure
+def test_lost_messages_are_not_published_and_the_summary_shows_delays(tmp_path: Path) -> None:
+    settings = Settings.model_validate({"state_dir": tmp_path})
+    store = CredentialStore.in_state_dir(tmp_path)
+    for spec in load_profile("solsikken").device_specs:
+        store.put("solsikken", spec.id, f"solsikken.{spec.id}", "secret")
+    published: list[Delivery] = []
+
+    def no_broker(deliveries: Sequence[Delivery], *_args: object, **_kw: object
+                  ) -> PublishStats:
+        published.extend(deliveries)
+        return PublishStats(events={"solsikken": len(deliveries)})
+
+    def no_alerts(site: str, start: datetime, end: datetime) -> list[AlertRecord]:
+        return []
+
+    def run(lost: float) -> SimulationResult:
+        published.clear()
+        return run_simulation(
+            settings, ["solsikken"], nights=2, speed="max", seed=3, provision=False,
+            progress=False, publisher=no_broker, fetch_alerts=no_alerts,
+            delivery=DeliveryRates(lost=lost), console=Console(record=True, width=160))
+
+    whole = run(0.0)
+    everything = len(whole.sent_events["solsikken"])
+    halved = run(0.5)
+    lost = halved.lost_events["solsikken"]
+    assert whole.lost_events == {"solsikken": 0}
+    # every distinct event is either sent (so the store must hold it) or lost, never both
+    assert len(halved.sent_events["solsikken"]) + lost == everything
+    assert lost == pytest.approx(everything / 2, rel=0.1)
+    assert not {(d.device, d.payload["id"]) for d in published if isinstance(d, EventDelivery)
+                } & {(e.device, e.id) for e in whole.sent_events["solsikken"]} - {
+                    (e.device, e.id) for e in halved.sent_events["solsikken"]}
+    assert halved.truth.episodes == whole.truth.episodes    # what happened did not change
+    console = Console(record=True, width=160)
+    print_summary(halved, console)
+    text = console.export_text()
+    assert "detection delay" in text and "fall_bed_sensor" in text
+    summary = _summary(halved)
+    assert summary["per_site"]["solsikken"]["lost"] == halved.lost_events["solsikken"]
+    assert set(summary["total"]["delay_s"]) == {"building_exit", "outing", "fall_bed_sensor"}
 
 
 @pytest.mark.pure

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field, field_validator
 
 from api.deps import ConnDep, CurrentStaff, visible_site
-from api.errors import responses
+from api.errors import Refusal, responses
 from api.models import SITE_PATTERN, TEXT_PATTERN, Alert, AlertId
 from api.users import User
 from core.alerts import STAFF_OUTCOMES, AlertStatus, Outcome
@@ -58,8 +58,9 @@ def list_alerts(
 def _site_of(conn: psycopg.Connection, alert_id: int, user: User) -> str:
     site = site_of_alert(conn, alert_id)
     if site is None or not user.can_see(site):
-        raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            f"alert {alert_id} does not exist or is not on one of your sites")
+        raise Refusal(status.HTTP_404_NOT_FOUND,
+                      "alert {alert} does not exist or is not on one of your sites",
+                      alert=alert_id)
     return site
 
 

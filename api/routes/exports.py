@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 
 from api.deps import ConnDep, CurrentEvaluator, SecretDep
-from api.errors import responses
+from api.errors import Refusal, responses
 from api.models import SITE_PATTERN
 from api.users import Role
 from evaluation.errors import EvaluationError, UnknownSite
@@ -72,9 +72,9 @@ def occupancy(
         wanted = OccupancyRequest(sites, Period(from_, to), level, bucket, k, reason)
         prepared = prepare_export(conn, wanted, format)
     except UnknownSite as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+        raise Refusal(status.HTTP_404_NOT_FOUND, exc.message, exc.values) from None
     except EvaluationError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise Refusal(422, exc.message, exc.values) from None
     with conn.transaction():
         audit(conn, user.username, "export.occupancy", sites[0] if len(sites) == 1 else None,
               None, prepared.audit_detail())

@@ -1,5 +1,9 @@
 """``/healthz`` (the process answers), ``/readyz`` (database, broker, and the pipeline when
-this process runs one), ``/metrics`` (Prometheus text)."""
+this process runs one), ``/metrics`` (Prometheus text).
+
+Rules behind (``rules.runtime``: a burst whose rules work ran past the writer's budget) do
+not make the process unready, since events are still stored and alerts follow, only later;
+``/readyz`` names them under ``degraded``."""
 
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
     detail: str
+    degraded: dict[str, str] = {}
 
 
 @router.get("/healthz", response_model=Health)
@@ -78,11 +83,20 @@ async def readyz(request: Request) -> JSONResponse:
     fanout: AlertFanout = state.fanout
     checks["alert_listener"] = "ok" if fanout.listening else "down: not listening"
     pipeline = getattr(state, "pipeline", None)
+    degraded: dict[str, str] = {}
     if pipeline is not None:
         checks["gateway"] = "ok" if pipeline.gateway.connected else "down: not connected"
+        rules = getattr(pipeline, "rules", None)
+        behind: dict[str, int] = rules.behind() if rules is not None else {}
+        if behind:
+            degraded["rules"] = "behind, catching up: " + ", ".join(
+                f"{site} ({count} inputs to evaluate)" for site, count in sorted(behind.items()))
     down = [name for name, result in checks.items() if result != "ok"]
-    body = Readiness(status="not ready" if down else "ready", checks=checks,
-                     detail=f"not ready: {', '.join(down)} down" if down else "ready")
+    detail = f"not ready: {', '.join(down)} down" if down else "ready"
+    if degraded:
+        detail += f" (degraded: {', '.join(degraded)})"
+    body = Readiness(status="not ready" if down else "ready", checks=checks, detail=detail,
+                     degraded=degraded)
     return JSONResponse(body.model_dump(), status_code=503 if down else 200)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import HTMLResponse
 
 from api.deps import ConnDep, CurrentEvaluator, CurrentStaff, visible_site
-from api.errors import responses
+from api.errors import Refusal, responses
+from api.language import LanguageDep
 from api.models import SITE_PATTERN
 from evaluation.errors import EvaluationError, UnknownSite
 from evaluation.handover import build_handover, render_handover
@@ -28,10 +29,10 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 SiteQuery = Annotated[str, Query(pattern=SITE_PATTERN, description="site id")]
 
 
-def _evaluation_error(exc: EvaluationError) -> HTTPException:
+def _evaluation_error(exc: EvaluationError) -> Refusal:
     code = status.HTTP_404_NOT_FOUND if isinstance(exc, UnknownSite) else \
-        422
-    return HTTPException(code, str(exc))
+        status.HTTP_422_UNPROCESSABLE_CONTENT
+    return Refusal(code, exc.message, exc.values)
 
 
 # Errors are JSON like everywhere else; only the success body is a document. So the
@@ -46,7 +47,7 @@ _HTML: dict[int | str, dict[str, Any]] = {200: {"description": "The handover pag
 @router.get("/benefit", response_model=None,
             responses={**_HTML_OR_PDF, **responses(401, 403, 404, 422, 503)})
 def benefit(
-    user: CurrentEvaluator, conn: ConnDep, site: SiteQuery,
+    user: CurrentEvaluator, conn: ConnDep, site: SiteQuery, language: LanguageDep,
     from_: Annotated[date, Query(alias="from", description="first night (evening date)")],
     to: Annotated[date, Query(description="last night, inclusive")],
     compare: Annotated[list[str] | None, Query(
@@ -59,7 +60,8 @@ def benefit(
     nights_per_year: Annotated[int, Query(ge=1, le=366)] = 365,
     default_handling_minutes: Annotated[float, Query(ge=0, le=240)] = 8.0,
 ) -> Response:
-    """The benefit-evaluation report of a site and period, as self-contained HTML or PDF."""
+    """The benefit-evaluation report of a site and period, as self-contained HTML or PDF;
+    Danish unless ``lang=en`` or the browser asks for English."""
     others = [s.strip() for v in compare or [] for s in v.split(",") if s.strip()]
     assumptions = Assumptions(rounds_per_night, minutes_per_check, handling_minutes,
                               wake_share, nights_per_year, default_handling_minutes)
@@ -71,22 +73,24 @@ def benefit(
           {"from": from_.isoformat(), "to": to.isoformat(), "compare": others,
            "format": format, "assumptions": assumptions.as_dict()})
     if format == "pdf":
-        return Response(render_pdf(report), media_type="application/pdf", headers={
+        return Response(render_pdf(report, language), media_type="application/pdf", headers={
             "Content-Disposition":
-                f'attachment; filename="benefit-{site}-{from_:%Y%m%d}-{to:%Y%m%d}.pdf"'})
-    return HTMLResponse(render_html(report))
+                f'attachment; filename="benefit-{site}-{from_:%Y%m%d}-{to:%Y%m%d}.pdf"',
+            "Content-Language": language})
+    return HTMLResponse(render_html(report, language), headers={"Content-Language": language})
 
 
 @router.get("/handover", response_model=None,
             responses={**_HTML, **responses(401, 403, 404, 422, 503)})
-def handover(user: CurrentStaff, conn: ConnDep, site: SiteQuery,
+def handover(user: CurrentStaff, conn: ConnDep, site: SiteQuery, language: LanguageDep,
              night: Annotated[date | None, Query(description="default: the last night")] =
              None) -> HTMLResponse:
-    """The morning handover of a site's night, one page, for the day shift."""
+    """The morning handover of a site's night, one tablet screen, for the day shift;
+    Danish unless ``lang=en`` or the browser asks for English."""
     visible_site(user, site)
     try:
         page = build_handover(conn, site, night)
     except EvaluationError as exc:
         raise _evaluation_error(exc) from None
     audit(conn, user.username, "report.handover", site, page.night.isoformat(), {})
-    return HTMLResponse(render_handover(page))
+    return HTMLResponse(render_handover(page, language), headers={"Content-Language": language})

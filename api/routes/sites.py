@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field, field_validator
 
 from api.deps import ConnDep, CurrentStaff, CurrentUser, visible_site
-from api.errors import responses
+from api.errors import Refusal, responses
 from api.models import SiteId
 from api.users import Role
 from ingest import sites as stored
@@ -79,7 +79,7 @@ def list_sites(user: CurrentUser, conn: ConnDep) -> list[SiteOut]:
 
 def _existing(conn: ConnDep, site: str) -> None:
     if not stored.site_exists(conn, site):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"site {site!r} does not exist")
+        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
 
 
 @router.get("/{site}/rooms", response_model=list[RoomOut],

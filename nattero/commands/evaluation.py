@@ -17,11 +17,13 @@ import typer
 from nattero.commands.config import connect_store, current_settings
 from nattero.commands.output import date_option
 
-__all__ = ["BucketName", "FormatName", "LevelName", "export", "report"]
+__all__ = ["BucketName", "FormatName", "LanguageName", "LevelName", "export", "report"]
 
 FormatName = Literal["csv", "csv-da", "parquet", "xlsx"]
 LevelName = Literal["site", "room"]
 BucketName = Literal["15m", "1h", "1d"]
+#: ``core.i18n.Language``: the report and the handover are Danish unless asked otherwise.
+LanguageName = Literal["da", "en"]
 #: ``evaluation.occupancy.DEFAULT_K``: buckets with fewer rooms are suppressed.
 DEFAULT_K = 5
 
@@ -92,6 +94,8 @@ def report(
         help="minutes per alert visit (default: measured)")] = None,
     wake_share: Annotated[float, typer.Option(
         help="assumed share of checks that wake a sleeping resident")] = 0.3,
+    lang: Annotated[LanguageName, typer.Option(
+        "--lang", help="language of the report or handover: da (Danish) or en")] = "da",
 ) -> None:
     """Benefit-evaluation report (HTML + PDF), or the morning handover with --handover."""
     from evaluation.errors import PeriodError
@@ -105,7 +109,7 @@ def report(
         the_night = date_option(night, "--night")
         with connect_store() as conn:
             page = build_handover(conn, site, the_night)
-            out.write_text(render_handover(page), encoding="utf-8")
+            out.write_text(render_handover(page, lang), encoding="utf-8")
             audit(conn, "cli", "report.handover", site, page.night.isoformat(), {})
         typer.echo(f"handover of night {page.night} written to {out}")
         return
@@ -115,11 +119,11 @@ def report(
     assumptions = Assumptions(rounds_per_night, minutes_per_check, handling_minutes, wake_share)
     with connect_store() as conn:
         made = build_report(conn, site, Period(first, last), assumptions, compare)
-        out.write_text(render_html(made), encoding="utf-8")
+        out.write_text(render_html(made, lang), encoding="utf-8")
         written = [str(out)]
         if pdf:
             pdf_path = out.with_suffix(".pdf")
-            pdf_path.write_bytes(render_pdf(made))
+            pdf_path.write_bytes(render_pdf(made, lang))
             written.append(str(pdf_path))
         audit(conn, "cli", "report.benefit", site, None,
               {"from": first.isoformat(), "to": last.isoformat(),

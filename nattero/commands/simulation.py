@@ -35,12 +35,22 @@ def simulate(
         help="create the sites, rooms and devices if missing")] = True,
     as_json: Annotated[bool, typer.Option(
         "--json", help="print the score as JSON instead of progress and a table")] = False,
+    lost: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="share of events lost on the way, e.g. 0.01 "
+        "(default: each profile's, 0.002 unless it says)")] = None,
+    duplicated: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="share of events delivered twice "
+        "(default: each profile's, 0.005 unless it says)")] = None,
+    late: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="share of events delivered 5-120 s late, after later ones "
+        "(default: each profile's, 0.01 unless it says)")] = None,
 ) -> None:
     """Play the five pilot sites' nights over MQTT, like real devices, and score the alerts."""
     from rich.console import Console
 
     from nattero.scoring import fetch_alerts
     from simulators.command import print_summary, run_simulation
+    from simulators.devices import DeliveryRates
     from simulators.errors import SpeedError
     from simulators.pacing import parse_speed
 
@@ -53,7 +63,8 @@ def simulate(
     result = run_simulation(settings, site, nights, factor, seed, start.date(),
                             truth_out=truth_out, provision=provision,
                             fetch_alerts=fetch_alerts(settings), console=console,
-                            progress=not as_json)
+                            progress=not as_json,
+                            delivery=DeliveryRates(lost=lost, duplicated=duplicated, late=late))
     if as_json:
         typer.echo(json.dumps(_summary(result)))
     else:
@@ -65,13 +76,17 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
     per_site: dict[str, dict[str, Any]] = {}
     for site in result.sites:
         entry: dict[str, Any] = {"events_sent": result.stats.events.get(site, 0)}
+        entry["lost"] = result.lost_events.get(site, 0)
         scored = result.score.sites.get(site) if result.score else None
         if scored is not None:
             entry |= {"needed": scored.needed, "caught": scored.caught, "recall": scored.recall,
                       "resident_alerts": scored.resident_alerts, "needless": scored.needless,
                       "device_alerts": scored.device_alerts}
+        if result.quality is not None and site in result.quality.sites:
+            entry |= result.quality.site_json(site)
         per_site[site] = entry
     return {"nights": [night.isoformat() for night in result.nights], "seed": result.seed,
             "recall": result.score.recall if result.score else None,
             "needless": result.score.needless if result.score else None,
-            "truth": str(result.truth_path), "per_site": per_site}
+            "truth": str(result.truth_path), "per_site": per_site,
+            "total": result.quality.total_json() if result.quality else None}

@@ -104,7 +104,10 @@ def api(api_server: ApiServer) -> ApiServer:
 
 @pytest.fixture
 def http(api: ApiServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=10) as client:
+    # Programs' tests read the English alternative of the error messages; the Danish
+    # default (no Accept-Language) is tested in tests/test_report.py.
+    with httpx.Client(base_url=api.url, timeout=10,
+                      headers={"Accept-Language": "en"}) as client:
         yield client
 
 

@@ -147,6 +147,8 @@ def simulated_month(migrated: StackInfo) -> SimulatedMonth:
 
 @pytest.fixture
 def ev_http(api_server: ApiServer) -> Iterator[httpx.Client]:
-    """A client of the session's API with time for exports and reports (up to 60 s)."""
-    with httpx.Client(base_url=api_server.url, timeout=60) as client:
+    """A client of the session's API with time for exports and reports (up to 60 s). It
+    asks for English, the alternative; the Danish default is tested in test_report.py."""
+    with httpx.Client(base_url=api_server.url, timeout=60,
+                      headers={"Accept-Language": "en"}) as client:
         yield client
