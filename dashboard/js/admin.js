@@ -220,10 +220,13 @@ async function renderUsers() {
     // Not on your own row: disabling or deleting yourself would end this page's login.
     if (u.username !== me) {
       actions.append(u.disabled
-        ? userButton("user.enable", u.username, () => changeUser(`/users/${name}/enable`))
+        ? userButton("user.enable", u.username, () => changeUser(`/users/${name}/enable`,
+          t("user.enabled.done", { name: u.username })))
         : userButton("user.disable", u.username, () => changeUser(`/users/${name}/disable`,
+          t("user.disabled.done", { name: u.username }),
           t("user.disable.confirm", { name: u.username })), true),
       userButton("user.delete", u.username, () => changeUser(`/users/${name}`,
+        t("user.deleted.done", { name: u.username }),
         t("user.delete.confirm", { name: u.username }), "DELETE"), true));
     }
     tr.append(cell(u.username + (u.username === me ? ` ${t("user.you")}` : "")),
@@ -240,11 +243,11 @@ function showUsersResult(message, failed) {
   $(failed ? "users-error" : "users-ok").textContent = message;
 }
 
-async function changeUser(path, question = null, method = "POST") {
+async function changeUser(path, doneText, question = null, method = "POST") {
   if (question && !confirm(question)) return;
   try {
-    const done = method === "DELETE" ? await api.del(path) : await api.post(path);
-    showUsersResult(done.message, false);
+    await (method === "DELETE" ? api.del(path) : api.post(path));
+    showUsersResult(doneText, false);
   } catch (e) {
     showUsersResult(t("admin.error", { reason: e.message }), true);
   }
@@ -259,8 +262,8 @@ async function changePassword(username) {
     return;
   }
   try {
-    const done = await api.post(`/users/${encodeURIComponent(username)}/password`, { password });
-    showUsersResult(done.message, false);
+    await api.post(`/users/${encodeURIComponent(username)}/password`, { password });
+    showUsersResult(t("user.passwd.done", { name: username }), false);
   } catch (e) {
     showUsersResult(t("admin.error", { reason: e.message }), true);
   }
