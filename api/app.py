@@ -16,9 +16,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from api import errors
+from api import errors, redaction
 from api.db import open_pool
 from api.fanout import AlertFanout
+from api.revocation import AccountWatch
 from api.routes import admin, alerts, auth, exports, health, reports, sites, stream
 from api.security import AddressLimiter
 from core.errors import NatteroError
@@ -60,8 +61,9 @@ DESCRIPTION = """Nattero's REST API and live alert stream.
 
 Log in at `POST /api/v1/auth/token` (form `username`, `password`) and send the token as
 `Authorization: Bearer ...`. Errors are JSON `{"detail": "<what went wrong>"}`.
-The live stream is a WebSocket at `/api/v1/alerts/stream?token=...&since=SEQ` (not listed
-below, as OpenAPI does not describe WebSockets).
+The live stream is a WebSocket at `/api/v1/alerts/stream?since=SEQ`; its first message
+must be `{"type": "auth", "token": "..."}` (never put a token in a URL). It is not listed
+below, as OpenAPI does not describe WebSockets.
 """
 
 
@@ -81,11 +83,16 @@ def create_app(settings: Settings, *,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Again here: uvicorn configures logging after create_app, in some set-ups anew.
+        redaction.install()
         pool = open_pool(settings)
         fanout = AlertFanout(settings, pool)
+        watch = AccountWatch(pool)
         app.state.pool = pool
         app.state.fanout = fanout
+        app.state.account_watch = watch
         listener = asyncio.create_task(fanout.run(), name="nattero-alert-listener")
+        watcher = asyncio.create_task(watch.run(), name="nattero-account-watch")
         running: Companion | None = None
         try:
             if companion is not None:
@@ -95,9 +102,10 @@ def create_app(settings: Settings, *,
                 freeze_startup_objects()
             yield
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            for task in (listener, watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if running is not None:
                 await run_in_threadpool(running.stop)
             await run_in_threadpool(pool.close)
@@ -105,6 +113,8 @@ def create_app(settings: Settings, *,
     app = FastAPI(title="Nattero", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.login_limiter = AddressLimiter()
+    app.state.signing_secret = None  # read from the database on first use (api.deps)
+    redaction.install()
     app.state.pipeline = None
     errors.install(app)
 

@@ -2,14 +2,15 @@
 
 ``CurrentUser`` is anyone logged in; ``CurrentStaff`` admin or staff (live data);
 ``CurrentAdmin`` admin only; ``CurrentEvaluator`` evaluator or admin (exports, reports).
-The user is read from the database on every request, so a changed role or a disabled
-account takes effect at once, not when the token expires.
+The account is read from the database on every request and must still have the id and
+token version the token carries, so a password change, disable, role change or delete
+ends the account's tokens at once, not when they expire.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, HTTPException, Request, status
@@ -18,8 +19,9 @@ from psycopg_pool import ConnectionPool
 
 from api import security
 from api.errors import Refusal
-from api.users import Role, User, get_user
+from api.users import Role, User, get_user_by_id
 from core.settings import Settings
+from ingest.installation import signing_secret
 
 TOKEN_URL = "/api/v1/auth/token"
 
@@ -48,21 +50,44 @@ def _unauthorized(message: str) -> HTTPException:
                          headers={"WWW-Authenticate": "Bearer"})
 
 
-def user_for_token(settings: Settings, conn: psycopg.Connection, token: str | None) -> User:
-    """The active user a token belongs to; raises TokenError saying what is wrong."""
+def app_signing_secret(app: Any, conn: psycopg.Connection) -> str:
+    """The installation's signing secret, read once per process (it never changes while
+    the installation runs; every API process reads the same row)."""
+    secret: str | None = app.state.signing_secret
+    if secret is None:
+        settings: Settings = app.state.settings
+        secret = app.state.signing_secret = signing_secret(conn, settings.secret_key)
+    return secret
+
+
+def _secret(request: Request, conn: ConnDep) -> str:
+    return app_signing_secret(request.app, conn)
+
+
+SecretDep = Annotated[str, Depends(_secret)]
+
+
+def authenticate(secret: str, conn: psycopg.Connection,
+                 token: str | None) -> tuple[User, security.TokenClaims]:
+    """The active user a token belongs to, with the token's claims; raises TokenError
+    saying what is wrong."""
     if not token:
         raise security.TokenError(
             "not logged in: send a bearer token from POST /api/v1/auth/token")
-    claims = security.decode_token(settings, token)
-    stored = get_user(conn, claims.username)
+    claims = security.decode_token(secret, token)
+    stored = get_user_by_id(conn, claims.user_id)
     if stored is None or stored.disabled:
-        raise security.TokenError("the account of this token no longer exists or is disabled")
-    return User(username=stored.username, role=stored.role, sites=stored.sites)
+        raise security.TokenError("the account of this token no longer exists or is "
+                                  "disabled; log in again or ask an admin")
+    if stored.token_version != claims.version:
+        raise security.TokenError("this token was revoked (the password, role or account "
+                                  "changed since); log in again")
+    return User(username=stored.username, role=stored.role, sites=stored.sites), claims
 
 
-def _current_user(settings: SettingsDep, conn: ConnDep, token: TokenDep) -> User:
+def _current_user(secret: SecretDep, conn: ConnDep, token: TokenDep) -> User:
     try:
-        return user_for_token(settings, conn, token)
+        return authenticate(secret, conn, token)[0]
     except security.TokenError as exc:
         raise _unauthorized(str(exc)) from None
 

@@ -1,5 +1,11 @@
 """Passwords (Argon2), bearer tokens (JWT, HS256) and brute-force protection.
 
+A token names its account by id (``uid``, never reused) and the account's
+``token_version`` (``ver``) when it was issued; ``api.deps`` refuses it once either no
+longer matches the stored account, so a password change, disable, role change or delete
+ends every older token at once. It is signed with the installation's secret
+(``ingest.installation.signing_secret``), never a constant of the source.
+
 Two brakes on guessing: an account is locked for ``LOCK_MINUTES`` after ``MAX_FAILURES``
 wrong passwords in a row (kept in ``users``, so it survives restarts and holds across
 processes), and each client address may fail at most ``IP_MAX_FAILURES`` times per
@@ -57,29 +63,37 @@ class TokenError(NatteroError):
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
+    user_id: int
+    version: int
     username: str
     role: str
     expires_at: datetime
 
 
-def create_token(settings: Settings, username: str, role: str,
-                 now: datetime | None = None, minutes: int | None = None) -> str:
+def create_token(settings: Settings, secret: str, user_id: int, version: int, username: str,
+                 role: str, now: datetime | None = None, minutes: int | None = None) -> str:
+    """A token for the account ``user_id`` at ``version``; ``secret`` is the installation's
+    signing secret."""
     issued = now or datetime.now(UTC)
     lifetime = timedelta(minutes=settings.token_minutes if minutes is None else minutes)
-    claims: dict[str, Any] = {"sub": username, "role": role, "iat": issued,
-                              "exp": issued + lifetime}
-    return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
+    claims: dict[str, Any] = {"sub": username, "uid": user_id, "ver": version, "role": role,
+                              "iat": issued, "exp": issued + lifetime}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def decode_token(settings: Settings, token: str) -> TokenClaims:
+def decode_token(secret: str, token: str) -> TokenClaims:
     try:
-        claims = jwt.decode(token, settings.secret_key, algorithms=[ALGORITHM],
-                            options={"require": ["sub", "exp"]})
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
+                            options={"require": ["sub", "uid", "ver", "exp"]})
+        user_id, version = claims["uid"], claims["ver"]
+        if not isinstance(user_id, int) or not isinstance(version, int):
+            raise jwt.InvalidTokenError("uid and ver must be integers")
     except jwt.ExpiredSignatureError:
         raise TokenError("the token has expired; log in again") from None
     except jwt.InvalidTokenError:
         raise TokenError("the token is not valid; log in again") from None
-    return TokenClaims(username=str(claims["sub"]), role=str(claims.get("role", "")),
+    return TokenClaims(user_id=user_id, version=version, username=str(claims["sub"]),
+                       role=str(claims.get("role", "")),
                        expires_at=datetime.fromtimestamp(claims["exp"], UTC))
 
 

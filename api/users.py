@@ -48,7 +48,15 @@ class User(BaseModel):
         return self.role == Role.ADMIN or site in self.sites
 
 
+class Account(User):
+    """An account as the admin page lists it."""
+
+    disabled: bool
+
+
 class StoredUser(User):
+    id: int
+    token_version: int
     password_hash: str
     failed_logins: int
     locked_until: datetime | None
@@ -96,8 +104,44 @@ def get_user(conn: psycopg.Connection, username: str) -> StoredUser | None:
     return None if record is None else StoredUser.model_validate(record, from_attributes=True)
 
 
-def list_users(conn: psycopg.Connection) -> list[User]:
-    return [User.model_validate(summary, from_attributes=True)
+def get_user_by_id(conn: psycopg.Connection, user_id: int) -> StoredUser | None:
+    record = accounts.get_account_by_id(conn, user_id)
+    return None if record is None else StoredUser.model_validate(record, from_attributes=True)
+
+
+class NoSuchUser(UserError):
+    """The named account does not exist."""
+
+
+def _no_such_user(username: str) -> NoSuchUser:
+    return NoSuchUser(f"user {normalise_username(username)!r} does not exist; see who does "
+                     "with: nattero user list")
+
+
+def change_password(conn: psycopg.Connection, username: str, password: str) -> None:
+    """Set a new password; the account's older tokens stop working (and any lock ends)."""
+    check_password(password)
+    if not accounts.set_password_hash(conn, normalise_username(username),
+                                      security.hash_password(password)):
+        raise _no_such_user(username)
+
+
+def set_disabled(conn: psycopg.Connection, username: str, disabled: bool) -> None:
+    """Disable (its tokens stop working at once, it cannot log in) or enable again (it
+    logs in anew: tokens from before the disable stay dead)."""
+    if not accounts.set_disabled(conn, normalise_username(username), disabled):
+        raise _no_such_user(username)
+
+
+def delete_user(conn: psycopg.Connection, username: str) -> None:
+    """Remove the account; its tokens stop working and a new account of the same name
+    gets none of them."""
+    if not accounts.delete_account(conn, normalise_username(username)):
+        raise _no_such_user(username)
+
+
+def list_users(conn: psycopg.Connection) -> list[Account]:
+    return [Account.model_validate(summary, from_attributes=True)
             for summary in accounts.list_accounts(conn)]
 
 

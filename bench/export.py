@@ -39,6 +39,7 @@ from evaluation.formats import ExportFormat
 from evaluation.occupancy import Bucket, Level, OccupancyRequest, Source
 from evaluation.period import Period
 from ingest import rollups
+from ingest.installation import signing_secret
 from simulators import all_profiles
 
 YEAR = Period(date(2025, 1, 1), date(2025, 12, 31))
@@ -110,7 +111,9 @@ def _time_export(conn: psycopg.Connection, request: OccupancyRequest,
                  fmt: ExportFormat, source: Source = Source.AUTO) -> dict[str, Any]:
     started = time.monotonic()
     prepared = prepare_export(conn, request, fmt)
-    size = sum(len(chunk) for chunk in export_bytes(conn, prepared, get_settings().secret_key,
+    size = sum(len(chunk) for chunk in export_bytes(conn, prepared,
+                                                    signing_secret(conn,
+                                                                   get_settings().secret_key),
                                                     source))
     used = sorted(set(prepared.manifest.sources.values()))
     return {"seconds": round(time.monotonic() - started, 2), "rows": prepared.manifest.rows,

@@ -291,9 +291,11 @@ async def run(args: argparse.Namespace, index: int = 1) -> dict[str, Any]:
                           ) -> tuple[list[dict[str, float]], dict[str, float]]:
             received: list[dict[str, float]] = [{} for _ in range(clients)]
             sockets = [await websockets.connect(
-                f"ws://127.0.0.1:{api_port}/api/v1/alerts/stream?token={token}", max_size=None,
+                f"ws://127.0.0.1:{api_port}/api/v1/alerts/stream", max_size=None,
                 compression=None)
                 for _ in range(clients)]
+            for ws in sockets:  # the token in the first message, never in the URL
+                await ws.send(json.dumps({"type": "auth", "token": token}))
 
             async def listen(index: int, ws: Any) -> None:
                 async for raw in ws:

@@ -3,8 +3,9 @@
 Every setting has a safe default for local development. Connection details that the
 local stack generates (database URL, broker passwords, the gateway's client id) are read
 from the stack file ``$NATTERO_STATE_DIR/stack.json`` written by ``nattero up``, unless
-given explicitly. Production mode refuses the development secret and the old, guessable
-gateway client id.
+given explicitly. Production mode refuses the old, guessable gateway client id; no mode
+accepts the old public development secret (without ``NATTERO_SECRET_KEY`` the installation
+signs with a random secret of its own, kept in the database).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigurationError, NotConfigured
 
+#: The secret every development install once signed tokens with: public, so refused.
 DEV_SECRET = "development-only-secret-change-me"
+MIN_SECRET_LENGTH = 32
 
 
 class BrokerAccount(BaseModel):
@@ -115,16 +118,27 @@ class Settings(BaseSettings):
         60.0, ge=1, description="seconds between two maintenance rounds (rollup refresh)")
     maintenance_reconcile_every_s: float = Field(
         3600.0, ge=1, description="seconds between two re-aggregations of the last 48 hours")
-    secret_key: str = Field(DEV_SECRET, description="signs API tokens; required in production")
+    secret_key: str | None = Field(
+        None, description="signs API tokens and keys room pseudonyms; default: a random "
+        "secret of this installation, made by `nattero migrate` and kept in the database "
+        "(shared by every API process). Set it only to share one secret across databases")
     token_minutes: int = Field(12 * 60, ge=1, description="lifetime of a bearer token")
 
     @model_validator(mode="after")
-    def _no_dev_secret_in_production(self) -> Settings:
-        if self.mode == "production" and self.secret_key == DEV_SECRET:
+    def _no_public_or_short_secret(self) -> Settings:
+        if self.secret_key is None:
+            return self
+        if self.secret_key == DEV_SECRET:
             raise ValueError(
-                "NATTERO_SECRET_KEY is the development placeholder; set a long random value "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`) "
-                "before running in production mode")
+                "NATTERO_SECRET_KEY is the old public development placeholder, so anyone "
+                "could forge tokens; unset it (the installation then makes its own random "
+                "secret) or set a long random value (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`)")
+        if len(self.secret_key) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"NATTERO_SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters; unset it "
+                "or use a long random value (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'`)")
         return self
 
     @model_validator(mode="after")

@@ -14,8 +14,9 @@ import psycopg
 
 __all__ = [
     "AccountRecord", "AccountSummary", "FailedLogin", "clear_failed_logins",
-    "count_failed_login", "get_account", "insert_account", "list_accounts",
-    "reset_failed_login_count",
+    "count_failed_login", "delete_account", "get_account", "get_account_by_id",
+    "insert_account", "list_accounts", "reset_failed_login_count", "set_disabled",
+    "set_password_hash", "token_versions",
 ]
 
 
@@ -24,10 +25,16 @@ class AccountSummary:
     username: str
     role: str
     sites: list[str]
+    disabled: bool
 
 
 @dataclass(frozen=True, slots=True)
 class AccountRecord:
+    """``id`` is never reused and ``token_version`` rises (by a trigger) whenever the
+    password, role, sites or disabled flag change: a token carries both."""
+
+    id: int
+    token_version: int
     username: str
     role: str
     sites: list[str]
@@ -57,15 +64,52 @@ def insert_account(conn: psycopg.Connection, username: str, password_hash: str, 
     return True
 
 
+_ACCOUNT = ("SELECT id, token_version, username, role, sites, password_hash, failed_logins, "
+            "locked_until, disabled FROM users ")
+
+
 def get_account(conn: psycopg.Connection, username: str) -> AccountRecord | None:
-    row = conn.execute("SELECT username, role, sites, password_hash, failed_logins, "
-                       "locked_until, disabled FROM users WHERE username = %s",
-                       (username,)).fetchone()
+    row = conn.execute(_ACCOUNT + "WHERE username = %s", (username,)).fetchone()
     return None if row is None else AccountRecord(*row)
 
 
+def get_account_by_id(conn: psycopg.Connection, account_id: int) -> AccountRecord | None:
+    row = conn.execute(_ACCOUNT + "WHERE id = %s", (account_id,)).fetchone()
+    return None if row is None else AccountRecord(*row)
+
+
+def token_versions(conn: psycopg.Connection) -> dict[int, int]:
+    """``{id: token_version}`` of every enabled account: what a live stream's token must
+    still match."""
+    rows = conn.execute("SELECT id, token_version FROM users WHERE NOT disabled").fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def set_password_hash(conn: psycopg.Connection, username: str, password_hash: str) -> bool:
+    """A new password (and no lock); False when there is no such account."""
+    row = conn.execute("UPDATE users SET password_hash = %s, failed_logins = 0, "
+                       "locked_until = NULL WHERE username = %s RETURNING id",
+                       (password_hash, username)).fetchone()
+    return row is not None
+
+
+def set_disabled(conn: psycopg.Connection, username: str, disabled: bool) -> bool:
+    """Disable or enable; False when there is no such account."""
+    row = conn.execute("UPDATE users SET disabled = %s WHERE username = %s RETURNING id",
+                       (disabled, username)).fetchone()
+    return row is not None
+
+
+def delete_account(conn: psycopg.Connection, username: str) -> bool:
+    """Remove the account (its audit entries stay); False when there is no such account."""
+    row = conn.execute("DELETE FROM users WHERE username = %s RETURNING id",
+                       (username,)).fetchone()
+    return row is not None
+
+
 def list_accounts(conn: psycopg.Connection) -> list[AccountSummary]:
-    rows = conn.execute("SELECT username, role, sites FROM users ORDER BY username").fetchall()
+    rows = conn.execute("SELECT username, role, sites, disabled FROM users "
+                        "ORDER BY username").fetchall()
     return [AccountSummary(*row) for row in rows]
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from api.deps import app_signing_secret
 from api.security import create_token
+from api.users import StoredUser, get_user
 
 
 def test_login_with_the_right_password_returns_a_bearer_token(http, make_user, site,
@@ -69,18 +73,25 @@ def test_alerts_without_a_token_are_401(http) -> None:
     assert "not logged in" in response.json()["detail"]
 
 
-def test_expired_token_is_401(http, make_user, site, api) -> None:
-    nurse = make_user("staff", site)
-    token = create_token(api.settings, nurse.username, "staff",
+def _stored(db: psycopg.Connection, username: str) -> StoredUser:
+    stored = get_user(db, username)
+    assert stored is not None
+    return stored
+
+
+def test_expired_token_is_401(http, make_user, site, api, db) -> None:
+    nurse = _stored(db, make_user("staff", site).username)
+    token = create_token(api.settings, app_signing_secret(api.app, db), nurse.id,
+                         nurse.token_version, nurse.username, "staff",
                          now=datetime.now(UTC) - timedelta(hours=2), minutes=60)
     response = http.get("/api/v1/alerts", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert "expired" in response.json()["detail"]
 
 
-def test_token_signed_with_another_key_is_401(http, make_user, site, api) -> None:
-    nurse = make_user("staff", site)
-    forged = create_token(api.settings.model_copy(update={"secret_key": "x" * 40}),
+def test_token_signed_with_another_key_is_401(http, make_user, site, api, db) -> None:
+    nurse = _stored(db, make_user("staff", site).username)
+    forged = create_token(api.settings, "x" * 40, nurse.id, nurse.token_version,
                           nurse.username, "admin")
     response = http.get("/api/v1/alerts", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
@@ -93,19 +104,39 @@ def test_evaluator_gets_403_on_alerts(http, make_user, headers_for) -> None:
     assert "staff account" in response.json()["detail"]
 
 
-def _close_code(url: str) -> int:
+def _close_code(url: str, first_message: str | None = None) -> int:
     with connect(url, open_timeout=5) as ws, pytest.raises(ConnectionClosed) as closed:
-        ws.recv(timeout=5)
+        if first_message is not None:
+            ws.send(first_message)
+        ws.recv(timeout=15)
     assert closed.value.rcvd is not None
     return closed.value.rcvd.code
+
+
+def _auth(token: str) -> str:
+    return json.dumps({"type": "auth", "token": token})
 
 
 def test_evaluator_is_refused_by_the_stream_with_4403(api, make_user, token_for) -> None:
     evaluator = make_user("evaluator")
     token = token_for(evaluator)
-    assert _close_code(f"{api.ws_url}/api/v1/alerts/stream?token={token}") == 4403
+    assert _close_code(f"{api.ws_url}/api/v1/alerts/stream", _auth(token)) == 4403
 
 
 def test_stream_without_a_valid_token_closes_with_4401(api) -> None:
+    stream = f"{api.ws_url}/api/v1/alerts/stream"
+    assert _close_code(stream, _auth("garbage")) == 4401
+    assert _close_code(stream, "not json") == 4401
+    assert _close_code(stream, json.dumps({"type": "hello"})) == 4401
+    assert _close_code(stream, json.dumps({"type": "auth", "token": 42})) == 4401
+
+
+def test_stream_refuses_a_token_in_the_url_even_a_valid_one(api, make_user, site,
+                                                            token_for) -> None:
+    token = token_for(make_user("staff", site))
+    assert _close_code(f"{api.ws_url}/api/v1/alerts/stream?token={token}", _auth(token)) == 4401
+
+
+def test_stream_without_an_auth_message_closes_with_4401(api, monkeypatch) -> None:
+    monkeypatch.setattr("api.routes.stream.AUTH_WAIT_S", 0.5)
     assert _close_code(f"{api.ws_url}/api/v1/alerts/stream") == 4401
-    assert _close_code(f"{api.ws_url}/api/v1/alerts/stream?token=garbage") == 4401

@@ -9,13 +9,14 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
 from api.db import APPLICATION_NAME
 from api.fanout import GAP_GRACE_S
 from core.alerts import AlertChange
 from core.events import RoomKind
 from ingest.alerts import NOTIFY_MAX_BYTES, record_change
+from tests.support.api import open_stream
 from tests.support.store import unique
 
 
@@ -29,9 +30,9 @@ def receive(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
             return message
 
 
-def open_board(api, token: str, since: int | None = None) -> ClientConnection:
-    query = f"token={token}" + (f"&since={since}" if since is not None else "")
-    return connect(f"{api.ws_url}/api/v1/alerts/stream?{query}", open_timeout=5)
+def open_board(api, token: str,
+               since: int | None = None) -> contextlib.AbstractContextManager[ClientConnection]:
+    return open_stream(api.ws_url, token, since)
 
 
 def test_a_new_board_gets_hello_then_a_snapshot_of_open_alerts(api, make_user, site,

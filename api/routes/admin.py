@@ -9,14 +9,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Path, status
 from pydantic import BaseModel, Field, model_validator
 
 import provisioning
+from api import users
 from api.deps import ConnDep, CurrentAdmin, SettingsDep
 from api.errors import responses
 from api.models import ID_PATTERN, SITE_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
-from api.users import Role, User, UserError, create_user, list_users
+from api.users import Account, Role, User, UserError, create_user, list_users
 from core.events import DeviceKind, RoomKind
 from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE
 from ingest import sites as stored_sites
@@ -66,6 +67,14 @@ class NewUser(BaseModel):
     password: str = Field(min_length=10, max_length=1024, pattern=r"^[^\x00]*$")
     role: Role
     sites: list[Annotated[str, Field(pattern=SITE_PATTERN)]] = Field(default_factory=list)
+
+
+class NewPassword(BaseModel):
+    password: str = Field(min_length=10, max_length=1024, pattern=r"^[^\x00]*$")
+
+
+Username = Annotated[str, Path(min_length=2, max_length=63, pattern=TEXT_PATTERN,
+                               description="login name")]
 
 
 class RuleSettingIn(BaseModel):
@@ -170,9 +179,72 @@ def revoke_device(site: SiteId, device: DeviceId, admin: CurrentAdmin, conn: Con
     return Done(message=f"device {site}/{device} revoked")
 
 
-@router.get("/users", response_model=list[User], responses=responses(401, 403, 503))
-def get_users(admin: CurrentAdmin, conn: ConnDep) -> list[User]:
+@router.get("/users", response_model=list[Account], responses=responses(401, 403, 503))
+def get_users(admin: CurrentAdmin, conn: ConnDep) -> list[Account]:
     return list_users(conn)
+
+
+def _not_yourself(admin: User, username: str, what: str) -> None:
+    # An admin who disables or deletes their own account locks themself out mid-change;
+    # another admin or `nattero user` can.
+    if users.normalise_username(username) == admin.username:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"you cannot {what} your own account here; ask another admin or "
+                            f"use: nattero user {what} {admin.username}")
+
+
+def _account_change(conn: ConnDep, admin: User, username: str, action: str,
+                    change: str) -> Done:
+    name = users.normalise_username(username)
+    try:
+        with conn.transaction():
+            if action == "user.disable":
+                users.set_disabled(conn, name, True)
+            elif action == "user.enable":
+                users.set_disabled(conn, name, False)
+            else:
+                users.delete_user(conn, name)
+            audit(conn, admin.username, action, None, name)
+    except UserError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return Done(message=f"user {name} {change}")
+
+
+@router.post("/users/{username}/password", response_model=Done, responses=_WRITE)
+def set_password(username: Username, body: NewPassword, admin: CurrentAdmin,
+                 conn: ConnDep) -> Done:
+    """Set a new password; every token of that account (yours too) stops working."""
+    name = users.normalise_username(username)
+    try:
+        users.check_password(body.password)
+        with conn.transaction():
+            users.change_password(conn, name, body.password)
+            audit(conn, admin.username, "user.passwd", None, name)
+    except UserError as exc:
+        code = (status.HTTP_404_NOT_FOUND if isinstance(exc, users.NoSuchUser)
+                else status.HTTP_422_UNPROCESSABLE_CONTENT)
+        raise HTTPException(code, str(exc)) from None
+    return Done(message=f"password of {name} changed; its earlier logins are ended")
+
+
+@router.post("/users/{username}/disable", response_model=Done, responses=_WRITE)
+def disable_user(username: Username, admin: CurrentAdmin, conn: ConnDep) -> Done:
+    """Stop the account logging in; its tokens and open boards end at once."""
+    _not_yourself(admin, username, "disable")
+    return _account_change(conn, admin, username, "user.disable", "disabled")
+
+
+@router.post("/users/{username}/enable", response_model=Done, responses=_WRITE)
+def enable_user(username: Username, admin: CurrentAdmin, conn: ConnDep) -> Done:
+    """Let a disabled account log in again (its tokens from before stay dead)."""
+    return _account_change(conn, admin, username, "user.enable", "enabled")
+
+
+@router.delete("/users/{username}", response_model=Done, responses=_WRITE)
+def delete_user(username: Username, admin: CurrentAdmin, conn: ConnDep) -> Done:
+    """Delete the account; its tokens end, and a later account of the same name gets none."""
+    _not_yourself(admin, username, "delete")
+    return _account_change(conn, admin, username, "user.delete", "deleted")
 
 
 @router.post("/users", status_code=201, response_model=User, responses=_WRITE)

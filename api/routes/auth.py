@@ -15,7 +15,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from api import security
-from api.deps import ConnDep, CurrentUser, SettingsDep
+from api.deps import ConnDep, CurrentUser, SecretDep, SettingsDep
 from api.errors import responses
 from api.users import Role, User, get_user, record_failed_login, record_successful_login
 from ingest.audit import audit
@@ -47,7 +47,7 @@ def _locked(until: datetime, now: datetime) -> HTTPException:
 
 @router.post("/token", response_model=Token, responses=responses(400, 401, 422, 429, 503))
 def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()],
-          conn: ConnDep, settings: SettingsDep) -> Token:
+          conn: ConnDep, settings: SettingsDep, secret: SecretDep) -> Token:
     """Log in with username and password (form fields); returns a bearer token."""
     limiter: security.AddressLimiter = request.app.state.login_limiter
     address = _client(request)
@@ -76,7 +76,9 @@ def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()
     with conn.transaction():
         record_successful_login(conn, stored.username)
         audit(conn, stored.username, "login", detail={"address": address})
-    return Token(access_token=security.create_token(settings, stored.username, stored.role),
+    token = security.create_token(settings, secret, stored.id, stored.token_version,
+                                  stored.username, stored.role)
+    return Token(access_token=token,
                  expires_in=settings.token_minutes * 60, username=stored.username,
                  role=stored.role, sites=stored.sites)
 

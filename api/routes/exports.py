@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 
-from api.deps import ConnDep, CurrentEvaluator, SettingsDep
+from api.deps import ConnDep, CurrentEvaluator, SecretDep
 from api.errors import Refusal, responses
 from api.models import SITE_PATTERN
 from api.users import Role
@@ -43,7 +43,7 @@ def _sites(values: list[str]) -> tuple[str, ...]:
 @router.get("/occupancy", responses=responses(400, 401, 403, 404, 422, 503),
             response_class=StreamingResponse)
 def occupancy(
-    request: Request, user: CurrentEvaluator, conn: ConnDep, settings: SettingsDep,
+    request: Request, user: CurrentEvaluator, conn: ConnDep, secret: SecretDep,
     site: Annotated[list[str], Query(description="site id; repeat or comma-separate")],
     from_: Annotated[date, Query(alias="from", description="first local day, inclusive")],
     to: Annotated[date, Query(description="last local day, inclusive")],
@@ -80,7 +80,7 @@ def occupancy(
               None, prepared.audit_detail())
     pool: ConnectionPool = request.app.state.pool
     return StreamingResponse(
-        _stream(pool, prepared, settings.secret_key), media_type=format.media_type,
+        _stream(pool, prepared, secret), media_type=format.media_type,
         headers={"Content-Disposition": f'attachment; filename="{prepared.filename}"',
                  "Cache-Control": "no-store"})
 

@@ -1,7 +1,9 @@
 """``WS /api/v1/alerts/stream``: every alert change of the caller's sites, live, in order.
 
-Browsers cannot set headers on a WebSocket, so the token comes as ``?token=``. Messages
-(JSON text frames), in this order:
+Browsers cannot set headers on a WebSocket, and a token in the URL ends up in logs, so
+the board sends its token in its first message, ``{"type": "auth", "token": "..."}``,
+within ``AUTH_WAIT_S`` of opening ``/api/v1/alerts/stream[?since=N]``. A ``?token=`` in the
+URL is refused. Then the server sends (JSON text frames), in this order:
 
 1. ``{"type": "hello", "seq": W, "server_time": ...}`` - W is the stream position now.
 2. Without ``since``: ``{"type": "snapshot", "seq": W, "alerts": [open and acknowledged]}``.
@@ -11,15 +13,20 @@ Browsers cannot set headers on a WebSocket, so the token comes as ``?token=``. M
 4. ``{"type": "ping", "seq": W, "server_time": ...}`` after 10 s without a message; W is
    then a safe ``since`` for a reconnect (nothing visible between was missed).
 
-Close codes: 4401 not logged in / token expired, 4403 role without live data, 1013 the
-server is not ready or the board fell too far behind (reconnect with ``since``).
+Close codes: 4401 not logged in / token expired or revoked (also while the stream is
+open: a password change, disable, role change or delete of the account closes it within
+about a second, ``api.revocation``), 4403 role without live data, 1013 the server is not
+ready or the board fell too far behind (reconnect with ``since``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -27,12 +34,12 @@ from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from api import security
-from api.deps import user_for_token
+from api.deps import app_signing_secret, authenticate
 from api.fanout import PAGE, AlertFanout, Subscriber, published_change
+from api.revocation import AccountWatch
 from api.users import Role, User
 from core.alerts import AlertStatus
 from core.metrics import WEBSOCKET_CLIENTS
-from core.settings import Settings
 from ingest import alerts
 from ingest.alerts import AlertSnapshot, StoredAlertChange
 
@@ -40,6 +47,7 @@ router = APIRouter(tags=["alerts"])
 
 PING_S = 10.0
 READY_WAIT_S = 5.0
+AUTH_WAIT_S = 10.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TRY_AGAIN = 1013
@@ -49,9 +57,30 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _authenticate(settings: Settings, pool: ConnectionPool, token: str | None) -> User:
+def _authenticate(app: Any, token: str) -> tuple[User, security.TokenClaims]:
+    pool: ConnectionPool = app.state.pool
     with pool.connection() as conn:
-        return user_for_token(settings, conn, token)
+        return authenticate(app_signing_secret(app, conn), conn, token)
+
+
+AUTH_HOWTO = 'send {"type": "auth", "token": "..."} as the first message'
+
+
+async def _first_message_token(websocket: WebSocket) -> str:
+    """The token of the board's first message; TokenError if it is not an auth message."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    try:
+        frame = json.loads(message.get("text") or "")
+    except ValueError:
+        frame = None
+    if not isinstance(frame, dict) or frame.get("type") != "auth":
+        raise security.TokenError(f"not logged in: {AUTH_HOWTO}")
+    token = frame.get("token")
+    if not isinstance(token, str) or not token:
+        raise security.TokenError(f"the auth message has no token: {AUTH_HOWTO}")
+    return token
 
 
 def _snapshot(pool: ConnectionPool, sites: list[str] | None) -> list[AlertSnapshot]:
@@ -75,14 +104,25 @@ def _missed(pool: ConnectionPool, since: int,
 
 
 @router.websocket("/alerts/stream")
-async def alert_stream(websocket: WebSocket, token: str | None = None,
-                       since: int | None = None) -> None:
+async def alert_stream(websocket: WebSocket, since: int | None = None) -> None:
     """Live alert changes; see the module docstring for the messages."""
     # Accept first: a close code (4401/4403) only reaches the client on an open socket.
     await websocket.accept()
     app = websocket.app
+    if "token" in websocket.query_params:
+        # Already in some proxy's log by now; refusing makes a client that still does it
+        # fail loudly instead of leaking quietly every night.
+        await websocket.close(CLOSE_UNAUTHENTICATED, f"no token in the URL: {AUTH_HOWTO}")
+        return
     try:
-        user = await run_in_threadpool(_authenticate, app.state.settings, app.state.pool, token)
+        async with asyncio.timeout(AUTH_WAIT_S):
+            token = await _first_message_token(websocket)
+        user, claims = await run_in_threadpool(_authenticate, app, token)
+    except TimeoutError:
+        await websocket.close(CLOSE_UNAUTHENTICATED, f"no auth message in time: {AUTH_HOWTO}")
+        return
+    except WebSocketDisconnect:
+        return
     except security.TokenError as exc:
         await websocket.close(CLOSE_UNAUTHENTICATED, str(exc)[:120])
         return
@@ -98,15 +138,39 @@ async def alert_stream(websocket: WebSocket, token: str | None = None,
     except TimeoutError:
         await websocket.close(CLOSE_TRY_AGAIN, "alert stream not ready; reconnect shortly")
         return
+    authenticated_at = time.monotonic()
     subscriber = fanout.subscribe(user.visible_sites)
+    watch: AccountWatch = app.state.account_watch
+    watch.watching += 1
+    guard = asyncio.ensure_future(
+        _close_when_revoked(websocket, watch, claims, authenticated_at, subscriber))
     WEBSOCKET_CLIENTS.inc()
     try:
         await _serve(websocket, app.state.pool, fanout, subscriber, user, since)
     except (WebSocketDisconnect, psycopg.Error, OSError, RuntimeError):
         pass  # the board went away, or the database did: the board reconnects with `since`
     finally:
+        guard.cancel()
+        watch.watching -= 1
         fanout.unsubscribe(subscriber)
         WEBSOCKET_CLIENTS.dec()
+
+
+async def _close_when_revoked(websocket: WebSocket, watch: AccountWatch,
+                              claims: security.TokenClaims, authenticated_at: float,
+                              subscriber: Subscriber) -> None:
+    """Close the stream (4401) as soon as the watch sees its token revoked."""
+    while True:
+        await watch.next_read()
+        if watch.revoked(claims, authenticated_at):
+            # Already closing raises: the board is gone either way.
+            with contextlib.suppress(RuntimeError, OSError):
+                await websocket.close(CLOSE_UNAUTHENTICATED,
+                                      "this login was revoked or the account changed; "
+                                      "log in again")
+            # Then wake the sender (which cancels this task, so not before the close).
+            subscriber.hang_up()
+            return
 
 
 async def _serve(websocket: WebSocket, pool: ConnectionPool, fanout: AlertFanout,

@@ -196,13 +196,77 @@ function renderRules() {
   }), 5);
 }
 
+function userButton(label, username, onClick, danger = false) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = danger ? "button button-danger" : "button";
+  button.textContent = t(label);
+  button.setAttribute("aria-label", `${t(label)} ${username}`);
+  button.dataset.action = label.replace("user.", "");
+  button.addEventListener("click", onClick);
+  return button;
+}
+
 async function renderUsers() {
   const users = await api.get("/users");
+  const me = api.tokenClaims()?.sub;
   fillTable($("users-body"), users.map((u) => {
     const tr = document.createElement("tr");
-    tr.append(cell(u.username), cell(t(`role.${u.role}`)), cell(u.sites.join(", ") || "–"));
+    tr.dataset.username = u.username;
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    const name = encodeURIComponent(u.username);
+    actions.append(userButton("user.passwd", u.username, () => changePassword(u.username)));
+    // Not on your own row: disabling or deleting yourself would end this page's login.
+    if (u.username !== me) {
+      actions.append(u.disabled
+        ? userButton("user.enable", u.username, () => changeUser(`/users/${name}/enable`,
+          t("user.enabled.done", { name: u.username })))
+        : userButton("user.disable", u.username, () => changeUser(`/users/${name}/disable`,
+          t("user.disabled.done", { name: u.username }),
+          t("user.disable.confirm", { name: u.username })), true),
+      userButton("user.delete", u.username, () => changeUser(`/users/${name}`,
+        t("user.deleted.done", { name: u.username }),
+        t("user.delete.confirm", { name: u.username }), "DELETE"), true));
+    }
+    tr.append(cell(u.username + (u.username === me ? ` ${t("user.you")}` : "")),
+      cell(t(`role.${u.role}`)), cell(u.sites.join(", ") || "–"),
+      cell(t(u.disabled ? "user.disabled" : "user.active"), u.disabled ? "presence-offline" : ""),
+      actions);
     return tr;
-  }), 3);
+  }), 5);
+}
+
+function showUsersResult(message, failed) {
+  $("users-ok").hidden = failed;
+  $("users-error").hidden = !failed;
+  $(failed ? "users-error" : "users-ok").textContent = message;
+}
+
+async function changeUser(path, doneText, question = null, method = "POST") {
+  if (question && !confirm(question)) return;
+  try {
+    await (method === "DELETE" ? api.del(path) : api.post(path));
+    showUsersResult(doneText, false);
+  } catch (e) {
+    showUsersResult(t("admin.error", { reason: e.message }), true);
+  }
+  await renderUsers();
+}
+
+async function changePassword(username) {
+  const password = prompt(t("user.passwd.prompt", { name: username }));
+  if (password === null) return;
+  if (password.length < 10) {
+    showUsersResult(t("user.passwd.short"), true);
+    return;
+  }
+  try {
+    await api.post(`/users/${encodeURIComponent(username)}/password`, { password });
+    showUsersResult(t("user.passwd.done", { name: username }), false);
+  } catch (e) {
+    showUsersResult(t("admin.error", { reason: e.message }), true);
+  }
 }
 
 // ---- data --------------------------------------------------------------------------------

@@ -132,10 +132,19 @@ export async function fetchDocument(path, accept = "*/*") {
 export const get = (path) => request("GET", path);
 export const post = (path, body) => request("POST", path, body);
 export const put = (path, body) => request("PUT", path, body);
+export const del = (path) => request("DELETE", path);
 
+/** The live stream's URL. It never carries the token (URLs end up in logs): the stream
+ * sends `authMessage()` as its first message instead. */
 export function streamUrl(since) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const params = new URLSearchParams({ token: token() || "" });
+  const params = new URLSearchParams();
   if (since !== null && since !== undefined) params.set("since", String(since));
-  return `${scheme}//${location.host}${API}/alerts/stream?${params}`;
+  const query = params.toString();
+  return `${scheme}//${location.host}${API}/alerts/stream${query ? `?${query}` : ""}`;
+}
+
+/** The stream's first message: the bearer token, in the socket and not in the URL. */
+export function authMessage() {
+  return JSON.stringify({ type: "auth", token: token() || "" });
 }

@@ -1,11 +1,12 @@
 // The live alert stream: one WebSocket that reconnects by itself and never loses a change.
 //
 // On reconnect it asks for `since=<last seq seen>`, so the server replays what the board
-// missed while it was away. A ping arrives every 10 s; if nothing at all arrives for
+// missed while it was away. The token goes in the first message, never in the URL (URLs
+// end up in server and proxy logs). A ping arrives every 10 s; if nothing at all arrives for
 // WATCHDOG_MS the socket is treated as dead even if the browser has not noticed (a
 // half-open TCP connection on a sleeping tablet looks exactly like a quiet night).
 
-import { streamUrl, goToLogin } from "./api.js";
+import { authMessage, streamUrl, goToLogin } from "./api.js";
 
 const WATCHDOG_MS = 25_000;
 const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
@@ -64,6 +65,7 @@ export class AlertStream extends EventTarget {
       return;
     }
     this._socket = socket;
+    socket.addEventListener("open", () => socket.send(authMessage()));
     socket.addEventListener("message", (event) => this._onMessage(socket, event));
     socket.addEventListener("close", (event) => this._onClose(socket, event));
     socket.addEventListener("error", () => { /* a close event follows; handled there */ });

@@ -51,6 +51,7 @@ def export(
     from evaluation.occupancy import Bucket, Level, OccupancyRequest
     from evaluation.period import Period
     from ingest.audit import audit
+    from ingest.installation import signing_secret
 
     first, last = date_option(from_, "--from"), date_option(to, "--to")
     assert first is not None and last is not None
@@ -61,7 +62,8 @@ def export(
         with conn.transaction():
             audit(conn, "cli", "export.occupancy",
                   site[0] if len(site) == 1 else None, None, prepared.audit_detail())
-        chunks = export_bytes(conn, prepared, current_settings().secret_key)
+        secret = signing_secret(conn, current_settings().secret_key)
+        chunks = export_bytes(conn, prepared, secret)
         if str(out) == "-":
             for chunk in chunks:
                 sys.stdout.buffer.write(chunk)

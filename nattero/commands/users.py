@@ -1,4 +1,6 @@
-"""``nattero user add`` and ``nattero user list``: accounts of admins, night staff, evaluators."""
+"""``nattero user add|list|passwd|disable|enable|delete``: accounts of admins, night staff,
+evaluators. Changing a password, disabling or deleting ends the account's tokens at once
+(REST and open board streams)."""
 
 from __future__ import annotations
 
@@ -63,3 +65,74 @@ def user_list(as_json: JsonOption = False) -> None:
     print_rows([{"username": u.username, "role": u.role, "sites": u.sites,
                  "disabled": u.disabled, "locked_until": u.locked_until} for u in found],
                as_json)
+
+
+UsernameArg = Annotated[str, typer.Argument(help="the account's login name")]
+
+
+def _change(username: str, action: str) -> None:
+    """Apply one account change and its audit entry in one transaction."""
+    import psycopg
+
+    from api import users
+    from ingest.audit import audit
+
+    with psycopg.connect(current_settings().resolved_database_url(), autocommit=True) as conn, \
+            conn.transaction():
+        name = users.normalise_username(username)
+        if action == "user.disable":
+            users.set_disabled(conn, name, True)
+        elif action == "user.enable":
+            users.set_disabled(conn, name, False)
+        elif action == "user.delete":
+            users.delete_user(conn, name)
+        audit(conn, "cli", action, None, name)
+
+
+@user_app.command("passwd")
+def user_passwd(
+    username: UsernameArg,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the password from the first line of stdin")] = False,
+) -> None:
+    """Set a new password; every token of the account stops working at once."""
+    import psycopg
+
+    from api.users import change_password, check_password, normalise_username
+    from ingest.audit import audit
+
+    password = _read_password(password_stdin)
+    check_password(password)
+    name = normalise_username(username)
+    with psycopg.connect(current_settings().resolved_database_url(), autocommit=True) as conn, \
+            conn.transaction():
+        change_password(conn, name, password)
+        audit(conn, "cli", "user.passwd", None, name)
+    typer.echo(f"password of {name} changed; its earlier logins are ended")
+
+
+@user_app.command("disable")
+def user_disable(username: UsernameArg) -> None:
+    """Stop an account from logging in; its tokens and open boards end at once."""
+    _change(username, "user.disable")
+    typer.echo(f"user {username.strip().lower()} disabled; its logins are ended")
+
+
+@user_app.command("enable")
+def user_enable(username: UsernameArg) -> None:
+    """Let a disabled account log in again (tokens from before stay dead)."""
+    _change(username, "user.enable")
+    typer.echo(f"user {username.strip().lower()} enabled; it can log in again")
+
+
+@user_app.command("delete")
+def user_delete(
+    username: UsernameArg,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete an account (its audit entries stay); its tokens end at once, and an account
+    added later under the same name inherits none of them."""
+    if not yes:
+        typer.confirm(f"delete user {username.strip().lower()}?", abort=True)
+    _change(username, "user.delete")
+    typer.echo(f"user {username.strip().lower()} deleted")

@@ -7,6 +7,8 @@ API as a process instead, for tests that kill it.)
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import threading
 import time
@@ -19,6 +21,7 @@ import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from websockets.sync.client import ClientConnection, connect
 
 from api.app import create_app
 from api.security import AddressLimiter
@@ -125,6 +128,16 @@ def make_user(db: psycopg.Connection) -> Callable[..., Account]:
         return Account(username, PASSWORD, role)
 
     return make
+
+
+@contextlib.contextmanager
+def open_stream(ws_url: str, token: str, since: int | None = None
+                ) -> Iterator[ClientConnection]:
+    """Open the live stream and send the token in its first message, as the board does."""
+    query = f"?since={since}" if since is not None else ""
+    with connect(f"{ws_url}/api/v1/alerts/stream{query}", open_timeout=5) as ws:
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        yield ws
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -58,7 +58,7 @@ from api.app import create_app
 from nattero.pipeline import start_pipeline
 from core.settings import get_settings
 app = create_app(get_settings(), companion=start_pipeline if sys.argv[2] == "1" else None)
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level=sys.argv[3],
             ws_ping_interval=None)
 """
 
@@ -69,6 +69,9 @@ class ApiProcess:
 
     env: dict[str, str]
     pipeline: bool = False
+    #: "info" logs every request and WebSocket line (uvicorn's access log): what the
+    #: token-hygiene tests read.
+    log_level: str = "warning"
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log: Path = field(
@@ -82,7 +85,8 @@ class ApiProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _SERVER, str(self.port), "1" if self.pipeline else "0"],
+                [sys.executable, "-c", _SERVER, str(self.port), "1" if self.pipeline else "0",
+                 self.log_level],
                 cwd=REPO, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -123,14 +127,14 @@ def api_process(migrated: StackInfo) -> Iterator[Callable[..., ApiProcess]]:
     exactly those sites (so tests side by side never consume each other's events)."""
     started: list[ApiProcess] = []
 
-    def start(*sites: str, pipeline: bool = False) -> ApiProcess:
+    def start(*sites: str, pipeline: bool = False, log_level: str = "warning") -> ApiProcess:
         env: dict[str, str] = {}
         if pipeline:
             env = {"NATTERO_GATEWAY_SITES": json.dumps(list(sites)),
                    "NATTERO_GATEWAY_CLIENT_ID": f"gw-board-{uuid.uuid4().hex[:8]}",
                    "NATTERO_GATEWAY_SESSION_EXPIRY_S": "600",
                    "NATTERO_GATEWAY_BRIDGES": "false"}
-        server = ApiProcess(env=env, pipeline=pipeline)
+        server = ApiProcess(env=env, pipeline=pipeline, log_level=log_level)
         server.start()
         started.append(server)
         return server
