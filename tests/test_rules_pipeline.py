@@ -299,8 +299,8 @@ def test_sigkill_during_a_pending_timer_escalates_once_after_restart(
         assert wait_until(lambda: db.execute(
             "SELECT presence FROM devices WHERE site = %s AND id = 'lounge-pir'",
             (site,)).fetchone()[0] == "online", 30)
-        opened = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15, seconds=-6)
-        deadline = opened + timedelta(minutes=15)  # 6 s from now
+        opened = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=14)
+        deadline = opened + timedelta(minutes=15)  # 60 s from now
         devices.send("f1-door", "door.open", opened)
         devices.send("f1-door", "door.closed", opened + timedelta(seconds=8))
         assert wait_until(lambda: stored() == 2)
@@ -309,8 +309,12 @@ def test_sigkill_during_a_pending_timer_escalates_once_after_restart(
         assert escalation() is None
         process.send_signal(signal.SIGKILL)
         process.wait(10)
-        # Down until 2 s after the deadline: the deadline falls inside the outage.
-        time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds() + 2))
+        killed = time.monotonic()
+        # Down for 70 s, as in the review: the deadline falls inside the outage (the old
+        # rebuild's clock lagged by the whole outage, so its escalation waited for an event).
+        assert deadline < datetime.now(UTC) + timedelta(seconds=70)
+        time.sleep(max(0.0, killed + 70 - time.monotonic()))
+        assert datetime.now(UTC) > deadline
         assert escalation() is None
         log_file.write_bytes(b"")
         process = start()
