@@ -86,7 +86,8 @@ def main() -> None:
     assert score is not None
     per_site = {site.removesuffix(suffix): {
         "recall": s.recall, "needed": s.needed, "needless": s.needless,
-        "device_alerts": s.device_alerts} for site, s in score.sites.items()}
+        "device_alerts": s.device_alerts, "calls": s.calls, "quiet": s.quiet,
+        "resident_alerts": s.resident_alerts} for site, s in score.sites.items()}
     print(json.dumps({
         "nights_per_minute": round(args.nights / wall * 60, 2),
         "sites": len(sites),
@@ -100,6 +101,8 @@ def main() -> None:
         "needed": score.needed,
         "caught": score.caught,
         "needless_alerts_per_night": round(score.needless / args.nights, 2),
+        "quiet_alerts_per_night": round(
+            sum(s.quiet for s in score.sites.values()) / args.nights, 2),
         "per_site": per_site,
     }))
 
