@@ -342,7 +342,9 @@ class SiteMachine:
             outing=outing)
         return [Trigger(
             site=ctx.site, room=arrival.room, device=arrival.door.device,
-            rule=RuleName.LEFT_FLAT, severity=severity, ts=item.ts, episode_key=key,
+            # At the door's time: the outing began there (and it is in the past, never
+            # the future, of this exit opening).
+            rule=RuleName.LEFT_FLAT, severity=severity, ts=arrival.door.ts, episode_key=key,
             event_key=event_key(arrival.door), late=False,
             detail="flat door opened, then a building exit: left the flat and the building",
             call=always_calls)]

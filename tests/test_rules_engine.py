@@ -708,3 +708,19 @@ def test_live_smoke_breaks_with_clock_ticks_give_the_replayed_situations() -> No
         seen += live.process(event)
     seen += live.advance(SITE, night(4))
     assert sorted(map(identity, resident(seen))) == sorted(map(identity, replayed))
+
+
+def test_an_arrival_followed_by_a_building_exit_is_read_again_as_leaving() -> None:
+    # Someone comes in; flat 2's door opens a minute later (taken as coming home); then a
+    # building exit opens: flat 2's resident was going out. Never a blind spot: the outing
+    # is raised from the door's time, out of the building, and calls at its allowed time.
+    events = [ev("exit-1", night(0, 30), EventKind.DOOR_OPEN),
+              ev("door-2", night(0, 31), EventKind.DOOR_OPEN),
+              ev("door-2", night(0, 31, 5), EventKind.DOOR_CLOSED),
+              ev("exit-1", night(0, 32), EventKind.DOOR_OPEN)]
+    intents = of(resident(feed(engine(), events, until=night(2))), RuleName.LEFT_FLAT)
+    outing = f"{SITE}/flat-2/left_flat/{night(0, 31).isoformat()}"
+    assert [(type(i), i.episode_key, i.ts) for i in intents] == [
+        (Trigger, outing, night(0, 31)), (Escalate, outing, night(0, 46))]
+    [trigger] = [i for i in intents if isinstance(i, Trigger)]
+    assert trigger.severity is Severity.HIGH

@@ -402,7 +402,8 @@ function renderHealth() {
   ok.classList.toggle("is-live", stream.state === "live");
   ok.classList.toggle("is-degraded", problem);
   $("quiet").hidden = stream.state !== "live" ||
-    [...state.alerts.values()].some((a) => isVisible(a) && a.status !== "resolved" && a.severity !== "notice");
+    [...state.alerts.values()].some((a) => isVisible(a) && a.status !== "resolved" && a.severity !== "notice" &&
+      isCall(a));
 }
 
 function renderAll() {
