@@ -28,6 +28,7 @@ class Alert(BaseModel):
     status: AlertStatus
     escalated: bool
     escalated_at: datetime | None
+    called_at: datetime | None
     late: bool
     count: int
     first_ts: datetime

@@ -94,7 +94,8 @@ def main() -> None:
     assert score is not None and quality is not None
     per_site = {site.removesuffix(suffix): {
         "recall": s.recall, "needed": s.needed, "needless": s.needless,
-        "device_alerts": s.device_alerts, "lost": result.lost_events.get(site, 0),
+        "device_alerts": s.device_alerts, "calls": s.calls, "quiet": s.quiet,
+        "resident_alerts": s.resident_alerts, "lost": result.lost_events.get(site, 0),
         **quality.site_json(site)} for site, s in score.sites.items()}
     print(json.dumps({
         "nights_per_minute": round(args.nights / wall * 60, 2),
@@ -109,6 +110,8 @@ def main() -> None:
         "needed": score.needed,
         "caught": score.caught,
         "needless_alerts_per_night": round(score.needless / args.nights, 2),
+        "quiet_alerts_per_night": round(
+            sum(s.quiet for s in score.sites.values()) / args.nights, 2),
         "lost": sum(result.lost_events.values()),
         "rates": {"lost": args.lost, "duplicated": args.duplicated, "late": args.late},
         **quality.total_json(),

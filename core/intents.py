@@ -14,6 +14,13 @@ stored events:
   (episode_key, event_key) twice is the same trigger.
 - An ``Escalate`` or ``Clear`` is identified by its ``episode_key`` alone.
 
+Calls and quiet situations. A ``Trigger`` with ``call=True`` makes its alert a *call to go*
+(``alerts.called_at``); one with ``call=False`` raises or grows a quiet situation, shown
+quietly and never sounded. An ``Escalate`` always makes a call (the allowed time passed).
+A ``Clear`` of a resident rule closes a quiet situation that ended by itself ("returned by
+itself", outcome ``cleared_automatically``); a situation that became a call is left for
+staff to resolve.
+
 ``late`` marks an intent about a situation that was already over, or a timer that fired
 after its deadline, because the facts arrived late (see ``rules.engine``).
 """
@@ -30,7 +37,10 @@ __all__ = ["Clear", "Escalate", "Intent", "Trigger", "identity"]
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """Raise an alert for ``episode_key``, or merge into it if it is already there."""
+    """Raise an alert for ``episode_key``, or merge into it if it is already there.
+
+    A merge with a higher ``severity`` raises the alert's severity; ``call`` makes the
+    alert a call at ``ts`` if it is not one already."""
 
     site: str
     room: str
@@ -42,6 +52,7 @@ class Trigger:
     event_key: str
     late: bool
     detail: str
+    call: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +69,8 @@ class Escalate:
 
 @dataclass(frozen=True, slots=True)
 class Clear:
-    """The condition behind the episode's alert has ended by itself (device back, battery ok)."""
+    """The condition behind the episode's alert has ended by itself (device back, battery
+    ok, the resident back in the flat within the allowed time)."""
 
     site: str
     room: str

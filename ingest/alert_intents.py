@@ -83,10 +83,10 @@ def _trigger(conn: psycopg.Connection, t: Trigger) -> int:
         return 1
     row = conn.execute(
         "INSERT INTO alerts (site, room, device, rule, severity, episode_key, late, "
-        "first_ts, last_ts, detail) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+        "first_ts, last_ts, detail, called_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
         "ON CONFLICT (episode_key) DO NOTHING RETURNING id",
         (t.site, t.room, t.device, t.rule.value, t.severity.value, t.episode_key, t.late,
-         t.ts, t.ts, t.detail)).fetchone()
+         t.ts, t.ts, t.detail, t.ts if t.call else None)).fetchone()
     fresh = conn.execute(
         "INSERT INTO alert_triggers (episode_key, event_key, ts) VALUES (%s, %s, %s) "
         "ON CONFLICT DO NOTHING RETURNING 1", (t.episode_key, t.event_key, t.ts)).fetchone()
@@ -96,23 +96,40 @@ def _trigger(conn: psycopg.Connection, t: Trigger) -> int:
         return 1
     if fresh is None:
         return 0  # replayed: this trigger was counted before
+    # A merge may grow the situation: severity up (the building was left), or a call now
+    # (an exit where the site says building exits always call). A resolved alert keeps
+    # its outcome: the trigger is kept in its timeline, nothing is announced again.
     merged = conn.execute(
-        "UPDATE alerts SET count = count + 1, last_ts = greatest(last_ts, %s) "
-        "WHERE episode_key = %s RETURNING id", (t.ts, t.episode_key)).fetchone()
+        "UPDATE alerts SET count = count + 1, last_ts = greatest(last_ts, %s), "
+        f"severity = CASE WHEN {_RANK.format('%s')} > {_RANK.format('severity')} "
+        "THEN %s ELSE severity END, "
+        "called_at = CASE WHEN %s AND status <> 'resolved' THEN coalesce(called_at, %s) "
+        "ELSE called_at END "
+        "WHERE episode_key = %s RETURNING id, called_at IS NOT DISTINCT FROM %s AND %s",
+        (t.ts, t.severity.value, t.severity.value, t.call, t.ts, t.episode_key, t.ts,
+         t.call)).fetchone()
     if merged is None:
         return 0
-    announce(conn, int(merged[0]), AlertChange.MERGED)
+    announce(conn, int(merged[0]), AlertChange.ESCALATED if merged[1] else AlertChange.MERGED)
     return 1
+
+
+# Severity as a number in SQL, for "raise, never lower" on a merge.
+_RANK = "(CASE {0} WHEN 'notice' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END)"
 
 
 def _same_episode_run(intents: Sequence[Intent], at: int, first: Trigger) -> list[Trigger]:
     """The Triggers right after ``first`` (from ``at``) that merge into its resident
-    episode. Device faults are left to ``_trigger`` (they may merge under another key)."""
+    episode and can only grow its count: the same severity as ``first``, and no call
+    unless ``first`` made one (a merge that raises the severity or makes a call goes
+    through ``_trigger``). Device faults are left to ``_trigger`` (they may merge under
+    another key)."""
     if first.rule in DEVICE_RULES:
         return []
     run: list[Trigger] = []
     for intent in intents[at:]:
-        if not isinstance(intent, Trigger) or intent.episode_key != first.episode_key:
+        if (not isinstance(intent, Trigger) or intent.episode_key != first.episode_key
+                or intent.severity is not first.severity or (intent.call and not first.call)):
             break
         run.append(intent)
     return run
@@ -145,9 +162,10 @@ def _escalate(conn: psycopg.Connection, e: Escalate) -> int:
         return 0
     row = conn.execute(
         "UPDATE alerts SET escalated = true, escalated_at = %s, "
+        "called_at = coalesce(called_at, %s), "
         "severity = CASE WHEN severity = 'normal' THEN 'high' ELSE severity END "
         "WHERE episode_key = %s AND status <> 'resolved' RETURNING id",
-        (e.ts, e.episode_key)).fetchone()
+        (e.ts, e.ts, e.episode_key)).fetchone()
     if row is None:
         return 0
     announce(conn, int(row[0]), AlertChange.ESCALATED)
@@ -155,14 +173,23 @@ def _escalate(conn: psycopg.Connection, e: Escalate) -> int:
 
 
 def _clear(conn: psycopg.Connection, c: Clear) -> int:
-    # By device and rule, not only by key: an offline episode that began before the
-    # replay window has another key but is the same outage.
-    rows = conn.execute(
-        "UPDATE alerts SET status = 'resolved', resolved_at = %s, resolved_by = 'system', "
-        "outcome = 'cleared_automatically' "
-        "WHERE (episode_key = %s OR (site = %s AND device = %s AND rule = %s)) "
-        "AND status <> 'resolved' AND first_ts <= %s RETURNING id",
-        (c.ts, c.episode_key, c.site, c.device, c.rule.value, c.ts)).fetchall()
+    if c.rule not in DEVICE_RULES:
+        # A resident's situation that ended by itself ("returned by itself"): only while it
+        # is still quiet. A call stays for staff to resolve with what they found.
+        rows = conn.execute(
+            "UPDATE alerts SET status = 'resolved', resolved_at = %s, resolved_by = 'system', "
+            "outcome = 'cleared_automatically' WHERE episode_key = %s "
+            "AND status = 'open' AND called_at IS NULL RETURNING id",
+            (c.ts, c.episode_key)).fetchall()
+    else:
+        # By device and rule, not only by key: an offline episode that began before the
+        # replay window has another key but is the same outage.
+        rows = conn.execute(
+            "UPDATE alerts SET status = 'resolved', resolved_at = %s, resolved_by = 'system', "
+            "outcome = 'cleared_automatically' "
+            "WHERE (episode_key = %s OR (site = %s AND device = %s AND rule = %s)) "
+            "AND status <> 'resolved' AND first_ts <= %s RETURNING id",
+            (c.ts, c.episode_key, c.site, c.device, c.rule.value, c.ts)).fetchall()
     for (alert_id,) in rows:
         announce(conn, int(alert_id), AlertChange.CLEARED)
     return len(rows)
@@ -181,8 +208,9 @@ def reannounce_unacknowledged(conn: psycopg.Connection,
         return 0
     # Looked for without a lock first: usually there is none, and the writer should not
     # wait for the change lock once a second for nothing.
+    # Only calls: a quiet situation is shown quietly and never re-announced.
     due = "a.status = 'open' AND a.reannounced_at IS NULL AND a.severity <> 'notice' " \
-          "AND a.first_ts + %s <= c.now"
+          "AND a.called_at IS NOT NULL AND a.called_at + %s <= c.now"
     clock = "unnest(%s::text[], %s::timestamptz[]) AS c(site, now)"
     found = conn.execute(f"SELECT 1 FROM alerts a JOIN {clock} ON a.site = c.site "
                          f"WHERE {due} LIMIT 1", (sites, nows, UNACKED_AFTER)).fetchone()

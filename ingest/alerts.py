@@ -86,8 +86,8 @@ def check_transition(current: AlertStatus, wanted: AlertStatus) -> None:
         raise IllegalTransition(current, wanted)
 
 
-_TIMES = frozenset({"escalated_at", "reannounced_at", "first_ts", "last_ts", "raised_at",
-                    "acknowledged_at", "resolved_at"})
+_TIMES = frozenset({"escalated_at", "reannounced_at", "called_at", "first_ts", "last_ts",
+                    "raised_at", "acknowledged_at", "resolved_at"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +106,8 @@ class AlertSnapshot:
     escalated: bool
     escalated_at: datetime | None
     reannounced_at: datetime | None
+    # When it became a call to go (event time); None while it is a quiet situation.
+    called_at: datetime | None
     late: bool
     count: int
     first_ts: datetime
@@ -130,7 +132,8 @@ class AlertSnapshot:
             device=row["device"], rule=RuleName(row["rule"]),
             severity=Severity(row["severity"]), status=AlertStatus(row["status"]),
             escalated=row["escalated"], escalated_at=row["escalated_at"],
-            reannounced_at=row["reannounced_at"], late=row["late"], count=int(row["count"]),
+            reannounced_at=row["reannounced_at"], called_at=row["called_at"],
+            late=row["late"], count=int(row["count"]),
             first_ts=row["first_ts"], last_ts=row["last_ts"], raised_at=row["raised_at"],
             detail=row["detail"], acknowledged_by=row["acknowledged_by"],
             acknowledged_at=row["acknowledged_at"], resolved_by=row["resolved_by"],
@@ -168,8 +171,8 @@ class StoredAlertChange:
 
 _SNAPSHOT = """
 SELECT a.id, a.site, a.room, r.label AS room_label, r.kind AS room_kind, a.device, a.rule,
-       a.severity, a.status, a.escalated, a.escalated_at, a.reannounced_at, a.late, a.count,
-       a.first_ts,
+       a.severity, a.status, a.escalated, a.escalated_at, a.reannounced_at, a.called_at,
+       a.late, a.count, a.first_ts,
        a.last_ts, a.raised_at, a.detail, a.acknowledged_by, a.acknowledged_at, a.resolved_by,
        a.resolved_at, a.outcome, a.outcome_note, a.seq
 FROM alerts a LEFT JOIN rooms r ON r.site = a.site AND r.id = a.room

@@ -51,7 +51,8 @@ class StoredAlerts:
         """Alerts of ``site`` whose first trigger lies in [start, end), oldest first."""
         with self._connect() as conn:
             triggers = stored.alerts_triggered(conn, site, start, end)
-        return [AlertRecord(site=t.site, room=t.room, rule=t.rule, ts=t.first_ts)
+        return [AlertRecord(site=t.site, room=t.room, rule=t.rule, ts=t.first_ts,
+                            called_at=t.called_at)
                 for t in triggers]
 
     def wait_caught_up(self, result: SimulationResult, timeout: float = 300.0) -> None:

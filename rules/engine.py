@@ -17,12 +17,13 @@ The engine trusts the ts it is given. ``rules.runtime`` gives a live event at
 ``min(ts, arrival)`` (events stamped beyond the gateway's future skew never arrive), so a
 device's fast clock cannot move a site's watermark past wall time.
 
-Late inputs. An input older than the watermark is evaluated at its own time: the room's
-and the device's inputs are kept in ts order (``rules.timeline``) and re-evaluated from
-the input's place on, so the state afterwards is what an in-order replay would give.
-The re-evaluation stops where the room's state is again what it was (a late motion inside
+Late inputs. An input older than the watermark is evaluated at its own time: the site's
+room inputs (one timeline, ``rules.rooms.SiteMachine``) and the device's inputs are kept
+in ts order (``rules.timeline``) and re-evaluated from the input's place on, so the
+state afterwards is what an in-order replay would give.
+The re-evaluation stops where the state is again what it was (a late motion inside
 an ongoing episode costs a step or two), so a burst of interleaved late inputs costs about
-one step per input, not one replay of the room's night each. What that re-evaluation
+one step per input, not one replay of the night each. What that re-evaluation
 newly raises is emitted, with ``late=True`` when
 
 - it is a timer (escalation, bed exit not back, sensor silent) whose deadline is already
@@ -40,8 +41,9 @@ input stays. A live runtime should therefore ``advance`` to ``now`` minus a smal
 Inputs are ordered by (ts, device, id): events with the same ts are evaluated in the same
 order however they arrived. An input seen twice (same device and id) is evaluated once.
 
-The rules themselves: ``rules.rooms`` (left flat, bed exit, common motion, building exit)
-and ``rules.devices`` (sensor offline, low battery).
+The rules themselves: ``rules.rooms`` (situations: outings with their corridor motion and
+building exits, arrivals, bed exit, unexplained common motion; calls vs quiet) and
+``rules.devices`` (sensor offline, low battery).
 """
 
 from __future__ import annotations
@@ -50,14 +52,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.events import Event, EventKind, RoomKind, StatusChange
+from core.events import Event, EventKind, StatusChange
 from core.intents import Intent
 from core.night_window import require_aware
 from rules.devices import DeviceMachine
 from rules.errors import LayoutError, UnknownSite
 from rules.layout import SiteLayout
 from rules.machine import Input, Machine, SiteContext
-from rules.rooms import machine_for_room
+from rules.rooms import SiteMachine
 from rules.settings import RuleBook
 from rules.timeline import DEFAULT_MAX_INPUTS, Timeline
 
@@ -78,21 +80,18 @@ class _Site:
     # "nothing can be due yet" test so each event does not visit every timeline.
     due: datetime | None = None
     forgotten_to: datetime | None = None
-    rooms: dict[str, tuple[RoomKind, Timeline[Machine]]] = field(default_factory=dict)
+    # One timeline for every room of the site: a situation spans rooms (an outing's
+    # corridor motion and building exit are attributed to it), so they share one state.
+    residents: Timeline[Machine] = field(init=False)
     devices: dict[str, Timeline[DeviceMachine]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.residents = Timeline(SiteMachine(), max_inputs=self.max_inputs)
+
     def sync_layout(self) -> None:
-        """Match the timelines to the layout: keep what still fits, start what is new."""
+        """Match the timelines to the layout: keep what still fits, start what is new.
+        The site machine keeps its state; it reads room kinds from the layout as it goes."""
         layout = self.ctx.layout
-        rooms: dict[str, tuple[RoomKind, Timeline[Machine]]] = {}
-        for room, info in layout.rooms.items():
-            kept = self.rooms.get(room)
-            if kept is not None and kept[0] is info.kind:
-                rooms[room] = kept
-            else:
-                rooms[room] = (info.kind, Timeline(machine_for_room(info.kind, room),
-                                                    max_inputs=self.max_inputs))
-        self.rooms = rooms
         if self.watermark is not None:  # device timelines start with the site's clock
             self.devices = {
                 device: self.devices.get(device)
@@ -103,9 +102,7 @@ class _Site:
         self.due = self.earliest()
 
     def timelines(self) -> list[Timeline[Machine] | Timeline[DeviceMachine]]:
-        rooms: list[Timeline[Machine] | Timeline[DeviceMachine]] = [
-            t for _, t in self.rooms.values()
-        ]
+        rooms: list[Timeline[Machine] | Timeline[DeviceMachine]] = [self.residents]
         return rooms + list(self.devices.values())
 
     def earliest(self) -> datetime | None:
@@ -225,7 +222,7 @@ class RulesEngine:
         if isinstance(item, Event) and item.kind is not EventKind.HEARTBEAT:
             # Room machines ignore heartbeats (signs of life, for the device's machine):
             # keeping them out keeps a room's timeline to what happened in the room.
-            touched.insert(0, state.rooms[info.room][1])
+            touched.insert(0, state.residents)
         for timeline in touched:
             intents += timeline.insert(item, state.ctx, state.watermark)
             deadline = timeline.next_deadline()

@@ -1,56 +1,64 @@
-"""Per-room state and the resident rules: left flat, bed exit, common motion, building exit.
+"""The resident rules as situations, not triggers: one site-level machine for all its rooms.
 
-Flat (room kind ``flat``)
-    Excursion (``rules.states.Excursion``), tracked day and night so that a resident who
-    left in the afternoon and returns at 23:00 is seen returning, not leaving:
+A night nurse wants one thing from the board: "go now" when someone needs her, and
+nothing when nobody does. So the rules keep what happens at a site as *situations* — a
+resident's outing, a bed left empty too long, someone up in a common room that no known
+outing explains — and each situation is one alert that grows (its triggers are its
+timeline). A situation starts *quiet* (shown quietly, never sounded) and becomes a *call*
+(``Trigger.call`` / ``Escalate``) only when its allowed time passes or a hard safety limit
+says so. One machine per site (``SiteMachine``), because attributing a corridor's motion
+or a building exit to an outing needs to see every room at once.
 
-    - ``door.open`` from the flat's door sensor while HOME: LEAVE. If the rule
-      ``left_flat`` may alert (night, flat monitored, rule enabled) a Trigger
-      ``left_flat`` at the open time, and an escalation timer at open + N minutes
-      (default 15).
-    - ``door.closed`` while LEAVING: OUT.
-    - Back: the next ``door.open`` while OUT (RETURN_BY_DOOR), or in-flat activity
-      (``bed.enter``, ``bed.exit``, ``motion``, ``presence.on`` from any device of the
-      flat) once the door has closed (SEEN_INSIDE). Being back cancels the escalation;
-      it does not clear the alert (staff resolve it with an outcome).
-    - Not back by open + N: Escalate at that instant. Back at exactly open + N is too
-      late (a timer wins a tie with an event).
-    - Input meaning no transition (``door.open`` while the door is already open, activity
-      while LEAVING, ``door.closed`` while HOME) is ignored.
+Outing (flat door, room kind ``flat``; ``rules.states.Excursion``)
+    - ``door.open`` while HOME at night (flat monitored, ``left_flat`` enabled): the outing
+      starts: Trigger ``left_flat`` (quiet) and a timer at open + N minutes (default 15).
+      A bed timer running is cancelled: out of the flat, the outing's time governs.
+    - Motion in a common room and building-exit openings while an outing is in progress
+      merge into it (the latest started one): Trigger with the outing's episode key. A
+      building exit raises its severity to the ``building_exit`` severity (high); if the
+      site/room setting ``building_exit`` minutes is 0 ("building exits always call", e.g.
+      a dementia or autism site) the outing becomes a call at once; a positive value
+      shortens the allowed time to exit + that many minutes.
+    - Back (``door.open`` while OUT, or in-flat activity once the door closed): if the
+      outing is still quiet, Clear ("returned by itself"); a call stays for staff. If the
+      resident had left the bed, the bed timer is armed again from the return.
+    - Not back at the deadline: Escalate (a call).
 
-    Bed (``rules.states.BedState``): ``bed.exit`` from the bed sensor gets up; if
-    ``bed_exit_not_back`` may alert at the exit time, a timer at exit + N (default 10).
-    Only ``bed.enter`` cancels it: a bed exit followed by leaving the flat still counts as
-    "not back in bed". When the timer fires: Trigger ``bed_exit_not_back`` at exit + N
-    (even if that instant is after the night has ended; the exit was at night).
+Arrival
+    A building-exit opening at night that no outing in progress explains is someone coming
+    in (or going out unseen): its own ``building_exit`` situation, quiet unless building
+    exits always call. If a flat door opens (from HOME) within ``ARRIVAL_WINDOW`` after
+    it, that is the resident coming home: the flat goes HOME through RETURNING (no
+    outing), the flat door merges into the entry's situation, which clears itself.
+    Without that, a door-only flat would read every late homecoming as leaving, and every
+    later outing backwards.
+
+Bed (``rules.states.BedState``)
+    ``bed.exit`` arms a timer at exit + N (default 10) if none is armed, whatever the
+    bed was believed to be: a second ``bed.exit`` without a ``bed.enter`` between (a lost
+    message, or a resident lying on top of the sensor) re-arms it, it never blinds the
+    rule. ``bed.enter`` cancels it. When it fires: Trigger ``bed_exit_not_back``, a call.
 
 Common room (kind ``common``)
-    Motion episode (``rules.states.MotionEpisode``): ``motion``/``presence.on`` at night,
-    rule enabled, while QUIET: START, Trigger ``common_motion``. While ACTIVE every further
-    night ``motion``/``presence.on`` is a merge: a Trigger with the same episode key and its
-    own event key. The episode lasts while activity continues: it EXPIREs (no intent) when
-    no activity came for N minutes (default 10) and no presence sensor of the room is on;
-    a gap shorter than N merges, a gap of N or more starts a new episode. Activity in the
-    day keeps an episode alive but is not announced.
-
-Building exit (kind ``exit``)
-    Each door (``door.open``/``door.closed`` from an ``exit`` or ``door`` device) is
-    OPEN/CLOSED. ``door.open`` at night, rule enabled: Trigger ``building_exit`` (severity
-    high by default). A repeated ``door.open`` while that door is still open in the same
-    night merges into its episode.
+    Night ``motion``/``presence.on`` that no outing or arrival in progress explains (and
+    no staff: ``staff_present`` is the hook for staff presence) is its own quiet
+    ``common_motion`` situation; further motion merges; it ends by itself (Clear) when no
+    activity came for N minutes (default 10) and no presence sensor is on. It is not a
+    call by default: a shared room is not a person in need by itself, no flat reports its
+    resident missing, and the flats' own rules (outing, bed) carry the calls.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Self
 
 from core.events import DeviceKind, Event, EventKind, RoomKind
-from core.intents import Escalate, Intent, Trigger
-from rules.machine import Input, Machine, SiteContext, event_key
-from rules.settings import RuleName
+from core.intents import Clear, Escalate, Intent, Trigger
+from rules.machine import Input, SiteContext, event_key
+from rules.settings import RuleName, Severity
 from rules.states import (
     BED,
     DOOR,
@@ -67,12 +75,17 @@ from rules.states import (
     step,
 )
 
-__all__ = ["CommonMachine", "ExitMachine", "FlatMachine", "machine_for_room"]
+__all__ = ["ARRIVAL_WINDOW", "SiteMachine"]
+
+# How long after a building exit opened a flat door opening is taken as that person
+# arriving home: a walk from the entrance to a flat, not a second person's outing.
+ARRIVAL_WINDOW = timedelta(minutes=3)
 
 _IN_FLAT_ACTIVITY = frozenset(
     {EventKind.BED_ENTER, EventKind.BED_EXIT, EventKind.MOTION, EventKind.PRESENCE_ON}
 )
 _COMMON_ACTIVITY = frozenset({EventKind.MOTION, EventKind.PRESENCE_ON})
+_AWAY = (Excursion.LEAVING, Excursion.OUT)
 
 
 def _minutes(value: int | None, rule: RuleName) -> timedelta:
@@ -81,275 +94,413 @@ def _minutes(value: int | None, rule: RuleName) -> timedelta:
     return timedelta(minutes=value)
 
 
-@dataclass(slots=True)
-class FlatMachine:
+@dataclass(frozen=True, slots=True)
+class _Outing:
+    key: str
     room: str
+    start: datetime
+    escalate_at: datetime | None
+    called: bool = False
+    left_building: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Flat:
     excursion: Excursion = Excursion.HOME
-    left_flat_episode: str | None = None  # the alert raised for the current excursion
-    escalate_at: datetime | None = None
+    outing: _Outing | None = None
     bed: BedState = BedState.IN_BED
     bed_exit: Event | None = None  # the exit whose "not back" timer is armed
     bed_deadline: datetime | None = None
 
-    def clone(self) -> Self:
-        return copy.copy(self)
 
-    def apply(self, item: Input, ctx: SiteContext) -> list[Intent]:
-        if not isinstance(item, Event):
-            return []
-        kind = ctx.device(item.device).kind
-        intents: list[Intent] = []
-        if kind is DeviceKind.DOOR and item.kind is EventKind.DOOR_OPEN:
-            if self.excursion is Excursion.HOME:
-                intents += self._leave(item, ctx)
-            elif self.excursion is Excursion.OUT:
-                self._back(ExcursionMove.RETURN_BY_DOOR)
-        elif kind is DeviceKind.DOOR and item.kind is EventKind.DOOR_CLOSED:
-            if self.excursion in (Excursion.LEAVING, Excursion.RETURNING):
-                self.excursion = step(EXCURSION, self.excursion, ExcursionMove.DOOR_CLOSED)
-        elif item.kind in _IN_FLAT_ACTIVITY and self.excursion in (
-            Excursion.OUT,
-            Excursion.RETURNING,
-        ):
-            self._back(ExcursionMove.SEEN_INSIDE)
-
-        if kind is DeviceKind.BED:
-            if item.kind is EventKind.BED_EXIT and self.bed is BedState.IN_BED:
-                self.bed = step(BED, self.bed, BedMove.GET_UP)
-                setting = ctx.resident_rule(RuleName.BED_EXIT_NOT_BACK, self.room, item.ts)
-                if setting is not None:
-                    self.bed_exit = item
-                    self.bed_deadline = item.ts + _minutes(
-                        setting.minutes, RuleName.BED_EXIT_NOT_BACK
-                    )
-            elif item.kind is EventKind.BED_ENTER and self.bed is BedState.OUT_OF_BED:
-                self.bed = step(BED, self.bed, BedMove.LIE_DOWN)
-                self.bed_exit = None
-                self.bed_deadline = None
-        return intents
-
-    def _leave(self, event: Event, ctx: SiteContext) -> list[Intent]:
-        self.excursion = step(EXCURSION, self.excursion, ExcursionMove.LEAVE)
-        setting = ctx.resident_rule(RuleName.LEFT_FLAT, self.room, event.ts)
-        if setting is None:
-            return []
-        episode = ctx.episode_key(self.room, RuleName.LEFT_FLAT, event.ts)
-        self.left_flat_episode = episode
-        self.escalate_at = event.ts + _minutes(setting.minutes, RuleName.LEFT_FLAT)
-        return [
-            Trigger(
-                site=ctx.site,
-                room=self.room,
-                device=event.device,
-                rule=RuleName.LEFT_FLAT,
-                severity=setting.severity,
-                ts=event.ts,
-                episode_key=episode,
-                event_key=event_key(event),
-                late=False,
-                detail="flat door opened at night",
-            )
-        ]
-
-    def _back(self, move: ExcursionMove) -> None:
-        self.excursion = step(EXCURSION, self.excursion, move)
-        self.left_flat_episode = None
-        self.escalate_at = None
-
-    def next_deadline(self) -> datetime | None:
-        deadlines = [d for d in (self.escalate_at, self.bed_deadline) if d is not None]
-        return min(deadlines, default=None)
-
-    def fire_next(self, ctx: SiteContext) -> list[Intent]:
-        if self.escalate_at is not None and self.escalate_at == self.next_deadline():
-            assert self.left_flat_episode is not None
-            intent: Intent = Escalate(
-                site=ctx.site,
-                room=self.room,
-                rule=RuleName.LEFT_FLAT,
-                episode_key=self.left_flat_episode,
-                ts=self.escalate_at,
-                late=False,
-            )
-            self.escalate_at = None
-            return [intent]
-        if self.bed_deadline is not None:
-            assert self.bed_exit is not None
-            setting = ctx.setting(RuleName.BED_EXIT_NOT_BACK, self.room)
-            exit_event, deadline = self.bed_exit, self.bed_deadline
-            self.bed_exit = None
-            self.bed_deadline = None
-            minutes = round((deadline - exit_event.ts).total_seconds() / 60)
-            return [
-                Trigger(
-                    site=ctx.site,
-                    room=self.room,
-                    device=exit_event.device,
-                    rule=RuleName.BED_EXIT_NOT_BACK,
-                    severity=setting.severity,
-                    ts=deadline,
-                    episode_key=ctx.episode_key(
-                        self.room, RuleName.BED_EXIT_NOT_BACK, exit_event.ts
-                    ),
-                    event_key=event_key(exit_event),
-                    late=False,
-                    detail=f"out of bed and not back within {minutes} min",
-                )
-            ]
-        return []
-
-    def is_open(self, episode_key: str) -> bool:
-        return episode_key == self.left_flat_episode and self.excursion in (
-            Excursion.LEAVING,
-            Excursion.OUT,
-        )
-
-    def redundant(self, before: Input, item: Input, after: Input,
-                  ctx: SiteContext) -> bool:
-        return False  # room timelines get no heartbeats; every input counts
-
-
-@dataclass(slots=True)
-class CommonMachine:
-    room: str
+@dataclass(frozen=True, slots=True)
+class _Common:
     episode: MotionEpisode = MotionEpisode.QUIET
-    episode_key: str | None = None
-    present: frozenset[str] = frozenset()  # presence sensors currently reporting "on"
+    key: str | None = None
+    present: frozenset[str] = frozenset()
     expires_at: datetime | None = None
 
-    def clone(self) -> Self:
-        return copy.copy(self)
 
-    def apply(self, item: Input, ctx: SiteContext) -> list[Intent]:
-        if not isinstance(item, Event):
-            return []
-        if item.kind is EventKind.PRESENCE_OFF:
-            self.present = self.present - {item.device}
-            self._keep_alive(item.ts, ctx)
-            return []
-        if item.kind not in _COMMON_ACTIVITY:
-            return []
-        if item.kind is EventKind.PRESENCE_ON:
-            self.present = self.present | {item.device}
-        setting = ctx.resident_rule(RuleName.COMMON_MOTION, self.room, item.ts)
-        if self.episode is MotionEpisode.QUIET:
-            if setting is None:
-                return []
-            self.episode = step(MOTION, self.episode, MotionMove.START)
-            self.episode_key = ctx.episode_key(self.room, RuleName.COMMON_MOTION, item.ts)
-            detail = "motion in a common room at night"
-        else:
-            detail = "motion continues in a common room"
-        self._keep_alive(item.ts, ctx)
-        if setting is None:
-            return []
-        assert self.episode_key is not None
-        return [
-            Trigger(
-                site=ctx.site,
-                room=self.room,
-                device=item.device,
-                rule=RuleName.COMMON_MOTION,
-                severity=setting.severity,
-                ts=item.ts,
-                episode_key=self.episode_key,
-                event_key=event_key(item),
-                late=False,
-                detail=detail,
-            )
-        ]
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A building-exit opening no outing explained: someone came in, or went out unseen."""
 
-    def _keep_alive(self, ts: datetime, ctx: SiteContext) -> None:
-        if self.episode is not MotionEpisode.ACTIVE:
-            return
-        if self.present:
-            self.expires_at = None
-        else:
-            window = ctx.setting(RuleName.COMMON_MOTION, self.room).minutes
-            self.expires_at = ts + _minutes(window, RuleName.COMMON_MOTION)
+    key: str
+    room: str
+    ts: datetime
+    called: bool
 
-    def next_deadline(self) -> datetime | None:
-        return self.expires_at
 
-    def fire_next(self, ctx: SiteContext) -> list[Intent]:
-        self.episode = step(MOTION, self.episode, MotionMove.EXPIRE)
-        self.episode_key = None
-        self.expires_at = None
-        return []
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """A flat door taken as its resident coming home (it claimed an entry)."""
 
-    def is_open(self, episode_key: str) -> bool:
-        return self.episode is MotionEpisode.ACTIVE and episode_key == self.episode_key
-
-    def redundant(self, before: Input, item: Input, after: Input,
-                  ctx: SiteContext) -> bool:
-        return False  # room timelines get no heartbeats; every input counts
+    room: str
+    door: Event
 
 
 @dataclass(slots=True)
-class ExitMachine:
-    room: str
-    doors: dict[str, DoorState] = field(default_factory=dict)
-    # door device -> (episode key, night it belongs to) while that door is open
-    episodes: dict[str, tuple[str, date | None]] = field(default_factory=dict)
+class SiteMachine:
+    """Every room of one site; values are frozen, so a clone copies three small dicts."""
+
+    flats: dict[str, _Flat] = field(default_factory=dict)
+    commons: dict[str, _Common] = field(default_factory=dict)
+    exit_doors: dict[str, DoorState] = field(default_factory=dict)
+    entries: tuple[_Entry, ...] = ()
+    arrivals: tuple[_Arrival, ...] = ()
 
     def clone(self) -> Self:
-        return type(self)(self.room, dict(self.doors), dict(self.episodes))
+        return type(self)(dict(self.flats), dict(self.commons), dict(self.exit_doors),
+                          self.entries, self.arrivals)
+
+    # -- inputs --------------------------------------------------------------------------
 
     def apply(self, item: Input, ctx: SiteContext) -> list[Intent]:
         if not isinstance(item, Event):
             return []
-        if ctx.device(item.device).kind not in (DeviceKind.EXIT, DeviceKind.DOOR):
-            return []
-        door = self.doors.get(item.device, DoorState.CLOSED)
+        info = ctx.device(item.device)
+        kind = ctx.layout.rooms[info.room].kind
+        # Forget entries nobody claimed in time (inputs come in ts order: deterministic).
+        self.entries = tuple(e for e in self.entries if item.ts - e.ts < ARRIVAL_WINDOW)
+        self.arrivals = tuple(a for a in self.arrivals if item.ts - a.door.ts < ARRIVAL_WINDOW)
+        if kind is RoomKind.FLAT:
+            return self._flat(item, info.room, info.kind, ctx)
+        if kind is RoomKind.COMMON:
+            return self._common(item, info.room, ctx)
+        if info.kind in (DeviceKind.EXIT, DeviceKind.DOOR):
+            return self._exit(item, info.room, ctx)
+        return []
+
+    def staff_present(self, room: str, ts: datetime) -> bool:
+        """Whether staff are known to be in ``room`` at ``ts`` (their motion is no
+        resident's). The hook for staff presence (issue 13 §3); none is known yet."""
+        return False
+
+    # -- flats ---------------------------------------------------------------------------
+
+    def _flat(self, item: Event, room: str, device: DeviceKind,
+              ctx: SiteContext) -> list[Intent]:
+        flat = self.flats.get(room, _Flat())
+        intents: list[Intent] = []
+        if device is DeviceKind.DOOR and item.kind is EventKind.DOOR_OPEN:
+            if flat.excursion is Excursion.HOME:
+                entry = self._claim_entry(item.ts)
+                if entry is not None:
+                    flat = dataclasses.replace(
+                        flat, excursion=step(EXCURSION, flat.excursion, ExcursionMove.ARRIVE))
+                    intents += self._arrived(entry, item, room, ctx)
+                    self.arrivals = (*self.arrivals, _Arrival(room, item))
+                else:
+                    flat, intents = self._leave(flat, item, room, ctx)
+            elif flat.excursion is Excursion.OUT:
+                flat, intents = self._back(flat, item, room, ExcursionMove.RETURN_BY_DOOR, ctx)
+        elif device is DeviceKind.DOOR and item.kind is EventKind.DOOR_CLOSED:
+            if flat.excursion in (Excursion.LEAVING, Excursion.RETURNING):
+                flat = dataclasses.replace(
+                    flat, excursion=step(EXCURSION, flat.excursion, ExcursionMove.DOOR_CLOSED))
+        elif item.kind in _IN_FLAT_ACTIVITY and flat.excursion in (
+            Excursion.OUT, Excursion.RETURNING
+        ):
+            flat, intents = self._back(flat, item, room, ExcursionMove.SEEN_INSIDE, ctx)
+
+        if device is DeviceKind.BED:
+            if item.kind is EventKind.BED_EXIT:
+                if flat.bed is BedState.IN_BED:
+                    flat = dataclasses.replace(flat, bed=step(BED, flat.bed, BedMove.GET_UP))
+                # Evidence, not truth: an exit while the bed is believed empty (the enter
+                # was lost, or the resident lay on top of the sensor) still arms the timer.
+                if flat.bed_deadline is None:
+                    flat = self._arm_bed(flat, item, room, ctx)
+            elif item.kind is EventKind.BED_ENTER:
+                if flat.bed is BedState.OUT_OF_BED:
+                    flat = dataclasses.replace(flat, bed=step(BED, flat.bed, BedMove.LIE_DOWN))
+                flat = dataclasses.replace(flat, bed_exit=None, bed_deadline=None)
+        self.flats[room] = flat
+        return intents
+
+    @staticmethod
+    def _arm_bed(flat: _Flat, exit_event: Event, room: str, ctx: SiteContext) -> _Flat:
+        setting = ctx.resident_rule(RuleName.BED_EXIT_NOT_BACK, room, exit_event.ts)
+        if setting is None:
+            return flat
+        deadline = exit_event.ts + _minutes(setting.minutes, RuleName.BED_EXIT_NOT_BACK)
+        return dataclasses.replace(flat, bed_exit=exit_event, bed_deadline=deadline)
+
+    def _leave(self, flat: _Flat, event: Event, room: str,
+               ctx: SiteContext) -> tuple[_Flat, list[Intent]]:
+        flat = dataclasses.replace(
+            flat, excursion=step(EXCURSION, flat.excursion, ExcursionMove.LEAVE),
+            # Out of the flat: the outing's allowed time governs, not the bed's.
+            bed_exit=None, bed_deadline=None)
+        setting = ctx.resident_rule(RuleName.LEFT_FLAT, room, event.ts)
+        if setting is None:
+            return flat, []
+        key = ctx.episode_key(room, RuleName.LEFT_FLAT, event.ts)
+        outing = _Outing(key, room, event.ts,
+                         event.ts + _minutes(setting.minutes, RuleName.LEFT_FLAT))
+        return dataclasses.replace(flat, outing=outing), [Trigger(
+            site=ctx.site, room=room, device=event.device, rule=RuleName.LEFT_FLAT,
+            severity=setting.severity, ts=event.ts, episode_key=key,
+            event_key=event_key(event), late=False, detail="flat door opened at night")]
+
+    def _back(self, flat: _Flat, event: Event, room: str, move: ExcursionMove,
+              ctx: SiteContext) -> tuple[_Flat, list[Intent]]:
+        intents: list[Intent] = []
+        outing = flat.outing
+        if outing is not None and not outing.called:
+            intents.append(Clear(site=ctx.site, room=room, device=event.device,
+                                 rule=RuleName.LEFT_FLAT, episode_key=outing.key, ts=event.ts))
+        flat = dataclasses.replace(
+            flat, excursion=step(EXCURSION, flat.excursion, move), outing=None)
+        if outing is not None and outing.left_building and self.entries:
+            # Back from outside: the exit opening it came in by was this resident, not
+            # someone arriving for another flat to claim.
+            self.entries = self.entries[1:]
+        if outing is not None and flat.bed is BedState.OUT_OF_BED and flat.bed_deadline is None:
+            # Back in the flat, not (yet) in bed: up at night again, from now.
+            flat = self._arm_bed(flat, event, room, ctx)
+        return flat, intents
+
+    # -- building exits ------------------------------------------------------------------
+
+    def _exit(self, item: Event, room: str, ctx: SiteContext) -> list[Intent]:
+        door = self.exit_doors.get(item.device, DoorState.CLOSED)
         if item.kind is EventKind.DOOR_CLOSED:
             if door is DoorState.OPEN:
-                self.doors[item.device] = step(DOOR, door, DoorMove.CLOSE)
-            self.episodes.pop(item.device, None)
+                self.exit_doors[item.device] = step(DOOR, door, DoorMove.CLOSE)
             return []
         if item.kind is not EventKind.DOOR_OPEN:
             return []
         if door is DoorState.CLOSED:
-            self.doors[item.device] = step(DOOR, door, DoorMove.OPEN)
-        setting = ctx.resident_rule(RuleName.BUILDING_EXIT, self.room, item.ts)
+            self.exit_doors[item.device] = step(DOOR, door, DoorMove.OPEN)
+        setting = ctx.resident_rule(RuleName.BUILDING_EXIT, room, item.ts)
         if setting is None:
             return []
-        night = ctx.layout.night.night_of(item.ts)
-        current = self.episodes.get(item.device)
-        if current is None or current[1] != night:
-            current = (ctx.episode_key(self.room, RuleName.BUILDING_EXIT, item.ts), night)
-            self.episodes[item.device] = current
-        return [
-            Trigger(
-                site=ctx.site,
-                room=self.room,
-                device=item.device,
+        always_calls = setting.minutes == 0
+        outing_room = self._latest_outing()
+        outing = None if outing_room is None else self.flats[outing_room].outing
+        # A flat door "arrival" just before this opening may in truth have been a departure
+        # (the resident went out past this exit): read it again as the outing it may be —
+        # a needless call at worst, never a blind spot. The opening stays a possible
+        # arrival too (below): someone else may have come in.
+        intents = self._reread_arrival(item, setting.severity, always_calls, ctx)
+        if not intents and outing_room is not None and outing is not None:
+            flat = self.flats[outing_room]
+            call = always_calls and not outing.called
+            escalate_at = outing.escalate_at
+            if setting.minutes and escalate_at is not None:
+                escalate_at = min(escalate_at, item.ts + timedelta(minutes=setting.minutes))
+            self.flats[outing_room] = dataclasses.replace(flat, outing=dataclasses.replace(
+                outing, called=outing.called or call, left_building=True,
+                escalate_at=None if outing.called or call else escalate_at))
+            intents.append(Trigger(
+                site=ctx.site, room=outing_room, device=item.device, rule=RuleName.LEFT_FLAT,
+                severity=setting.severity, ts=item.ts, episode_key=outing.key,
+                event_key=event_key(item), late=False,
+                detail="building exit opened during the outing", call=call))
+        last = next((e for e in reversed(self.entries) if e.room == room), None)
+        if last is not None:
+            # The same door again (a group, or a bouncing contact): one situation, but
+            # each opening may be someone arriving.
+            self.entries = (*self.entries, dataclasses.replace(last, ts=item.ts))
+            if not intents:
+                intents.append(Trigger(
+                    site=ctx.site, room=room, device=item.device, rule=RuleName.BUILDING_EXIT,
+                    severity=setting.severity, ts=item.ts, episode_key=last.key,
+                    event_key=event_key(item), late=False, detail="building exit opened again"))
+            return intents
+        key = ctx.episode_key(room, RuleName.BUILDING_EXIT, item.ts)
+        self.entries = (*self.entries, _Entry(key, room, item.ts, always_calls and not intents))
+        if intents:
+            # Explained by the outing, but kept as a possible arrival without an alert of
+            # its own: someone may have come in as the resident went out (a flat door
+            # opening soon claims it; a departure misread so is read again at its exit).
+            return intents
+        return [Trigger(
+            site=ctx.site, room=room, device=item.device, rule=RuleName.BUILDING_EXIT,
+            severity=setting.severity, ts=item.ts, episode_key=key,
+            event_key=event_key(item), late=False, detail="building exit opened at night",
+            call=always_calls)]
+
+    def _reread_arrival(self, item: Event, severity: Severity, always_calls: bool,
+                        ctx: SiteContext) -> list[Intent]:
+        if not self.arrivals:
+            return []
+        arrival = self.arrivals[-1]
+        flat = self.flats.get(arrival.room, _Flat())
+        setting = ctx.resident_rule(RuleName.LEFT_FLAT, arrival.room, arrival.door.ts)
+        if flat.excursion is not Excursion.HOME or setting is None:
+            return []
+        self.arrivals = self.arrivals[:-1]
+        key = ctx.episode_key(arrival.room, RuleName.LEFT_FLAT, arrival.door.ts)
+        escalate_at = arrival.door.ts + _minutes(setting.minutes, RuleName.LEFT_FLAT)
+        outing = _Outing(key, arrival.room, arrival.door.ts,
+                         None if always_calls else escalate_at, called=always_calls,
+                         left_building=True)
+        self.flats[arrival.room] = dataclasses.replace(
+            flat, excursion=step(EXCURSION, flat.excursion, ExcursionMove.LEFT_UNSEEN),
+            outing=outing)
+        return [Trigger(
+            site=ctx.site, room=arrival.room, device=arrival.door.device,
+            # At the door's time: the outing began there (and it is in the past, never
+            # the future, of this exit opening).
+            rule=RuleName.LEFT_FLAT, severity=severity, ts=arrival.door.ts, episode_key=key,
+            event_key=event_key(arrival.door), late=False,
+            detail="flat door opened, then a building exit: left the flat and the building",
+            call=always_calls)]
+
+    def _latest_outing(self) -> str | None:
+        """The flat whose outing in progress started last (ties: the larger room id)."""
+        best: tuple[datetime, str] | None = None
+        for room, flat in self.flats.items():
+            if flat.outing is not None and flat.excursion in _AWAY:
+                candidate = (flat.outing.start, room)
+                if best is None or candidate > best:
+                    best = candidate
+        return None if best is None else best[1]
+
+    def _claim_entry(self, ts: datetime) -> _Entry | None:
+        if not self.entries:
+            return None
+        entry = self.entries[0]  # the earliest arrival walks in first
+        self.entries = self.entries[1:]
+        return entry
+
+    @staticmethod
+    def _arrived(entry: _Entry, door: Event, room: str, ctx: SiteContext) -> list[Intent]:
+        intents: list[Intent] = [Trigger(
+            site=ctx.site, room=entry.room, device=door.device, rule=RuleName.BUILDING_EXIT,
+            severity=ctx.setting(RuleName.BUILDING_EXIT, entry.room).severity, ts=door.ts,
+            episode_key=entry.key, event_key=event_key(door), late=False,
+            detail=f"came home to {room}")]
+        if not entry.called:
+            intents.append(Clear(site=ctx.site, room=entry.room, device=door.device,
+                                 rule=RuleName.BUILDING_EXIT, episode_key=entry.key,
+                                 ts=door.ts))
+        return intents
+
+    # -- common rooms --------------------------------------------------------------------
+
+    def _common(self, item: Event, room: str, ctx: SiteContext) -> list[Intent]:
+        common = self.commons.get(room, _Common())
+        if item.kind is EventKind.PRESENCE_OFF:
+            common = dataclasses.replace(common, present=common.present - {item.device})
+            self.commons[room] = self._keep_alive(common, item.ts, room, ctx)
+            return []
+        if item.kind not in _COMMON_ACTIVITY:
+            return []
+        if item.kind is EventKind.PRESENCE_ON:
+            common = dataclasses.replace(common, present=common.present | {item.device})
+        setting = ctx.resident_rule(RuleName.COMMON_MOTION, room, item.ts)
+        if setting is None or self.staff_present(room, item.ts):
+            self.commons[room] = self._keep_alive(common, item.ts, room, ctx)
+            return []
+        outing_room = self._latest_outing()
+        if outing_room is not None:  # the resident out of their flat, walking through
+            outing = self.flats[outing_room].outing
+            assert outing is not None
+            self.commons[room] = self._keep_alive(common, item.ts, room, ctx)
+            return [Trigger(
+                site=ctx.site, room=outing_room, device=item.device, rule=RuleName.LEFT_FLAT,
+                severity=ctx.setting(RuleName.LEFT_FLAT, outing_room).severity, ts=item.ts,
+                episode_key=outing.key, event_key=event_key(item), late=False,
+                detail=f"motion in {room} during the outing")]
+        if self.entries:  # someone who just came in, on the way to a flat
+            entry = self.entries[-1]
+            self.commons[room] = self._keep_alive(common, item.ts, room, ctx)
+            return [Trigger(
+                site=ctx.site, room=entry.room, device=item.device,
                 rule=RuleName.BUILDING_EXIT,
-                severity=setting.severity,
-                ts=item.ts,
-                episode_key=current[0],
-                event_key=event_key(item),
-                late=False,
-                detail="building exit opened at night",
-            )
-        ]
+                severity=ctx.setting(RuleName.BUILDING_EXIT, entry.room).severity,
+                ts=item.ts, episode_key=entry.key, event_key=event_key(item), late=False,
+                detail=f"motion in {room} after the building exit")]
+        if common.episode is MotionEpisode.QUIET:
+            common = dataclasses.replace(
+                common, episode=step(MOTION, common.episode, MotionMove.START),
+                key=ctx.episode_key(room, RuleName.COMMON_MOTION, item.ts))
+            detail = "motion in a common room at night"
+        else:
+            detail = "motion continues in a common room"
+        common = self._keep_alive(common, item.ts, room, ctx)
+        self.commons[room] = common
+        assert common.key is not None
+        return [Trigger(
+            site=ctx.site, room=room, device=item.device, rule=RuleName.COMMON_MOTION,
+            severity=setting.severity, ts=item.ts, episode_key=common.key,
+            event_key=event_key(item), late=False, detail=detail)]
+
+    @staticmethod
+    def _keep_alive(common: _Common, ts: datetime, room: str, ctx: SiteContext) -> _Common:
+        if common.episode is not MotionEpisode.ACTIVE:
+            return common
+        if common.present:
+            return dataclasses.replace(common, expires_at=None)
+        window = ctx.setting(RuleName.COMMON_MOTION, room).minutes
+        return dataclasses.replace(
+            common, expires_at=ts + _minutes(window, RuleName.COMMON_MOTION))
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _deadlines(self) -> list[tuple[datetime, int, str]]:
+        found: list[tuple[datetime, int, str]] = []
+        for room, flat in self.flats.items():
+            if flat.outing is not None and flat.outing.escalate_at is not None:
+                found.append((flat.outing.escalate_at, 0, room))
+            if flat.bed_deadline is not None:
+                found.append((flat.bed_deadline, 1, room))
+        for room, common in self.commons.items():
+            if common.expires_at is not None:
+                found.append((common.expires_at, 2, room))
+        return found
 
     def next_deadline(self) -> datetime | None:
-        return None
+        return min((d for d, _, _ in self._deadlines()), default=None)
 
     def fire_next(self, ctx: SiteContext) -> list[Intent]:
-        return []
+        deadlines = self._deadlines()
+        if not deadlines:
+            return []
+        deadline, what, room = min(deadlines)
+        if what == 0:
+            flat = self.flats[room]
+            assert flat.outing is not None
+            self.flats[room] = dataclasses.replace(flat, outing=dataclasses.replace(
+                flat.outing, escalate_at=None, called=True))
+            return [Escalate(site=ctx.site, room=room, rule=RuleName.LEFT_FLAT,
+                             episode_key=flat.outing.key, ts=deadline, late=False)]
+        if what == 1:
+            flat = self.flats[room]
+            exit_event = flat.bed_exit
+            assert exit_event is not None
+            self.flats[room] = dataclasses.replace(flat, bed_exit=None, bed_deadline=None)
+            setting = ctx.setting(RuleName.BED_EXIT_NOT_BACK, room)
+            minutes = round((deadline - exit_event.ts).total_seconds() / 60)
+            return [Trigger(
+                site=ctx.site, room=room, device=exit_event.device,
+                rule=RuleName.BED_EXIT_NOT_BACK, severity=setting.severity, ts=deadline,
+                episode_key=ctx.episode_key(room, RuleName.BED_EXIT_NOT_BACK, exit_event.ts),
+                event_key=event_key(exit_event), late=False,
+                detail=f"out of bed and not back within {minutes} min", call=True)]
+        common = self.commons[room]
+        key = common.key
+        self.commons[room] = dataclasses.replace(
+            common, episode=step(MOTION, common.episode, MotionMove.EXPIRE), key=None,
+            expires_at=None)
+        if key is None:
+            return []
+        # No device ended it (quiet came); the store clears a resident situation by key.
+        return [Clear(site=ctx.site, room=room, device=room, rule=RuleName.COMMON_MOTION,
+                      episode_key=key, ts=deadline)]
 
     def is_open(self, episode_key: str) -> bool:
-        return any(key == episode_key for key, _ in self.episodes.values())
+        for flat in self.flats.values():
+            if flat.outing is not None and flat.outing.key == episode_key:
+                return flat.excursion in _AWAY
+        if any(entry.key == episode_key for entry in self.entries):
+            return True
+        return any(c.episode is MotionEpisode.ACTIVE and c.key == episode_key
+                   for c in self.commons.values())
 
     def redundant(self, before: Input, item: Input, after: Input,
                   ctx: SiteContext) -> bool:
-        return False  # room timelines get no heartbeats; every input counts
-
-
-def machine_for_room(kind: RoomKind, room: str) -> Machine:
-    if kind is RoomKind.FLAT:
-        return FlatMachine(room)
-    if kind is RoomKind.COMMON:
-        return CommonMachine(room)
-    return ExitMachine(room)
+        return False  # the site's room timeline gets no heartbeats; every input counts

@@ -9,7 +9,10 @@ rule              severity   minutes     meaning of minutes
 left_flat         normal     15          escalate if not back within this many minutes
 bed_exit_not_back normal     10          alert if not back in bed within this many
 common_motion     normal     10          motion gaps shorter than this merge
-building_exit     high       (unused)
+building_exit     high       None        out of the building: an outing becomes a call
+                                         after this many minutes; 0 = at once (building
+                                         exits always call, e.g. dementia or autism
+                                         sites); None = the flat's left_flat minutes
 sensor_offline    normal     None        silence allowed; None means 2x the device's
                                          heartbeat interval
 low_battery       notice     (unused)    below 15 % raises, 20 % or more re-arms
@@ -86,9 +89,12 @@ def _checked(overrides: Mapping[RuleName, RuleOverride] | Mapping[str, RuleOverr
         except ValueError:
             known = ", ".join(r.value for r in RuleName)
             raise LayoutError(f"unknown rule {name!r} in {where}; known rules: {known}") from None
-        if override.minutes is not None and override.minutes <= 0:
+        # 0 means "at once", which only a building exit can mean (exits always call).
+        lowest = 0 if rule is RuleName.BUILDING_EXIT else 1
+        if override.minutes is not None and override.minutes < lowest:
             raise LayoutError(
-                f"rule {rule} in {where} has minutes={override.minutes}; give a positive number"
+                f"rule {rule} in {where} has minutes={override.minutes}; give a number of "
+                f"at least {lowest}"
             )
         checked[rule] = override
     return MappingProxyType(checked)

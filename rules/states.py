@@ -67,10 +67,14 @@ class ExcursionMove(StrEnum):
     DOOR_CLOSED = "door_closed"
     RETURN_BY_DOOR = "return_by_door"
     SEEN_INSIDE = "seen_inside"
+    ARRIVE = "arrive"  # the door opened from outside: someone came in from a building exit
+    LEFT_UNSEEN = "left_unseen"  # that "arrival" was a departure: a building exit followed
 
 
 EXCURSION: Mapping[tuple[Excursion, ExcursionMove], Excursion] = {
     (Excursion.HOME, ExcursionMove.LEAVE): Excursion.LEAVING,
+    (Excursion.HOME, ExcursionMove.ARRIVE): Excursion.RETURNING,
+    (Excursion.HOME, ExcursionMove.LEFT_UNSEEN): Excursion.OUT,
     (Excursion.LEAVING, ExcursionMove.DOOR_CLOSED): Excursion.OUT,
     (Excursion.OUT, ExcursionMove.RETURN_BY_DOOR): Excursion.RETURNING,
     (Excursion.OUT, ExcursionMove.SEEN_INSIDE): Excursion.HOME,

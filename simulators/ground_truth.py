@@ -33,6 +33,7 @@ __all__ = [
     "SiteScore",
     "answers",
     "call_time",
+    "relates",
     "score",
 ]
 
@@ -122,12 +123,24 @@ class Episode:
 
 @dataclass(frozen=True, slots=True)
 class AlertRecord:
-    """An alert as the rules engine raised it; ``ts`` is its first trigger (event time)."""
+    """An alert as the rules engine raised it; ``ts`` is its first trigger (event time),
+    ``called_at`` when it became a call to go (None: it stayed a quiet situation)."""
 
     site: str
     room: str
     rule: str
     ts: datetime
+    called_at: datetime | None = None
+
+    @property
+    def call_ts(self) -> datetime | None:
+        """When night staff were called to go (event time), None for a quiet alert: the
+        instant detection delay counts to (call time - need onset)."""
+        return self.called_at
+
+    @property
+    def is_call(self) -> bool:
+        return self.called_at is not None
 
 
 @dataclass
@@ -176,9 +189,11 @@ class SiteScore:
     needed: int                 # episodes that truly needed staff
     caught: int                 # of those, matched by an alert of an expected rule
     resident_alerts: int        # alerts of the resident rules (all but sensor/battery)
-    needless: int               # resident alerts that matched no needed-help episode
+    needless: int               # resident calls that answered no needed-help episode
     device_alerts: int          # sensor_offline and low_battery, counted apart
     missed: tuple[Episode, ...] = ()
+    calls: int = 0              # resident alerts that became calls to go
+    quiet: int = 0              # resident alerts that stayed quiet situations
 
     @property
     def recall(self) -> float | None:
@@ -225,7 +240,10 @@ def score(truth: GroundTruth, alerts: Sequence[AlertRecord], *,
     An alert matches an episode when its rule and room are among the episode's expected
     alerts and its first trigger lies within the episode's span widened by ``tolerance``
     (clock skew and delayed deliveries). One alert may answer several episodes (two
-    residents through the same exit); an episode is caught by any one matching alert.
+    residents through the same exit); an episode is caught by any one matching alert
+    that became a *call* no later than the episode's end plus ``tolerance``: a quiet
+    alert is not a catch. ``needless`` counts resident alerts that became calls and
+    answered no needed-help episode; quiet ones are counted apart (``quiet``).
     """
     needed_by_site: dict[str, list[Episode]] = defaultdict(list)
     for episode in truth.needing_help():
@@ -238,49 +256,58 @@ def score(truth: GroundTruth, alerts: Sequence[AlertRecord], *,
     for site in sorted(set(truth.nights) | set(needed_by_site) | set(alerts_by_site)):
         episodes = needed_by_site.get(site, [])
         caught: set[int] = set()
-        resident_alerts = needless = device_alerts = 0
+        resident_alerts = needless = device_alerts = calls = 0
         for alert in alerts_by_site.get(site, []):
             if alert.rule in DEVICE_RULES:
                 device_alerts += 1
                 continue
             resident_alerts += 1
-            matched = [i for i, episode in enumerate(episodes)
-                       if _matches(alert, episode, tolerance)]
-            caught.update(matched)
-            if not matched:
+            if call_time(alert) is None:
+                continue
+            calls += 1
+            caught.update(i for i, episode in enumerate(episodes)
+                          if answers(alert, episode, tolerance))
+            if not any(_matches(alert, episode, tolerance) for episode in episodes):
                 needless += 1
         sites[site] = SiteScore(
             site=site, nights=len(truth.nights.get(site, [])), needed=len(episodes),
             caught=len(caught), resident_alerts=resident_alerts, needless=needless,
             device_alerts=device_alerts,
-            missed=tuple(e for i, e in enumerate(episodes) if i not in caught))
+            missed=tuple(e for i, e in enumerate(episodes) if i not in caught),
+            calls=calls, quiet=resident_alerts - calls)
     return Score(sites=sites)
 
 
-def call_time(alert: AlertRecord) -> datetime:
-    """When an alert asked staff to go: the one place scoring reads an alert's time.
-
-    Today an alert calls at its first trigger; where alerts gain a separate call time
-    (quiet alerts that only call when they escalate), switch it here and every delay,
-    recall window and needless count follows.
-    """
-    return alert.ts
+def call_time(alert: AlertRecord) -> datetime | None:
+    """When an alert asked staff to go (event time), None for a quiet alert: the one place
+    scoring reads an alert's call. Detection delay counts to it, recall needs it."""
+    return alert.call_ts
 
 
 def _matches(alert: AlertRecord, episode: Episode, tolerance: timedelta) -> bool:
-    return answers(alert, episode, tolerance)
+    return relates(alert, episode, tolerance)
 
 
-def answers(alert: AlertRecord, episode: Episode,
+def relates(alert: AlertRecord, episode: Episode,
             tolerance: timedelta = MATCH_TOLERANCE) -> bool:
-    """True when ``alert`` answers ``episode``: an expected rule and room, called during it."""
+    """True when ``alert`` is about ``episode``: an expected rule and room, and its situation
+    began (first trigger) within the episode's span widened by ``tolerance``."""
     try:
         rule = RuleName(alert.rule)
     except ValueError:
         return False  # a rule this scorer does not know answers no episode
     if ExpectedAlert(rule, alert.room) not in episode.expected:
         return False
-    return episode.start - tolerance <= call_time(alert) <= episode.end + tolerance
+    return episode.start - tolerance <= alert.ts <= episode.end + tolerance
+
+
+def answers(alert: AlertRecord, episode: Episode,
+            tolerance: timedelta = MATCH_TOLERANCE) -> bool:
+    """True when ``alert`` caught ``episode``: it is about it and it called staff no later
+    than the episode's end plus ``tolerance`` (a quiet alert catches nothing)."""
+    call = call_time(alert)
+    return (call is not None and call <= episode.end + tolerance
+            and relates(alert, episode, tolerance))
 
 
 def _iso(moment: datetime) -> str:

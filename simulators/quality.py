@@ -29,6 +29,7 @@ from simulators.ground_truth import (
     NeedKind,
     answers,
     call_time,
+    relates,
 )
 
 __all__ = ["DelayStats", "NeedQuality", "Quality", "SiteQuality", "delay_stats", "quality"]
@@ -162,14 +163,16 @@ def quality(truth: GroundTruth, alerts: Sequence[AlertRecord]) -> Quality:
         resident_alerts = by_site.get(site, [])
         answered: set[int] = set()
         needs: list[NeedQuality] = []
+        calls = [alert for alert in resident_alerts if call_time(alert) is not None]
         for episode in needed.get(site, []):
-            hits = [i for i, alert in enumerate(resident_alerts) if answers(alert, episode)]
-            answered.update(hits)
+            hits = [i for i, alert in enumerate(calls) if answers(alert, episode)]
+            answered.update(i for i, alert in enumerate(calls) if relates(alert, episode))
             needs.append(NeedQuality(episode=episode, alerts=len(hits),
-                                     delay=_delay(episode, [resident_alerts[i] for i in hits])))
+                                     delay=_delay(episode, [calls[i] for i in hits])))
+        # Needless: calls about no needed-help episode (quiet situations called nobody).
         sites[site] = SiteQuality(
             site=site, nights=len(truth.nights.get(site, [])), needs=tuple(needs),
-            needless=len(resident_alerts) - len(answered))
+            needless=len(calls) - len(answered))
     return Quality(sites=sites)
 
 
@@ -178,7 +181,8 @@ def _delay(episode: Episode, hits: Sequence[AlertRecord]) -> timedelta | None:
     if not hits:
         return None
     onset = episode.need_onset or episode.start
-    return max(timedelta(0), min(call_time(alert) for alert in hits) - onset)
+    first_call = min(call for call in map(call_time, hits) if call is not None)
+    return max(timedelta(0), first_call - onset)
 
 
 def _round(value: float | None) -> float | None:

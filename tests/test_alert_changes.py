@@ -35,6 +35,7 @@ ALERT = AlertSnapshot(
     id=41, site="solsikken", room="f12", room_label="Lejlighed 12", room_kind=RoomKind.FLAT,
     device="f12-door", rule=RuleName.LEFT_FLAT, severity=Severity.NORMAL,
     status=AlertStatus.OPEN, escalated=False, escalated_at=None, reannounced_at=None,
+    called_at=None,
     late=False, count=1, first_ts=RAISED_AT, last_ts=RAISED_AT, raised_at=RAISED_AT,
     detail="left the flat at night", acknowledged_by=None, acknowledged_at=None,
     resolved_by=None, resolved_at=None, outcome=None, outcome_note=None, seq=1007)

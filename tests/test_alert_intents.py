@@ -3,12 +3,13 @@ time on every escalated alert."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from core.alerts import RuleName, Severity
-from core.intents import Trigger
+from core.intents import Clear, Trigger
 from core.settings import StackInfo
 from ingest.alert_intents import UNACKED_AFTER, apply_intents, reannounce_unacknowledged
 
@@ -16,10 +17,11 @@ NIGHT = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
 
 def trigger(site: str, rule: RuleName, key: str, ts: datetime, room: str = "f1",
-            device: str = "f1-door") -> Trigger:
-    return Trigger(site=site, room=room, device=device, rule=rule, severity=Severity.NORMAL,
+            device: str = "f1-door", call: bool = False,
+            severity: Severity = Severity.NORMAL) -> Trigger:
+    return Trigger(site=site, room=room, device=device, rule=rule, severity=severity,
                    ts=ts, episode_key=f"{site}/{room}/{rule}/{device}/{key}",
-                   event_key=f"{device}/{key}", late=False, detail="test")
+                   event_key=f"{device}/{key}", late=False, detail="test", call=call)
 
 
 def open_alerts(db: psycopg.Connection, site: str, rule: RuleName) -> list[tuple[int, int]]:
@@ -59,7 +61,7 @@ def test_a_resident_alert_of_a_new_episode_is_not_merged_into_the_open_one(
 def test_an_unacknowledged_alert_re_announced_is_escalated_with_its_time(
         site: str, migrated: StackInfo) -> None:
     with psycopg.connect(migrated.database_url) as conn:
-        apply_intents(conn, [trigger(site, RuleName.LEFT_FLAT, "a", NIGHT)])
+        apply_intents(conn, [trigger(site, RuleName.LEFT_FLAT, "a", NIGHT, call=True)])
         conn.commit()
         now = NIGHT + UNACKED_AFTER + timedelta(seconds=1)
         assert reannounce_unacknowledged(conn, [(site, now)]) == 1
@@ -91,3 +93,60 @@ def test_a_run_of_merges_into_one_episode_is_one_change_and_counts_each_trigger_
             "SELECT c.change FROM alert_changes c JOIN alerts a ON a.id = c.alert_id "
             "WHERE a.episode_key = %s ORDER BY c.seq", (episode,)).fetchall()
         assert [c for (c,) in changes] == ["raised", "merged", "merged"]
+
+
+def test_a_quiet_situation_is_never_reannounced_but_a_call_is_from_its_call_time(
+        site: str, migrated: StackInfo) -> None:
+    with psycopg.connect(migrated.database_url) as conn:
+        apply_intents(conn, [trigger(site, RuleName.LEFT_FLAT, "a", NIGHT)])
+        conn.commit()
+        later = NIGHT + timedelta(minutes=10)
+        assert reannounce_unacknowledged(conn, [(site, later)]) == 0
+        # The outing passes a building exit where exits always call: a call, and louder.
+        exit_trigger = replace(trigger(site, RuleName.LEFT_FLAT, "a", later, call=True,
+                                       severity=Severity.HIGH), event_key="exit/a")
+        assert apply_intents(conn, [exit_trigger]) == 1
+        conn.commit()
+        row = conn.execute("SELECT called_at, severity FROM alerts WHERE site = %s",
+                           (site,)).fetchone()
+        assert row == (later, "high")
+        assert reannounce_unacknowledged(conn, [(site, later + timedelta(minutes=2))]) == 0
+        assert reannounce_unacknowledged(
+            conn, [(site, later + UNACKED_AFTER + timedelta(seconds=1))]) == 1
+        conn.commit()
+        changes = [r[0] for r in conn.execute(
+            "SELECT c.change FROM alert_changes c JOIN alerts a ON a.id = c.alert_id "
+            "WHERE a.site = %s ORDER BY c.seq", (site,))]
+    assert changes == ["raised", "escalated", "reannounced"]
+
+
+def test_a_quiet_situation_that_ended_by_itself_is_cleared_but_a_call_stays(
+        site: str, migrated: StackInfo) -> None:
+    with psycopg.connect(migrated.database_url) as conn:
+        quiet = trigger(site, RuleName.LEFT_FLAT, "q", NIGHT)
+        called = trigger(site, RuleName.LEFT_FLAT, "c", NIGHT, room="f2", device="f2-door",
+                         call=True)
+        apply_intents(conn, [quiet, called])
+        apply_intents(conn, [Clear(site, r.room, r.device, r.rule, r.episode_key,
+                                   NIGHT + timedelta(minutes=5)) for r in (quiet, called)])
+        conn.commit()
+        rows = conn.execute("SELECT room, status, outcome FROM alerts WHERE site = %s "
+                            "ORDER BY room", (site,)).fetchall()
+    assert rows == [("f1", "resolved", "cleared_automatically"), ("f2", "open", None)]
+
+
+def test_a_call_inside_a_run_of_merges_is_not_swallowed_by_the_batch(
+        site: str, migrated: StackInfo) -> None:
+    """The batched merge only counts; a merge that raises the severity or makes a call
+    (the outing passed an exit that always calls) must still do so in the same batch."""
+    plain = [replace(trigger(site, RuleName.LEFT_FLAT, "a", NIGHT + timedelta(seconds=n)),
+                     event_key=f"corridor/{n}") for n in range(1, 4)]
+    exit_trigger = replace(trigger(site, RuleName.LEFT_FLAT, "a", NIGHT + timedelta(minutes=2),
+                                   call=True, severity=Severity.HIGH), event_key="exit/a")
+    with psycopg.connect(migrated.database_url) as conn:
+        apply_intents(conn, [trigger(site, RuleName.LEFT_FLAT, "a", NIGHT), *plain,
+                             exit_trigger, *plain])
+        conn.commit()
+        row = conn.execute("SELECT called_at, severity, count FROM alerts WHERE site = %s",
+                           (site,)).fetchone()
+    assert row == (NIGHT + timedelta(minutes=2), "high", 5)

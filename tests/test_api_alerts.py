@@ -141,6 +141,20 @@ def test_admin_rule_change_is_stored_and_audited(http, make_user, site, headers_
                       "'rules.set'", (admin.username,)).fetchone()[0] == 1
 
 
+def test_building_exits_always_call_is_minutes_zero_and_only_for_building_exit(
+        http, make_user, site, headers_for, db) -> None:
+    admin = headers_for(make_user("admin"))
+    refused = http.put(f"/api/v1/sites/{site}/rules", headers=admin,
+                       json={"rule": "left_flat", "minutes": 0})
+    assert refused.status_code == 422
+    assert "only for building_exit" in refused.text
+    always = http.put(f"/api/v1/sites/{site}/rules", headers=admin,
+                      json={"rule": "building_exit", "minutes": 0})
+    assert always.status_code == 200, always.text
+    assert db.execute("SELECT rule, minutes FROM rule_settings WHERE site = %s",
+                      (site,)).fetchall() == [("building_exit", 0)]
+
+
 def test_staff_cannot_use_admin_endpoints(http, make_user, site, headers_for) -> None:
     response = http.put(f"/api/v1/sites/{site}/rules",
                         headers=headers_for(make_user("staff", site)),

@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
 from core.events import DeviceKind, RoomKind
 from core.settings import StackInfo, get_settings
+from ingest.rule_settings import upsert_rule_setting
 from tests.support.api import Account
 from tests.support.board import PIPELINE_AVAILABLE, ApiProcess, cues, open_board
 from tests.support.devices import DeviceClient, event_payload
@@ -45,7 +47,11 @@ def night_site(migrated: StackInfo) -> str:
 def test_event_published_over_mqtt_appears_on_open_board_with_sound_cue(
         night_site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], raise_alert: Callable[..., int],
-        add_device: Callable[..., tuple[str, str]], stack: StackInfo) -> None:
+        add_device: Callable[..., tuple[str, str]], stack: StackInfo,
+        db: psycopg.Connection) -> None:
+    # Building exits always call at this site (a dementia/autism site's hard safety limit).
+    with db.transaction():
+        upsert_rule_setting(db, night_site, None, "building_exit", None, 0, None, "test")
     server = api_process(night_site, pipeline=PIPELINE_AVAILABLE)
     page = open_board(open_page(), server, make_user("staff", night_site))
     page.click("#sound-enable")
@@ -53,14 +59,20 @@ def test_event_published_over_mqtt_appears_on_open_board_with_sound_cue(
     expect(page.locator("#quiet")).to_be_visible()
 
     if PIPELINE_AVAILABLE:
-        username, password = add_device(night_site, "door-f1", room="f1", kind=DeviceKind.DOOR)
-        device = DeviceClient(stack.mqtt_host, stack.mqtt_port, username, password)
-        try:
-            started = time.monotonic()
-            device.publish_many([(f"nattero/v1/{night_site}/door-f1/events",
-                                  event_payload("door.open"))])
-        finally:
-            device.close()
+        door = add_device(night_site, "door-f1", room="f1", kind=DeviceKind.DOOR)
+        exit_door = add_device(night_site, "exit-1", room="exit", kind=DeviceKind.EXIT)
+        publish(stack, night_site, door, "door-f1", "door.open")
+        # An outing within its allowed time: a quiet situation, shown quietly, no sound.
+        quiet = page.locator("#situation-list li[data-room='f1']")
+        expect(quiet).to_be_visible(timeout=2000)
+        expect(quiet.locator(".alert-what")).to_contain_text("Har forladt lejligheden")
+        expect(page.locator("#situations h3")).to_have_text("Stille situationer")
+        expect(page.locator(f".tiles[data-site='{night_site}'] li[data-room='f1']")
+               ).to_have_attribute("data-state", "out", timeout=2000)
+        assert cues(page) == []
+        expect(page.locator("#quiet")).to_be_visible()  # no call: nobody has to go
+        started = time.monotonic()
+        publish(stack, night_site, exit_door, "exit-1", "door.open")  # out of the building
     else:
         started = time.monotonic()
         raise_alert(night_site, "f1", "left_flat", "normal")
@@ -68,17 +80,41 @@ def test_event_published_over_mqtt_appears_on_open_board_with_sound_cue(
     card = alert_card(page, room="f1")
     expect(card).to_be_visible(timeout=2000)
     assert time.monotonic() - started < 2.5
+    expect(page.locator("#situation-list li[data-room='f1']")).to_have_count(0)
     expect(card.locator(".alert-room")).to_have_text("Lejlighed 1")
     expect(card.locator(".alert-what")).to_contain_text("Har forladt lejligheden")
     expect(card.locator(".act-ack")).to_have_text("Jeg tager den")
     expect(page.locator("#quiet")).to_be_hidden()
     page.wait_for_function("window.__natteroCues.length > 0", timeout=2000)
     cue = cues(page)[-1]
-    assert cue["kind"] == "new" and cue["room"] == "f1" and cue["rule"] == "left_flat"
+    assert cue["room"] == "f1" and cue["rule"] == "left_flat"
+    assert cue["kind"] == ("escalated" if PIPELINE_AVAILABLE else "new")
     assert cue["audible"] is True, "sound was enabled, so the cue must have been played"
     # The floor view marks the room as the one needing attention.
     expect(page.locator(f".tiles[data-site='{night_site}'] li[data-room='f1']")).to_have_attribute(
         "data-state", "alert", timeout=2000)
+
+
+def test_quiet_situation_is_listed_quietly_and_never_sounded(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
+    server = api_process()
+    page = open_board(open_page(), server, make_user("staff", site))
+    page.click("#sound-enable")
+    quiet_id = raise_alert(site, "lounge", "common_motion", "normal", call=False)
+    expect(page.locator(f"#situation-list li[data-id='{quiet_id}']")).to_be_visible(timeout=2000)
+    expect(alert_card(page, quiet_id)).to_have_count(0)
+    call_id = raise_alert(site, "f1", "left_flat", "normal")
+    expect(alert_card(page, call_id)).to_be_visible(timeout=2000)
+    assert [c["alert"] for c in cues(page)] == [call_id]
+
+
+def publish(stack: StackInfo, site: str, creds: tuple[str, str], device: str, kind: str) -> None:
+    client = DeviceClient(stack.mqtt_host, stack.mqtt_port, *creds)
+    try:
+        client.publish_many([(f"nattero/v1/{site}/{device}/events", event_payload(kind))])
+    finally:
+        client.close()
 
 
 def test_acknowledge_on_one_board_shows_on_the_other_within_two_seconds(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.events import DeviceKind, Event, EventKind, Presence, RoomKind, StatusChange
+from core.intents import identity
 from rules import (
     BasisKind,
     Clear,
@@ -134,9 +135,12 @@ def test_resident_not_back_within_15_minutes_is_escalated_on_the_clock_alone() -
                                     night(2, 25), False)]
 
 
-def test_resident_back_through_the_door_within_grace_is_not_escalated() -> None:
-    intents = feed(engine(), leave_and_return(night(2, 10), night(2, 20)), until=night(4, 0))
-    assert [type(i) for i in of(intents, RuleName.LEFT_FLAT)] == [Trigger]
+def test_resident_back_through_the_door_within_grace_closes_itself_without_a_call() -> None:
+    intents = of(feed(engine(), leave_and_return(night(2, 10), night(2, 20)),
+                      until=night(4, 0)), RuleName.LEFT_FLAT)
+    assert [type(i) for i in intents] == [Trigger, Clear]
+    assert not any(isinstance(i, Trigger) and i.call for i in intents)
+    assert intents[1].ts == night(2, 20)  # returned by itself, when the door opened
 
 
 def test_motion_in_the_flat_after_the_door_closed_counts_as_back() -> None:
@@ -144,7 +148,7 @@ def test_motion_in_the_flat_after_the_door_closed_counts_as_back() -> None:
               ev("door-1", night(2, 10, 20), EventKind.DOOR_CLOSED),
               ev("pir-1", night(2, 12), EventKind.MOTION)]
     intents = feed(engine(), events, until=night(4, 0))
-    assert [type(i) for i in of(intents, RuleName.LEFT_FLAT)] == [Trigger]
+    assert [type(i) for i in of(intents, RuleName.LEFT_FLAT)] == [Trigger, Clear]
 
 
 def test_back_at_exactly_15_minutes_is_too_late() -> None:
@@ -197,7 +201,8 @@ def test_decision_basis_monitors_only_within_its_validity_dates() -> None:
     before = of(feed(eng, leave_and_return(night(23, 30), night(23, 40))), RuleName.LEFT_FLAT)
     inside = of(feed(eng, leave_and_return(night(0, 30), night(0, 40))), RuleName.LEFT_FLAT)
     assert before == []  # 23 November: not yet covered
-    assert [i.ts for i in inside] == [night(0, 30)]  # 24 November: covered
+    # 24 November: covered (the outing, then "returned by itself")
+    assert [(type(i), i.ts) for i in inside] == [(Trigger, night(0, 30)), (Clear, night(0, 40))]
 
 
 def test_decision_without_reference_is_refused() -> None:
@@ -221,11 +226,14 @@ def test_back_in_bed_within_10_minutes_raises_nothing() -> None:
     assert of(feed(engine(), events, until=night(4)), RuleName.BED_EXIT_NOT_BACK) == []
 
 
-def test_bed_exit_then_leaving_the_flat_still_counts_as_not_back_in_bed() -> None:
+def test_bed_exit_then_a_short_outing_hands_over_and_rearms_the_bed_timer_on_return() -> None:
+    # Out of the flat the outing's allowed time governs; back in the flat and still not in
+    # bed, the bed's allowed time runs again from the return.
     events = [ev("bed-1", night(3, 0), EventKind.BED_EXIT),
               *leave_and_return(night(3, 2), night(3, 5))]
     intents = feed(engine(), events, until=night(4))
-    assert [i.ts for i in of(intents, RuleName.BED_EXIT_NOT_BACK)] == [night(3, 10)]
+    assert [i.ts for i in of(intents, RuleName.BED_EXIT_NOT_BACK)] == [night(3, 15)]
+    assert [type(i) for i in of(intents, RuleName.LEFT_FLAT)] == [Trigger, Clear]
 
 
 def test_bed_exit_in_daytime_or_switched_off_raises_nothing() -> None:
@@ -455,10 +463,11 @@ def test_late_bed_enter_arriving_before_the_exit_prevents_the_alert() -> None:
 def test_late_common_motion_of_a_finished_episode_is_marked_late() -> None:
     eng = engine()
     eng.advance(SITE, night(2, 0))
-    [alert] = of(eng.process(ev("pir-lounge", night(1, 0), EventKind.MOTION)),
+    intents = of(eng.process(ev("pir-lounge", night(1, 0), EventKind.MOTION)),
                  RuleName.COMMON_MOTION)
-    assert isinstance(alert, Trigger)
+    [alert] = [i for i in intents if isinstance(i, Trigger)]
     assert alert.late
+    assert [i.ts for i in intents if isinstance(i, Clear)] == [night(1, 10)]  # ended by itself
 
 
 def test_slightly_delayed_event_with_deadline_ahead_is_not_late() -> None:
@@ -552,5 +561,166 @@ def test_device_added_by_a_layout_update_is_watched_from_then_on() -> None:
 def test_rule_book_refuses_unknown_rules_and_non_positive_minutes() -> None:
     with pytest.raises(ValueError, match="unknown rule 'snoring'"):
         RuleBook(site={"snoring": RuleOverride()})  # type: ignore[dict-item]
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="at least 1"):
         RuleBook(rooms={"flat-1": {RuleName.LEFT_FLAT: RuleOverride(minutes=0)}})
+
+
+# -- situations: calls vs quiet (issue 13) ------------------------------------------------
+
+
+def smoke_break(out_at: datetime, minutes: int) -> list[Event]:
+    """Flat 1's resident goes out through the lounge and the main exit, and comes back."""
+    back = out_at + timedelta(minutes=minutes)
+    return [ev("door-1", out_at, EventKind.DOOR_OPEN),
+            ev("door-1", out_at + timedelta(seconds=5), EventKind.DOOR_CLOSED),
+            ev("pir-lounge", out_at + timedelta(seconds=40), EventKind.MOTION),
+            ev("exit-1", out_at + timedelta(seconds=80), EventKind.DOOR_OPEN),
+            ev("exit-1", out_at + timedelta(seconds=85), EventKind.DOOR_CLOSED),
+            ev("exit-1", back - timedelta(seconds=80), EventKind.DOOR_OPEN),
+            ev("exit-1", back - timedelta(seconds=75), EventKind.DOOR_CLOSED),
+            ev("pir-lounge", back - timedelta(seconds=40), EventKind.MOTION),
+            ev("door-1", back, EventKind.DOOR_OPEN),
+            ev("door-1", back + timedelta(seconds=5), EventKind.DOOR_CLOSED)]
+
+
+def resident(intents: Iterable[Intent]) -> list[Intent]:
+    return [i for i in intents if i.rule not in (RuleName.SENSOR_OFFLINE, RuleName.LOW_BATTERY)]
+
+
+def calls(intents: Iterable[Intent]) -> list[Intent]:
+    return [i for i in intents if isinstance(i, Escalate) or (isinstance(i, Trigger) and i.call)]
+
+
+def test_smoke_break_back_in_time_is_one_quiet_situation_that_closes_itself() -> None:
+    intents = resident(feed(engine(), smoke_break(night(1, 0), 8), until=night(4)))
+    outing = f"{SITE}/flat-1/left_flat/{night(1, 0).isoformat()}"
+    assert {i.episode_key for i in intents} == {outing}  # motion and exits merged into it
+    assert [type(i) for i in intents] == [Trigger] * 5 + [Clear]
+    assert calls(intents) == []
+    exits = [i for i in intents if isinstance(i, Trigger) and i.device == "exit-1"]
+    assert {i.severity for i in exits} == {Severity.HIGH}  # severity up: building left
+
+
+def test_smoke_break_where_building_exits_always_call_is_a_call_at_once() -> None:
+    always = RuleBook(site={RuleName.BUILDING_EXIT: RuleOverride(minutes=0)})
+    intents = resident(feed(engine(always), smoke_break(night(1, 0), 8), until=night(4)))
+    [call] = calls(intents)
+    assert (call.ts, call.rule, call.room) == (night(1, 1, 20), RuleName.LEFT_FLAT, "flat-1")
+    assert not any(isinstance(i, Clear) for i in intents)  # a call stays for staff
+    assert not any(isinstance(i, Escalate) for i in intents)
+
+
+def test_outing_past_its_allowed_time_becomes_a_call_at_the_deadline() -> None:
+    intents = resident(feed(engine(), smoke_break(night(1, 0), 40), until=night(4)))
+    assert [(type(i), i.ts) for i in calls(intents)] == [(Escalate, night(1, 15))]
+    assert not any(isinstance(i, Clear) for i in intents)
+
+
+def test_building_exit_shortens_the_allowed_time_when_the_site_says_so() -> None:
+    rules = RuleBook(site={RuleName.BUILDING_EXIT: RuleOverride(minutes=5)})
+    intents = resident(feed(engine(rules), smoke_break(night(1, 0), 40), until=night(4)))
+    assert [(type(i), i.ts) for i in calls(intents)] == [(Escalate, night(1, 6, 20))]
+
+
+def test_unexplained_common_motion_is_a_quiet_situation_that_ends_by_itself() -> None:
+    events = [ev("pir-lounge", night(1, 0), EventKind.MOTION),
+              ev("pir-lounge", night(1, 3), EventKind.MOTION)]
+    intents = resident(feed(engine(), events, until=night(4)))
+    assert [(type(i), i.ts) for i in intents] == [
+        (Trigger, night(1, 0)), (Trigger, night(1, 3)), (Clear, night(1, 13))]
+    assert calls(intents) == []
+
+
+def test_common_motion_during_an_outing_raises_no_alert_of_its_own() -> None:
+    events = [ev("door-2", night(2, 0), EventKind.DOOR_OPEN),
+              ev("door-2", night(2, 0, 5), EventKind.DOOR_CLOSED),
+              ev("pir-lounge", night(2, 1), EventKind.MOTION)]
+    intents = resident(feed(engine(), events))
+    assert of(intents, RuleName.COMMON_MOTION) == []
+    [merged] = [i for i in intents if isinstance(i, Trigger) and i.device == "pir-lounge"]
+    assert merged.episode_key == f"{SITE}/flat-2/left_flat/{night(2, 0).isoformat()}"
+
+
+def test_coming_in_then_a_flat_door_is_arriving_home_not_leaving() -> None:
+    arrive = [ev("exit-1", night(0, 30), EventKind.DOOR_OPEN),
+              ev("exit-1", night(0, 30, 5), EventKind.DOOR_CLOSED),
+              ev("pir-lounge", night(0, 31), EventKind.MOTION),
+              ev("door-2", night(0, 32), EventKind.DOOR_OPEN),
+              ev("door-2", night(0, 32, 5), EventKind.DOOR_CLOSED)]
+    later = [ev("door-2", night(2, 0), EventKind.DOOR_OPEN),
+             ev("door-2", night(2, 0, 5), EventKind.DOOR_CLOSED)]
+    eng = engine()
+    came_in = resident(feed(eng, arrive, until=night(1, 30)))
+    assert of(came_in, RuleName.LEFT_FLAT) == []  # no outing, no call 15 min later
+    assert [type(i) for i in of(came_in, RuleName.BUILDING_EXIT)] == [Trigger] * 3 + [Clear]
+    assert calls(came_in) == []
+    # The flat is known to be occupied: its next door opening is leaving, not coming back.
+    went_out = resident(feed(eng, later, until=night(3)))
+    assert [(type(i), i.ts) for i in went_out] == [(Trigger, night(2, 0)),
+                                                   (Escalate, night(2, 15))]
+
+
+def test_flat_door_long_after_someone_came_in_is_leaving() -> None:
+    events = [ev("exit-1", night(0, 30), EventKind.DOOR_OPEN),
+              ev("door-2", night(0, 40), EventKind.DOOR_OPEN)]
+    intents = resident(feed(engine(), events))
+    assert [i.room for i in of(intents, RuleName.LEFT_FLAT)] == ["flat-2"]
+
+
+def test_unexplained_building_exit_is_quiet_unless_exits_always_call() -> None:
+    opened = [ev("exit-1", night(3, 0), EventKind.DOOR_OPEN)]
+    quiet = resident(feed(engine(), opened, until=night(4)))
+    always = RuleBook(site={RuleName.BUILDING_EXIT: RuleOverride(minutes=0)})
+    loud = resident(feed(engine(always), opened, until=night(4)))
+    assert calls(quiet) == [] and len(quiet) == 1
+    assert [(i.ts, i.rule) for i in calls(loud)] == [(night(3, 0), RuleName.BUILDING_EXIT)]
+
+
+def test_bed_exit_not_back_is_a_call() -> None:
+    intents = feed(engine(), [ev("bed-1", night(3, 0), EventKind.BED_EXIT)], until=night(4))
+    assert [(i.ts, i.rule) for i in calls(resident(intents))] == [
+        (night(3, 10), RuleName.BED_EXIT_NOT_BACK)]
+
+
+def test_fall_after_a_lost_bed_enter_is_still_called() -> None:
+    # 01:00 up, back in bed at 01:05 but that bed.enter is lost; 03:00 up again and falls.
+    events = [ev("bed-1", night(1, 0), EventKind.BED_EXIT),
+              ev("bed-1", night(3, 0), EventKind.BED_EXIT)]
+    intents = feed(engine(), events, until=night(4))
+    assert [i.ts for i in calls(resident(intents))] == [night(1, 10), night(3, 10)]
+
+
+def test_second_bed_exit_while_the_timer_runs_keeps_the_first_deadline() -> None:
+    events = [ev("bed-1", night(1, 0), EventKind.BED_EXIT),
+              ev("bed-1", night(1, 4), EventKind.BED_EXIT)]
+    intents = feed(engine(), events, until=night(4))
+    assert [i.ts for i in calls(resident(intents))] == [night(1, 10)]
+
+
+def test_live_smoke_breaks_with_clock_ticks_give_the_replayed_situations() -> None:
+    events = sorted(smoke_break(night(1, 0), 8) + smoke_break(night(2, 0), 40),
+                    key=lambda e: (e.ts, e.device, e.id))
+    replayed = resident(feed(engine(), events, until=night(4)))
+    live = engine()
+    seen: list[Intent] = []
+    for event in events:
+        seen += live.advance(SITE, event.ts - timedelta(seconds=2))
+        seen += live.process(event)
+    seen += live.advance(SITE, night(4))
+    assert sorted(map(identity, resident(seen))) == sorted(map(identity, replayed))
+
+
+def test_an_arrival_followed_by_a_building_exit_is_read_again_as_leaving() -> None:
+    # Someone comes in; flat 2's door opens a minute later (taken as coming home); then a
+    # building exit opens: flat 2's resident was going out. Never a blind spot: the outing
+    # is raised from the door's time, out of the building, and calls at its allowed time.
+    events = [ev("exit-1", night(0, 30), EventKind.DOOR_OPEN),
+              ev("door-2", night(0, 31), EventKind.DOOR_OPEN),
+              ev("door-2", night(0, 31, 5), EventKind.DOOR_CLOSED),
+              ev("exit-1", night(0, 32), EventKind.DOOR_OPEN)]
+    intents = of(resident(feed(engine(), events, until=night(2))), RuleName.LEFT_FLAT)
+    outing = f"{SITE}/flat-2/left_flat/{night(0, 31).isoformat()}"
+    assert [(type(i), i.episode_key, i.ts) for i in intents] == [
+        (Trigger, outing, night(0, 31)), (Escalate, outing, night(0, 46))]
+    [trigger] = [i for i in intents if isinstance(i, Trigger)]
+    assert trigger.severity is Severity.HIGH

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from core.events import DeviceKind
+from ingest.rule_settings import upsert_rule_setting
 from tests.support.devices import DeviceClient, event_payload
 from tests.support.waiting import wait_until
 
@@ -116,6 +117,8 @@ def test_building_exit_opened_at_night_raises_a_high_alert(site, db, devices,
 
 def test_an_alert_nobody_takes_for_three_minutes_is_reannounced_once(site, db, devices,
                                                                      run_pipeline) -> None:
+    with db.transaction():  # building exits always call here: the opening is a call
+        upsert_rule_setting(db, site, None, "building_exit", None, 0, None, "test")
     run_pipeline(site)
     devices.send("exit-door", "door.open", NIGHT)
     devices.send("exit-door", "door.closed", NIGHT + timedelta(seconds=5))

@@ -265,20 +265,24 @@ def test_score_counts_recall_and_needless_alerts() -> None:
         _episode(EpisodeKind.TOILET_VISIT, "f04", "04:00", "04:05", False),
     ])
     alerts = [
-        AlertRecord("solsikken", "f01", "bed_exit_not_back", _t("23:10")),      # fall caught
-        AlertRecord("solsikken", "hovedindgang", "building_exit", _t("01:02")),  # caught
-        AlertRecord("solsikken", "f02", "left_flat", _t("01:00")),              # same episode
-        AlertRecord("solsikken", "f03", "left_flat", _t("05:00")),              # too late
-        AlertRecord("solsikken", "gang", "common_motion", _t("03:01")),         # needless
-        AlertRecord("solsikken", "f04", "bed_exit_not_back", _t("04:11")),      # needless
-        AlertRecord("solsikken", "f05-bed", "sensor_offline", _t("02:00")),     # device
+        # (site, room, rule, first trigger, call time: None = stayed a quiet situation)
+        AlertRecord("solsikken", "f01", "bed_exit_not_back", _t("23:10"), _t("23:10")),
+        AlertRecord("solsikken", "hovedindgang", "building_exit", _t("01:02"), _t("01:02")),
+        AlertRecord("solsikken", "f02", "left_flat", _t("01:00"), _t("01:15")),  # same episode
+        AlertRecord("solsikken", "f03", "left_flat", _t("03:00")),  # quiet: not a catch
+        AlertRecord("solsikken", "f03", "left_flat", _t("05:00"), _t("05:15")),  # too late
+        AlertRecord("solsikken", "gang", "common_motion", _t("03:01"), _t("03:01")),  # needless
+        AlertRecord("solsikken", "f04", "bed_exit_not_back", _t("04:11"), _t("04:11")),
+        AlertRecord("solsikken", "f04", "left_flat", _t("04:30")),  # quiet: not needless
+        AlertRecord("solsikken", "f05-bed", "sensor_offline", _t("02:00"), _t("02:00")),
         AlertRecord("solsikken", "f06", "low_battery", _t("22:00")),            # device
     ]
     result = score(truth, alerts)
     site = result.sites["solsikken"]
     assert (site.needed, site.caught) == (3, 2)
     assert site.recall == pytest.approx(2 / 3)
-    assert (site.resident_alerts, site.needless, site.device_alerts) == (6, 3, 2)
+    assert (site.resident_alerts, site.needless, site.device_alerts) == (8, 3, 2)
+    assert (site.calls, site.quiet) == (6, 2)
     assert site.needless_per_night == 3
     assert [e.room for e in site.missed] == ["f03"]
     assert result.recall == pytest.approx(2 / 3)
@@ -289,8 +293,10 @@ def test_score_tolerates_a_little_clock_skew_at_the_edges() -> None:
     truth.add_night("solsikken", NIGHT, [_episode(
         EpisodeKind.LEFT_FLAT_LONG, "f03", "03:00", "03:30", True,
         (RuleName.LEFT_FLAT, "f03"))])
-    early = AlertRecord("solsikken", "f03", "left_flat", _t("02:59:57"))
+    early = AlertRecord("solsikken", "f03", "left_flat", _t("02:59:57"), _t("03:14:57"))
     assert score(truth, [early]).recall == 1.0
+    late_call = AlertRecord("solsikken", "f03", "left_flat", _t("03:00"), _t("03:32:01"))
+    assert score(truth, [late_call]).recall == 0.0  # called after the episode was over
     assert score(truth, []).recall == 0.0
 
 

@@ -187,8 +187,9 @@ def test_a_motion_alert_caused_by_staff_is_needless() -> None:
         site="s", night=NIGHT, kind=EpisodeKind.STAFF_ROUND, room="gang", start=_t("23:30"),
         end=_t("23:31"), needed_help=False,
         expected=(ExpectedAlert(RuleName.COMMON_MOTION, "gang"),))])
-    scored = quality(truth, [AlertRecord("s", "gang", "common_motion", _t("23:30"))])
-    assert scored.sites["s"].needless == 1
+    scored = quality(truth, [AlertRecord("s", "gang", "common_motion", _t("23:30"), _t("23:30")),
+                             AlertRecord("s", "gang", "common_motion", _t("23:45"))])
+    assert scored.sites["s"].needless == 1  # the call; the quiet situation called nobody
     assert scored.needless_per_site_night == 1.0
 
 
@@ -222,12 +223,12 @@ def test_detection_delay_counts_from_the_need_onset_per_kind_of_need() -> None:
     ])
     truth.add_night("s", NIGHT + timedelta(days=1), [])
     alerts = [
-        AlertRecord("s", "f01", "bed_exit_not_back", _t("23:10")),   # 7 min after the fall
-        AlertRecord("s", "f02", "bed_exit_not_back", _t("01:10")),   # 9 min
-        AlertRecord("s", "exit", "building_exit", _t("02:01:20")),   # 20 s
-        AlertRecord("s", "f03", "left_flat", _t("02:00")),           # before onset: counts 0
-        AlertRecord("s", "gang", "common_motion", _t("05:00")),      # needless
-        AlertRecord("s", "f09-bed", "sensor_offline", _t("05:00")),  # device: not counted
+        AlertRecord("s", "f01", "bed_exit_not_back", _t("23:10"), _t("23:10")),   # 7 min after the fall
+        AlertRecord("s", "f02", "bed_exit_not_back", _t("01:10"), _t("01:10")),   # 9 min
+        AlertRecord("s", "exit", "building_exit", _t("02:01:20"), _t("02:01:20")),   # 20 s
+        AlertRecord("s", "f03", "left_flat", _t("02:00"), _t("02:00")),           # before onset: counts 0
+        AlertRecord("s", "gang", "common_motion", _t("05:00"), _t("05:00")),      # needless
+        AlertRecord("s", "f09-bed", "sensor_offline", _t("05:00"), _t("05:00")),  # device: not counted
     ]                                                                # f04: missed
     scored = quality(truth, alerts)
     delays = scored.delays()
@@ -253,10 +254,10 @@ def test_waiting_longer_shows_in_the_delay_not_only_in_fewer_alerts(
     truth.add_night("s", NIGHT, [_need(
         EpisodeKind.FALL, NeedKind.FALL_BED_SENSOR, "f01", "23:00", "23:02", "23:40",
         (RuleName.BED_EXIT_NOT_BACK, "f01"))])
-    alert = AlertRecord("s", "f01", "bed_exit_not_back", _t("23:10"))
+    alert = AlertRecord("s", "f01", "bed_exit_not_back", _t("23:10"), _t("23:10"))
     assert quality(truth, [alert]).delays()[NeedKind.FALL_BED_SENSOR].max_s == 480.0
 
-    def called_later(record: AlertRecord) -> datetime:
+    def called_later(record: AlertRecord) -> datetime | None:
         return record.ts + timedelta(minutes=5)
 
     monkeypatch.setattr(ground_truth, "call_time", called_later)

@@ -81,13 +81,18 @@ class RuleSettingIn(BaseModel):
     rule: RuleName
     room: str | None = Field(None, pattern=ID_PATTERN, description="omit for the whole site")
     enabled: bool | None = None
-    minutes: int | None = Field(None, ge=1, le=720)
+    minutes: int | None = Field(
+        None, ge=0, le=720,
+        description="0 only for building_exit: building exits always call (at once)")
     severity: Severity | None = None
 
     @model_validator(mode="after")
     def _something_to_set(self) -> RuleSettingIn:
         if self.enabled is None and self.minutes is None and self.severity is None:
             raise ValueError("set at least one of enabled, minutes, severity")
+        if self.minutes == 0 and self.rule is not RuleName.BUILDING_EXIT:
+            raise ValueError(f"minutes=0 means 'at once' and is only for building_exit; "
+                             f"give {self.rule} 1 to 720 minutes")
         return self
 
 

@@ -104,9 +104,16 @@ function roomText(alert) {
   return alert.room_label || alert.room;
 }
 
+// A call to go (alerts.called_at set): sounded and listed under "go now". A quiet situation
+// (an outing still within its allowed time, someone up in a common room) is shown in its
+// own muted list and never sounded; it sounds the moment it becomes a call.
+function isCall(alert) {
+  return alert.called_at !== null && alert.called_at !== undefined;
+}
+
 function maybeCue(change, alert) {
   const kind = CUE_CHANGES[change];
-  if (!kind || alert.status !== "open" || alert.severity === "notice") return;
+  if (!kind || alert.status !== "open" || alert.severity === "notice" || !isCall(alert)) return;
   const key = `${alert.id}:${alert.seq}`;
   if (state.cued.has(key)) return;
   state.cued.add(key);
@@ -211,15 +218,19 @@ function renderAlerts() {
     }
   }
   const all = [...state.alerts.values()].filter(isVisible);
-  const live = stableOrder(all.filter((a) => a.status !== "resolved" && a.severity !== "notice"));
+  const live = stableOrder(all.filter((a) => a.status !== "resolved" && a.severity !== "notice" && isCall(a)));
   state.order = live.map((a) => a.id);
+  const situations = all.filter((a) => a.status !== "resolved" && a.severity !== "notice" && !isCall(a))
+    .sort(compareAlerts);
   const notices = all.filter((a) => a.status !== "resolved" && a.severity === "notice").sort(compareAlerts);
   const recent = all.filter((a) => a.status === "resolved")
     .sort((a, b) => Date.parse(b.resolved_at) - Date.parse(a.resolved_at)).slice(0, 10);
   const showSite = visibleSites().length > 1;
   renderList($("alert-list"), live, showSite);
+  renderList($("situation-list"), situations, showSite);
   renderList($("notice-list"), notices, showSite);
   renderList($("recent-list"), recent, showSite);
+  $("situations").hidden = situations.length === 0;
   $("notices").hidden = notices.length === 0;
   $("recent").hidden = recent.length === 0;
   $("quiet").hidden = live.length > 0 || stream.state !== "live";
@@ -391,7 +402,8 @@ function renderHealth() {
   ok.classList.toggle("is-live", stream.state === "live");
   ok.classList.toggle("is-degraded", problem);
   $("quiet").hidden = stream.state !== "live" ||
-    [...state.alerts.values()].some((a) => isVisible(a) && a.status !== "resolved" && a.severity !== "notice");
+    [...state.alerts.values()].some((a) => isVisible(a) && a.status !== "resolved" && a.severity !== "notice" &&
+      isCall(a));
 }
 
 function renderAll() {

@@ -19,7 +19,10 @@ export function roomState(room, alerts, now = Date.now()) {
   const mine = alerts.filter((a) => a.room === room.id && a.status !== "resolved");
   const devices = (room.devices || []).filter((d) => !d.revoked_at);
   if (room.kind === "flat" && room.monitored === false) return "not_monitored";
-  if (mine.some((a) => RESIDENT_RULES.has(a.rule) && a.status === "open")) return "alert";
+  // Only a call makes the room red; a quiet situation (an outing within its time) is "out".
+  if (mine.some((a) => RESIDENT_RULES.has(a.rule) && a.status === "open" && a.called_at !== null)) {
+    return "alert";
+  }
   if (mine.some((a) => a.rule === "sensor_offline") || devices.some((d) => d.presence === "offline")) {
     return "offline";
   }

@@ -170,13 +170,16 @@ def raise_alert(db: psycopg.Connection) -> Callable[..., int]:
     returns its id."""
 
     def raise_(site: str, room: str = "f1", rule: str = "left_flat", severity: str = "normal",
-               device: str | None = None) -> int:
+               device: str | None = None, call: bool = True) -> int:
+        """``call=False`` raises a quiet situation (shown quietly, never sounded)."""
         now = datetime.now(UTC)
         with db.transaction():
             row = db.execute(
                 "INSERT INTO alerts (site, room, device, rule, severity, episode_key, first_ts,"
-                " last_ts, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '') RETURNING id",
-                (site, room, device, rule, severity, unique(f"{site}:{room}:{rule}"), now, now),
+                " last_ts, detail, called_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '', %s) "
+                "RETURNING id",
+                (site, room, device, rule, severity, unique(f"{site}:{room}:{rule}"), now, now,
+                 now if call else None),
             ).fetchone()
             assert row is not None
             record_change(db, int(row[0]), AlertChange.RAISED)
