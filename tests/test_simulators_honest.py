@@ -193,6 +193,10 @@ def test_a_motion_alert_caused_by_staff_is_needless() -> None:
     assert scored.needless_per_site_night == 1.0
 
 
+def call(room: str, rule: str, at: str) -> AlertRecord:
+    return AlertRecord("s", room, rule, _t(at), _t(at))
+
+
 # -- detection delay -----------------------------------------------------------------------
 
 def _need(kind: EpisodeKind, need: NeedKind, room: str, start: str, onset: str, end: str,
@@ -222,14 +226,15 @@ def test_detection_delay_counts_from_the_need_onset_per_kind_of_need() -> None:
               (RuleName.LEFT_FLAT, "f04")),
     ])
     truth.add_night("s", NIGHT + timedelta(days=1), [])
+    # Each a call at its first trigger.
     alerts = [
-        AlertRecord("s", "f01", "bed_exit_not_back", _t("23:10"), _t("23:10")),   # 7 min after the fall
-        AlertRecord("s", "f02", "bed_exit_not_back", _t("01:10"), _t("01:10")),   # 9 min
-        AlertRecord("s", "exit", "building_exit", _t("02:01:20"), _t("02:01:20")),   # 20 s
-        AlertRecord("s", "f03", "left_flat", _t("02:00"), _t("02:00")),           # before onset: counts 0
-        AlertRecord("s", "gang", "common_motion", _t("05:00"), _t("05:00")),      # needless
-        AlertRecord("s", "f09-bed", "sensor_offline", _t("05:00"), _t("05:00")),  # device: not counted
-    ]                                                                # f04: missed
+        call("f01", "bed_exit_not_back", "23:10"),   # 7 min after the fall
+        call("f02", "bed_exit_not_back", "01:10"),   # 9 min
+        call("exit", "building_exit", "02:01:20"),   # 20 s
+        call("f03", "left_flat", "02:00"),           # before onset: counts 0
+        call("gang", "common_motion", "05:00"),      # needless
+        call("f09-bed", "sensor_offline", "05:00"),  # device: not counted
+    ]                                                # f04: missed
     scored = quality(truth, alerts)
     delays = scored.delays()
     assert delays[NeedKind.FALL_BED_SENSOR].to_json() == {
