@@ -27,11 +27,15 @@ Outing (flat door, room kind ``flat``; ``rules.states.Excursion``)
 Arrival
     A building-exit opening at night that no outing in progress explains is someone coming
     in (or going out unseen): its own ``building_exit`` situation, quiet unless building
-    exits always call. If a flat door opens (from HOME) within ``ARRIVAL_WINDOW`` after
-    it, that is the resident coming home: the flat goes HOME through RETURNING (no
-    outing), the flat door merges into the entry's situation, which clears itself.
-    Without that, a door-only flat would read every late homecoming as leaving, and every
-    later outing backwards.
+    exits always call. One an outing explains belongs to that outing and to nothing else
+    (one opening explains one thing: a safety-first choice, see ``_exit``). If a flat door
+    opens (from HOME) within ``ARRIVAL_WINDOW`` after an unexplained opening, that is the
+    resident coming home: the flat goes HOME through RETURNING (no outing), the flat door
+    merges into the entry's situation, which clears itself. Without that, a door-only flat
+    would read every late homecoming as leaving, and every later outing backwards.
+    Either reading may be wrong, so both are kept for ``ARRIVAL_WINDOW``: a flat door taken
+    as a homecoming or as a return from an outing is read again as a departure when a
+    building exit opens soon after it (a needless call at worst, never a blind spot).
 
 Bed (``rules.states.BedState``)
     ``bed.exit`` arms a timer at exit + N (default 10) if none is armed, whatever the
@@ -194,6 +198,11 @@ class SiteMachine:
                     flat, intents = self._leave(flat, item, room, ctx)
             elif flat.excursion is Excursion.OUT:
                 flat, intents = self._back(flat, item, room, ExcursionMove.RETURN_BY_DOOR, ctx)
+                # A door-only flat cannot tell coming back from going out: if the belief
+                # "out" was wrong (a homecoming read as leaving), this opening is a
+                # departure. Kept like an arrival, so a building exit opening soon after
+                # reads it again as leaving the flat and the building (``_reread_arrival``).
+                self.arrivals = (*self.arrivals, _Arrival(room, item))
         elif device is DeviceKind.DOOR and item.kind is EventKind.DOOR_CLOSED:
             if flat.excursion in (Excursion.LEAVING, Excursion.RETURNING):
                 flat = dataclasses.replace(
@@ -252,10 +261,6 @@ class SiteMachine:
                                  rule=RuleName.LEFT_FLAT, episode_key=outing.key, ts=event.ts))
         flat = dataclasses.replace(
             flat, excursion=step(EXCURSION, flat.excursion, move), outing=None)
-        if outing is not None and outing.left_building and self.entries:
-            # Back from outside: the exit opening it came in by was this resident, not
-            # someone arriving for another flat to claim.
-            self.entries = self.entries[1:]
         if outing is not None and flat.bed is BedState.OUT_OF_BED and flat.bed_deadline is None:
             # Back in the flat, not (yet) in bed: up at night again, from now.
             flat = self._arm_bed(flat, event, room, ctx)
@@ -298,24 +303,24 @@ class SiteMachine:
                 severity=setting.severity, ts=item.ts, episode_key=outing.key,
                 event_key=event_key(item), late=False,
                 detail="building exit opened during the outing", call=call))
+        if intents:
+            # Explained by the outing: not also a possible arrival. One opening explains
+            # one thing; read as an arrival too, it could let the next flat door that
+            # opens — a resident really leaving — pass as a homecoming (a blind spot,
+            # seen in the simulated nights). Someone who did come in as the resident went
+            # out is read as leaving at their flat door: a needless call at worst.
+            return intents
         last = next((e for e in reversed(self.entries) if e.room == room), None)
         if last is not None:
             # The same door again (a group, or a bouncing contact): one situation, but
             # each opening may be someone arriving.
             self.entries = (*self.entries, dataclasses.replace(last, ts=item.ts))
-            if not intents:
-                intents.append(Trigger(
-                    site=ctx.site, room=room, device=item.device, rule=RuleName.BUILDING_EXIT,
-                    severity=setting.severity, ts=item.ts, episode_key=last.key,
-                    event_key=event_key(item), late=False, detail="building exit opened again"))
-            return intents
+            return [Trigger(
+                site=ctx.site, room=room, device=item.device, rule=RuleName.BUILDING_EXIT,
+                severity=setting.severity, ts=item.ts, episode_key=last.key,
+                event_key=event_key(item), late=False, detail="building exit opened again")]
         key = ctx.episode_key(room, RuleName.BUILDING_EXIT, item.ts)
-        self.entries = (*self.entries, _Entry(key, room, item.ts, always_calls and not intents))
-        if intents:
-            # Explained by the outing, but kept as a possible arrival without an alert of
-            # its own: someone may have come in as the resident went out (a flat door
-            # opening soon claims it; a departure misread so is read again at its exit).
-            return intents
+        self.entries = (*self.entries, _Entry(key, room, item.ts, always_calls))
         return [Trigger(
             site=ctx.site, room=room, device=item.device, rule=RuleName.BUILDING_EXIT,
             severity=setting.severity, ts=item.ts, episode_key=key,
