@@ -129,7 +129,7 @@ def test_evaluator_lands_on_evaluator_page_exports_anonymous_csv_and_opens_repor
     assert query["rounds_per_night"] == ["4"] and query["minutes_per_check"] == ["2.5"]
     assert query["format"] == ["html"] and "handling_minutes" not in query
     frame = page.frame_locator("#report-frame")
-    expect(frame.locator("h1")).to_contain_text("Benefit evaluation")
+    expect(frame.locator("h1")).to_contain_text("Gevinstvurdering")
     expect(frame.locator("h1")).to_contain_text(profile.name)
     expect(page.locator("#report-frame")).to_have_attribute("sandbox", "allow-same-origin")
 
@@ -150,10 +150,15 @@ def test_evaluator_lands_on_evaluator_page_exports_anonymous_csv_and_opens_repor
     page.wait_for_url(f"{server.url}/evaluator.html?reason=board")
     expect(page.locator("#ev-notice")).to_contain_text("ikke adgang til nattavlen")
 
-    # English on request.
+    # English on request, the report included.
     page.click("#lang")
     expect(page.locator("#export-download")).to_have_text("Download export")
     expect(page.locator("#report-pdf")).to_have_text("Download PDF")
+    with page.expect_response(lambda r: "/api/v1/reports/benefit" in r.url) as answer:
+        page.click("#report-show")
+    assert parse_qs(urlparse(answer.value.url).query)["lang"] == ["en"]
+    expect(page.frame_locator("#report-frame").locator("h1")).to_contain_text(
+        "Benefit evaluation")
 
 
 def test_staff_opens_the_morning_handover_from_the_board(
@@ -236,7 +241,7 @@ def test_evaluator_page_is_accessible_keyboard_usable_and_screenshotted(
             page.keyboard.press("Tab")
             page.click("#report-show")
             expect(page.frame_locator("#report-frame").locator("h1")).to_contain_text(
-                "Benefit evaluation")
+                "Gevinstvurdering")
             violations = axe_violations(page)
             assert not violations, describe(violations)
         page.wait_for_timeout(200)

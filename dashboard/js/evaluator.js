@@ -192,7 +192,9 @@ async function downloadExport() {
 }
 
 function reportQuery(chosen, extra, format) {
-  const query = new URLSearchParams({ site: chosen.site, from: chosen.from, to: chosen.to, format });
+  // In the page's language: the report is Danish first, English when the page is.
+  const query = new URLSearchParams({
+    site: chosen.site, from: chosen.from, to: chosen.to, format, lang: language() });
   for (const [name, value] of Object.entries(extra)) query.set(name, value);
   return query;
 }
