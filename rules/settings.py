@@ -9,10 +9,11 @@ rule              severity   minutes     meaning of minutes
 left_flat         normal     15          escalate if not back within this many minutes
 bed_exit_not_back normal     10          alert if not back in bed within this many
 common_motion     normal     10          motion gaps shorter than this merge
-building_exit     high       None        out of the building: an outing becomes a call
-                                         after this many minutes; 0 = at once (building
-                                         exits always call, e.g. dementia or autism
-                                         sites); None = the flat's left_flat minutes
+building_exit     high       0           out of the building: an outing becomes a call
+                                         after this many minutes; 0 = at once (the
+                                         default: a safety limit a site loosens on
+                                         purpose, e.g. a shelter whose residents go out
+                                         to smoke); None = the flat's left_flat minutes
 sensor_offline    normal     None        silence allowed; None means 2x the device's
                                          heartbeat interval
 low_battery       notice     (unused)    below 15 % raises, 20 % or more re-arms
@@ -73,7 +74,7 @@ DEFAULT_SETTINGS: Mapping[RuleName, RuleSetting] = MappingProxyType(
         RuleName.LEFT_FLAT: RuleSetting(minutes=15),
         RuleName.BED_EXIT_NOT_BACK: RuleSetting(minutes=10),
         RuleName.COMMON_MOTION: RuleSetting(minutes=10),
-        RuleName.BUILDING_EXIT: RuleSetting(severity=Severity.HIGH),
+        RuleName.BUILDING_EXIT: RuleSetting(minutes=0, severity=Severity.HIGH),
         RuleName.SENSOR_OFFLINE: RuleSetting(),
         RuleName.LOW_BATTERY: RuleSetting(severity=Severity.NOTICE),
     }
