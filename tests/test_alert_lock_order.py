@@ -98,10 +98,8 @@ def _write_the_night(dsn: str, site: str, rules: RulesRuntime, clock: NightClock
                 now = clock.now()
                 events.append((Event(site, device, f"e{next(ids)}", now, kind), now))
 
-            for n in range(1, EXIT_DOORS + 1):
-                if batch_no % 4 == n % 4:
-                    add(f"exit-{n}", EventKind.DOOR_CLOSED)
-                add(f"exit-{n}", EventKind.DOOR_OPEN)
+            # Flats first: an exit opening before any outing is someone coming in, and the
+            # flat doors right after it would be read as homecomings (no outing to escalate).
             for n in range(1, FLATS + 1):
                 left = away.get(n)
                 if left is None:
@@ -112,6 +110,12 @@ def _write_the_night(dsn: str, site: str, rules: RulesRuntime, clock: NightClock
                     add(f"f{n}-door", EventKind.DOOR_OPEN)  # back (already escalated)
                     add(f"f{n}-door", EventKind.DOOR_CLOSED)
                     del away[n]
+            # Exits: they merge into the latest outing, which they make a call at once
+            # (escalated), and are someone coming in when no outing is in progress.
+            for n in range(1, EXIT_DOORS + 1):
+                if batch_no % 4 == n % 4:
+                    add(f"exit-{n}", EventKind.DOOR_CLOSED)
+                add(f"exit-{n}", EventKind.DOOR_OPEN)
             try:
                 writer.write(Batch(events=events))
             except Exception as exc:
