@@ -178,6 +178,10 @@ def test_an_admin_cannot_disable_or_delete_their_own_account(http, make_user,
     deleted = http.delete(f"/api/v1/users/{admin.username}", headers=headers)
     assert disabled.status_code == deleted.status_code == 422
     assert "nattero user disable" in disabled.json()["detail"]
+    # In a browser it is Danish first, without the terminal command.
+    danish = http.post(f"/api/v1/users/{admin.username}/disable",
+                       headers={**headers, "Accept-Language": "da"}).json()["detail"]
+    assert "din egen konto" in danish and "nattero" not in danish
     assert http.get("/api/v1/auth/me", headers=headers).status_code == 200
 
 

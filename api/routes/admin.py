@@ -15,10 +15,11 @@ from pydantic import BaseModel, Field, model_validator
 import provisioning
 from api import users
 from api.deps import ConnDep, CurrentAdmin, SettingsDep
-from api.errors import responses
+from api.errors import Refusal, responses
 from api.models import ID_PATTERN, SITE_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.users import Account, Role, User, UserError, create_user, list_users
 from core.events import DeviceKind, RoomKind
+from core.i18n import mark
 from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE
 from ingest import sites as stored_sites
 from ingest.audit import audit
@@ -189,13 +190,21 @@ def get_users(admin: CurrentAdmin, conn: ConnDep) -> list[Account]:
     return list_users(conn)
 
 
-def _not_yourself(admin: User, username: str, what: str) -> None:
+# One whole message per change, so each is translated as a whole (api.errors.Refusal).
+_NOT_YOURSELF = {
+    "disable": mark("you cannot disable your own account here; ask another admin or use: "
+                    "nattero user disable {username}"),
+    "delete": mark("you cannot delete your own account here; ask another admin or use: "
+                   "nattero user delete {username}"),
+}
+
+
+def _not_yourself(admin: User, username: str, what: Literal["disable", "delete"]) -> None:
     # An admin who disables or deletes their own account locks themself out mid-change;
     # another admin or `nattero user` can.
     if users.normalise_username(username) == admin.username:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"you cannot {what} your own account here; ask another admin or "
-                            f"use: nattero user {what} {admin.username}")
+        raise Refusal(status.HTTP_422_UNPROCESSABLE_CONTENT, _NOT_YOURSELF[what],
+                      username=admin.username)
 
 
 def _account_change(conn: ConnDep, admin: User, username: str, action: str,
@@ -271,10 +280,11 @@ def set_rule(site: SiteId, body: Annotated[RuleSettingIn, Body()], admin: Curren
     out (null) are inherited from the level below."""
     with conn.transaction():
         if not stored_sites.site_exists(conn, site):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"site {site!r} does not exist")
+            raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
         if body.room is not None and not stored_sites.room_exists(conn, site, body.room):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                f"room {body.room!r} does not exist on site {site!r}")
+            raise Refusal(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                          "room '{room}' does not exist on site '{site}'",
+                          room=body.room, site=site)
         stored = upsert_rule_setting(
             conn, site, body.room, body.rule.value, body.enabled, body.minutes,
             body.severity.value if body.severity else None, admin.username)
