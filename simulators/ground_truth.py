@@ -132,16 +132,6 @@ class AlertRecord:
     ts: datetime
     called_at: datetime | None = None
 
-    @property
-    def call_ts(self) -> datetime | None:
-        """When night staff were called to go (event time), None for a quiet alert: the
-        instant detection delay counts to (call time - need onset)."""
-        return self.called_at
-
-    @property
-    def is_call(self) -> bool:
-        return self.called_at is not None
-
 
 @dataclass
 class GroundTruth:
@@ -267,7 +257,7 @@ def score(truth: GroundTruth, alerts: Sequence[AlertRecord], *,
             calls += 1
             caught.update(i for i, episode in enumerate(episodes)
                           if answers(alert, episode, tolerance))
-            if not any(_matches(alert, episode, tolerance) for episode in episodes):
+            if not any(relates(alert, episode, tolerance) for episode in episodes):
                 needless += 1
         sites[site] = SiteScore(
             site=site, nights=len(truth.nights.get(site, [])), needed=len(episodes),
@@ -281,11 +271,7 @@ def score(truth: GroundTruth, alerts: Sequence[AlertRecord], *,
 def call_time(alert: AlertRecord) -> datetime | None:
     """When an alert asked staff to go (event time), None for a quiet alert: the one place
     scoring reads an alert's call. Detection delay counts to it, recall needs it."""
-    return alert.call_ts
-
-
-def _matches(alert: AlertRecord, episode: Episode, tolerance: timedelta) -> bool:
-    return relates(alert, episode, tolerance)
+    return alert.called_at
 
 
 def relates(alert: AlertRecord, episode: Episode,
