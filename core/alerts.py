@@ -51,6 +51,9 @@ class AlertChange(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     CLEARED = "cleared"
+    # A step of the escalation to people: the call sent on to the second person or the
+    # coordinator (or the sending failed); the step is in the alert's ``passed_on``.
+    PASSED_ON = "passed_on"
 
 
 class Outcome(StrEnum):

@@ -25,3 +25,16 @@ RULES_DEFERRED = Gauge("nattero_rules_deferred_inputs",
                        "Stored events and statuses the rules have not evaluated yet")
 RULES_SITES_BEHIND = Gauge("nattero_rules_sites_behind",
                            "Sites whose rules are catching up outside the writer")
+PUSH_SENT = Counter("nattero_push_sent_total", "Web Push messages accepted by a push service")
+PUSH_FAILURES = Counter("nattero_push_failures_total",
+                        "Web Push messages given up after every retry (logged and recorded)")
+PUSH_GONE = Counter("nattero_push_subscriptions_gone_total",
+                    "Push subscriptions removed because the push service said 404/410")
+ESCALATION_STEPS = Counter("nattero_escalation_steps_total",
+                           "Unacknowledged calls sent on to a person (roster), per step",
+                           ["step"])
+ESCALATION_FAILURES = Counter("nattero_escalation_failures_total",
+                              "Sends to a person given up after every retry (shown on the "
+                              "alert)", ["channel"])
+BOARD_SILENCES = Counter("nattero_board_silences_total",
+                         "Nights where no board of a site was connected for too long", ["site"])

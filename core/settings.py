@@ -11,6 +11,7 @@ signs with a random secret of its own, kept in the database).
 from __future__ import annotations
 
 import json
+import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +45,9 @@ class StackInfo(BaseModel):
     gateway: BrokerAccount
     #: Random per installation; None only in a stack file older than it (``up`` adds it).
     gateway_client_id: str | None = None
+    #: `nattero up --tls`: the broker's TLS listener and the CA that signed its certificate.
+    mqtt_tls_port: int | None = None
+    tls_ca_file: str | None = None
 
 
 class Settings(BaseSettings):
@@ -78,6 +82,24 @@ class Settings(BaseSettings):
         7 * 24 * 3600, ge=60, description="how long the broker keeps the gateway's queue")
     gateway_receive_maximum: int = Field(
         2000, ge=10, le=65535, description="unacknowledged messages the broker may send at once")
+    pipeline_leases: bool = Field(
+        False, description="`nattero pipeline` shares the sites with other workers through "
+        "leases in the database (each site owned by exactly one worker, its writes fenced); "
+        "NATTERO_GATEWAY_SITES then names the sites this worker may own, empty: share all. "
+        "Off: one worker serves every site of NATTERO_GATEWAY_SITES, as always")
+    worker_id: str | None = Field(
+        None, description="this worker's name in the site leases (default: host, process "
+        "id and a random part; unique per run, so a restarted worker never mistakes an old "
+        "lease for its own)")
+    lease_ttl_s: float = Field(
+        15.0, ge=1, le=600, description="how long a site lease holds without renewal: the "
+        "longest a site waits for a new owner after its worker died")
+    lease_renew_s: float = Field(
+        5.0, gt=0, le=300, description="seconds between a worker's lease rounds (renew what "
+        "it holds, take what is free); less than half of NATTERO_LEASE_TTL_S")
+    lease_max_sites: int = Field(
+        0, ge=0, description="most sites one leased worker takes (0: no limit; the first "
+        "worker up then takes every free site, and the others take over when it dies)")
     ingest_batch_max: int = Field(5000, ge=1, description="most events committed in one batch")
     rules_batch_budget_s: float = Field(
         0.25, gt=0, description="most seconds the rules may spend on one site's events in one "
@@ -122,7 +144,88 @@ class Settings(BaseSettings):
         None, description="signs API tokens and keys room pseudonyms; default: a random "
         "secret of this installation, made by `nattero migrate` and kept in the database "
         "(shared by every API process). Set it only to share one secret across databases")
-    token_minutes: int = Field(12 * 60, ge=1, description="lifetime of a bearer token")
+    token_minutes: int = Field(
+        60, ge=1, description="lifetime of a personal login's bearer token; the pages renew "
+        "it at half-life (POST /api/v1/auth/refresh) up to session_hours after the login")
+    session_hours: int = Field(
+        12, ge=1, le=24 * 7, description="longest a personal login lasts, renewals included; "
+        "a board for the whole night is an enrolled board (no limit, revocable)")
+    board_token_minutes: int = Field(
+        30, ge=2, le=24 * 60, description="lifetime of an enrolled board's token; the board "
+        "renews it with its board secret at half-life, so it never runs out mid-shift")
+    board_pairing_minutes: int = Field(
+        10, ge=1, le=24 * 60, description="how long a pairing code for enrolling a board is valid")
+    metrics_token: str | None = Field(
+        None, description="a bearer token that may read /metrics (a Prometheus scraper); "
+        "without it only an admin's login token may. At least 32 characters")
+    mqtt_tls_ca_file: Path | None = Field(
+        None, description="CA certificate (PEM) that signed the broker's certificate; set, "
+        "the gateway and provisioning connect over TLS (to NATTERO_MQTT_PORT, e.g. 8883)")
+    mqtt_tls_cert_file: Path | None = Field(
+        None, description="this client's certificate (PEM), for a broker that requires "
+        "client certificates (`nattero certs client`)")
+    mqtt_tls_key_file: Path | None = Field(
+        None, description="the private key (PEM) of mqtt_tls_cert_file")
+    mqtt_tls_port: int | None = Field(
+        None, ge=1, le=65535, description="`nattero up --tls`: the local broker's TLS "
+        "listener (default: NATTERO_MQTT_PORT + 1); the plain listener stays on 127.0.0.1")
+    push_contact: str = Field(
+        "mailto:drift@nattero.invalid", pattern=r"^(mailto:|https://)",
+        description="the operator's contact sent to push services with every Web Push "
+        "(VAPID 'sub', RFC 8292): mailto: or https:// of whoever runs this installation")
+    push_attempts: int = Field(3, ge=1, le=10, description="tries per Web Push before it is "
+                               "recorded as failed (logged, metric, push_deliveries)")
+    push_retry_s: float = Field(1.0, ge=0, le=60, description="pause before the second try; "
+                                "doubled before each further one")
+    push_timeout_s: float = Field(10.0, gt=0, le=60, description="seconds to wait for a push "
+                                  "service's answer")
+    push_ttl_s: int = Field(15 * 60, ge=0, description="how long a push service keeps a push "
+                            "for a phone that is offline (a call older than this is stale)")
+    board_silence_minutes: float = Field(
+        5.0, gt=0, le=240, description="during a site's night window, no board of the site "
+        "connected for this many minutes is recorded (metric, audit, the site's health) and "
+        "pushed to its staff: 'ingen nattavle er forbundet'")
+    board_watch_sites: list[str] = Field(
+        default_factory=list, description="sites whose boards this process watches for "
+        "'no board connected'; empty means all")
+    board_check_every_s: float = Field(30.0, ge=0.2, le=600,
+                                       description="seconds between two board-presence checks")
+    escalation_second_minutes: dict[str, float] = Field(
+        default_factory=lambda: {"normal": 5.0, "high": 2.0},
+        description="minutes an open call waits unacknowledged before it is sent to the "
+        "night's second person (the roster), per severity; a site may set its own "
+        "(`nattero roster policy`). JSON, e.g. {\"normal\": 5, \"high\": 2}")
+    escalation_coordinator_minutes: dict[str, float] = Field(
+        default_factory=lambda: {"normal": 15.0, "high": 8.0},
+        description="minutes unacknowledged before the call goes on to the on-call "
+        "coordinator, per severity (after the second person's minutes)")
+    escalation_check_every_s: float = Field(
+        2.0, ge=0.1, le=300, description="seconds between two looks for calls due to be "
+        "sent on to a person (the delay a step can add to its deadline)")
+    channel_attempts: int = Field(4, ge=1, le=10, description="tries per person and channel "
+                                  "(e-mail) before the step is shown as failed on the alert")
+    channel_retry_s: float = Field(2.0, ge=0, le=120, description="pause before the second "
+                                   "try of a channel; doubled before each further one")
+    smtp_host: str | None = Field(
+        None, description="the mail server (or SMS gateway) that takes e-mail for the "
+        "escalation's people; unset, calls go on by Web Push only")
+    smtp_port: int = Field(25, ge=1, le=65535, description="port of smtp_host")
+    smtp_starttls: bool = Field(False, description="upgrade the SMTP connection with STARTTLS")
+    smtp_username: str | None = Field(None, description="SMTP login, if the server wants one")
+    smtp_password: str | None = Field(None, description="password of smtp_username")
+    smtp_from: str = Field("nattero@nattero.invalid", description="the sender address of "
+                           "the escalation's e-mails")
+    smtp_timeout_s: float = Field(10.0, gt=0, le=120, description="seconds to wait for the "
+                                  "mail server")
+    economics_file: Path | None = Field(
+        None, description="the benefit evaluation's economics settings (cost model per site, "
+        "wage rate, go/no-go criteria; a copy of evaluation/economics.toml edited by the "
+        "evaluator); default: the packaged assumptions")
+    device_broker_url: str | None = Field(
+        None, pattern=r"^mqtts?://[^\s/]+:\d{1,5}$",
+        description="the broker address devices connect to, written with their credentials "
+        "(e.g. mqtts://mqtt.kommune.dk:8883); default: this process's broker address, "
+        "mqtts:// on NATTERO_MQTT_TLS_PORT when that is set")
 
     @model_validator(mode="after")
     def _no_public_or_short_secret(self) -> Settings:
@@ -139,6 +242,30 @@ class Settings(BaseSettings):
                 f"NATTERO_SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters; unset it "
                 "or use a long random value (e.g. `python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))'`)")
+        return self
+
+    @model_validator(mode="after")
+    def _long_metrics_token(self) -> Settings:
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"NATTERO_METRICS_TOKEN is shorter than {MIN_SECRET_LENGTH} characters; use a "
+                "long random value (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`)")
+        if (self.mqtt_tls_cert_file is None) != (self.mqtt_tls_key_file is None):
+            raise ValueError("NATTERO_MQTT_TLS_CERT_FILE and NATTERO_MQTT_TLS_KEY_FILE go "
+                             "together: set both (a client certificate and its key) or neither")
+        if self.mqtt_tls_cert_file is not None and self.mqtt_tls_ca_file is None:
+            raise ValueError("a client certificate needs TLS: set NATTERO_MQTT_TLS_CA_FILE to "
+                             "the CA that signed the broker's certificate")
+        return self
+
+    @model_validator(mode="after")
+    def _renew_well_within_ttl(self) -> Settings:
+        if self.lease_renew_s * 2 > self.lease_ttl_s:
+            raise ValueError(
+                f"NATTERO_LEASE_RENEW_S ({self.lease_renew_s:g}) must be at most half of "
+                f"NATTERO_LEASE_TTL_S ({self.lease_ttl_s:g}), or one late round loses every "
+                "lease; lower the first or raise the second")
         return self
 
     @model_validator(mode="after")
@@ -198,6 +325,35 @@ class Settings(BaseSettings):
             return BrokerAccount(
                 username=self.broker_admin_username, password=self.broker_admin_password)
         return self._require_stack("broker admin password").broker_admin
+
+    def mqtt_tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context of MQTT clients (gateway, provisioning, simulators), or None for
+        plain MQTT (the local stack's loopback listener). The broker's certificate must be
+        signed by ``mqtt_tls_ca_file`` and name ``mqtt_host``."""
+        if self.mqtt_tls_ca_file is None:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=str(self.mqtt_tls_ca_file))
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.mqtt_tls_cert_file is not None and self.mqtt_tls_key_file is not None:
+                context.load_cert_chain(str(self.mqtt_tls_cert_file),
+                                        str(self.mqtt_tls_key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"cannot read the MQTT TLS files ({exc}); check NATTERO_MQTT_TLS_CA_FILE, "
+                "NATTERO_MQTT_TLS_CERT_FILE and NATTERO_MQTT_TLS_KEY_FILE (`nattero certs` "
+                "issues them)") from exc
+        return context
+
+    def device_broker(self) -> str:
+        """Where devices connect (``device_broker_url``, else derived from this process's
+        broker address), as a URL for their credentials file."""
+        if self.device_broker_url:
+            return self.device_broker_url
+        host, port = self.broker_address()
+        if self.mqtt_tls_port is not None:
+            return f"mqtts://{host}:{self.mqtt_tls_port}"
+        return f"mqtt://{host}:{port}"
 
     def broker_address(self) -> tuple[str, int]:
         info = self.stack()

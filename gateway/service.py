@@ -42,6 +42,7 @@ from ingest.writer import (
     EventWriter,
     StoredEventRow,
     StoreUnavailable,
+    WriteFence,
 )
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,10 @@ class _Inbound(NamedTuple):  # a tuple: built once per message on paho's thread
 
 
 class Gateway:
-    def __init__(self, settings: Settings, hooks: Sequence[BatchHook] = ()) -> None:
+    def __init__(self, settings: Settings, hooks: Sequence[BatchHook] = (),
+                 fence: WriteFence | None = None) -> None:
+        """``fence``: a leased worker's (``ingest.leases``); its writes are refused once a
+        site's lease was taken over, and the refused messages are never acknowledged."""
         self._settings = settings
         dsn = settings.resolved_database_url()
         self.registry = DeviceRegistry(dsn)
@@ -80,7 +84,7 @@ class Gateway:
             dsn, hooks, dead_letters_per_minute=settings.dead_letters_per_minute,
             dead_letters_per_minute_per_bridge=settings.dead_letters_per_minute_per_bridge,
             dead_letters_per_minute_total=settings.dead_letters_per_minute_total,
-            dead_letter_payload_bytes=settings.dead_letter_payload_bytes)
+            dead_letter_payload_bytes=settings.dead_letter_payload_bytes, fence=fence)
         self._future_skew = timedelta(seconds=settings.event_future_skew_s)
         # deque: append/popleft are atomic; cheaper than queue.Queue's locks per message.
         self._queue: deque[_Inbound] = deque()
@@ -103,6 +107,9 @@ class Gateway:
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
                              clean_session=None if v5 else False, manual_ack=True)
         client.username_pw_set(account.username, account.password)
+        tls = self._settings.mqtt_tls_context()
+        if tls is not None:
+            client.tls_set_context(tls)
         client.reconnect_delay_set(min_delay=1, max_delay=5)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -293,7 +300,9 @@ class Gateway:
                     break
                 except StoreUnavailable as exc:
                     metrics.STORE_RETRIES.inc()
-                    log.warning("database unavailable (%s); retrying %d messages in %.1f s",
+                    # A lost lease fails the same way: nothing acknowledged, and the worker
+                    # stops this gateway (its messages go to the new owner's session).
+                    log.warning("cannot commit (%s); retrying %d messages in %.1f s",
                                 exc, len(inbound), delay)
                     if self._stop.wait(delay):
                         return  # not acknowledged: the broker redelivers after restart

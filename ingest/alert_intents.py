@@ -160,11 +160,18 @@ def _escalate(conn: psycopg.Connection, e: Escalate) -> int:
         "%s) ON CONFLICT DO NOTHING RETURNING 1", (e.episode_key, e.ts)).fetchone()
     if fresh is None:
         return 0
+    # A quiet situation the rules closed as "returned by itself" and now, with evidence
+    # that came late, find overdue is opened again as a call: it must reach a person.
     row = conn.execute(
         "UPDATE alerts SET escalated = true, escalated_at = %s, "
         "called_at = coalesce(called_at, %s), "
-        "severity = CASE WHEN severity = 'normal' THEN 'high' ELSE severity END "
-        "WHERE episode_key = %s AND status <> 'resolved' RETURNING id",
+        "severity = CASE WHEN severity = 'normal' THEN 'high' ELSE severity END, "
+        "status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END, "
+        "resolved_at = CASE WHEN status = 'resolved' THEN NULL ELSE resolved_at END, "
+        "resolved_by = CASE WHEN status = 'resolved' THEN NULL ELSE resolved_by END, "
+        "outcome = CASE WHEN status = 'resolved' THEN NULL ELSE outcome END "
+        "WHERE episode_key = %s AND (status <> 'resolved' OR (resolved_by = 'system' "
+        "AND outcome = 'cleared_automatically' AND called_at IS NULL)) RETURNING id",
         (e.ts, e.ts, e.episode_key)).fetchone()
     if row is None:
         return 0

@@ -20,7 +20,8 @@ anything else is an ``IllegalTransition``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +58,8 @@ __all__ = [
 NOTIFY_CHANNEL = "nattero_alerts"
 NOTIFY_MAX_BYTES = 7900  # PostgreSQL refuses payloads of 8000 bytes and more
 CHANGE_LOCK = 0x4E41545445524F  # "NATTERO": the advisory lock that orders alert changes
+
+log = logging.getLogger(__name__)
 
 
 _TRANSITIONS: dict[AlertStatus, set[AlertStatus]] = {
@@ -121,6 +124,9 @@ class AlertSnapshot:
     outcome: Outcome | None
     outcome_note: str | None
     seq: int
+    # Each step of the escalation to people (``api.escalation``): step, channel, status,
+    # at and error, in the order they happened; the board lists them on the card.
+    passed_on: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> AlertSnapshot:
@@ -139,7 +145,9 @@ class AlertSnapshot:
             acknowledged_at=row["acknowledged_at"], resolved_by=row["resolved_by"],
             resolved_at=row["resolved_at"],
             outcome=None if outcome is None else Outcome(outcome),
-            outcome_note=row["outcome_note"], seq=int(row["seq"]))
+            outcome_note=row["outcome_note"], seq=int(row["seq"]),
+            # Changes stored before the escalation to people have no steps.
+            passed_on=list(row.get("passed_on") or []))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AlertSnapshot:
@@ -174,7 +182,7 @@ SELECT a.id, a.site, a.room, r.label AS room_label, r.kind AS room_kind, a.devic
        a.severity, a.status, a.escalated, a.escalated_at, a.reannounced_at, a.called_at,
        a.late, a.count, a.first_ts,
        a.last_ts, a.raised_at, a.detail, a.acknowledged_by, a.acknowledged_at, a.resolved_by,
-       a.resolved_at, a.outcome, a.outcome_note, a.seq
+       a.resolved_at, a.outcome, a.outcome_note, a.seq, a.passed_on
 FROM alerts a LEFT JOIN rooms r ON r.site = a.site AND r.id = a.room
 """
 
@@ -295,8 +303,16 @@ def changes_since(conn: psycopg.Connection, since: int, sites: list[str] | None,
         params.append(sites)
     query += " ORDER BY seq LIMIT %s"
     params.append(limit)
-    return [StoredAlertChange(int(seq), AlertChange(change), AlertSnapshot.from_json(alert))
-            for seq, change, alert in conn.execute(query, params).fetchall()]
+    changes: list[StoredAlertChange] = []
+    for seq, change, alert in conn.execute(query, params).fetchall():
+        try:
+            changes.append(StoredAlertChange(int(seq), AlertChange(change),
+                                             AlertSnapshot.from_json(alert)))
+        except (KeyError, TypeError, ValueError) as exc:
+            # A row this version cannot read (written by hand or by another version) is
+            # skipped, never raised: it would otherwise stop every board's live stream.
+            log.error("alert change %s cannot be read (%r); boards skip it", seq, exc)
+    return changes
 
 
 def list_alerts(conn: psycopg.Connection, sites: list[str] | None,

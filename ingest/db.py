@@ -10,6 +10,10 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+# Session is named here so provisioning can type the sessions it is handed without
+# importing SQLAlchemy (only the store does).
+__all__ = ["Session", "engine_for", "session_scope"]
+
 
 @lru_cache(maxsize=4)
 def engine_for(sqlalchemy_url: str) -> Engine:

@@ -16,14 +16,25 @@ from typing import NamedTuple
 import psycopg
 
 __all__ = [
-    "FlatNight", "HourActivity", "NightAlert", "NightWindowQuery", "PeriodAlert",
-    "activity_by_hour", "flat_nights", "flats_disturbed", "handover_alerts",
+    "ExportAlert", "FlatNight", "HourActivity", "NightAlert", "NightWindowQuery", "PeriodAlert",
+    "activity_by_hour", "export_alerts", "flat_nights", "flats_disturbed", "handover_alerts",
     "latest_event_ts", "period_alerts", "silent_devices",
 ]
 
 
 class PeriodAlert(NamedTuple):
     room: str
+    rule: str
+    outcome: str | None
+    first_ts: datetime
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+
+
+class ExportAlert(NamedTuple):
+    room: str
+    room_kind: str
     rule: str
     outcome: str | None
     first_ts: datetime
@@ -77,6 +88,18 @@ def period_alerts(conn: psycopg.Connection, site: str, start: datetime,
         "FROM alerts WHERE site = %s AND first_ts >= %s AND first_ts < %s",
         (site, start, end)).fetchall()
     return [PeriodAlert(*row) for row in rows]
+
+
+def export_alerts(conn: psycopg.Connection, site: str, start: datetime,
+                  end: datetime) -> list[ExportAlert]:
+    """Alerts first triggered in [start, end) with their room's kind (no device, no label)."""
+    rows = conn.execute(
+        "SELECT a.room, r.kind, a.rule, a.outcome, a.first_ts, a.raised_at, "
+        "a.acknowledged_at, a.resolved_at FROM alerts a JOIN rooms r "
+        "ON r.site = a.site AND r.id = a.room "
+        "WHERE a.site = %s AND a.first_ts >= %s AND a.first_ts < %s",
+        (site, start, end)).fetchall()
+    return [ExportAlert(*row) for row in rows]
 
 
 def handover_alerts(conn: psycopg.Connection, site: str, start: datetime,

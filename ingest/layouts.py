@@ -19,7 +19,8 @@ from ingest.models import Device, MonitoringBasisRecord, Room, Site
 
 __all__ = [
     "ProvisionedDevice", "find_device", "insert_basis", "insert_device", "insert_room",
-    "insert_site", "list_devices", "revoke_device", "room_kind", "site_exists",
+    "insert_site", "list_devices", "relabel_room", "revoke_device", "room_kind", "site_exists",
+    "update_site",
 ]
 
 
@@ -49,6 +50,33 @@ def site_exists(session: Session, site: str) -> bool:
 def insert_site(session: Session, site: str, name: str, tz: str, night_start: time,
                 night_end: time) -> None:
     session.add(Site(id=site, name=name, tz=tz, night_start=night_start, night_end=night_end))
+
+
+def update_site(session: Session, site: str, *, name: str | None = None, tz: str | None = None,
+                night: tuple[time, time] | None = None) -> dict[str, str] | None:
+    """Change what is given of a site's name, time zone and night window; returns the
+    values before the change (as text, for the audit log), None when there is no such site."""
+    found = session.get(Site, site)
+    if found is None:
+        return None
+    before = {"name": found.name, "tz": found.tz,
+              "night": f"{found.night_start:%H:%M}-{found.night_end:%H:%M}"}
+    if name is not None:
+        found.name = name
+    if tz is not None:
+        found.tz = tz
+    if night is not None:
+        found.night_start, found.night_end = night
+    return before
+
+
+def relabel_room(session: Session, site: str, room: str, label: str) -> str | None:
+    """Give a room a new label; returns the old one, None when there is no such room."""
+    found = session.get(Room, (site, room))
+    if found is None:
+        return None
+    before, found.label = found.label, label
+    return before
 
 
 def room_kind(session: Session, site: str, room: str) -> str | None:

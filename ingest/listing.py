@@ -88,9 +88,11 @@ def list_devices(conn: psycopg.Connection, site: str | None = None) -> list[Devi
 
 
 def list_users(conn: psycopg.Connection) -> list[UserRow]:
-    """Accounts with their role, sites and state; never a password hash."""
+    """Accounts with their role, sites and state; never a password hash. ``locked_until``:
+    the latest end of a lock on one of the account's clients (``login_locks``)."""
     rows = conn.execute(
-        "SELECT username, role, sites, disabled, locked_until FROM users"
+        "SELECT username, role, sites, disabled, (SELECT max(l.locked_until) FROM login_locks l"
+        " WHERE l.user_id = users.id AND l.locked_until > now()) FROM users"
         " ORDER BY username").fetchall()
     return [UserRow(username, role, tuple(sites), disabled, locked_until)
             for username, role, sites, disabled, locked_until in rows]

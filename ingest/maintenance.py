@@ -1,4 +1,5 @@
-"""Periodic store maintenance in a background thread: rollup refresh and retention.
+"""Periodic store maintenance in a background thread: rollup refresh and retention (raw
+events and dead letters, then resolved alerts, the audit log and the rollups).
 
 ``Maintenance(dsn, every_s=60)``: every round refreshes the 15-minute rollups
 (``ingest.rollups``); every ``reconcile_every_s`` (hourly) the refresh also re-aggregates the
@@ -72,6 +73,7 @@ class Maintenance:
                 self._last_reconcile = now
             if do_retention:
                 report["retention"] = retention.apply_retention(conn).as_dict()
+                report["record_retention"] = retention.expire_records(conn).as_dict()
                 self._last_retention = now
         self.rounds += 1
         self.last_report = report

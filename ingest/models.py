@@ -51,6 +51,8 @@ class Room(Base):
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     kind: Mapped[str] = mapped_column(Text)
     label: Mapped[str] = mapped_column(Text)
+    # For a flat: the common room its door opens onto (migration 0009); None: not known.
+    corridor: Mapped[str | None] = mapped_column(Text, nullable=True)
     __table_args__ = (CheckConstraint("kind in ('flat','common','exit')", name="room_kind"),)
 
 

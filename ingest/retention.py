@@ -1,4 +1,20 @@
-"""Retention: raw events older than ``NATTERO_RETENTION_DAYS`` (default 400) and dead letters
+"""Retention for every table that holds what happened at night.
+
+Table (default days, setting):
+
+- events, raw: 400, ``NATTERO_RETENTION_DAYS``
+- event_rollup, event_rollup_1h, event_rollup_out: 1826 (5 years),
+  ``NATTERO_ROLLUP_RETENTION_DAYS``
+- alerts once resolved (with alert_changes, alert_triggers): 400,
+  ``NATTERO_ALERT_RETENTION_DAYS``
+- audit_log: 730, ``NATTERO_AUDIT_RETENTION_DAYS``
+- dead_letters, dead_letter_minutes: 30, ``NATTERO_DEAD_LETTER_RETENTION_DAYS``
+
+Rollups are kept at least as long as the raw events; alerts count from their resolving.
+
+An alert that is still open or acknowledged is never deleted, whatever its age.
+
+Raw events older than ``NATTERO_RETENTION_DAYS`` (default 400) and dead letters
 (and their per-sender counts, ``dead_letter_minutes``) older than
 ``NATTERO_DEAD_LETTER_RETENTION_DAYS`` (default 30); and, whatever their age, the oldest dead
 letters beyond ``NATTERO_DEAD_LETTER_MAX_ROWS`` (default 1,000,000, about 4 GiB with the
@@ -33,6 +49,9 @@ log = logging.getLogger(__name__)
 DEFAULT_RETENTION_DAYS = 400
 DEFAULT_DEAD_LETTER_DAYS = 30
 DEFAULT_DEAD_LETTER_MAX_ROWS = 1_000_000
+DEFAULT_ROLLUP_DAYS = 1826
+DEFAULT_ALERT_DAYS = 400
+DEFAULT_AUDIT_DAYS = 730
 MIN_RETENTION_DAYS = 1
 
 
@@ -66,6 +85,87 @@ def dead_letter_days() -> int:
 def dead_letter_max_rows() -> int:
     return _setting("dead_letter_max_rows", "NATTERO_DEAD_LETTER_MAX_ROWS",
                     DEFAULT_DEAD_LETTER_MAX_ROWS)
+
+
+def rollup_days() -> int:
+    return _setting("rollup_retention_days", "NATTERO_ROLLUP_RETENTION_DAYS",
+                    DEFAULT_ROLLUP_DAYS)
+
+
+def alert_days() -> int:
+    return _setting("alert_retention_days", "NATTERO_ALERT_RETENTION_DAYS", DEFAULT_ALERT_DAYS)
+
+
+def audit_days() -> int:
+    return _setting("audit_retention_days", "NATTERO_AUDIT_RETENTION_DAYS", DEFAULT_AUDIT_DAYS)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRetention:
+    """What went from the tables beside the raw events and dead letters."""
+
+    alert_days: int
+    audit_days: int
+    rollup_days: int
+    alerts_deleted: int
+    audit_deleted: int
+    rollup_rows_deleted: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"alert_days": self.alert_days, "audit_days": self.audit_days,
+                "rollup_days": self.rollup_days, "alerts_deleted": self.alerts_deleted,
+                "audit_deleted": self.audit_deleted,
+                "rollup_rows_deleted": self.rollup_rows_deleted}
+
+
+# Resolved alerts only; their triggers (keyed by episode) and change rows (cascade) go along.
+_OLD_ALERTS = """
+WITH gone AS (
+    DELETE FROM alerts WHERE status = 'resolved'
+      AND coalesce(resolved_at, last_ts) < now() - %(keep)s::interval
+    RETURNING episode_key),
+triggers AS (
+    DELETE FROM alert_triggers t USING gone WHERE t.episode_key = gone.episode_key)
+SELECT count(*) FROM gone
+"""
+
+
+def expire_records(conn: psycopg.Connection, *, alerts: int | None = None,
+                   audit: int | None = None, rollup: int | None = None,
+                   events: int | None = None) -> RecordRetention:
+    """Delete resolved alerts, audit rows and rollups older than their retention (days).
+
+    Rollups are kept at least as long as the raw events (``events``): a rollup is what is
+    left of a day whose raw events are gone, never the other way round.
+    """
+    alerts = alert_days() if alerts is None else alerts
+    audit = audit_days() if audit is None else audit
+    rollup = rollup_days() if rollup is None else rollup
+    rollup = max(rollup, retention_days() if events is None else events)
+    if min(alerts, audit, rollup) < MIN_RETENTION_DAYS:
+        raise ValueError(f"retention must be at least {MIN_RETENTION_DAYS} day(s); "
+                         f"got alerts {alerts}, audit {audit}, rollups {rollup}")
+    with conn.transaction():
+        row = conn.execute(_OLD_ALERTS, {"keep": f"{alerts} days"}).fetchone()
+        alerts_deleted = int(row[0]) if row else 0
+        # Triggers whose alert is gone by another path (a room erased, an alert deleted).
+        conn.execute("DELETE FROM alert_triggers t WHERE ts < now() - %s::interval AND NOT "
+                     "EXISTS (SELECT 1 FROM alerts a WHERE a.episode_key = t.episode_key)",
+                     (f"{alerts} days",))
+        audit_deleted = conn.execute("DELETE FROM audit_log WHERE at < now() - %s::interval",
+                                     (f"{audit} days",)).rowcount
+        rollup_deleted = 0
+        for table in ("event_rollup", "event_rollup_1h", "event_rollup_out"):
+            rollup_deleted += conn.execute(
+                f"DELETE FROM {table} WHERE bucket < now() - %s::interval",
+                (f"{rollup} days",)).rowcount
+    result = RecordRetention(alerts, audit, rollup, alerts_deleted, audit_deleted,
+                             rollup_deleted)
+    if alerts_deleted or audit_deleted or rollup_deleted:
+        log.info("retention: deleted %d resolved alert(s) older than %d days, %d audit row(s) "
+                 "older than %d days, %d rollup row(s) older than %d days", alerts_deleted,
+                 alerts, audit_deleted, audit, rollup_deleted, rollup)
+    return result
 
 
 # Strictly older than the cap-th newest dead letter.

@@ -35,6 +35,7 @@ class StoredRoom:
     id: str
     kind: RoomKind
     label: str
+    corridor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +83,26 @@ class StoredLayouts:
 
 
 def read_layouts(conn: psycopg.Connection) -> StoredLayouts:
-    """Every site as stored, on the caller's connection (and in its transaction)."""
+    """Every site as stored, on the caller's connection (and in its transaction).
+
+    The devices are read first: each statement of a read-committed transaction sees what
+    was committed when it began, and ``nattero site apply`` adds a site's devices only
+    after its rooms, bases, corridors and rules, so a device read here always comes with
+    the rest of its site (read the other way round, a device could arrive without them).
+    """
+    devices = tuple(StoredDevice(site, device, room, DeviceKind(kind), heartbeat)
+                    for site, device, room, kind, heartbeat in conn.execute(
+                        "SELECT site, id, room, kind, heartbeat_s FROM devices "
+                        "WHERE revoked_at IS NULL"))
     return StoredLayouts(
         sites=tuple(StoredSite(*row) for row in conn.execute(
             "SELECT id, tz, night_start, night_end FROM sites")),
-        rooms=tuple(StoredRoom(site, room, RoomKind(kind), label) for site, room, kind, label
-                    in conn.execute("SELECT site, id, kind, label FROM rooms")),
+        rooms=tuple(StoredRoom(site, room, RoomKind(kind), label, corridor)
+                    for site, room, kind, label, corridor
+                    in conn.execute("SELECT site, id, kind, label, corridor FROM rooms")),
         bases=tuple(StoredBasis(*row) for row in conn.execute(
             "SELECT site, room, kind, reference, valid_from, valid_to FROM room_bases")),
-        devices=tuple(StoredDevice(site, device, room, DeviceKind(kind), heartbeat)
-                      for site, device, room, kind, heartbeat in conn.execute(
-                          "SELECT site, id, room, kind, heartbeat_s FROM devices "
-                          "WHERE revoked_at IS NULL")),
+        devices=devices,
         rule_settings=tuple(
             StoredRuleSetting(site, room, RuleName(rule), enabled, minutes,
                               Severity(severity) if severity else None)

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import psycopg
 
-__all__ = ["StoredRuleSetting", "upsert_rule_setting"]
+__all__ = ["StoredRuleSetting", "site_rule_values", "upsert_rule_setting"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +41,12 @@ def upsert_rule_setting(conn: psycopg.Connection, site: str, room: str | None, r
         (site, room, rule, enabled, minutes, severity, updated_by)).fetchone()
     assert row is not None  # INSERT ... RETURNING always returns the row
     return StoredRuleSetting(*row)
+
+
+def site_rule_values(conn: psycopg.Connection, site: str
+                     ) -> dict[str, tuple[bool | None, int | None, str | None]]:
+    """The site-wide overrides: rule -> (enabled, minutes, severity)."""
+    return {rule: (enabled, minutes, severity)
+            for rule, enabled, minutes, severity in conn.execute(
+                "SELECT rule, enabled, minutes, severity FROM rule_settings "
+                "WHERE site = %s AND room IS NULL", (site,))}

@@ -3,6 +3,9 @@
 Used for its layouts (``ingest.rule_layouts``), the replay on start (recent events,
 offline devices) and the ticker's transactions (timers that fired, re-announcements).
 The writer's transaction is not here: intents of a batch are applied by ``ingest.writer``.
+With a ``fence`` (a leased worker, ``ingest.leases``) the ticker's transactions check the
+leases of their sites just before they commit, as the writer's do: an old owner's timers
+commit nothing.
 
 Alert changes go through ``ingest.alert_intents``, with its lock order. The store knows
 nothing of the rules: intents are ``core.intents`` values.
@@ -19,7 +22,7 @@ from core.events import Event, EventKind, Presence, StatusChange
 from core.intents import Intent
 from ingest.alert_intents import apply_intents, reannounce_unacknowledged
 from ingest.rule_layouts import StoredLayouts, read_layouts
-from ingest.writer import StoreUnavailable
+from ingest.writer import StoreUnavailable, WriteFence
 
 __all__ = ["RulesStore"]
 
@@ -53,14 +56,26 @@ class RulesStore:
     its ticker). Every method is one transaction, committed before it returns. A database
     error closes the connection (the next call reconnects) and raises ``StoreUnavailable``."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, fence: WriteFence | None = None) -> None:
         self._dsn = dsn
+        self._fence = fence
         self._conn: psycopg.Connection | None = None
+
+    def _check_fence(self, conn: psycopg.Connection, sites: Iterable[str]) -> None:
+        if self._fence is None:
+            return
+        try:
+            self._fence.check(conn, sites)
+        except StoreUnavailable:
+            conn.rollback()  # nothing of this transaction may stay open for the next call
+            raise
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             try:
                 self._conn = psycopg.connect(self._dsn, autocommit=False, connect_timeout=3)
+                if self._fence is not None:
+                    self._fence.prepare(self._conn)
             except psycopg.Error as exc:
                 raise StoreUnavailable(str(exc).strip()) from exc
         return self._conn
@@ -93,6 +108,39 @@ class RulesStore:
             raise self._failed(exc) from exc
         return events, offline
 
+    def routine_history(self, site: str, since: datetime, until: datetime) -> list[Event]:
+        """The bed sensors' ``bed.exit``/``bed.enter`` events of ``site`` in [since, until):
+        what a flat's routine is learned from (``rules.routines``)."""
+        conn = self._connection()
+        try:
+            rows = conn.execute(
+                "SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery FROM events e "
+                "WHERE e.site = %s AND e.ts >= %s AND e.ts < %s "
+                "AND e.kind IN ('bed.exit', 'bed.enter') ORDER BY e.ts",
+                (site, since, until)).fetchall()
+            conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        return [Event(site_, device, event_id, ts, EventKind(kind), battery)
+                for site_, device, event_id, ts, kind, battery in rows]
+
+    def staff_rounds(self, since: datetime
+                     ) -> dict[str, list[tuple[str | None, datetime, datetime]]]:
+        """Per site, the rounds staff announced that end after ``since`` (``rules.staff``):
+        (room or None for the common rooms, start, end), oldest first."""
+        conn = self._connection()
+        try:
+            rows = conn.execute(
+                "SELECT site, room, starts_at, ends_at FROM staff_presence "
+                "WHERE ends_at > %s ORDER BY starts_at, id", (since,)).fetchall()
+            conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        rounds: dict[str, list[tuple[str | None, datetime, datetime]]] = {}
+        for site, room, start, end in rows:
+            rounds.setdefault(site, []).append((room, start, end))
+        return rounds
+
     def apply(self, intents: Sequence[Intent]) -> int:
         """Apply intents in a transaction of their own; returns the number of changes."""
         if not intents:
@@ -100,6 +148,7 @@ class RulesStore:
         conn = self._connection()
         try:
             changes = apply_intents(conn, intents)
+            self._check_fence(conn, {intent.site for intent in intents})
             conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
@@ -107,9 +156,12 @@ class RulesStore:
 
     def reannounce(self, clocks: Iterable[tuple[str, datetime]]) -> int:
         """Re-announce the alerts nobody has taken (see ``reannounce_unacknowledged``)."""
+        clocks = list(clocks)
         conn = self._connection()
         try:
             changes = reannounce_unacknowledged(conn, clocks)
+            if changes:  # nothing written: nothing to fence
+                self._check_fence(conn, {site for site, _ in clocks})
             conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc) from exc

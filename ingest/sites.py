@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Literal
 
 import psycopg
 
 __all__ = [
     "DeviceHealth", "DeviceView", "RoomView", "SiteRecord", "active_devices", "count_flats",
-    "count_rooms", "device_health", "device_kinds", "existing_sites", "list_sites",
+    "count_rooms", "delete_room", "device_health", "device_kinds", "existing_sites", "list_sites",
     "room_exists", "room_labels", "rooms_with_monitoring", "site_exists", "sites_by_id",
 ]
 
@@ -25,6 +26,7 @@ class SiteRecord:
     tz: str
     night_start: time
     night_end: time
+    resolve_notes: bool = False  # free-text resolve notes allowed (off: outcome codes only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class RoomView:
     kind: str
     label: str
     monitored: bool  # a flat is monitored only with a basis valid today (site's local date)
+    corridor: str | None = None  # a flat's corridor: its floor, for rounds on the board
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,18 @@ class DeviceHealth:
 CLOCK_WINDOW = timedelta(hours=1)  # the events a device's clock offset is estimated from
 CLOCK_SAMPLES = 25
 
-_SITE_COLUMNS = "SELECT id, name, tz, night_start, night_end FROM sites"
+_SITE_COLUMNS = "SELECT id, name, tz, night_start, night_end, resolve_notes FROM sites"
+
+
+def set_resolve_notes(conn: psycopg.Connection, site: str, allowed: bool) -> bool:
+    """Allow or forbid free-text resolve notes on ``site``; False when there is no such site."""
+    return conn.execute("UPDATE sites SET resolve_notes = %s WHERE id = %s RETURNING id",
+                        (allowed, site)).fetchone() is not None
+
+
+def resolve_notes_allowed(conn: psycopg.Connection, site: str) -> bool:
+    row = conn.execute("SELECT resolve_notes FROM sites WHERE id = %s", (site,)).fetchone()
+    return bool(row and row[0])
 
 
 def existing_sites(conn: psycopg.Connection, sites: list[str]) -> set[str]:
@@ -103,7 +117,7 @@ def rooms_with_monitoring(conn: psycopg.Connection, site: str) -> list[RoomView]
         "  SELECT 1 FROM room_bases b WHERE b.site = r.site AND b.room = r.id"
         "  AND b.valid_from <= (now() AT TIME ZONE s.tz)::date"
         "  AND (b.valid_to IS NULL OR b.valid_to >= (now() AT TIME ZONE s.tz)::date)"
-        ")) AS monitored "
+        ")) AS monitored, r.corridor "
         "FROM rooms r JOIN sites s ON s.id = r.site WHERE r.site = %s ORDER BY r.id",
         (site,)).fetchall()
     return [RoomView(*row) for row in rows]
@@ -164,3 +178,40 @@ def device_kinds(conn: psycopg.Connection, site: str) -> dict[str, str]:
     """Device id -> kind, every device of the site (revoked ones too)."""
     rows = conn.execute("SELECT id, kind FROM devices WHERE site = %s", (site,)).fetchall()
     return {row[0]: row[1] for row in rows}
+
+
+def common_room_ids(conn: psycopg.Connection, site: str) -> set[str]:
+    return {row[0] for row in conn.execute(
+        "SELECT id FROM rooms WHERE site = %s AND kind = 'common'", (site,))}
+
+
+def set_room_corridor(conn: psycopg.Connection, site: str, room: str, corridor: str) -> bool:
+    """Record the common room a flat's door opens onto; True when it changed."""
+    return conn.execute(
+        "UPDATE rooms SET corridor = %s WHERE site = %s AND id = %s "
+        "AND corridor IS DISTINCT FROM %s", (corridor, site, room, corridor)).rowcount > 0
+
+
+RoomRemoval = Literal["deleted", "missing", "in_use"]
+
+
+def delete_room(conn: psycopg.Connection, site: str, room: str) -> RoomRemoval:
+    """Delete a room that never held a device nor raised an alert (one added by mistake),
+    with its bases and rule settings; flats whose door opened onto it lose that corridor.
+    ``in_use``: it has devices (revoked ones too) or alerts, and stays: its history is the
+    building's (``ingest.erasure.erase_room`` removes the history of a flat whose resident
+    moved out, and keeps the room)."""
+    with conn.transaction():
+        if conn.execute("SELECT 1 FROM rooms WHERE site = %s AND id = %s FOR UPDATE",
+                        (site, room)).fetchone() is None:
+            return "missing"
+        if conn.execute(
+                "SELECT 1 FROM devices WHERE site = %(site)s AND room = %(room)s "
+                "UNION ALL SELECT 1 FROM alerts WHERE site = %(site)s AND room = %(room)s "
+                "LIMIT 1", {"site": site, "room": room}).fetchone() is not None:
+            return "in_use"
+        conn.execute("DELETE FROM rule_settings WHERE site = %s AND room = %s", (site, room))
+        conn.execute("UPDATE rooms SET corridor = NULL WHERE site = %s AND corridor = %s",
+                     (site, room))
+        conn.execute("DELETE FROM rooms WHERE site = %s AND id = %s", (site, room))
+    return "deleted"

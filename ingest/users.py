@@ -1,8 +1,9 @@
-"""Accounts in the ``users`` table: insert, look up, list, and the login-failure counter.
+"""Accounts in the ``users`` table: insert, look up, list (the lockout's rows are
+``ingest.login_locks``).
 
 The rules about accounts (valid usernames, roles, password length, hashing, how many
-failures lock an account) belong to ``api.users``; this module only reads and writes rows.
-Usernames arrive here already normalised (lower-case).
+failures lock a client) belong to ``api.users`` and ``api.lockout``; this module only
+reads and writes rows. Usernames arrive here already normalised (lower-case).
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from datetime import datetime
 import psycopg
 
 __all__ = [
-    "AccountRecord", "AccountSummary", "FailedLogin", "clear_failed_logins",
-    "count_failed_login", "delete_account", "get_account", "get_account_by_id",
-    "insert_account", "list_accounts", "reset_failed_login_count", "set_disabled",
-    "set_password_hash", "token_versions",
+    "AccountRecord", "AccountSummary", "clear_failed_logins", "delete_account", "get_account",
+    "get_account_by_id", "insert_account", "list_accounts", "set_disabled", "set_password_hash",
+    "token_versions",
 ]
 
 
@@ -26,6 +26,8 @@ class AccountSummary:
     role: str
     sites: list[str]
     disabled: bool
+    #: clients (tablets, addresses) locked out of the account at the time asked
+    locked_clients: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +44,6 @@ class AccountRecord:
     failed_logins: int
     locked_until: datetime | None
     disabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class FailedLogin:
-    """The counter after a wrong password, and the lock's end (old or new, or None)."""
-
-    failed_logins: int
-    locked_until: datetime | None
 
 
 def insert_account(conn: psycopg.Connection, username: str, password_hash: str, role: str,
@@ -107,30 +101,20 @@ def delete_account(conn: psycopg.Connection, username: str) -> bool:
     return row is not None
 
 
-def list_accounts(conn: psycopg.Connection) -> list[AccountSummary]:
-    rows = conn.execute("SELECT username, role, sites, disabled FROM users "
-                        "ORDER BY username").fetchall()
+def list_accounts(conn: psycopg.Connection, now: datetime) -> list[AccountSummary]:
+    rows = conn.execute("SELECT username, role, sites, disabled, (SELECT count(*) FROM "
+                        "login_locks l WHERE l.user_id = users.id AND l.locked_until > %s) "
+                        "FROM users ORDER BY username", (now,)).fetchall()
     return [AccountSummary(*row) for row in rows]
-
-
-def count_failed_login(conn: psycopg.Connection, username: str, lock_after: int,
-                       lock_until: datetime) -> FailedLogin | None:
-    """Add one to the failure counter; lock until ``lock_until`` when it reaches
-    ``lock_after``. None when there is no such account."""
-    row = conn.execute(
-        "UPDATE users SET failed_logins = failed_logins + 1, "
-        "locked_until = CASE WHEN failed_logins + 1 >= %s THEN %s ELSE locked_until END "
-        "WHERE username = %s RETURNING failed_logins, locked_until",
-        (lock_after, lock_until, username)).fetchone()
-    return None if row is None else FailedLogin(row[0], row[1])
-
-
-def reset_failed_login_count(conn: psycopg.Connection, username: str) -> None:
-    """Start a fresh count (the lock, if any, stays)."""
-    conn.execute("UPDATE users SET failed_logins = 0 WHERE username = %s", (username,))
 
 
 def clear_failed_logins(conn: psycopg.Connection, username: str) -> None:
     """After a successful login: no failures counted, no lock."""
     conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE username = %s",
                  (username,))
+
+
+def is_disabled(conn: psycopg.Connection, username: str) -> bool | None:
+    """Whether the account is disabled; None when there is no such account."""
+    row = conn.execute("SELECT disabled FROM users WHERE username = %s", (username,)).fetchone()
+    return None if row is None else bool(row[0])

@@ -16,6 +16,13 @@ hold per minute: one per bridge (a bridge account may publish under any device n
 prefix, so per-device limits alone would not bound it) and one for the whole installation,
 so the table's growth is bounded whoever sends (counted under ``bridge:<prefix>`` and ``*``).
 
+Fencing. A writer of a leased worker (several ``nattero pipeline`` processes sharing the
+sites, ``ingest.leases``) is given a ``fence``: the last statement of every transaction,
+just before the commit, checks that the worker still holds the leases of the batch's sites,
+so a paused old owner whose lease was taken over cannot commit (``LeaseLost``, a
+``StoreUnavailable``: nothing is acknowledged). Without a fence (the default single worker)
+nothing of this runs.
+
 The writer never gives up on a batch because the database is away: ``write`` raises
 ``StoreUnavailable`` and the caller retries the same batch (the gateway withholds the
 broker acknowledgement meanwhile).
@@ -25,9 +32,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import psycopg
 from psycopg import sql
@@ -125,6 +133,22 @@ class StoreUnavailable(Unavailable):
     """The database could not be reached or the connection broke; retry the batch later."""
 
 
+class WriteFence(Protocol):
+    """Checks, inside the writing transaction, that this process may write for ``sites``;
+    raises (a ``StoreUnavailable``) if not. ``ingest.leases.LeaseFence`` is the one."""
+
+    def prepare(self, conn: psycopg.Connection) -> None:
+        """Called once on each new connection of a fenced writer."""
+
+    def check(self, conn: psycopg.Connection, sites: Iterable[str]) -> None: ...
+
+
+def batch_sites(batch: Batch) -> set[str]:
+    """The sites a batch writes events or presence for."""
+    return ({event.site for event, _ in batch.events}
+            | {change.site for change in batch.statuses})
+
+
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS events_staging (
     site text, device text, event_id text, ts timestamptz, kind text, battery smallint,
@@ -179,6 +203,12 @@ WHERE minute = %s AND sender = %s
 """
 
 
+# The connection is gone (a fenced writer's idle transaction ended by the server counts:
+# an InternalError by its SQLSTATE class, but nothing is wrong with the batch).
+_CONNECTION_LOST = (psycopg.OperationalError, psycopg.InterfaceError,
+                    psycopg.errors.IdleInTransactionSessionTimeout)
+
+
 class EventWriter:
     """Owns one database connection; not thread-safe (one writer thread uses it)."""
 
@@ -186,8 +216,10 @@ class EventWriter:
                  dead_letters_per_minute: int = DEAD_LETTERS_PER_MINUTE,
                  dead_letters_per_minute_per_bridge: int = DEAD_LETTERS_PER_MINUTE_PER_BRIDGE,
                  dead_letters_per_minute_total: int = DEAD_LETTERS_PER_MINUTE_TOTAL,
-                 dead_letter_payload_bytes: int = DEAD_LETTER_PAYLOAD_BYTES) -> None:
+                 dead_letter_payload_bytes: int = DEAD_LETTER_PAYLOAD_BYTES,
+                 fence: WriteFence | None = None) -> None:
         self._dsn = dsn
+        self._fence = fence
         self._hooks = list(hooks)
         self._dead_per_minute = dead_letters_per_minute
         self._dead_per_bridge = dead_letters_per_minute_per_bridge
@@ -202,6 +234,8 @@ class EventWriter:
         if self._conn is None or self._conn.closed:
             try:
                 conn = psycopg.connect(self._dsn, connect_timeout=3, autocommit=False)
+                if self._fence is not None:
+                    self._fence.prepare(conn)
                 conn.execute(_STAGING)
                 conn.commit()
             except psycopg.OperationalError as exc:
@@ -220,7 +254,7 @@ class EventWriter:
             result = self._write(conn, batch)
             conn.commit()
             return result
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except _CONNECTION_LOST as exc:
             self.close()
             raise StoreUnavailable(str(exc).strip()) from exc
         except Exception:
@@ -262,6 +296,10 @@ class EventWriter:
         intents = [intent for hook in self._hooks
                    for intent in hook(new_rows, batch.statuses, lambda: read_layouts(conn))]
         apply_intents(conn, intents)
+        if self._fence is not None:
+            # Last, just before the commit: the lease rows are locked (FOR SHARE) only for
+            # the commit itself, so a takeover never waits behind a long batch.
+            self._fence.check(conn, batch_sites(batch) | {intent.site for intent in intents})
         return BatchResult(new_events=new_rows, stored=stored,
                            duplicates=len(batch.events) - stored,
                            dead_letters=len(batch.dead_letters))
@@ -313,7 +351,7 @@ class EventWriter:
             with conn.cursor() as cur:
                 self._store_dead_letters(cur, [record])
             conn.commit()
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except _CONNECTION_LOST as exc:
             self.close()
             raise StoreUnavailable(str(exc).strip()) from exc
 

@@ -19,7 +19,19 @@ from typer.core import TyperGroup
 
 from core.errors import NatteroError
 from nattero import __version__
-from nattero.commands import evaluation, services, simulation, sites, stack, users
+from nattero.commands import (
+    backtest,
+    backup,
+    certs,
+    evaluation,
+    privacy,
+    roster,
+    services,
+    simulation,
+    sites,
+    stack,
+    users,
+)
 from nattero.commands.output import verb_group
 from nattero.unavailable import translate
 
@@ -63,9 +75,10 @@ def _root(version: Annotated[bool, typer.Option(
     """Nattero: night monitoring for residential care homes."""
 
 
-for _verb in (stack.up, stack.down, stack.status, stack.migrate, services.serve,
+for _verb in (stack.up, stack.down, stack.status, stack.migrate, stack.bootstrap, services.serve,
               services.gateway, services.pipeline, simulation.simulate, evaluation.export,
-              evaluation.report, services.demo):
+              evaluation.report, backtest.backtest, services.demo, backup.backup,
+              backup.restore):
     app.command()(_verb)
 app.add_typer(sites.site_app, name="site")
 app.add_typer(sites.room_app, name="room")
@@ -73,7 +86,12 @@ app.add_typer(sites.device_app, name="device")
 app.add_typer(sites.bridge_app, name="bridge")
 app.add_typer(sites.broker_app, name="broker")
 app.add_typer(users.user_app, name="user")
+app.add_typer(roster.roster_app, name="roster")
 app.add_typer(services.maintenance_app, name="maintenance")
+app.add_typer(privacy.erase_app, name="erase")
+app.add_typer(privacy.audit_app, name="audit")
+sites.site_app.command("notes")(privacy.site_notes)
+app.add_typer(certs.certs_app, name="certs")
 
 
 def main() -> None:

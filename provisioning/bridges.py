@@ -57,7 +57,8 @@ def bridge_topics(source: DeviceSource, application_id: str | None = None) -> li
 
 def _broker(settings: Settings) -> BrokerAccounts:
     host, port = settings.broker_address()
-    return BrokerAccounts(host, port, settings.broker_admin_account())
+    return BrokerAccounts(host, port, settings.broker_admin_account(),
+                          tls=settings.mqtt_tls_context())
 
 
 def add_bridge(settings: Settings, name: str, source: DeviceSource, *,

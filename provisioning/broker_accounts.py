@@ -16,6 +16,7 @@ session (the gateway's, or another device's) by connecting with its client id.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import uuid
 from types import TracebackType
@@ -56,7 +57,7 @@ class BrokerAccounts:
     """
 
     def __init__(self, host: str, port: int, admin: BrokerAccount, *,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, tls: ssl.SSLContext | None = None) -> None:
         self._host = host
         self._port = port
         self._timeout = timeout
@@ -64,6 +65,8 @@ class BrokerAccounts:
                                    client_id=f"nattero-accounts-{uuid.uuid4().hex}",
                                    protocol=mqtt.MQTTv5)
         self._client.username_pw_set(admin.username, admin.password)
+        if tls is not None:
+            self._client.tls_set_context(tls)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message

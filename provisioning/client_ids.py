@@ -28,7 +28,8 @@ def bind_existing_accounts(settings: Settings) -> list[str]:
     the usernames bound now (empty when all were bound already). Idempotent."""
     host, port = settings.broker_address()
     bound: list[str] = []
-    with BrokerAccounts(host, port, settings.broker_admin_account()) as broker:
+    with BrokerAccounts(host, port, settings.broker_admin_account(),
+                          tls=settings.mqtt_tls_context()) as broker:
         for username, client_id in sorted(broker.client_ids().items()):
             if not is_device_or_bridge_account(username):
                 continue

@@ -17,7 +17,7 @@ from core.events import DeviceKind, DeviceSource, RoomKind
 from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE, NightWindow
 from core.settings import Settings
 from ingest import layouts
-from ingest.db import session_scope
+from ingest.db import Session, session_scope
 from ingest.models import Device
 from provisioning.broker_accounts import BrokerAccounts
 from provisioning.errors import ProvisioningError
@@ -54,9 +54,11 @@ def _new_credentials(site: str, device: str) -> DeviceCredentials:
                              password=secrets.token_urlsafe(24))
 
 
-def _broker(settings: Settings) -> BrokerAccounts:
+def broker_accounts(settings: Settings) -> BrokerAccounts:
+    """A short-lived admin connection to the broker's accounts (use as a context manager)."""
     host, port = settings.broker_address()
-    return BrokerAccounts(host, port, settings.broker_admin_account())
+    return BrokerAccounts(host, port, settings.broker_admin_account(),
+                          tls=settings.mqtt_tls_context())
 
 
 def add_site(settings: Settings, site: str, name: str, tz: str = DEFAULT_TIME_ZONE,
@@ -77,6 +79,41 @@ def add_site(settings: Settings, site: str, name: str, tz: str = DEFAULT_TIME_ZO
         layouts.insert_site(session, site, name, tz, window.start, window.end)
 
 
+def change_site(settings: Settings, site: str, *, name: str | None = None,
+                tz: str | None = None, night: str | None = None) -> dict[str, str]:
+    """Change a site's name, time zone or night window (what is given); returns the values
+    before. A running rules engine applies a new night window within seconds
+    (``rules.runtime.LAYOUT_TTL_S``); an alert already raised stays."""
+    if name is not None and not name.strip():
+        raise ProvisioningError("site name must not be empty")
+    if tz is not None:
+        _check_tz(tz)
+    with session_scope(settings.sqlalchemy_url()) as session:
+        window = None
+        if night is not None:
+            try:
+                parsed = NightWindow.parse(night, tz or DEFAULT_TIME_ZONE)
+            except ConfigurationError as exc:
+                raise ProvisioningError(str(exc)) from None
+            window = (parsed.start, parsed.end)
+        before = layouts.update_site(session, site, name=name, tz=tz, night=window)
+        if before is None:
+            raise ProvisioningError(f"site {site!r} does not exist; `nattero site list` shows "
+                                    "the sites")
+        return before
+
+
+def relabel_room(settings: Settings, site: str, room: str, label: str) -> str:
+    """Give a room a new label (shown on the board; never a name); returns the old one."""
+    if not label.strip():
+        raise ProvisioningError("a room's label must not be empty")
+    with session_scope(settings.sqlalchemy_url()) as session:
+        before = layouts.relabel_room(session, site, room, label.strip())
+        if before is None:
+            raise ProvisioningError(f"room {room!r} does not exist on site {site!r}")
+        return before
+
+
 def ensure_site(settings: Settings, site: str, name: str, tz: str = DEFAULT_TIME_ZONE,
                 night: str = DEFAULT_NIGHT) -> None:
     add_site(settings, site, name, tz, night, exist_ok=True)
@@ -86,14 +123,22 @@ def add_room(settings: Settings, site: str, room: str, kind: RoomKind,
              label: str | None = None, *, exist_ok: bool = False) -> None:
     _check_slug("room", room, ID_SLUG)
     with session_scope(settings.sqlalchemy_url()) as session:
-        if not layouts.site_exists(session, site):
-            raise ProvisioningError(
-                f"site {site!r} does not exist; add it with: nattero site add {site} --name NAME")
-        if layouts.room_kind(session, site, room) is not None:
-            if exist_ok:
-                return
-            raise ProvisioningError(f"room {room!r} exists already on site {site!r}")
-        layouts.insert_room(session, site, room, RoomKind(kind).value, label or room)
+        if layouts.site_exists(session, site) and exist_ok \
+                and layouts.room_kind(session, site, room) is not None:
+            return
+        insert_room(session, site, room, kind, label)
+
+
+def insert_room(session: Session, site: str, room: str, kind: RoomKind,
+                label: str | None = None) -> None:
+    """``add_room`` in the caller's session (the caller commits)."""
+    _check_slug("room", room, ID_SLUG)
+    if not layouts.site_exists(session, site):
+        raise ProvisioningError(
+            f"site {site!r} does not exist; add it with: nattero site add {site} --name NAME")
+    if layouts.room_kind(session, site, room) is not None:
+        raise ProvisioningError(f"room {room!r} exists already on site {site!r}")
+    layouts.insert_room(session, site, room, RoomKind(kind).value, label or room)
 
 
 def ensure_room(settings: Settings, site: str, room: str, kind: RoomKind,
@@ -132,37 +177,64 @@ def device_exists(settings: Settings, site: str, device: str) -> bool:
         return found is not None and found.active
 
 
+def _check_device(device: str, heartbeat_s: int) -> None:
+    _check_slug("device", device, ID_SLUG)
+    if not 10 <= heartbeat_s <= 86400:
+        raise ProvisioningError("--heartbeat must be between 10 and 86400 seconds")
+
+
 def add_device(settings: Settings, site: str, device: str, room: str, kind: DeviceKind,
                heartbeat_s: int = 300, *, source: DeviceSource = DeviceSource.NATIVE,
                external_id: str | None = None, mapping: str | None = None) -> DeviceCredentials:
     """Provision a device; returns its broker credentials (shown once, stored nowhere)."""
-    _check_slug("device", device, ID_SLUG)
-    if not 10 <= heartbeat_s <= 86400:
-        raise ProvisioningError("--heartbeat must be between 10 and 86400 seconds")
+    # Checked before connecting too: a typo needs no database or broker.
+    _check_device(device, heartbeat_s)
+    external_id = check_external_id(source, external_id)
+    mapping = check_mapping(source, mapping)
+    with session_scope(settings.sqlalchemy_url()) as session:
+        if source != DeviceSource.NATIVE:  # a bridged device has no account of its own
+            return insert_device(session, None, site, device, room, kind, heartbeat_s,
+                                 source=source, external_id=external_id, mapping=mapping)
+        with broker_accounts(settings) as broker:
+            return insert_device(session, broker, site, device, room, kind, heartbeat_s,
+                                 source=source, external_id=external_id, mapping=mapping)
+
+
+def insert_device(session: Session, broker: BrokerAccounts | None, site: str, device: str,
+                  room: str, kind: DeviceKind, heartbeat_s: int = 300, *,
+                  source: DeviceSource = DeviceSource.NATIVE, external_id: str | None = None,
+                  mapping: str | None = None) -> DeviceCredentials:
+    """``add_device`` in the caller's session and broker connection (None only for a
+    bridged device): the device's row, and for a native device its broker account (created
+    last, so a refused row creates none).
+
+    The caller commits; if it rolls back instead, it must delete the account
+    (``broker.delete_account(credentials.username)``): the broker has no transactions."""
+    _check_device(device, heartbeat_s)
     external_id = check_external_id(source, external_id)
     mapping = check_mapping(source, mapping)
     credentials = _new_credentials(site, device)
-    with session_scope(settings.sqlalchemy_url()) as session:
-        if layouts.room_kind(session, site, room) is None:
-            raise ProvisioningError(
-                f"room {room!r} does not exist on site {site!r}; add it with: "
-                f"nattero room add {site} {room} --kind flat|common|exit")
-        existing = layouts.find_device(session, site, device)
-        if existing is not None and existing.active:
-            raise ProvisioningError(
-                f"device {device!r} exists already on site {site!r}; revoke it first or "
-                "choose another id")
-        if not layouts.insert_device(
-                session, site, device, room, DeviceKind(kind).value, heartbeat_s,
-                DeviceSource(source).value, external_id, mapping,
-                credentials.username if source == "native" else None):
-            raise ProvisioningError(
-                f"external id {external_id!r} is already used by another device")
-        if source == DeviceSource.NATIVE:
-            with _broker(settings) as broker:
-                broker.create_device_account(credentials.username, credentials.password,
-                                             device_topic_prefix(site, device),
-                                             client_id=credentials.client_id)
+    if layouts.room_kind(session, site, room) is None:
+        raise ProvisioningError(
+            f"room {room!r} does not exist on site {site!r}; add it with: "
+            f"nattero room add {site} {room} --kind flat|common|exit")
+    existing = layouts.find_device(session, site, device)
+    if existing is not None and existing.active:
+        raise ProvisioningError(
+            f"device {device!r} exists already on site {site!r}; revoke it first or "
+            "choose another id")
+    if not layouts.insert_device(
+            session, site, device, room, DeviceKind(kind).value, heartbeat_s,
+            DeviceSource(source).value, external_id, mapping,
+            credentials.username if source == "native" else None):
+        raise ProvisioningError(
+            f"external id {external_id!r} is already used by another device")
+    if source == DeviceSource.NATIVE:
+        if broker is None:
+            raise ProvisioningError("a native device needs a broker connection for its account")
+        broker.create_device_account(credentials.username, credentials.password,
+                                     device_topic_prefix(site, device),
+                                     client_id=credentials.client_id)
     return credentials
 
 
@@ -175,7 +247,7 @@ def rotate_device_password(settings: Settings, site: str, device: str) -> Device
         if found is None or not found.active:
             raise ProvisioningError(f"device {device!r} is not provisioned on site {site!r}")
     credentials = _new_credentials(site, device)
-    with _broker(settings) as broker:
+    with broker_accounts(settings) as broker:
         if broker.account_exists(credentials.username):
             broker.delete_account(credentials.username)
         broker.create_device_account(credentials.username, credentials.password,
@@ -192,7 +264,7 @@ def revoke_device(settings: Settings, site: str, device: str) -> None:
             raise ProvisioningError(f"device {device!r} is not provisioned on site {site!r}")
         username = found.mqtt_username
         if username:
-            with _broker(settings) as broker:
+            with broker_accounts(settings) as broker:
                 if broker.account_exists(username):
                     broker.delete_account(username)
 

@@ -29,7 +29,7 @@ from typing import Self, TypeGuard
 from core.events import Event, EventKind, Presence, StatusChange
 from core.intents import Clear, Intent, Trigger
 from rules.machine import Input, SiteContext, event_key, iso
-from rules.settings import LOW_BATTERY_BELOW, LOW_BATTERY_REARM_AT, RuleName
+from rules.settings import LOW_BATTERY_BELOW, LOW_BATTERY_REARM_AT, RuleName, Severity
 from rules.states import (
     BATTERY,
     PRESENCE,
@@ -116,9 +116,10 @@ class DeviceMachine:
                 event_key=key,
                 late=False,
                 detail=detail,
-                # A dead sensor is announced to night staff as before (issue 13 §5, device
-                # faults to a technical list, is not done yet).
-                call=True,
+                # A dead sensor is work for the technician, not a call to night staff: it
+                # goes to the pre-shift check and the board's maintenance list, quietly,
+                # unless the site asks for it as a call (severity high).
+                call=setting.severity is Severity.HIGH,
             )
         ]
 

@@ -49,8 +49,10 @@ building exits, arrivals, bed exit, unexplained common motion; calls vs quiet) a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 from core.events import Event, EventKind, StatusChange
 from core.intents import Intent
@@ -60,7 +62,9 @@ from rules.errors import LayoutError, UnknownSite
 from rules.layout import SiteLayout
 from rules.machine import Input, Machine, SiteContext
 from rules.rooms import SiteMachine
+from rules.routines import FlatRoutine
 from rules.settings import RuleBook
+from rules.staff import StaffRound
 from rules.timeline import DEFAULT_MAX_INPUTS, Timeline
 
 __all__ = ["DEFAULT_HISTORY", "RulesEngine"]
@@ -147,14 +151,44 @@ class RulesEngine:
     def update_layout(self, layout: SiteLayout, rulebook: RuleBook | None = None) -> None:
         """Add a site or replace its layout and rules; rooms and devices that still exist
         (with the same room kind) keep their state, new devices start unheard."""
-        ctx = SiteContext(layout, rulebook or RuleBook())
         state = self._sites.get(layout.site)
+        routines = state.ctx.routines if state is not None else MappingProxyType({})
+        staff = state.ctx.staff if state is not None else ()
+        ctx = SiteContext(layout, rulebook or RuleBook(), routines, staff)
         if state is None:
             state = _Site(ctx, self._max_inputs)
             self._sites[layout.site] = state
         else:
             state.ctx = ctx
         state.sync_layout()
+
+    def update_routines(self, site: str, routines: Mapping[str, FlatRoutine]) -> None:
+        """Give ``site``'s flats their learned routines (``rules.routines``); they apply to
+        every input evaluated from now on, like a rule change."""
+        state = self._sites.get(site)
+        if state is None:
+            raise UnknownSite(site)
+        state.ctx = replace(state.ctx, routines=MappingProxyType(dict(routines)))
+
+    def update_staff(self, site: str, rounds: Sequence[StaffRound]) -> None:
+        """Give ``site`` the rounds its staff announced (``rules.staff``); they apply to
+        every input evaluated from now on."""
+        state = self._sites.get(site)
+        if state is None:
+            raise UnknownSite(site)
+        state.ctx = replace(state.ctx, staff=tuple(rounds))
+
+    def layout(self, site: str) -> SiteLayout:
+        state = self._sites.get(site)
+        if state is None:
+            raise UnknownSite(site)
+        return state.ctx.layout
+
+    def routines(self, site: str) -> Mapping[str, FlatRoutine]:
+        state = self._sites.get(site)
+        if state is None:
+            raise UnknownSite(site)
+        return state.ctx.routines
 
     def process(self, event: Event) -> list[Intent]:
         """Evaluate one stored event; returns the intents it (and the time it reached) causes."""

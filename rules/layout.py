@@ -69,6 +69,9 @@ class RoomInfo:
     kind: RoomKind
     label: str = ""
     bases: Sequence[MonitoringBasis] = ()
+    # For a flat: the common room its door opens onto (a corridor with a motion sensor),
+    # if known. Someone coming home walks through it just before the door opens.
+    corridor: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", RoomKind(self.kind))
@@ -99,6 +102,13 @@ class SiteLayout:
     def __post_init__(self) -> None:
         object.__setattr__(self, "rooms", MappingProxyType(dict(self.rooms)))
         object.__setattr__(self, "devices", MappingProxyType(dict(self.devices)))
+        for room, room_info in self.rooms.items():
+            if room_info.corridor is not None and (
+                    room_info.corridor not in self.rooms
+                    or self.rooms[room_info.corridor].kind is not RoomKind.COMMON):
+                raise LayoutError(
+                    f"room {room!r} of site {self.site!r} opens onto {room_info.corridor!r}, "
+                    "which is not a common room of the site; name a common room")
         for device, info in self.devices.items():
             if info.room not in self.rooms:
                 raise LayoutError(

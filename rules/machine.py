@@ -15,14 +15,18 @@ late inputs are replayed to the end of the timeline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Protocol, Self
 
-from core.events import Event, StatusChange
+from core.events import Event, RoomKind, StatusChange
 from core.intents import Intent
 from rules.layout import DeviceInfo, SiteLayout
+from rules.routines import FlatRoutine
 from rules.settings import RuleBook, RuleName, RuleSetting
+from rules.staff import StaffRound
 
 __all__ = ["Input", "Machine", "SiteContext", "input_key", "iso"]
 
@@ -47,10 +51,13 @@ def event_key(event: Event) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SiteContext:
-    """A site's layout and rule book, with the questions the machines ask of them."""
+    """A site's layout, rule book and flats' learned routines (``rules.routines``), with
+    the questions the machines ask of them."""
 
     layout: SiteLayout
     rulebook: RuleBook
+    routines: Mapping[str, FlatRoutine] = field(default_factory=lambda: MappingProxyType({}))
+    staff: tuple[StaffRound, ...] = ()  # staff going round (``rules.staff``)
 
     @property
     def site(self) -> str:
@@ -61,6 +68,14 @@ class SiteContext:
 
     def setting(self, rule: RuleName, room: str) -> RuleSetting:
         return self.rulebook.setting(rule, room)
+
+    def staff_in(self, room: str, ts: datetime) -> bool:
+        """Whether staff said they are in ``room`` at ``ts``: a round of the common rooms
+        for a common room, a round into that flat for a flat (``rules.staff``)."""
+        if not self.staff:
+            return False
+        target = None if self.layout.rooms[room].kind is RoomKind.COMMON else room
+        return any(r.covers(target, ts) for r in self.staff)
 
     def resident_rule(self, rule: RuleName, room: str, ts: datetime) -> RuleSetting | None:
         """The setting if ``rule`` may raise a resident alert in ``room`` at ``ts``, else None.

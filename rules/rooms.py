@@ -27,15 +27,29 @@ Outing (flat door, room kind ``flat``; ``rules.states.Excursion``)
 Arrival
     A building-exit opening at night that no outing in progress explains is someone coming
     in (or going out unseen): its own ``building_exit`` situation, quiet unless building
-    exits always call. One an outing explains belongs to that outing and to nothing else
-    (one opening explains one thing: a safety-first choice, see ``_exit``). If a flat door
+    exits always call. An outing explains an opening when it can be at the exit: it left
+    its flat within ``ARRIVAL_WINDOW`` (walking out), or it left the building and this is
+    the first opening since (coming back in); see ``_outing_at_exit``. One an outing
+    explains belongs to that outing and to nothing else (one opening explains one thing:
+    a safety-first choice, see ``_exit``), unless a walk up a flat's corridor after it
+    shows someone came in at the same time (``_claim_entry``). If a flat door
     opens (from HOME) within ``ARRIVAL_WINDOW`` after an unexplained opening, that is the
     resident coming home: the flat goes HOME through RETURNING (no outing), the flat door
     merges into the entry's situation, which clears itself. Without that, a door-only flat
     would read every late homecoming as leaving, and every later outing backwards.
     Either reading may be wrong, so both are kept for ``ARRIVAL_WINDOW``: a flat door taken
     as a homecoming or as a return from an outing is read again as a departure when a
-    building exit opens soon after it (a needless call at worst, never a blind spot).
+    building exit opens soon after it that no outing explains (a needless call at worst,
+    never a blind spot); the opening then stays a possible arrival as well, where building
+    exits do not always call.
+
+Corridor evidence (``RoomInfo.corridor``, the common room a flat's door opens onto)
+    Someone coming home walks through the flat's corridor just before its door opens. When
+    the corridor saw no motion for ``HOMECOMING_WALK`` before a door opening, nobody came:
+    the opening is a departure. It is then never taken as a homecoming (no entry claimed),
+    and a flat believed out is read as having been home (its outing ends as returned, a
+    new one starts). Evidence only ever moves the belief towards "out", the reading that
+    cannot hide a resident (a lost corridor message costs a needless call at worst).
 
 Bed (``rules.states.BedState``)
     ``bed.exit`` arms a timer at exit + N (default 10) if none is armed, whatever the
@@ -45,7 +59,7 @@ Bed (``rules.states.BedState``)
 
 Common room (kind ``common``)
     Night ``motion``/``presence.on`` that no outing or arrival in progress explains (and
-    no staff: ``staff_present`` is the hook for staff presence) is its own quiet
+    no staff going round, ``rules.staff``) is its own quiet
     ``common_motion`` situation; further motion merges; it ends by itself (Clear) when no
     activity came for N minutes (default 10) and no presence sensor is on. It is not a
     call by default: a shared room is not a person in need by itself, no flat reports its
@@ -84,6 +98,12 @@ __all__ = ["ARRIVAL_WINDOW", "SiteMachine"]
 # How long after a building exit opened a flat door opening is taken as that person
 # arriving home: a walk from the entrance to a flat, not a second person's outing.
 ARRIVAL_WINDOW = timedelta(minutes=3)
+# A flat door opening again this soon after its resident left is not a return: a door
+# contact repeating itself, or a bounce (``_flat``).
+DOOR_BOUNCE = timedelta(seconds=60)
+# Someone coming home walks through the flat's corridor just before its door opens; with
+# no motion there for this long before the door opened, nobody came: it is a departure.
+HOMECOMING_WALK = timedelta(seconds=90)
 
 _IN_FLAT_ACTIVITY = frozenset(
     {EventKind.BED_ENTER, EventKind.BED_EXIT, EventKind.MOTION, EventKind.PRESENCE_ON}
@@ -106,6 +126,7 @@ class _Outing:
     escalate_at: datetime | None
     called: bool = False
     left_building: bool = False
+    back_inside: bool = False  # an exit opened for it again after it left the building
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +144,7 @@ class _Common:
     key: str | None = None
     present: frozenset[str] = frozenset()
     expires_at: datetime | None = None
+    last_motion: datetime | None = None  # any motion, staff's and outings' included
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +155,10 @@ class _Entry:
     room: str
     ts: datetime
     called: bool
+    # An opening an outing explained (``key`` empty: no situation of its own). A flat door
+    # may still take it as its resident's arrival, but only on evidence of the walk in:
+    # motion in that flat's corridor after the opening (``_claim_entry``).
+    explained: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,28 +201,48 @@ class SiteMachine:
             return self._exit(item, info.room, ctx)
         return []
 
-    def staff_present(self, room: str, ts: datetime) -> bool:
-        """Whether staff are known to be in ``room`` at ``ts`` (their motion is no
-        resident's). The hook for staff presence (issue 13 §3); none is known yet."""
-        return False
-
     # -- flats ---------------------------------------------------------------------------
 
     def _flat(self, item: Event, room: str, device: DeviceKind,
               ctx: SiteContext) -> list[Intent]:
         flat = self.flats.get(room, _Flat())
         intents: list[Intent] = []
+        if device is DeviceKind.DOOR and ctx.staff_in(room, item.ts):
+            # Staff going into the flat open its door: the resident neither left nor came
+            # home (``rules.staff``). The flat's bed still speaks for its resident.
+            return intents
         if device is DeviceKind.DOOR and item.kind is EventKind.DOOR_OPEN:
+            if flat.excursion in (Excursion.LEAVING, Excursion.RETURNING):
+                # A door cannot open twice: its door.closed was lost. Read it as closed in
+                # between, or every later opening of the flat would be ignored.
+                flat = dataclasses.replace(flat, excursion=step(
+                    EXCURSION, flat.excursion, ExcursionMove.DOOR_CLOSED))
+            bounce = (flat.excursion is Excursion.OUT and flat.outing is not None
+                      and item.ts - flat.outing.start < DOOR_BOUNCE)
+            if bounce:
+                # Open again within moments of leaving: a contact repeating itself (or the
+                # resident turning back at once). Read as a return it would blind the rule
+                # to the outing; kept as the outing, it costs a needless call at worst.
+                pass
+            elif flat.excursion is Excursion.OUT and self._nobody_came(room, item.ts, ctx):
+                # Believed out, but nobody walked up to the door: the resident was home
+                # (a homecoming was missed or misread) and is leaving now. Evidence moves the
+                # belief only towards "out", the reading that can never hide a need.
+                flat, intents = self._back(flat, item, room, ExcursionMove.RETURN_BY_DOOR, ctx)
+                flat = dataclasses.replace(flat, excursion=step(
+                    EXCURSION, flat.excursion, ExcursionMove.DOOR_CLOSED))
             if flat.excursion is Excursion.HOME:
-                entry = self._claim_entry(item.ts)
+                entry = (None if self._nobody_came(room, item.ts, ctx)
+                         else self._claim_entry(room, ctx))
                 if entry is not None:
                     flat = dataclasses.replace(
                         flat, excursion=step(EXCURSION, flat.excursion, ExcursionMove.ARRIVE))
                     intents += self._arrived(entry, item, room, ctx)
                     self.arrivals = (*self.arrivals, _Arrival(room, item))
                 else:
-                    flat, intents = self._leave(flat, item, room, ctx)
-            elif flat.excursion is Excursion.OUT:
+                    flat, more = self._leave(flat, item, room, ctx)
+                    intents += more
+            elif flat.excursion is Excursion.OUT and not bounce:
                 flat, intents = self._back(flat, item, room, ExcursionMove.RETURN_BY_DOOR, ctx)
                 # A door-only flat cannot tell coming back from going out: if the belief
                 # "out" was wrong (a homecoming read as leaving), this opening is a
@@ -227,13 +273,29 @@ class SiteMachine:
         self.flats[room] = flat
         return intents
 
+    def _nobody_came(self, room: str, ts: datetime, ctx: SiteContext) -> bool:
+        """Whether the flat's corridor saw no motion for ``HOMECOMING_WALK`` before ``ts``
+        (False when the flat's corridor is not known: no evidence either way)."""
+        corridor = ctx.layout.rooms[room].corridor
+        if corridor is None:
+            return False
+        seen = self.commons.get(corridor, _Common()).last_motion
+        return seen is None or ts - seen > HOMECOMING_WALK
+
     @staticmethod
     def _arm_bed(flat: _Flat, exit_event: Event, room: str, ctx: SiteContext) -> _Flat:
         setting = ctx.resident_rule(RuleName.BED_EXIT_NOT_BACK, room, exit_event.ts)
         if setting is None:
             return flat
-        deadline = exit_event.ts + _minutes(setting.minutes, RuleName.BED_EXIT_NOT_BACK)
-        return dataclasses.replace(flat, bed_exit=exit_event, bed_deadline=deadline)
+        # The room's minutes are a hard safety limit; the flat's routine may only call
+        # sooner (``rules.routines``), or see the usual start of the day (no timer).
+        allowed = _minutes(setting.minutes, RuleName.BED_EXIT_NOT_BACK)
+        routine = ctx.routines.get(room)
+        if routine is not None:
+            if routine.has_risen(exit_event.ts, ctx.layout.night):
+                return flat
+            allowed = routine.allowed_out_of_bed(allowed)
+        return dataclasses.replace(flat, bed_exit=exit_event, bed_deadline=exit_event.ts + allowed)
 
     def _leave(self, flat: _Flat, event: Event, room: str,
                ctx: SiteContext) -> tuple[_Flat, list[Intent]]:
@@ -282,13 +344,16 @@ class SiteMachine:
         if setting is None:
             return []
         always_calls = setting.minutes == 0
-        outing_room = self._latest_outing()
+        outing_room = self._outing_at_exit(item.ts)
         outing = None if outing_room is None else self.flats[outing_room].outing
         # A flat door "arrival" just before this opening may in truth have been a departure
         # (the resident went out past this exit): read it again as the outing it may be —
         # a needless call at worst, never a blind spot. The opening stays a possible
         # arrival too (below): someone else may have come in.
-        intents = self._reread_arrival(item, setting.severity, always_calls, ctx)
+        intents: list[Intent] = []
+        if outing_room is None:
+            intents = self._reread_arrival(item, setting.severity, always_calls, ctx)
+        reread = bool(intents)
         if not intents and outing_room is not None and outing is not None:
             flat = self.flats[outing_room]
             call = always_calls and not outing.called
@@ -297,31 +362,43 @@ class SiteMachine:
                 escalate_at = min(escalate_at, item.ts + timedelta(minutes=setting.minutes))
             self.flats[outing_room] = dataclasses.replace(flat, outing=dataclasses.replace(
                 outing, called=outing.called or call, left_building=True,
+                back_inside=outing.left_building,
                 escalate_at=None if outing.called or call else escalate_at))
             intents.append(Trigger(
                 site=ctx.site, room=outing_room, device=item.device, rule=RuleName.LEFT_FLAT,
                 severity=setting.severity, ts=item.ts, episode_key=outing.key,
                 event_key=event_key(item), late=False,
                 detail="building exit opened during the outing", call=call))
-        if intents:
-            # Explained by the outing: not also a possible arrival. One opening explains
-            # one thing; read as an arrival too, it could let the next flat door that
-            # opens — a resident really leaving — pass as a homecoming (a blind spot,
-            # seen in the simulated nights). Someone who did come in as the resident went
-            # out is read as leaving at their flat door: a needless call at worst.
+        if intents and not (reread and not always_calls):
+            # Explained by the outing: not also a plain possible arrival. One opening
+            # explains one thing; read as an arrival too, it could let the next flat door
+            # that opens — a resident really leaving — pass as a homecoming (a blind spot,
+            # seen in the simulated nights). Only a walk seen in a flat's corridor after
+            # it lets that flat's door take it as coming home (``_claim_entry``); without
+            # one, someone who came in as the resident went out is read as leaving at
+            # their flat door: a needless call at worst.
+            if not reread:
+                self.entries = (*self.entries, _Entry("", room, item.ts, called=True,
+                                                      explained=True))
             return intents
-        last = next((e for e in reversed(self.entries) if e.room == room), None)
+        # A re-read flat door is a doubt, not an outing seen at the exit: the opening may
+        # as well be someone coming in, so a flat door opening after it may still be a
+        # homecoming (taken as a departure, each homecoming behind a re-read was a second
+        # needless call at the simulated shelter). Where building exits always call, the
+        # re-read is a call at this exit already: staff come here either way.
+        last = next((e for e in reversed(self.entries)
+                     if e.room == room and not e.explained), None)
         if last is not None:
             # The same door again (a group, or a bouncing contact): one situation, but
             # each opening may be someone arriving.
             self.entries = (*self.entries, dataclasses.replace(last, ts=item.ts))
-            return [Trigger(
+            return [*intents, Trigger(
                 site=ctx.site, room=room, device=item.device, rule=RuleName.BUILDING_EXIT,
                 severity=setting.severity, ts=item.ts, episode_key=last.key,
                 event_key=event_key(item), late=False, detail="building exit opened again")]
         key = ctx.episode_key(room, RuleName.BUILDING_EXIT, item.ts)
         self.entries = (*self.entries, _Entry(key, room, item.ts, always_calls))
-        return [Trigger(
+        return [*intents, Trigger(
             site=ctx.site, room=room, device=item.device, rule=RuleName.BUILDING_EXIT,
             severity=setting.severity, ts=item.ts, episode_key=key,
             event_key=event_key(item), late=False, detail="building exit opened at night",
@@ -356,23 +433,52 @@ class SiteMachine:
 
     def _latest_outing(self) -> str | None:
         """The flat whose outing in progress started last (ties: the larger room id)."""
+        return self._outing_at_exit(None)
+
+    def _outing_at_exit(self, ts: datetime | None) -> str | None:
+        """The outing a building exit opening at ``ts`` belongs to: of the outings that
+        can be at an exit now, the one that started last (ties: the larger room id).
+
+        An outing can be at an exit when it left its flat within ``ARRIVAL_WINDOW`` (the
+        walk from a flat to an exit), or once, to come back in, after it left the building.
+        One that left its flat longer ago and stayed inside (the kitchen, the lounge), or
+        that came back in already, is not taken to be there: the opening is then someone
+        arriving, as it is at a quiet moment. At a busy site (a shelter at night: several
+        outings at once, one resident out for an hour) one outing claimed every opening,
+        and each homecoming behind it read as leaving (needless calls, 6 a night at the
+        simulated shelter). Nothing is hidden by this: the outing keeps its own deadline,
+        and where building exits always call the opening is a call of its own."""
         best: tuple[datetime, str] | None = None
         for room, flat in self.flats.items():
-            if flat.outing is not None and flat.excursion in _AWAY:
-                candidate = (flat.outing.start, room)
+            outing = flat.outing
+            if outing is None or flat.excursion not in _AWAY:
+                continue
+            if ts is None or (
+                    not outing.back_inside if outing.left_building
+                    else ts - outing.start < ARRIVAL_WINDOW):
+                candidate = (outing.start, room)
                 if best is None or candidate > best:
                     best = candidate
         return None if best is None else best[1]
 
-    def _claim_entry(self, ts: datetime) -> _Entry | None:
-        if not self.entries:
-            return None
-        entry = self.entries[0]  # the earliest arrival walks in first
-        self.entries = self.entries[1:]
-        return entry
+    def _claim_entry(self, room: str, ctx: SiteContext) -> _Entry | None:
+        """The opening a flat door (of ``room``, believed home) takes as its resident
+        coming in: the earliest open one (the earliest arrival walks in first), or one an
+        outing explained when the flat's corridor saw someone walk up after it."""
+        corridor = ctx.layout.rooms[room].corridor
+        walked = (None if corridor is None
+                  else self.commons.get(corridor, _Common()).last_motion)
+        for i, entry in enumerate(self.entries):
+            if entry.explained and (walked is None or walked <= entry.ts):
+                continue
+            self.entries = self.entries[:i] + self.entries[i + 1:]
+            return entry
+        return None
 
     @staticmethod
     def _arrived(entry: _Entry, door: Event, room: str, ctx: SiteContext) -> list[Intent]:
+        if entry.explained:
+            return []  # the opening is an outing's: no situation of its own to close
         intents: list[Intent] = [Trigger(
             site=ctx.site, room=entry.room, device=door.device, rule=RuleName.BUILDING_EXIT,
             severity=ctx.setting(RuleName.BUILDING_EXIT, entry.room).severity, ts=door.ts,
@@ -394,10 +500,11 @@ class SiteMachine:
             return []
         if item.kind not in _COMMON_ACTIVITY:
             return []
+        common = dataclasses.replace(common, last_motion=item.ts)
         if item.kind is EventKind.PRESENCE_ON:
             common = dataclasses.replace(common, present=common.present | {item.device})
         setting = ctx.resident_rule(RuleName.COMMON_MOTION, room, item.ts)
-        if setting is None or self.staff_present(room, item.ts):
+        if setting is None or ctx.staff_in(room, item.ts):
             self.commons[room] = self._keep_alive(common, item.ts, room, ctx)
             return []
         outing_room = self._latest_outing()
@@ -410,8 +517,9 @@ class SiteMachine:
                 severity=ctx.setting(RuleName.LEFT_FLAT, outing_room).severity, ts=item.ts,
                 episode_key=outing.key, event_key=event_key(item), late=False,
                 detail=f"motion in {room} during the outing")]
-        if self.entries:  # someone who just came in, on the way to a flat
-            entry = self.entries[-1]
+        open_entries = [e for e in self.entries if not e.explained]
+        if open_entries:  # someone who just came in, on the way to a flat
+            entry = open_entries[-1]
             self.commons[room] = self._keep_alive(common, item.ts, room, ctx)
             return [Trigger(
                 site=ctx.site, room=entry.room, device=item.device,
@@ -501,7 +609,7 @@ class SiteMachine:
         for flat in self.flats.values():
             if flat.outing is not None and flat.outing.key == episode_key:
                 return flat.excursion in _AWAY
-        if any(entry.key == episode_key for entry in self.entries):
+        if any(entry.key == episode_key and not entry.explained for entry in self.entries):
             return True
         return any(c.episode is MotionEpisode.ACTIVE and c.key == episode_key
                    for c in self.commons.values())

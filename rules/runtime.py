@@ -49,22 +49,24 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core import metrics
-from core.events import Event, StatusChange
+from core.events import Event, RoomKind, StatusChange
 from core.intents import Intent
 from core.night_window import NightWindow
 from ingest.rule_layouts import StoredLayouts
 from ingest.rules_store import RulesStore
-from ingest.writer import StoredEventRow, StoreUnavailable
+from ingest.writer import StoredEventRow, StoreUnavailable, WriteFence
 from rules.engine import RulesEngine
-from rules.errors import LayoutError
+from rules.errors import LayoutError, UnknownSite
 from rules.layout import BasisKind, DeviceInfo, MonitoringBasis, RoomInfo, SiteLayout
+from rules.routines import LEARN_NIGHTS, FlatRoutine, learn_routines
 from rules.settings import RuleBook, RuleName, RuleOverride
+from rules.staff import StaffRound
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ BATCH_BUDGETS = 4  # all sites of a batch together: this many budgets
 CATCH_UP_SLICE_S = 0.05  # the engine lock is let go this often while catching up
 CATCH_UP_ROUND_S = 0.25  # and what was caught up is committed this often
 FUTURE_SKEW = timedelta(minutes=2)  # the default of Settings.event_future_skew_s
+ROUTINES_EVERY_S = 60.0  # how often the flats' routines are learned again (rules.routines)
+# How often the rounds staff announce on the board are read (rules.staff): the nurse
+# presses "going round" and walks; her first motion comes seconds later.
+STAFF_EVERY_S = 1.0
 
 Clock = Callable[[], float]
 
@@ -94,10 +100,18 @@ def layouts_from_store(stored: StoredLayouts) -> tuple[dict[str, SiteLayout], di
             log.warning("ignoring invalid monitoring basis of %s/%s: %s", b.site, b.room, exc)
             continue
         bases.setdefault((b.site, b.room), []).append(basis)
+    common = {(r.site, r.id) for r in stored.rooms if r.kind is RoomKind.COMMON}
     rooms: dict[str, dict[str, RoomInfo]] = {}
     for r in stored.rooms:
+        corridor = r.corridor
+        if corridor is not None and (r.site, corridor) not in common:
+            # A corridor that is gone or not a common room: no evidence, not a broken site.
+            log.warning("ignoring corridor %r of %s/%s: not a common room of the site",
+                        corridor, r.site, r.id)
+            corridor = None
         rooms.setdefault(r.site, {})[r.id] = RoomInfo(r.kind, r.label,
-                                                      tuple(bases.get((r.site, r.id), ())))
+                                                      tuple(bases.get((r.site, r.id), ())),
+                                                      corridor=corridor)
     devices: dict[str, dict[str, DeviceInfo]] = {}
     for d in stored.devices:
         devices.setdefault(d.site, {})[d.id] = DeviceInfo(d.room, d.kind, d.heartbeat_s)
@@ -121,6 +135,16 @@ def layouts_from_store(stored: StoredLayouts) -> tuple[dict[str, SiteLayout], di
     return layouts, books
 
 
+def _last_night_end(window: NightWindow, now: datetime) -> datetime:
+    """The end of the newest night of ``window`` that ended at or before ``now``."""
+    day = now.astimezone(window.tz).date()
+    for back in range(3):
+        end = window.bounds(day - timedelta(days=back))[1]
+        if end <= now:
+            return end
+    raise AssertionError("a night window ends within two days")  # pragma: no cover
+
+
 class RulesRuntime:
     """Owns the engine; thread-safe between the writer hook and the ticking thread.
 
@@ -134,8 +158,9 @@ class RulesRuntime:
 
     def __init__(self, dsn: str, wall: Clock = time.time, tick_s: float = 0.2,
                  sites: list[str] | None = None, budget_s: float = BATCH_BUDGET_S,
-                 future_skew: timedelta = FUTURE_SKEW) -> None:
-        self._store = RulesStore(dsn)
+                 future_skew: timedelta = FUTURE_SKEW, fence: WriteFence | None = None) -> None:
+        # fence: a leased worker's (ingest.leases); the ticker's commits check it too.
+        self._store = RulesStore(dsn, fence=fence)
         self._future_skew = future_skew
         self._sites = set(sites) if sites else None  # None: every site
         self._wall = wall
@@ -154,6 +179,10 @@ class RulesRuntime:
         # already stamped on the site clock; and caught-up intents not yet committed.
         self._behind: dict[str, deque[Event | StatusChange]] = {}
         self._unapplied: list[Intent] = []
+        self._routines_learned = 0.0
+        self._routines_upto: dict[str, datetime] = {}  # site -> end of the last night learned
+        self._staff_read = 0.0
+        self._staff: dict[str, tuple[StaffRound, ...]] = {}
 
     # -- start-up -------------------------------------------------------------------------
     def load(self) -> None:
@@ -163,11 +192,14 @@ class RulesRuntime:
         # long enough for every timer and excursion the rules keep.
         not_after = datetime.fromtimestamp(self._wall(), UTC) + self._future_skew
         events, offline = self._store.replay(list(layouts), REPLAY, not_after)
+        staff = self._store.staff_rounds(not_after - REPLAY - HISTORY)
         intents: list[Intent] = []
         with self._lock:
             self._engine = RulesEngine(layouts, books, history=HISTORY)
             self._remember(layouts)
             self._layout_loaded = time.monotonic()
+            self._staff = {}
+            self._apply_staff(staff)
             skipped: dict[tuple[str, str], int] = {}
             for event, received_at in events:
                 item = self._admit_event(event, received_at, skipped)
@@ -186,6 +218,58 @@ class RulesRuntime:
         self._report_skipped(skipped)
         self._store.apply(intents)
         log.info("rules engine rebuilt from %d stored events", len(events))
+        self.learn_routines()
+
+    def routines(self, site: str) -> Mapping[str, FlatRoutine]:
+        """``site``'s flats' routines as the engine uses them now."""
+        with self._lock:
+            return self._engine.routines(site)
+
+    def learn_routines(self) -> None:
+        """Each flat's routine from its site's nights before the site's clock (the ticker
+        calls this every ``ROUTINES_EVERY_S``): a night that ended is learned from."""
+        with self._lock:
+            clocks = {site: self.site_clock(site) for site in self._seen}
+            layouts = {site: self._engine.layout(site) for site in clocks}
+        for site, now in clocks.items():
+            if now is None:
+                continue
+            # A routine learns only from nights that ended: until another one ends, the
+            # store has nothing new for it (no query each minute for the same answer).
+            ended = _last_night_end(layouts[site].night, now)
+            if self._routines_upto.get(site) == ended:
+                continue
+            history = self._store.routine_history(
+                site, now - timedelta(days=LEARN_NIGHTS + 1), now)
+            routines = learn_routines(layouts[site], history, now)
+            with self._lock:
+                self._engine.update_routines(site, routines)
+            self._routines_upto[site] = ended
+        self._routines_learned = time.monotonic()
+
+    def read_staff(self) -> None:
+        """The rounds staff announced on the board (``rules.staff``), for every site whose
+        rounds changed: they apply to every input evaluated from now on."""
+        since = datetime.fromtimestamp(self._wall(), UTC) - REPLAY - HISTORY
+        staff = self._store.staff_rounds(since)
+        with self._lock:
+            self._apply_staff(staff)
+        self._staff_read = time.monotonic()
+
+    def _apply_staff(self, stored: Mapping[str, list[tuple[str | None, datetime, datetime]]]
+                     ) -> None:
+        """Under the lock: give each known site its rounds when they differ from what it
+        has (a site whose rounds all ended gets none)."""
+        for site in set(self._staff) | set(stored):
+            rounds = tuple(StaffRound(room, start, end)
+                           for room, start, end in stored.get(site, ()))
+            if self._staff.get(site, ()) == rounds:
+                continue
+            try:
+                self._engine.update_staff(site, rounds)
+            except UnknownSite:
+                continue  # not this runtime's site, or not in its layouts yet
+            self._staff[site] = rounds
 
     def _layouts(self, stored: StoredLayouts
                  ) -> tuple[dict[str, SiteLayout], dict[str, RuleBook]]:
@@ -404,6 +488,10 @@ class RulesRuntime:
                 clocks.append((site, now))
                 intents += self._engine.advance(site, now)
             changes += self._store.apply(intents)
+        if time.monotonic() - self._routines_learned >= ROUTINES_EVERY_S:
+            self.learn_routines()
+        if time.monotonic() - self._staff_read >= STAFF_EVERY_S:
+            self.read_staff()
         if time.monotonic() >= self._next_reannounce:
             self._next_reannounce = time.monotonic() + REANNOUNCE_CHECK_S
             changes += self._store.reannounce(clocks)

@@ -15,8 +15,10 @@ building_exit     high       0           out of the building: an outing becomes 
                                          purpose, e.g. a shelter whose residents go out
                                          to smoke); None = the flat's left_flat minutes
 sensor_offline    normal     None        silence allowed; None means 2x the device's
-                                         heartbeat interval
-low_battery       notice     (unused)    below 15 % raises, 20 % or more re-arms
+                                         heartbeat interval. Quiet (the pre-shift check
+                                         and the board's maintenance list), a call to
+                                         night staff only at severity high
+low_battery       notice     (unused)    below 15 % raises, 20 % or more re-arms; quiet
 ================  =========  ==========  ==============================================
 """
 

@@ -13,6 +13,7 @@ the nights are planned from the original profiles, so a copy gets the very same 
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -147,6 +148,9 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
     store = credentials or CredentialStore.in_state_dir(settings.state_dir)
     accounts = _accounts(settings, profiles, store, provision)
     host, port = settings.broker_address()
+    tls = settings.mqtt_tls_context()
+    if tls is not None:
+        publisher = functools.partial(publisher, tls=tls)
     out = console or Console()
     stats = _publish_with_progress(
         publisher, deliveries, accounts, timetable, host, port, out, progress, clock,

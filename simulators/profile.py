@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.alerts import RuleName, Severity
 from core.events import DeviceKind, RoomKind
 from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE
 from simulators.errors import ProfileError
@@ -189,6 +190,15 @@ class ActivityRate(_Strict):
         return _check_range(value)
 
 
+class SiteRule(_Strict):
+    """A site's own setting of one rule, as its manager would apply it (``rules.settings``);
+    a field left out keeps the default."""
+
+    enabled: bool | None = None
+    minutes: int | None = Field(default=None, ge=0, le=720)
+    severity: Severity | None = None
+
+
 class StaffRounds(_Strict):
     """Night staff walking through the common rooms and corridors at about these times."""
 
@@ -286,6 +296,7 @@ class SiteProfile(_Strict):
     common: list[CommonRoom] = []
     exits: list[ExitRoom] = []
     staff: StaffRounds = StaffRounds()
+    rules: dict[RuleName, SiteRule] = {}
 
     @field_validator("tz")
     @classmethod

@@ -38,6 +38,8 @@ def layout(profile: SiteProfile) -> dict[str, Any]:
     rooms: list[dict[str, Any]] = []
     for room in profile.rooms:
         entry: dict[str, Any] = {"id": room.id, "kind": room.kind.value, "label": room.label}
+        if room.route:
+            entry["corridor"] = room.route[0]  # the common room the flat's door opens onto
         if room.basis is not None:
             basis = room.basis
             entry["basis"] = {
@@ -48,7 +50,9 @@ def layout(profile: SiteProfile) -> dict[str, Any]:
     return {"site": profile.site, "name": profile.name, "tz": profile.tz,
             "night": profile.night, "rooms": rooms,
             "devices": [{"id": spec.id, "room": spec.room, "kind": spec.kind.value,
-                         "heartbeat": spec.heartbeat_s} for spec in profile.device_specs]}
+                         "heartbeat": spec.heartbeat_s} for spec in profile.device_specs],
+            "rules": {rule.value: spec.model_dump(mode="json", exclude_none=True)
+                      for rule, spec in profile.rules.items()}}
 
 
 def provision_sites(settings: Settings, profiles: Sequence[SiteProfile],

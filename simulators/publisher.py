@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import selectors
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -75,13 +76,15 @@ class PublishStats:
 class _Device:
     """One device's MQTT client and what is outstanding on it."""
 
-    def __init__(self, account: DeviceAccount) -> None:
+    def __init__(self, account: DeviceAccount, tls: ssl.SSLContext | None = None) -> None:
         self.account = account
         # A device's client id is its username: the broker refuses the account with any other.
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=account.username,
             protocol=mqtt.MQTTv5, userdata=self)
         self.client.username_pw_set(account.username, account.password)
+        if tls is not None:
+            self.client.tls_set_context(tls)
         self.client.will_set(status_topic(account.site, account.device), Presence.OFFLINE.value,
                              qos=1, retain=True)
         self.client.on_connect = _on_connect
@@ -198,8 +201,10 @@ def publish(deliveries: Sequence[Delivery], accounts: Mapping[tuple[str, str], D
             timetable: Timetable, *, host: str, port: int,
             on_sent: Callable[[Delivery], None] | None = None,
             clock: Callable[[], float] = time.monotonic, max_unacked: int = 500,
-            connect_timeout: float = 15.0, ack_timeout: float = 60.0) -> PublishStats:
+            connect_timeout: float = 15.0, ack_timeout: float = 60.0,
+            tls: ssl.SSLContext | None = None) -> PublishStats:
     """Connect every device, replay ``deliveries`` on ``timetable``, wait for every PUBACK.
+    ``tls``: connect over TLS with this context (``Settings.mqtt_tls_context``).
 
     Raises CredentialsError (with ``.refusals``) when the broker refuses devices'
     credentials, PublishError when it cannot be reached or does not acknowledge.
@@ -209,7 +214,7 @@ def publish(deliveries: Sequence[Delivery], accounts: Mapping[tuple[str, str], D
     if missing:
         raise CredentialsError(f"no broker credentials for {', '.join(missing[:5])}"
                                f"{' …' if len(missing) > 5 else ''}")
-    devices = {key: _Device(accounts[key]) for key in needed}
+    devices = {key: _Device(accounts[key], tls) for key in needed}
     loop = _Loop(list(devices.values()), clock)
     try:
         _connect(loop, devices, host, port, connect_timeout)

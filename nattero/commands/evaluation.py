@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -40,12 +40,17 @@ def export(
     k: Annotated[int, typer.Option(min=1, help="suppress buckets with fewer rooms")] =
         DEFAULT_K,
     reason: Annotated[str | None, typer.Option(
-        help="why room-level data is needed (required with --level room; audited)")] = None,
+        help="why room-level data is needed (required with --level room and --alerts; "
+             "audited)")] = None,
+    alerts: Annotated[bool, typer.Option(
+        "--alerts", help="one anonymous row per alert (hour, room pseudonym, rule, outcome, "
+                         "minutes to acknowledge/resolve) instead of occupancy; whole months, "
+                         "--reason; --level and --bucket do not apply")] = False,
 ) -> None:
     """Anonymous occupancy export (CSV as ZIP with manifest, Parquet, XLSX); audited.
 
-    Only nights that have ended; --level room only for whole calendar months and with
-    --reason."""
+    Only nights that have ended; --level room and --alerts only for whole calendar months
+    and with --reason."""
     from evaluation.exports import export_bytes, prepare_export
     from evaluation.formats import ExportFormat
     from evaluation.occupancy import Bucket, Level, OccupancyRequest
@@ -55,6 +60,10 @@ def export(
 
     first, last = date_option(from_, "--from"), date_option(to, "--to")
     assert first is not None and last is not None
+    if alerts:
+        _export_alerts(tuple(dict.fromkeys(site)), Period(first, last), out,
+                       ExportFormat(format), k, reason)
+        return
     request = OccupancyRequest(tuple(dict.fromkeys(site)), Period(first, last), Level(level),
                                Bucket(bucket), k, reason)
     with connect_store() as conn:
@@ -74,6 +83,31 @@ def export(
                     sink.write(chunk)
             typer.echo(f"{out}: {prepared.manifest.rows} rows, "
                        f"{prepared.manifest.suppressed_rows} suppressed", err=True)
+
+
+def _export_alerts(sites: tuple[str, ...], period: Any, out: Path, fmt: Any, k: int,
+                   reason: str | None) -> None:
+    from evaluation.alert_export import AlertRequest, alert_export_bytes, prepare_alert_export
+    from ingest.audit import audit
+    from ingest.installation import signing_secret
+
+    with connect_store() as conn:
+        prepared = prepare_alert_export(conn, AlertRequest(sites, period, k, reason), fmt)
+        with conn.transaction():
+            audit(conn, "cli", "export.alerts", sites[0] if len(sites) == 1 else None, None,
+                  prepared.audit_detail())
+        secret = signing_secret(conn, current_settings().secret_key)
+        chunks = alert_export_bytes(conn, prepared, secret)
+        if str(out) == "-":
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        with out.open("wb") as sink:
+            for chunk in chunks:
+                sink.write(chunk)
+        typer.echo(f"{out}: {prepared.manifest.rows} alerts, "
+                   f"{prepared.manifest.suppressed_alerts} left out (k={k})", err=True)
 
 
 def report(
@@ -96,8 +130,13 @@ def report(
         help="assumed share of checks that wake a sleeping resident")] = 0.3,
     lang: Annotated[LanguageName, typer.Option(
         "--lang", help="language of the report or handover: da (Danish) or en")] = "da",
+    economics: Annotated[Path | None, typer.Option(
+        help="economics settings (costs per site, wage rate, go/no-go criteria): a copy of "
+             "evaluation/economics.toml; default: NATTERO_ECONOMICS_FILE or the packaged "
+             "assumptions")] = None,
 ) -> None:
     """Benefit-evaluation report (HTML + PDF), or the morning handover with --handover."""
+    from evaluation.economics import load_settings
     from evaluation.errors import PeriodError
     from evaluation.handover import build_handover, render_handover
     from evaluation.period import Period
@@ -118,7 +157,8 @@ def report(
         raise PeriodError("a benefit report needs --from and --to (or use --handover)")
     assumptions = Assumptions(rounds_per_night, minutes_per_check, handling_minutes, wake_share)
     with connect_store() as conn:
-        made = build_report(conn, site, Period(first, last), assumptions, compare)
+        made = build_report(conn, site, Period(first, last), assumptions, compare,
+                            load_settings(economics or current_settings().economics_file))
         out.write_text(render_html(made, lang), encoding="utf-8")
         written = [str(out)]
         if pdf:

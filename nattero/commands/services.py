@@ -8,12 +8,16 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nattero.commands.config import current_settings
 from nattero.commands.output import JsonOption, verb_group
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 __all__ = ["demo", "gateway", "maintenance_app", "pipeline", "serve"]
 
@@ -25,8 +29,15 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     pipeline: Annotated[bool, typer.Option(
         "--pipeline/--no-pipeline", help="also run the gateway and rules in this process")] = True,
+    ssl_certfile: Annotated[Path | None, typer.Option(
+        help="serve HTTPS with this certificate (PEM; `nattero certs server`), e.g. without "
+        "a reverse proxy")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(
+        help="the certificate's private key (PEM)")] = None,
 ) -> None:
     """Run the API (and by default the gateway and rules) until Ctrl-C."""
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise typer.BadParameter("--ssl-certfile and --ssl-keyfile go together: give both")
     import uvicorn
 
     from api.app import create_app
@@ -52,7 +63,8 @@ def serve(
                 # Alerts are small JSON frames: compressing each for every board costs more
                 # latency than the bytes it saves.
                 ws_per_message_deflate=False,
-                proxy_headers=False, log_config=log_config, access_log=False)
+                proxy_headers=False, log_config=log_config, access_log=False,
+                ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
 
 
 def gateway() -> None:
@@ -66,16 +78,70 @@ def gateway() -> None:
     service.wait()
 
 
-def pipeline() -> None:
+def pipeline(
+    leases: Annotated[bool | None, typer.Option(
+        "--leases/--no-leases", help="share the sites with other `nattero pipeline` workers "
+        "through leases in the database, each site owned by one worker (default: "
+        "NATTERO_PIPELINE_LEASES, off)")] = None,
+    site: Annotated[list[str] | None, typer.Option(
+        help="with --leases: a site this worker may own (repeat; default: "
+        "NATTERO_GATEWAY_SITES, empty: share all sites)")] = None,
+    worker_id: Annotated[str | None, typer.Option(
+        help="this worker's name in the leases (default: host, pid and a random part)")] = None,
+) -> None:
     """Run the gateway and the rules engine (events in, alerts out) without the API."""
     from core.process import freeze_startup_objects
     from nattero.pipeline import start_pipeline
 
     _logging()
-    running = start_pipeline(current_settings())
+    settings = current_settings()
+    update: dict[str, object] = {}
+    if leases is not None:
+        update["pipeline_leases"] = leases
+    if site:
+        update["gateway_sites"] = list(site)
+    if worker_id:
+        update["worker_id"] = worker_id
+    settings = settings.model_copy(update=update) if update else settings
+    if settings.pipeline_leases:
+        _leased_pipeline(settings)
+        return
+    running = start_pipeline(settings)
     freeze_startup_objects()
     _stop_on_signals(running.stop)
     running.gateway.wait()
+
+
+def _leased_pipeline(settings: Settings) -> None:
+    from ingest.maintenance import Maintenance
+    from nattero.lease_keeper import LeaseKeeper
+
+    settings.resolved_database_url()  # no stack and no URL: say so before starting anything
+    keeper = LeaseKeeper(settings)
+    maintenance: Maintenance | None = None
+    if settings.maintenance == "thread":
+        maintenance = Maintenance(settings.resolved_database_url(),
+                                  every_s=settings.maintenance_every_s,
+                                  reconcile_every_s=settings.maintenance_reconcile_every_s)
+        maintenance.start()
+
+    stopped: list[bool] = []
+
+    def stop() -> None:  # from a signal, then again on the way out: once is enough
+        if stopped:
+            return
+        stopped.append(True)
+        keeper.stop()
+        if maintenance is not None:
+            maintenance.stop()
+
+    logging.getLogger(__name__).info("worker %s sharing sites through leases", keeper.owner)
+    _stop_on_signals(stop)
+    keeper.start()
+    try:
+        keeper.wait()
+    finally:
+        stop()  # after a fatal error too: the sites are handed over at once
 
 
 @maintenance_app.callback()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -18,6 +18,7 @@ from core.events import DeviceKind, DeviceSource, RoomKind
 from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE
 from nattero.commands.audit import cli_actor, record
 from nattero.commands.config import connect_store, current_settings
+from nattero.commands.evaluation import LanguageName
 from nattero.commands.output import JsonOption, date_option, print_record, print_rows, verb_group
 
 if TYPE_CHECKING:
@@ -68,6 +69,28 @@ def site_add(
     typer.echo(f"site {site} added")
 
 
+@site_app.command("set")
+def site_set(
+    site: SiteArgument,
+    name: Annotated[str | None, typer.Option(help="new display name")] = None,
+    tz: Annotated[str | None, typer.Option(help="new IANA time zone")] = None,
+    night: Annotated[str | None, typer.Option(help="new night window HH:MM-HH:MM")] = None,
+) -> None:
+    """Change a site's name, time zone or night window (a running engine applies it within
+    seconds)."""
+    from provisioning import ProvisioningError, change_site
+
+    if name is None and tz is None and night is None:
+        raise ProvisioningError("give at least one of --name, --tz, --night")
+    before = change_site(current_settings(), site, name=name, tz=tz, night=night)
+    after = {key: value for key, value in (("name", name), ("tz", tz), ("night", night))
+             if value is not None}
+    record("site.change", site, site, {"before": {key: before[key] for key in after},
+                                       "after": after})
+    typer.echo(f"site {site} changed: " + ", ".join(
+        f"{key} {before[key]} -> {value}" for key, value in after.items()))
+
+
 @site_app.command("list")
 def site_list(as_json: JsonOption = False) -> None:
     """Sites with their time zone, night window and how many rooms and devices they have."""
@@ -78,6 +101,40 @@ def site_list(as_json: JsonOption = False) -> None:
     print_rows([{"site": s.id, "name": s.name, "tz": s.tz,
                  "night": f"{s.night_start:%H:%M}-{s.night_end:%H:%M}", "rooms": s.rooms,
                  "devices": s.devices} for s in found], as_json)
+
+
+@site_app.command("baseline")
+def site_baseline(
+    site: SiteArgument,
+    first: Annotated[str | None, typer.Option("--from", help="first night of the baseline, "
+                                              "YYYY-MM-DD (evening date)")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="last night, inclusive")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The site's baseline period: the nights before the sensors went live, when staff log
+    their usual rounds on the board ("Runde gået"). Without --from/--to: show it."""
+    from ingest.rounds import baseline_period, set_baseline_period
+    from provisioning import ProvisioningError
+
+    with connect_store() as conn:
+        _require_site(conn, site)
+        if first is None and last is None:
+            period = baseline_period(conn, site)
+            if period is None:
+                raise ProvisioningError(f"site {site!r} has no baseline period yet; set it "
+                                        f"with: nattero site baseline {site} --from YYYY-MM-DD "
+                                        "--to YYYY-MM-DD")
+        else:
+            start = date_option(first, "--from")
+            end = date_option(last, "--to")
+            if start is None or end is None or end < start:
+                raise ProvisioningError("give both --from and --to, the first night before "
+                                        "the last")
+            period = set_baseline_period(conn, site, start, end, cli_actor())
+            record("site.baseline", site, None, {"first": start.isoformat(),
+                                                 "last": end.isoformat()})
+    print_record({"site": period.site, "from": period.first.isoformat(),
+                  "to": period.last.isoformat(), "set_by": period.set_by}, as_json)
 
 
 @site_app.command("apply")
@@ -128,17 +185,120 @@ def site_apply(
     _report_applied(done, as_json)
 
 
+@site_app.command("import")
+def site_import(
+    site: SiteArgument,
+    file: Annotated[Path, typer.Argument(
+        help="CSV file; first line the columns, e.g. rum;rumtype;betegnelse;sensor;sensortype;"
+             "hjerteslag ('-' reads stdin)", show_default=False)],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="check every line and report; write nothing")] = False,
+    credentials: Annotated[Path | None, typer.Option(
+        help="write the new devices' credentials to this CSV file (readable by you only) "
+             "instead of printing them")] = None,
+    lang: Annotated[LanguageName, typer.Option(
+        "--lang", help="language of the problems reported: da (Danish) or en")] = "da",
+    as_json: JsonOption = False,
+) -> None:
+    """Add a site's rooms and devices from a CSV file: all lines or none.
+
+    \b
+    rum;rumtype;betegnelse;sensor;sensortype;hjerteslag
+    f12;lejlighed;Lejlighed 12;f12-door;dør;300
+    f12;;;f12-bed;seng;
+    stue;fællesrum;Dagligstue;stue-pir;bevægelse;
+
+    Each line is a room and optionally one device in it; English column names and types
+    (room, room_kind, label, device, device_kind, heartbeat; flat, door, ...) work too.
+    Every bad line is reported with its number and nothing is imported.
+    """
+    from core.i18n import localizer
+    from provisioning import ProvisioningError
+    from provisioning.csv_import import ImportRefused, import_csv
+
+    text = sys.stdin.read() if str(file) == "-" else _read(file)
+    # Created before importing: passwords that cannot be written afterwards would be lost.
+    out = None if credentials is None or dry_run else _create_private(credentials)
+    try:
+        imported = import_csv(current_settings(), site, text, dry_run=dry_run,
+                              actor=cli_actor())
+    except BaseException as failed:
+        if out is not None:
+            out.close()
+            credentials.unlink()  # type: ignore[union-attr]  # out exists only with a path
+        if not isinstance(failed, ImportRefused):
+            raise
+        refused = failed
+        t = localizer(lang)
+        for problem in refused.problems:
+            typer.secho(problem.text(t), fg=typer.colors.RED, err=True)
+        raise ProvisioningError(t.ngettext("nothing was imported: {n} problem in the file",
+                                           "nothing was imported: {n} problems in the file",
+                                           len(refused.problems))) from None
+    rows = [{"device": device, "username": creds.username, "client_id": creds.client_id,
+             "password": creds.password, "broker": imported.broker,
+             "topic": imported.topic(device)}
+            for device, creds in imported.credentials.items()]
+    if not dry_run:
+        record("site.import", site, site, {"rooms_added": imported.rooms_added,
+                                           "devices_added": imported.devices_added})
+    if out is not None:
+        _write_credentials(out, rows)
+    summary = {"site": site, "dry_run": dry_run, "rooms_added": imported.rooms_added,
+               "rooms_found": imported.rooms_found, "devices_added": imported.devices_added}
+    if as_json:
+        print_record({**summary, "credentials": [] if out else rows}, as_json)
+        return
+    typer.echo(f"site {site}: {len(imported.rooms_added)} room(s) and "
+               f"{len(imported.devices_added)} device(s) "
+               + ("would be added (dry run: nothing written)" if dry_run else "added"))
+    if out is not None:
+        typer.echo(f"credentials written to {credentials}", err=True)
+    elif rows:
+        print_rows(rows, as_json=False)
+        typer.echo("the passwords are shown only this once; store them in the devices now, "
+                   "each with its client id", err=True)
+
+
+def _create_private(path: Path) -> TextIO:
+    """A new file only its owner can read (it will hold passwords); never overwrites."""
+    import os
+
+    from provisioning import ProvisioningError
+
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ProvisioningError(f"cannot create {path}: {exc.strerror}; choose a new file "
+                                "name (an existing file is never overwritten)") from None
+    return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+
+
+def _write_credentials(out: TextIO, rows: list[dict[str, str]]) -> None:
+    import csv
+
+    with out:
+        writer = csv.DictWriter(out, fieldnames=["device", "username", "client_id", "password",
+                                                 "broker", "topic"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _report_applied(done: list[AppliedLayout], as_json: bool) -> None:
     """Audit and print what was applied, the new devices' passwords included."""
     for applied in done:
         record("site.apply", applied.site, applied.site,
                {"site_added": applied.site_added, "rooms_added": applied.rooms_added,
                 "bases_recorded": applied.bases_recorded,
+                "rules_set": applied.rules_set,
+                "corridors_set": applied.corridors_set,
                 "devices_added": applied.devices_added})
     if as_json:
         print_rows([{"site": applied.site, "site_added": applied.site_added,
                      "rooms_added": applied.rooms_added,
                      "bases_recorded": applied.bases_recorded,
+                     "rules_set": applied.rules_set,
+                     "corridors_set": applied.corridors_set,
                      "devices_added": applied.devices_added,
                      "devices": {device: {"username": creds.username,
                                           "client_id": creds.client_id,
@@ -149,8 +309,9 @@ def _report_applied(done: list[AppliedLayout], as_json: bool) -> None:
     for applied in done:
         typer.echo(f"site {applied.site}: {'added' if applied.site_added else 'found'}, "
                    f"{len(applied.rooms_added)} room(s), "
-                   f"{len(applied.bases_recorded)} basis record(s) and "
-                   f"{len(applied.devices_added)} device(s) added")
+                   f"{len(applied.bases_recorded)} basis record(s), "
+                   f"{len(applied.rules_set)} site rule(s) and "
+                   f"{len(applied.devices_added)} device(s) added or changed")
         for device, creds in applied.credentials.items():
             typer.echo(f"  {device}: username {creds.username} client id {creds.client_id} "
                        f"password {creds.password}")
@@ -183,6 +344,43 @@ def room_add(
     add_room(current_settings(), site, room, kind, label)
     record("room.add", site, room, {"kind": kind.value, "label": label})
     typer.echo(f"room {site}/{room} added")
+
+
+@room_app.command("label")
+def room_label(
+    site: SiteArgument,
+    room: Annotated[str, typer.Argument(help="room id, e.g. f12")],
+    label: Annotated[str, typer.Argument(help="the new label; never a resident's name")],
+) -> None:
+    """Give a room a new label (its id, kind, devices and history stay)."""
+    from provisioning import relabel_room
+
+    before = relabel_room(current_settings(), site, room, label)
+    record("room.relabel", site, room, {"before": before, "after": label.strip()})
+    typer.echo(f"room {site}/{room} relabelled: {before} -> {label.strip()}")
+
+
+@room_app.command("delete")
+def room_delete(
+    site: SiteArgument,
+    room: Annotated[str, typer.Argument(help="room id, e.g. f12")],
+) -> None:
+    """Delete a room added by mistake (one that never held a device nor raised an alert)."""
+    from ingest.sites import delete_room
+    from provisioning import ProvisioningError
+
+    with connect_store() as conn:
+        removal = delete_room(conn, site, room)
+    if removal == "missing":
+        raise ProvisioningError(f"room {room!r} does not exist on site {site!r}; "
+                                f"`nattero room list {site}` shows its rooms")
+    if removal == "in_use":
+        raise ProvisioningError(
+            f"room {room!r} has held devices or raised alerts, so it stays; revoke its "
+            f"devices, and erase its history when its resident moves out: "
+            f"nattero erase room {site} {room}")
+    record("room.delete", site, room)
+    typer.echo(f"room {site}/{room} deleted")
 
 
 @room_app.command("list")

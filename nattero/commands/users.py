@@ -1,4 +1,4 @@
-"""``nattero user add|list|passwd|disable|enable|delete``: accounts of admins, night staff,
+"""``nattero user add|list|passwd|unlock|disable|enable|delete``: accounts of admins, night staff,
 evaluators. Changing a password, disabling or deleting ends the account's tokens at once
 (REST and open board streams)."""
 
@@ -109,6 +109,23 @@ def user_passwd(
         change_password(conn, name, password)
         audit(conn, "cli", "user.passwd", None, name)
     typer.echo(f"password of {name} changed; its earlier logins are ended")
+
+
+@user_app.command("unlock")
+def user_unlock(username: UsernameArg) -> None:
+    """End the account's lockouts: every tablet or address locked out by wrong passwords
+    may log in again at once."""
+    import psycopg
+
+    from api.users import normalise_username, unlock_user
+    from ingest.audit import audit
+
+    name = normalise_username(username)
+    with psycopg.connect(current_settings().resolved_database_url(), autocommit=True) as conn, \
+            conn.transaction():
+        clients = unlock_user(conn, name)
+        audit(conn, "cli", "user.unlock", None, name, {"clients": clients})
+    typer.echo(f"user {name} unlocked ({clients} client(s) had wrong passwords counted)")
 
 
 @user_app.command("disable")
