@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import Protocol
@@ -16,11 +16,36 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from api import errors, redaction
+from api import errors, push, redaction
+from api.channels import EmailChannel, PushChannel
+from api.clock import system_clock
 from api.db import open_pool
+from api.escalation import EscalationWatch, notify_no_board
 from api.fanout import AlertFanout
+from api.headers import SecurityHeaders
 from api.revocation import AccountWatch
-from api.routes import admin, alerts, auth, exports, health, reports, sites, stream
+from api.routes import (
+    admin,
+    alarm_load,
+    alerts,
+    auth,
+    backtest,
+    bases,
+    boards,
+    experience,
+    exports,
+    health,
+    layout_changes,
+    privacy,
+    reports,
+    roster,
+    rounds,
+    site_import,
+    sites,
+    staff,
+    stream,
+)
+from api.routes import push as push_routes
 from api.security import AddressLimiter
 from core.errors import NatteroError
 from core.process import freeze_startup_objects
@@ -30,8 +55,11 @@ log = logging.getLogger(__name__)
 
 # What the board cannot work without; the other pages and scripts come with them.
 BOARD_FILES = ("index.html", "login.html", "js/board.js", "js/api.js", "css/board.css")
-PAGES = frozenset({"index", "login", "admin", "evaluator", "handover"})
-ASSET_FOLDERS = ("js", "css")
+PAGES = frozenset({"index", "login", "admin", "evaluator", "handover", "alarmload"})
+ASSET_FOLDERS = ("js", "css", "img")
+# The installed app's files, served from the root: a service worker controls only the
+# paths below its own, so /sw.js, never /js/sw.js.
+APP_FILES = {"sw.js": "text/javascript", "manifest.webmanifest": "application/manifest+json"}
 
 
 class DashboardMissing(NatteroError):
@@ -91,8 +119,21 @@ def create_app(settings: Settings, *,
         app.state.pool = pool
         app.state.fanout = fanout
         app.state.account_watch = watch
+        sender = push.PushSender(pool, settings)
+        app.state.push_sender = sender
         listener = asyncio.create_task(fanout.run(), name="nattero-alert-listener")
         watcher = asyncio.create_task(watch.run(), name="nattero-account-watch")
+        pusher = asyncio.create_task(
+            push.PushDispatcher(fanout, sender, push.site_namer(pool)).run(),
+            name="nattero-push-dispatcher")
+        channels = (PushChannel(sender), EmailChannel(pool, settings))
+        boards = asyncio.create_task(push.BoardWatch(
+            fanout, pool, sender, settings,
+            on_silence=lambda site, name, since: notify_no_board(
+                pool, channels, settings, site, name, since)).run(),
+            name="nattero-board-watch")
+        escalator = asyncio.create_task(
+            EscalationWatch(pool, channels, settings).run(), name="nattero-escalation")
         running: Companion | None = None
         try:
             if companion is not None:
@@ -102,7 +143,7 @@ def create_app(settings: Settings, *,
                 freeze_startup_objects()
             yield
         finally:
-            for task in (listener, watcher):
+            for task in (pusher, boards, escalator, listener, watcher):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -113,13 +154,17 @@ def create_app(settings: Settings, *,
     app = FastAPI(title="Nattero", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.login_limiter = AddressLimiter()
+    app.state.clock = system_clock  # tests move it (api.clock)
     app.state.signing_secret = None  # read from the database on first use (api.deps)
     redaction.install()
     app.state.pipeline = None
     errors.install(app)
+    app.add_middleware(SecurityHeaders)
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, alerts, stream, sites, admin, exports, reports):
+    for module in (auth, boards, alerts, stream, sites, admin, backtest, alarm_load, privacy,
+                   exports, reports, push_routes, rounds, experience, site_import, bases,
+                   layout_changes, staff, roster):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
@@ -138,5 +183,15 @@ def _serve_dashboard(app: FastAPI, folder: Path) -> None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
         return FileResponse(folder / f"{name}.html", media_type="text/html")
 
+    def app_file(name: str, media_type: str) -> Callable[[], Awaitable[FileResponse]]:
+        async def serve() -> FileResponse:
+            # Always revalidated: a new board version must reach installed tablets at once.
+            return FileResponse(folder / name, media_type=media_type,
+                                headers={"Cache-Control": "no-cache"})
+        return serve
+
+    for name, media_type in APP_FILES.items():
+        app.add_api_route(f"/{name}", app_file(name, media_type), methods=["GET", "HEAD"],
+                          include_in_schema=False)
     app.add_api_route("/", page, methods=["GET", "HEAD"], include_in_schema=False)
     app.add_api_route("/{name}.html", page, methods=["GET", "HEAD"], include_in_schema=False)

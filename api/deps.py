@@ -4,12 +4,15 @@
 ``CurrentAdmin`` admin only; ``CurrentEvaluator`` evaluator or admin (exports, reports).
 The account is read from the database on every request and must still have the id and
 token version the token carries, so a password change, disable, role change or delete
-ends the account's tokens at once, not when they expire.
+ends the account's tokens at once, not when they expire. An enrolled board's token must
+name a board that is not revoked; the board is a staff caller of its one site.
+``NowDep`` is the app's clock (``api.clock``), which tests move.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
@@ -18,9 +21,11 @@ from fastapi.security import OAuth2PasswordBearer
 from psycopg_pool import ConnectionPool
 
 from api import security
+from api.clock import Clock
 from api.errors import Refusal
 from api.users import Role, User, get_user_by_id
 from core.settings import Settings
+from ingest.boards import get_board
 from ingest.installation import signing_secret
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -39,7 +44,13 @@ def _connection(request: Request) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+def _now(request: Request) -> datetime:
+    clock: Clock = request.app.state.clock
+    return clock()
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+NowDep = Annotated[datetime, Depends(_now)]
 ConnDep = Annotated[psycopg.Connection, Depends(_connection)]
 SessionDep = ConnDep
 TokenDep = Annotated[str | None, Depends(_bearer)]
@@ -67,14 +78,26 @@ def _secret(request: Request, conn: ConnDep) -> str:
 SecretDep = Annotated[str, Depends(_secret)]
 
 
-def authenticate(secret: str, conn: psycopg.Connection,
-                 token: str | None) -> tuple[User, security.TokenClaims]:
-    """The active user a token belongs to, with the token's claims; raises TokenError
-    saying what is wrong."""
+def board_user(board_id: int, site: str) -> User:
+    """An enrolled board as a caller: staff of its one site."""
+    return User(username=f"board-{board_id}", role=Role.STAFF, sites=[site])
+
+
+def authenticate(secret: str, conn: psycopg.Connection, token: str | None,
+                 now: datetime) -> tuple[User, security.TokenClaims]:
+    """The active user (or enrolled board) a token belongs to, with the token's claims;
+    raises TokenError saying what is wrong."""
     if not token:
         raise security.TokenError(
             "not logged in: send a bearer token from POST /api/v1/auth/token")
-    claims = security.decode_token(secret, token)
+    claims = security.decode_token(secret, token, now)
+    if claims.board_id is not None:
+        board = get_board(conn, claims.board_id)
+        if board is None or board.revoked_at is not None:
+            raise security.TokenError("this board was revoked by an admin; enrol it again "
+                                      "with a new pairing code")
+        return board_user(board.id, board.site), claims
+    assert claims.user_id is not None
     stored = get_user_by_id(conn, claims.user_id)
     if stored is None or stored.disabled:
         raise security.TokenError("the account of this token no longer exists or is "
@@ -85,9 +108,9 @@ def authenticate(secret: str, conn: psycopg.Connection,
     return User(username=stored.username, role=stored.role, sites=stored.sites), claims
 
 
-def _current_user(secret: SecretDep, conn: ConnDep, token: TokenDep) -> User:
+def _current_user(secret: SecretDep, conn: ConnDep, token: TokenDep, now: NowDep) -> User:
     try:
-        return authenticate(secret, conn, token)[0]
+        return authenticate(secret, conn, token, now)[0]
     except security.TokenError as exc:
         raise _unauthorized(str(exc)) from None
 

@@ -86,6 +86,7 @@ PLAIN_MESSAGES = (
     mark("not logged in: send a bearer token from POST /api/v1/auth/token"),
     mark("the account of this token no longer exists or is disabled"),
     mark("give at least one site"),
+    mark("this board was revoked by an admin; enrol it again with a new pairing code"),
     mark("Not Found"),
     mark("Method Not Allowed"),
     mark("Not authenticated"),

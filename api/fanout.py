@@ -99,6 +99,9 @@ class Subscriber:
         default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
     gone: bool = False
+    #: A board's WebSocket; False for the process's own followers (the push dispatcher),
+    #: which are neither counted as boards nor make a site's board present.
+    board: bool = True
 
     def sees(self, site: str) -> bool:
         return self.sites is None or site in self.sites
@@ -121,8 +124,9 @@ class AlertFanout:
         self.ready = asyncio.Event()
 
     # -- subscribers (called on the event loop) ----------------------------------------------
-    def subscribe(self, sites: list[str] | None) -> Subscriber:
-        subscriber = Subscriber(None if sites is None else frozenset(sites), self.seq)
+    def subscribe(self, sites: list[str] | None, *, board: bool = True) -> Subscriber:
+        subscriber = Subscriber(None if sites is None else frozenset(sites), self.seq,
+                                board=board)
         self._subscribers.add(subscriber)
         return subscriber
 
@@ -131,7 +135,19 @@ class AlertFanout:
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        """Connected boards."""
+        return sum(1 for subscriber in self._subscribers if subscriber.board)
+
+    def board_sites(self) -> frozenset[str] | None:
+        """The sites with a live board here; None when a board sees every site (admin)."""
+        sites: set[str] = set()
+        for subscriber in self._subscribers:
+            if not subscriber.board or subscriber.gone:
+                continue
+            if subscriber.sites is None:
+                return None
+            sites |= subscriber.sites
+        return frozenset(sites)
 
     def _publish(self, change: PublishedChange) -> None:
         for subscriber in self._subscribers:
@@ -156,6 +172,10 @@ class AlertFanout:
                 log.warning("alert listener lost the database (%s); reconnecting in %.1f s",
                             str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
                             backoff)
+            except Exception:
+                # Never let the listener die: every board would then stay connected,
+                # receive pings and hear no alert again.
+                log.exception("alert listener failed; starting again in %.1f s", backoff)
             self.listening = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)

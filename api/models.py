@@ -12,6 +12,17 @@ from core.alerts import AlertStatus
 from ingest.alerts import AlertSnapshot
 
 
+class PassedOn(BaseModel):
+    """One step of the escalation to people: the call sent on (or not) to a person."""
+
+    step: Literal["second", "coordinator"]
+    channel: Literal["email", "push", "none"]  # none: nobody to send it to
+    status: Literal["sent", "failed", "nobody", "unreachable"]
+    at: datetime
+    attempts: int = 0
+    error: str | None = None
+
+
 class Alert(BaseModel):
     """An alert as the board shows it; ``seq`` is the stream position of its last change."""
 
@@ -42,6 +53,7 @@ class Alert(BaseModel):
     outcome: str | None
     outcome_note: str | None
     seq: int
+    passed_on: list[PassedOn] = []
 
     @classmethod
     def of(cls, alert: AlertSnapshot) -> Alert:

@@ -8,13 +8,13 @@ stored only as Argon2 hashes. Usernames are case-insensitive (stored lower-case)
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import psycopg
 from pydantic import BaseModel
 
-from api import security
+from api import lockout, security
 from core.errors import NatteroError
 from ingest import sites as stored_sites
 from ingest import users as accounts
@@ -49,9 +49,11 @@ class User(BaseModel):
 
 
 class Account(User):
-    """An account as the admin page lists it."""
+    """An account as the admin page lists it; ``locked_clients``: clients (tablets,
+    addresses) locked out of it by wrong passwords right now (``api.lockout``)."""
 
     disabled: bool
+    locked_clients: int = 0
 
 
 class StoredUser(User):
@@ -140,23 +142,18 @@ def delete_user(conn: psycopg.Connection, username: str) -> None:
         raise _no_such_user(username)
 
 
-def list_users(conn: psycopg.Connection) -> list[Account]:
+def list_users(conn: psycopg.Connection, now: datetime | None = None) -> list[Account]:
     return [Account.model_validate(summary, from_attributes=True)
-            for summary in accounts.list_accounts(conn)]
+            for summary in accounts.list_accounts(conn, now or datetime.now(UTC))]
 
 
-def record_failed_login(conn: psycopg.Connection, username: str,
-                        now: datetime | None = None) -> datetime | None:
-    """Count a wrong password; returns the lock's end if this failure locked the account."""
-    at = now or datetime.now(UTC)
-    name = normalise_username(username)
-    failed = accounts.count_failed_login(conn, name, security.MAX_FAILURES,
-                                         at + timedelta(minutes=security.LOCK_MINUTES))
-    if failed is None or failed.failed_logins < security.MAX_FAILURES:
-        return None
-    # The lock starts a fresh count: after it expires the user gets MAX_FAILURES tries again.
-    accounts.reset_failed_login_count(conn, name)
-    return failed.locked_until
+def unlock_user(conn: psycopg.Connection, username: str) -> int:
+    """An admin's unlock: every client locked out of the account may log in again at
+    once. Returns how many clients had failures counted."""
+    stored = get_user(conn, username)
+    if stored is None:
+        raise _no_such_user(username)
+    return lockout.unlock(conn, stored.id)
 
 
 def record_successful_login(conn: psycopg.Connection, username: str) -> None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 
 import provisioning
 from api import users
-from api.deps import ConnDep, CurrentAdmin, SettingsDep
+from api.deps import ConnDep, CurrentAdmin, NowDep, SettingsDep
 from api.errors import Refusal, responses
 from api.models import ID_PATTERN, SITE_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.users import Account, Role, User, UserError, create_user, list_users
@@ -186,8 +186,8 @@ def revoke_device(site: SiteId, device: DeviceId, admin: CurrentAdmin, conn: Con
 
 
 @router.get("/users", response_model=list[Account], responses=responses(401, 403, 503))
-def get_users(admin: CurrentAdmin, conn: ConnDep) -> list[Account]:
-    return list_users(conn)
+def get_users(admin: CurrentAdmin, conn: ConnDep, now: NowDep) -> list[Account]:
+    return list_users(conn, now)
 
 
 # One whole message per change, so each is translated as a whole (api.errors.Refusal).
@@ -239,6 +239,19 @@ def set_password(username: Username, body: NewPassword, admin: CurrentAdmin,
                 else status.HTTP_422_UNPROCESSABLE_CONTENT)
         raise HTTPException(code, str(exc)) from None
     return Done(message=f"password of {name} changed; its earlier logins are ended")
+
+
+@router.post("/users/{username}/unlock", response_model=Done, responses=_WRITE)
+def unlock_user(username: Username, admin: CurrentAdmin, conn: ConnDep) -> Done:
+    """End every lockout of the account (all its clients may log in again at once)."""
+    name = users.normalise_username(username)
+    try:
+        with conn.transaction():
+            clients = users.unlock_user(conn, name)
+            audit(conn, admin.username, "user.unlock", None, name, {"clients": clients})
+    except UserError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return Done(message=f"user {name} unlocked")
 
 
 @router.post("/users/{username}/disable", response_model=Done, responses=_WRITE)

@@ -17,22 +17,28 @@ from api.errors import Refusal, responses
 from api.models import SITE_PATTERN, TEXT_PATTERN, Alert, AlertId
 from api.users import User
 from core.alerts import STAFF_OUTCOMES, AlertStatus, Outcome
+from core.i18n import mark
 from core.metrics import ACK_SECONDS
 from ingest import alerts
 from ingest.alert_sites import site_of_alert
 from ingest.alerts import IllegalTransition
 from ingest.audit import audit
+from ingest.sites import resolve_notes_allowed
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 _VERB = {AlertStatus.ACKNOWLEDGED: "acknowledged", AlertStatus.RESOLVED: "resolved"}
+# Free text is where a resident's name slips in: outcome codes only unless the site allows it.
+_NOTES_OFF = mark("free-text notes are turned off on site {site}: choose an outcome only "
+                  "(an administrator can allow notes for the site)")
 
 
 class Resolution(BaseModel):
     outcome: Outcome = Field(description="what the night staff found: help_given, "
                              "no_action_needed or false_alarm")
     note: str | None = Field(None, max_length=500, pattern=TEXT_PATTERN,
-                             description="optional, never a name")
+                             description="optional free text, never a name; refused (422) "
+                             "unless the site allows notes (SiteOut.resolve_notes)")
 
     @field_validator("outcome")
     @classmethod
@@ -101,8 +107,10 @@ def resolve(alert_id: AlertId, body: Resolution, user: CurrentStaff,
     try:
         with conn.transaction():
             site = _site_of(conn, alert_id, user)
+            if body.note and not resolve_notes_allowed(conn, site):
+                raise Refusal(status.HTTP_422_UNPROCESSABLE_CONTENT, _NOTES_OFF, site=site)
             alert = alerts.resolve(conn, alert_id, user.username, Outcome(body.outcome),
-                                   body.note)
+                                   body.note or None)
             audit(conn, user.username, "alert.resolve", site, str(alert_id),
                   {"outcome": body.outcome, "rule": alert.rule.value, "room": alert.room})
     except IllegalTransition as exc:

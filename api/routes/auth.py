@@ -1,23 +1,31 @@
 """``POST /api/v1/auth/token``: OAuth2 password form in, bearer token out.
 
-Wrong passwords count towards the account lock and the client-address limit; a locked
-account answers 429 with the time to try again, even for the right password.
+Wrong passwords lock the (account, client) pair with growing delays (``api.lockout``);
+a locked client answers 429 with the time to try again, even for the right password,
+while the account's other clients (the night shift's tablet) log in as usual. A
+successful login returns a ``client_key`` the page sends back with its next logins
+(form field ``client_key``): it is how the lockout tells that tablet from a stranger's.
+Each client address may also fail only so often (``api.security.AddressLimiter``).
+
+``POST /api/v1/auth/refresh``: a personal login's short token for a new one, until
+``session_hours`` after the login (the pages call it at half the token's life). An
+enrolled board renews with its board secret instead (``api.routes.boards``).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from api import security
-from api.deps import ConnDep, CurrentUser, SecretDep, SettingsDep
-from api.errors import responses
-from api.users import Role, User, get_user, record_failed_login, record_successful_login
+from api import lockout, security
+from api.deps import ConnDep, CurrentUser, NowDep, SecretDep, SettingsDep, TokenDep, authenticate
+from api.errors import Refusal, responses
+from api.users import Role, User, get_user, record_successful_login
 from ingest.audit import audit
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -30,60 +38,98 @@ class Token(BaseModel):
     username: str
     role: Role
     sites: list[str]
+    #: send it back with this account's next login from this device (not on a refresh)
+    client_key: str | None = None
 
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _locked(until: datetime, now: datetime) -> HTTPException:
-    minutes = max(1, math.ceil((until - now).total_seconds() / 60))
-    return HTTPException(
+def _locked(username: str, until: datetime, now: datetime) -> Refusal:
+    seconds = max(1, math.ceil((until - now).total_seconds()))
+    return Refusal(
         status.HTTP_429_TOO_MANY_REQUESTS,
-        f"too many wrong passwords for this account; it is locked until "
-        f"{until.strftime('%H:%M')} UTC - try again in {minutes} minute(s)",
-        headers={"Retry-After": str(max(1, int((until - now).total_seconds())))})
+        "too many wrong passwords for '{username}' from this device; try again in "
+        "{seconds} s, or ask an admin to unlock the account", username=username,
+        seconds=seconds, headers={"Retry-After": str(seconds)})
 
 
 @router.post("/token", response_model=Token, responses=responses(400, 401, 422, 429, 503))
 def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()],
-          conn: ConnDep, settings: SettingsDep, secret: SecretDep) -> Token:
-    """Log in with username and password (form fields); returns a bearer token."""
+          conn: ConnDep, settings: SettingsDep, secret: SecretDep, now: NowDep,
+          client_key: Annotated[str | None, Form(max_length=200)] = None) -> Token:
+    """Log in with username and password (form fields; ``client_key`` from an earlier
+    login on this device, if any); returns a bearer token."""
     limiter: security.AddressLimiter = request.app.state.login_limiter
     address = _client(request)
     wait = limiter.retry_after(address)
     if wait is not None:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"too many failed logins from this address; try again in "
-            f"{math.ceil(wait / 60)} minute(s)", headers={"Retry-After": str(math.ceil(wait))})
-    now = datetime.now(UTC)
+        raise Refusal(status.HTTP_429_TOO_MANY_REQUESTS,
+                      "too many failed attempts from this address; try again in {minutes} "
+                      "minute(s)", minutes=math.ceil(wait / 60),
+                      headers={"Retry-After": str(math.ceil(wait))})
     stored = get_user(conn, form.username)
-    if stored is not None and stored.locked_until is not None and stored.locked_until > now:
-        raise _locked(stored.locked_until, now)
+    client = (lockout.client_of(secret, stored.id, client_key, address)
+              if stored is not None else f"address:{address}")
+    if stored is not None:
+        until = lockout.locked_until(conn, stored.id, client, now)
+        if until is not None:
+            raise _locked(stored.username, until, now)
     valid = security.verify_password(stored.password_hash if stored else None, form.password)
     if stored is None or not valid or stored.disabled:
         limiter.failed(address)
         with conn.transaction():
-            locked_until = record_failed_login(conn, form.username, now) if stored else None
+            locked_until = (lockout.record_failure(conn, stored.id, client, now)
+                            if stored else None)
             audit(conn, form.username[:100], "login.failed",
-                  detail={"address": address, "locked": locked_until is not None})
-        if locked_until is not None:
-            raise _locked(locked_until, now)
+                  detail={"address": address, "client": client.partition(":")[0],
+                          "locked": locked_until is not None})
+        if stored is not None and locked_until is not None:
+            raise _locked(stored.username, locked_until, now)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password",
                             headers={"WWW-Authenticate": "Bearer"})
     limiter.succeeded(address)
     with conn.transaction():
+        lockout.record_success(conn, stored.id, client)
         record_successful_login(conn, stored.username)
         audit(conn, stored.username, "login", detail={"address": address})
     token = security.create_token(settings, secret, stored.id, stored.token_version,
-                                  stored.username, stored.role)
+                                  stored.username, stored.role, now=now)
+    key = client_key if client.startswith("key:") and client_key else \
+        security.new_login_key(secret, stored.id)
     return Token(access_token=token,
                  expires_in=settings.token_minutes * 60, username=stored.username,
-                 role=stored.role, sites=stored.sites)
+                 role=stored.role, sites=stored.sites, client_key=key)
+
+
+@router.post("/refresh", response_model=Token, responses=responses(401, 503))
+def refresh(token: TokenDep, conn: ConnDep, settings: SettingsDep, secret: SecretDep,
+            now: NowDep) -> Token:
+    """A new short token for the bearer's personal login (the same login, renewed), until
+    ``session_hours`` after the login."""
+    try:
+        user, claims = authenticate(secret, conn, token, now)
+    except security.TokenError as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc),
+                            headers={"WWW-Authenticate": "Bearer"}) from None
+    if claims.user_id is None:
+        raise Refusal(status.HTTP_401_UNAUTHORIZED, "an enrolled board renews its token with "
+                      "its board secret, not here")
+    start = claims.session_start or now
+    if now - start >= timedelta(hours=settings.session_hours) - timedelta(minutes=1):
+        raise Refusal(status.HTTP_401_UNAUTHORIZED, "this login has lasted {hours} hours, the "
+                      "longest a personal login may; log in again (an admin can enrol the "
+                      "tablet as a board that stays logged in all shift)",
+                      hours=settings.session_hours, headers={"WWW-Authenticate": "Bearer"})
+    renewed = security.create_token(settings, secret, claims.user_id, claims.version,
+                                    user.username, user.role, now=now, session_start=start)
+    expires = security.decode_token(secret, renewed, now).expires_at
+    return Token(access_token=renewed, expires_in=int((expires - now).total_seconds()),
+                 username=user.username, role=user.role, sites=user.sites)
 
 
 @router.get("/me", response_model=User, responses=responses(401, 503))
 def me(user: CurrentUser) -> User:
-    """The logged-in user, their role and sites."""
+    """The logged-in user (or enrolled board), their role and sites."""
     return user

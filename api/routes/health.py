@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response
+import psycopg
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api import security
+from api.deps import ConnDep, NowDep, TokenDep, app_signing_secret, authenticate
+from api.errors import Refusal
 from api.fanout import AlertFanout
+from api.users import Role
 from core.metrics import WEBSOCKET_CLIENTS
 from core.settings import Settings
 from ingest.health import ping
@@ -102,8 +109,31 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text"}})
-async def metrics(request: Request) -> Response:
-    """Prometheus metrics of this process."""
+def metrics(request: Request, conn: ConnDep, token: TokenDep, now: NowDep) -> Response:
+    """Prometheus metrics of this process, for the metrics token (NATTERO_METRICS_TOKEN)
+    or an admin's login token."""
+    _check_metrics_reader(request, conn, token, now)
     fanout: AlertFanout = request.app.state.fanout
     WEBSOCKET_CLIENTS.set(fanout.subscriber_count)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _check_metrics_reader(request: Request, conn: psycopg.Connection,
+                          token: str | None, now: datetime) -> None:
+    """The metrics name sites' load and the gateway's state: not for anyone on the network."""
+    settings: Settings = request.app.state.settings
+    expected = settings.metrics_token
+    if token and expected and secrets.compare_digest(token.encode(), expected.encode()):
+        return
+    if token:
+        try:
+            user, _claims = authenticate(app_signing_secret(request.app, conn), conn, token,
+                                         now)
+        except security.TokenError:
+            user = None
+        if user is not None and user.role == Role.ADMIN:
+            return
+    raise Refusal(status.HTTP_401_UNAUTHORIZED,
+                  "/metrics needs the metrics token (NATTERO_METRICS_TOKEN) or an admin's "
+                  "login token as 'Authorization: Bearer ...'",
+                  headers={"WWW-Authenticate": "Bearer"})

@@ -13,10 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import HTMLResponse
 
-from api.deps import ConnDep, CurrentEvaluator, CurrentStaff, visible_site
+from api.deps import ConnDep, CurrentEvaluator, CurrentStaff, SettingsDep, visible_site
 from api.errors import Refusal, responses
 from api.language import LanguageDep
 from api.models import SITE_PATTERN
+from evaluation.economics import load_settings
 from evaluation.errors import EvaluationError, UnknownSite
 from evaluation.handover import build_handover, render_handover
 from evaluation.period import Period
@@ -48,6 +49,7 @@ _HTML: dict[int | str, dict[str, Any]] = {200: {"description": "The handover pag
             responses={**_HTML_OR_PDF, **responses(401, 403, 404, 422, 503)})
 def benefit(
     user: CurrentEvaluator, conn: ConnDep, site: SiteQuery, language: LanguageDep,
+    config: SettingsDep,
     from_: Annotated[date, Query(alias="from", description="first night (evening date)")],
     to: Annotated[date, Query(description="last night, inclusive")],
     compare: Annotated[list[str] | None, Query(
@@ -66,7 +68,8 @@ def benefit(
     assumptions = Assumptions(rounds_per_night, minutes_per_check, handling_minutes,
                               wake_share, nights_per_year, default_handling_minutes)
     try:
-        report = build_report(conn, site, Period(from_, to), assumptions, others)
+        report = build_report(conn, site, Period(from_, to), assumptions, others,
+                              load_settings(config.economics_file))
     except EvaluationError as exc:
         raise _evaluation_error(exc) from None
     audit(conn, user.username, "report.benefit", site, None,

@@ -14,9 +14,10 @@ URL is refused. Then the server sends (JSON text frames), in this order:
    then a safe ``since`` for a reconnect (nothing visible between was missed).
 
 Close codes: 4401 not logged in / token expired or revoked (also while the stream is
-open: a password change, disable, role change or delete of the account closes it within
-about a second, ``api.revocation``), 4403 role without live data, 1013 the server is not
-ready or the board fell too far behind (reconnect with ``since``).
+open: a password change, disable, role change or delete of the account, or the revoke of
+an enrolled board, closes it within about a second, ``api.revocation``), 4403 role
+without live data, 1013 the server is not ready or the board fell too far behind
+(reconnect with ``since``).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _now() -> str:
 def _authenticate(app: Any, token: str) -> tuple[User, security.TokenClaims]:
     pool: ConnectionPool = app.state.pool
     with pool.connection() as conn:
-        return authenticate(app_signing_secret(app, conn), conn, token)
+        return authenticate(app_signing_secret(app, conn), conn, token, app.state.clock())
 
 
 AUTH_HOWTO = 'send {"type": "auth", "token": "..."} as the first message'
