@@ -3,10 +3,11 @@
 // concerns; a failed submit never clears what the admin typed.
 
 import * as api from "./api.js";
-import { t, translatePage, bindLanguageToggle, formatAgo } from "./i18n.js";
+import { cell, fillTable } from "./tables.js";
+import { t, translatePage, bindLanguageToggle, formatAgo, language, locale } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { sites: [], rooms: [], site: null, tab: "devices", rules: [] };
+const state = { sites: [], rooms: [], site: null, tab: "devices", rules: [], endingBases: [] };
 
 // ---- forms -------------------------------------------------------------------------------
 
@@ -96,26 +97,37 @@ function bindForm(form, send, { resetOnSuccess = true } = {}) {
   });
 }
 
-// ---- tables ------------------------------------------------------------------------------
+// ---- try a change (back-test) ------------------------------------------------------------
 
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text ?? "–";
-  if (className) td.className = className;
-  return td;
+function tryMoment(iso) {
+  const tz = state.sites.find((s) => s.id === state.site)?.tz;
+  return new Intl.DateTimeFormat(language() === "da" ? "da-DK" : "en-GB", {
+    dateStyle: "medium", timeStyle: "short", ...(tz ? { timeZone: tz } : {}) }).format(new Date(iso));
 }
 
-function fillTable(tbody, rows, columns) {
-  if (!rows.length) {
+function renderTry(result) {
+  $("try-result").hidden = false;
+  $("try-risky").hidden = !result.risky;
+  $("apply-confirm-field").hidden = !result.risky;
+  $("try-summary").textContent = t("try.summary", {
+    now: result.current.alerts, proposed: result.proposed.alerts,
+    nowCalls: result.current.calls, proposedCalls: result.proposed.calls,
+    gone: result.needless_gone.length, nights: result.nights });
+  fillTable($("try-nights"), result.per_night.map((n) => {
     const tr = document.createElement("tr");
-    const td = cell(t("admin.empty"));
-    td.colSpan = columns;
-    tr.append(td);
-    tbody.replaceChildren(tr);
-    return;
-  }
-  tbody.replaceChildren(...rows);
+    tr.append(cell(n.night), cell(String(n.current)), cell(String(n.proposed)));
+    return tr;
+  }), 3);
+  const help = [...result.help_given.missed.map((f) => t("try.missed", { room: f.room, rule: t(`rule.${f.rule}`), at: tryMoment(f.first_ts) })),
+    ...result.help_given.delayed.map((f) => t("try.delayed", { room: f.room, rule: t(`rule.${f.rule}`), at: tryMoment(f.first_ts), minutes: Math.round(f.delay_s / 60) }))];
+  $("try-help").replaceChildren(...help.map((text) => {
+    const li = document.createElement("li");
+    li.textContent = text;
+    return li;
+  }));
 }
+
+// ---- tables ------------------------------------------------------------------------------
 
 const hhmm = (value) => String(value || "").slice(0, 5);
 
@@ -138,6 +150,53 @@ function renderSites() {
     return label;
   });
   $("user-sites").replaceChildren(...boxes);
+  const edit = $("site-edit-id");
+  const keep = edit.value;
+  edit.replaceChildren(...state.sites.map((s) => new Option(`${s.name} (${s.id})`, s.id)));
+  if (state.sites.some((s) => s.id === keep)) edit.value = keep;
+  fillSiteEdit();
+}
+
+/** The edit form shows the chosen site as it is stored. */
+function fillSiteEdit() {
+  const site = state.sites.find((s) => s.id === $("site-edit-id").value);
+  if (!site) return;
+  $("site-edit-name").value = site.name;
+  $("site-edit-tz").value = site.tz;
+  $("site-edit-night-start").value = hhmm(site.night_start);
+  $("site-edit-night-end").value = hhmm(site.night_end);
+}
+
+async function deleteRoom(room) {
+  if (!confirm(t("room.delete.confirm", { label: room.label }))) return;
+  $("rooms-ok").hidden = true;
+  $("rooms-error").hidden = true;
+  try {
+    await api.del(`/sites/${encodeURIComponent(state.site)}/rooms/${encodeURIComponent(room.id)}`);
+    $("rooms-ok").textContent = t("room.delete.done", { label: room.label });
+    $("rooms-ok").hidden = false;
+  } catch (e) {
+    $("rooms-error").textContent = t("admin.error", { reason: e.message });
+    $("rooms-error").hidden = false;
+  }
+  await Promise.all([loadRooms(), loadEndingBases()]);
+}
+
+async function relabelRoom(room) {
+  const label = prompt(t("room.relabel.prompt", { id: room.id }), room.label);
+  if (label === null || !label.trim() || label.trim() === room.label) return;
+  $("rooms-ok").hidden = true;
+  $("rooms-error").hidden = true;
+  try {
+    await api.patch(`/sites/${encodeURIComponent(state.site)}/rooms/${encodeURIComponent(room.id)}`,
+      { label: label.trim() });
+    $("rooms-ok").textContent = t("room.relabel.done", { id: room.id, label: label.trim() });
+    $("rooms-ok").hidden = false;
+  } catch (e) {
+    $("rooms-error").textContent = t("admin.error", { reason: e.message });
+    $("rooms-error").hidden = false;
+  }
+  await loadRooms();
 }
 
 function roomLabel(id) {
@@ -148,10 +207,32 @@ function roomLabel(id) {
 function renderRooms() {
   fillTable($("rooms-body"), state.rooms.map((r) => {
     const tr = document.createElement("tr");
+    tr.dataset.room = r.id;
+    const relabel = document.createElement("button");
+    relabel.type = "button";
+    relabel.className = "button";
+    relabel.textContent = t("room.relabel");
+    relabel.setAttribute("aria-label", `${t("room.relabel")} ${r.label}`);
+    relabel.dataset.action = "relabel";
+    relabel.addEventListener("click", () => relabelRoom(r));
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    actions.append(relabel);
+    // Only a room that never held a device can go (the server checks alerts too).
+    if (!r.devices.length) {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "button button-danger";
+      remove.textContent = t("room.delete");
+      remove.setAttribute("aria-label", `${t("room.delete")} ${r.label}`);
+      remove.dataset.action = "delete";
+      remove.addEventListener("click", () => deleteRoom(r));
+      actions.append(remove);
+    }
     tr.append(cell(r.id), cell(r.label), cell(t(`floor.${r.kind}`)),
-      cell(r.kind === "flat" ? (r.monitored ? t("yes") : t("state.not_monitored")) : "–"));
+      cell(r.kind === "flat" ? (r.monitored ? t("yes") : t("state.not_monitored")) : "–"), actions);
     return tr;
-  }), 4);
+  }), 5);
   for (const select of document.querySelectorAll(".room-select")) {
     const keep = select.value;
     const kinds = select.dataset.kinds ? select.dataset.kinds.split(",") : null;
@@ -174,9 +255,18 @@ function renderRooms() {
     revoke.className = "button button-danger";
     revoke.textContent = t("device.revoke");
     revoke.setAttribute("aria-label", `${t("device.revoke")} ${d.id}`);
+    revoke.dataset.action = "revoke";
     revoke.addEventListener("click", () => revokeDevice(d.id));
+    const rotate = document.createElement("button");
+    rotate.type = "button";
+    rotate.className = "button";
+    rotate.textContent = t("device.rotate");
+    rotate.setAttribute("aria-label", `${t("device.rotate")} ${d.id}`);
+    rotate.dataset.action = "rotate";
+    rotate.addEventListener("click", () => rotateDevice(d.id));
     const action = document.createElement("td");
-    action.append(revoke);
+    action.className = "actions";
+    action.append(rotate, revoke);
     tr.append(cell(d.id), cell(roomLabel(d.room)), cell(t(`kind.${d.kind}`)),
       cell(presence, `presence-${d.presence}`),
       cell(battery, typeof d.battery === "number" && d.battery < 15 ? "presence-offline" : ""),
@@ -229,12 +319,59 @@ async function renderUsers() {
         t("user.deleted.done", { name: u.username }),
         t("user.delete.confirm", { name: u.username }), "DELETE"), true));
     }
+    if (u.locked_clients > 0) {
+      actions.prepend(userButton("user.unlock", u.username, () => changeUser(`/users/${name}/unlock`,
+        t("user.unlocked.done", { name: u.username }))));
+    }
+    const status = u.disabled ? t("user.disabled")
+      : u.locked_clients > 0 ? t("user.locked", { n: u.locked_clients }) : t("user.active");
     tr.append(cell(u.username + (u.username === me ? ` ${t("user.you")}` : "")),
       cell(t(`role.${u.role}`)), cell(u.sites.join(", ") || "–"),
-      cell(t(u.disabled ? "user.disabled" : "user.active"), u.disabled ? "presence-offline" : ""),
+      cell(status, u.disabled || u.locked_clients > 0 ? "presence-offline" : ""),
       actions);
     return tr;
   }), 5);
+}
+
+async function renderBoards() {
+  if (!state.site) return;
+  const boards = (await api.get("/boards")).filter((b) => b.site === state.site);
+  fillTable($("boards-body"), boards.map((b) => {
+    const tr = document.createElement("tr");
+    tr.dataset.boardId = String(b.id);
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    if (!b.revoked_at) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "button button-danger";
+      button.textContent = t("board.revoke");
+      button.setAttribute("aria-label", `${t("board.revoke")} ${b.label}`);
+      button.dataset.action = "revoke";
+      button.addEventListener("click", () => revokeBoard(b));
+      actions.append(button);
+    }
+    tr.append(cell(b.label), cell(new Date(b.enrolled_at).toLocaleString(document.documentElement.lang)),
+      cell(b.last_seen_at ? formatAgo(b.last_seen_at) : "–"),
+      cell(t(b.revoked_at ? "board.revoked" : "board.live"), b.revoked_at ? "presence-offline" : ""),
+      actions);
+    return tr;
+  }), 5);
+}
+
+async function revokeBoard(board) {
+  if (!confirm(t("board.revoke.confirm", { label: board.label }))) return;
+  $("boards-error").hidden = true;
+  $("boards-ok").hidden = true;
+  try {
+    await api.post(`/boards/${board.id}/revoke`);
+    $("boards-ok").textContent = t("board.revoked.done", { label: board.label });
+    $("boards-ok").hidden = false;
+  } catch (e) {
+    $("boards-error").textContent = t("admin.error", { reason: e.message });
+    $("boards-error").hidden = false;
+  }
+  await renderBoards();
 }
 
 function showUsersResult(message, failed) {
@@ -269,6 +406,120 @@ async function changePassword(username) {
   }
 }
 
+// ---- monitoring bases that end -----------------------------------------------------------
+
+/** A date (YYYY-MM-DD) in words of the language: "20. december 2026". */
+function longDate(day) {
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "long", timeZone: "UTC" })
+    .format(new Date(`${day}T00:00:00Z`));
+}
+
+function todayIn(timeZone) {
+  return new Intl.DateTimeFormat("en-CA", timeZone ? { timeZone } : {}).format(new Date());
+}
+
+/** The banner over every tab: flats whose basis has ended or ends within the window. */
+function renderBasisBanner() {
+  const ending = state.endingBases;
+  $("basis-banner").hidden = !ending.length;
+  if (!ending.length) return;
+  const expired = ending.filter((b) => b.expired).length;
+  $("basis-banner-title").textContent = expired
+    ? t("basis.banner.expired", { n: expired, ending: ending.length - expired })
+    : t("basis.banner.ending", { n: ending.length });
+  $("basis-banner-list").replaceChildren(...ending.map((b) => {
+    const site = state.sites.find((s) => s.id === b.site);
+    const days = Math.round((Date.parse(b.ends) - Date.parse(todayIn(site?.tz))) / 86_400_000);
+    const li = document.createElement("li");
+    li.dataset.site = b.site;
+    li.dataset.room = b.room;
+    li.dataset.state = b.expired ? "expired" : "ending";
+    const what = t(b.kind === "decision" ? "basis.decision" : "basis.consent",
+      { reference: b.reference || "" });
+    li.textContent = b.expired
+      ? t("basis.expired", { room: b.label, site: site?.name ?? b.site, what, date: longDate(b.ends) })
+      : t("basis.ending", { room: b.label, site: site?.name ?? b.site, what, date: longDate(b.ends),
+        n: Math.max(0, days) });
+    return li;
+  }));
+}
+
+async function loadEndingBases() {
+  state.endingBases = await api.get("/bases/ending");
+  renderBasisBanner();
+}
+
+// ---- bulk import -------------------------------------------------------------------------
+
+let credentialsUrl = null;
+
+function forgetCredentials() {
+  if (credentialsUrl) URL.revokeObjectURL(credentialsUrl);
+  credentialsUrl = null;
+  $("import-credentials").hidden = true;
+}
+
+/** The new devices' passwords as a file to download: in this page's memory only, once. */
+function offerCredentials(result) {
+  forgetCredentials();
+  const columns = ["device", "username", "client_id", "password", "broker", "topic"];
+  const quote = (value) => `"${String(value).replaceAll('"', '""')}"`;
+  const lines = [columns.join(","), ...result.credentials.map((c) => columns.map((k) => quote(c[k])).join(","))];
+  credentialsUrl = URL.createObjectURL(new Blob([`${lines.join("\r\n")}\r\n`], { type: "text/csv" }));
+  const link = $("import-download");
+  link.href = credentialsUrl;
+  link.download = `nattero-${result.site}-sensorer.csv`;
+  $("import-credentials").hidden = false;
+}
+
+function bindImport() {
+  const form = $("import-form");
+  const error = form.querySelector(".form-error");
+  const ok = form.querySelector(".form-ok");
+  const problems = $("import-problems");
+  const input = $("import-file");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    ok.hidden = true;
+    problems.hidden = true;
+    forgetCredentials();
+    const file = input.files[0];
+    setFieldError(input, file ? "" : t("admin.required"));
+    if (!file) {
+      input.focus();
+      return;
+    }
+    const submit = form.querySelector("[type=submit]");
+    submit.disabled = true;
+    try {
+      const result = await api.post(`/sites/${encodeURIComponent(state.site)}/import`,
+        { csv: await file.text(), dry_run: $("import-dry-run").checked });
+      ok.textContent = t(result.dry_run ? "import.checked" : "import.done",
+        { rooms: result.rooms_added.length, devices: result.devices_added.length });
+      ok.hidden = false;
+      if (result.credentials.length) offerCredentials(result);
+      if (!result.dry_run) {
+        form.reset();
+        await loadRooms();
+      }
+    } catch (e) {
+      const found = Array.isArray(e.payload?.problems) ? e.payload.problems : [];
+      error.textContent = found.length ? e.message : t("admin.error", { reason: e.message });
+      error.hidden = false;
+      problems.replaceChildren(...found.map((p) => {
+        const li = document.createElement("li");
+        li.dataset.line = String(p.line);
+        li.textContent = p.message;
+        return li;
+      }));
+      problems.hidden = !found.length;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
 // ---- data --------------------------------------------------------------------------------
 
 async function loadSites() {
@@ -281,6 +532,38 @@ async function loadRooms() {
   state.rooms = state.site ? await api.get(`/sites/${encodeURIComponent(state.site)}/rooms`) : [];
   renderRooms();
   renderRules();
+}
+
+/** The selected site's baseline period into its form (empty when none is set yet). */
+async function loadBaseline() {
+  let period = null;
+  try {
+    period = state.site ? await api.get(`/sites/${encodeURIComponent(state.site)}/baseline`) : null;
+  } catch {
+    period = null; // 404: none set yet
+  }
+  $("baseline-first").value = period?.first ?? "";
+  $("baseline-last").value = period?.last ?? "";
+}
+
+function showCredentials(id, creds) {
+  $("credentials-title").textContent = t("device.credentials", { id });
+  $("cred-username").textContent = creds.username;
+  $("cred-client-id").textContent = creds.client_id;
+  $("cred-password").textContent = creds.password;
+  $("credentials").hidden = false;
+}
+
+async function rotateDevice(id) {
+  if (!confirm(t("device.rotate.confirm", { id }))) return;
+  $("devices-error").hidden = true;
+  try {
+    showCredentials(id, await api.post(
+      `/sites/${encodeURIComponent(state.site)}/devices/${encodeURIComponent(id)}/rotate`));
+  } catch (e) {
+    $("devices-error").textContent = t("admin.error", { reason: e.message });
+    $("devices-error").hidden = false;
+  }
 }
 
 async function revokeDevice(id) {
@@ -305,6 +588,8 @@ function showTab(tab) {
   }
   $("site-picker").hidden = tab === "sites" || tab === "users";
   history.replaceState(null, "", `#${tab}`);
+  // Boards pair on another tablet: show the list as it is now, not as it was on load.
+  if (tab === "boards" && state.site) renderBoards();
 }
 
 async function main() {
@@ -313,6 +598,7 @@ async function main() {
     api.goToLogin();
     return;
   }
+  api.startRenewal();
   bindLanguageToggle($("lang"));
   $("logout").addEventListener("click", () => api.goToLogin());
   try {
@@ -342,13 +628,17 @@ async function main() {
   $("admin-site").addEventListener("change", async (event) => {
     state.site = event.target.value;
     $("credentials").hidden = true;
-    await loadRooms();
+    $("pairing").hidden = true;
+    forgetCredentials();
+    await Promise.all([loadRooms(), renderBoards(), loadBaseline()]);
   });
   document.addEventListener("nattero:language", () => {
     renderSites();
     renderRooms();
     renderRules();
     renderUsers();
+    renderBoards();
+    renderBasisBanner();
   });
 
   const sitePath = () => `/sites/${encodeURIComponent(state.site)}`;
@@ -360,6 +650,13 @@ async function main() {
     await loadRooms();
     return done.message;
   });
+  $("site-edit-id").addEventListener("change", fillSiteEdit);
+  bindForm($("site-edit-form"), async (v) => {
+    const done = await api.patch(`/sites/${encodeURIComponent(v.id)}`,
+      { name: v.name, tz: v.tz, night: `${v.night_start}-${v.night_end}` });
+    await loadSites();
+    return done.message && t("site.edit.done", { name: v.name });
+  }, { resetOnSuccess: false });
   bindForm($("room-form"), async (v) => {
     const done = await api.post(`${sitePath()}/rooms`, { id: v.id, kind: v.kind, label: v.label || null });
     await loadRooms();
@@ -369,17 +666,26 @@ async function main() {
     const body = { kind: v.kind, reference: v.reference || null,
       valid_from: v.valid_from || null, valid_to: v.valid_to || null };
     const done = await api.post(`${sitePath()}/rooms/${encodeURIComponent(v.room)}/basis`, body);
-    await loadRooms();
+    await Promise.all([loadRooms(), loadEndingBases()]);
     return done.message;
+  });
+  bindForm($("baseline-form"), async (v) => {
+    await api.put(`${sitePath()}/baseline`, { first: v.first, last: v.last });
+    // A date of the form (YYYY-MM-DD, a calendar day) in the language's words: "1. juni 2026".
+    const day = (iso) => new Intl.DateTimeFormat(locale(), { dateStyle: "long", timeZone: "UTC" })
+      .format(new Date(`${iso}T00:00:00Z`));
+    return t("baseline.saved", { first: day(v.first), last: day(v.last) });
+  }, { resetOnSuccess: false });
+  bindForm($("resident-form"), async (v) => {
+    await api.post(`${sitePath()}/rooms/${encodeURIComponent(v.room)}/outcomes`, {
+      noted_on: v.noted_on, self_reliance: Number(v.self_reliance),
+      quality_of_life: Number(v.quality_of_life) });
+    return t("resident.saved");
   });
   bindForm($("device-form"), async (v) => {
     const creds = await api.post(`${sitePath()}/devices`, { id: v.id, room: v.room, kind: v.kind,
       heartbeat_s: Number(v.heartbeat_s) });
-    $("credentials-title").textContent = t("device.credentials", { id: v.id });
-    $("cred-username").textContent = creds.username;
-    $("cred-client-id").textContent = creds.client_id;
-    $("cred-password").textContent = creds.password;
-    $("credentials").hidden = false;
+    showCredentials(v.id, creds);
     await loadRooms();
     return "";
   });
@@ -394,14 +700,53 @@ async function main() {
     renderRules();
     return "";
   }, { resetOnSuccess: false });
+  // "Try a change": the rule form's values, back-tested on stored nights, then applied.
+  const ruleChange = () => {
+    const v = values($("rule-form"));
+    return { rule: v.rule, room: v.room || null,
+      enabled: v.enabled === "" ? null : v.enabled === "true",
+      minutes: v.minutes === "" ? null : Number(v.minutes), severity: v.severity || null };
+  };
+  let tried = null;
+  bindForm($("try-form"), async (v) => {
+    const body = { from: v.from, to: v.to, changes: [ruleChange()] };
+    const result = await api.post(`${sitePath()}/backtest`, body);
+    tried = body;
+    renderTry(result);
+    return t("try.done", { seconds: result.seconds.toLocaleString(language() === "da" ? "da-DK" : "en-GB", { maximumFractionDigits: 1 }) });
+  }, { resetOnSuccess: false });
+  bindForm($("apply-form"), async (v) => {
+    if (!tried) throw new Error(t("try.first"));
+    const result = await api.post(`${sitePath()}/backtest`, { ...tried, apply: true,
+      reason: v.reason, confirm_risky: (v.confirm || []).includes("yes") });
+    for (const change of tried.changes) {
+      state.rules = state.rules.filter((r) => !(r.site === state.site && r.room === change.room && r.rule === change.rule));
+      state.rules.push({ site: state.site, ...change });
+    }
+    renderRules();
+    return result.applied ? t("try.applied") : "";
+  }, { resetOnSuccess: false });
   bindForm($("user-form"), async (v) => {
     await api.post("/users", { username: v.username, password: v.password, role: v.role, sites: v.sites || [] });
     await renderUsers();
     return "";
   });
 
+  bindForm($("pairing-form"), async (v) => {
+    const pairing = await api.post(`${sitePath()}/boards/pairings`, { label: v.label });
+    $("pairing-code").textContent = pairing.code;
+    $("pairing-expires").textContent = t("pairing.expires",
+      { time: new Date(pairing.expires_at).toLocaleTimeString(document.documentElement.lang,
+        { hour: "2-digit", minute: "2-digit" }) });
+    $("pairing").hidden = false;
+    return "";
+  });
+
+  bindImport();
+
   await loadSites();
-  await Promise.all([loadRooms(), renderUsers()]);
+  await Promise.all([loadRooms(), renderUsers(), renderBoards(), loadBaseline(),
+    loadEndingBases()]);
 }
 
 main();

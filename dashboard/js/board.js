@@ -6,7 +6,10 @@ import * as api from "./api.js";
 import { AlertStream } from "./stream.js";
 import { t, translatePage, bindLanguageToggle, formatAgo, formatClock } from "./i18n.js";
 import * as sound from "./sound.js";
+import * as pwa from "./pwa.js";
 import { renderFloor } from "./floor.js";
+import { renderRounds, bindRounds } from "./rounds.js";
+import { renderQuestions, sendAnswer } from "./shift.js";
 import { renderSiteBanners, renderPreshift, nightJustStarted } from "./health.js";
 
 const params = new URLSearchParams(location.search);
@@ -107,6 +110,8 @@ function roomText(alert) {
 // A call to go (alerts.called_at set): sounded and listed under "go now". A quiet situation
 // (an outing still within its allowed time, someone up in a common room) is shown in its
 // own muted list and never sounded; it sounds the moment it becomes a call.
+const DEVICE_RULES = new Set(["sensor_offline", "low_battery"]);
+
 function isCall(alert) {
   return alert.called_at !== null && alert.called_at !== undefined;
 }
@@ -135,6 +140,23 @@ function stateLine(alert) {
   return t("status.open");
 }
 
+// Each step of the escalation to people, as the server logged it: "Sendt til 2. person
+// (e-mail) 03:12", or that it could not be sent (never hidden: someone must act).
+function fillPassedOn(ul, steps, tz) {
+  ul.replaceChildren(...steps.map((step) => {
+    const li = document.createElement("li");
+    li.className = `passed passed-${step.status}`;
+    li.textContent = t(`passed.${step.status}`, {
+      who: t(`passed.step.${step.step}`),
+      channel: t(`passed.channel.${step.channel}`),
+      at: formatClock(step.at, tz),
+    });
+    if (step.error) li.title = step.error;
+    return li;
+  }));
+  ul.hidden = steps.length === 0;
+}
+
 function buildCard(alert) {
   const li = document.createElement("li");
   li.dataset.id = String(alert.id);
@@ -148,6 +170,7 @@ function buildCard(alert) {
     <p class="alert-room"></p>
     <p class="alert-what"></p>
     <p class="alert-state"></p>
+    <ul class="alert-passed"></ul>
     <p class="alert-note"></p>
     <div class="alert-actions">
       <button type="button" class="button button-primary button-large act-ack"></button>
@@ -181,6 +204,7 @@ function fillCard(li, alert, showSite) {
   const late = alert.late ? ` · ${t("status.late")}` : "";
   q(".alert-what").textContent = `${ruleText(alert)}${count}${late}`;
   q(".alert-state").textContent = stateLine(alert);
+  fillPassedOn(q(".alert-passed"), alert.passed_on || [], site && site.tz);
   q(".alert-note").textContent = alert.outcome_note || "";
   q(".alert-note").hidden = !alert.outcome_note;
   const ack = q(".act-ack");
@@ -220,9 +244,12 @@ function renderAlerts() {
   const all = [...state.alerts.values()].filter(isVisible);
   const live = stableOrder(all.filter((a) => a.status !== "resolved" && a.severity !== "notice" && isCall(a)));
   state.order = live.map((a) => a.id);
-  const situations = all.filter((a) => a.status !== "resolved" && a.severity !== "notice" && !isCall(a))
+  // Quiet device faults (a dead sensor, a low battery) are the technician's: listed under
+  // maintenance, apart from the residents' quiet situations.
+  const maintenance = (a) => a.severity === "notice" || (DEVICE_RULES.has(a.rule) && !isCall(a));
+  const situations = all.filter((a) => a.status !== "resolved" && !maintenance(a) && !isCall(a))
     .sort(compareAlerts);
-  const notices = all.filter((a) => a.status !== "resolved" && a.severity === "notice").sort(compareAlerts);
+  const notices = all.filter((a) => a.status !== "resolved" && maintenance(a)).sort(compareAlerts);
   const recent = all.filter((a) => a.status === "resolved")
     .sort((a, b) => Date.parse(b.resolved_at) - Date.parse(a.resolved_at)).slice(0, 10);
   const showSite = visibleSites().length > 1;
@@ -267,13 +294,15 @@ function openResolve(id) {
   $("resolve-alert").textContent = `${roomText(alert)} – ${ruleText(alert)}`;
   $("resolve-error").hidden = true;
   $("resolve-note").value = "";
+  // Outcome codes only, unless an admin allowed free-text notes for the site.
+  $("resolve-note-field").hidden = !siteOf(alert.site)?.resolve_notes;
   $("resolve-dialog").showModal();
 }
 
 async function resolveWith(outcome) {
   const id = state.resolving;
   if (id === null) return;
-  const note = $("resolve-note").value.trim();
+  const note = $("resolve-note-field").hidden ? "" : $("resolve-note").value.trim();
   const buttons = $("resolve-dialog").querySelectorAll("button");
   buttons.forEach((b) => { b.disabled = true; });
   try {
@@ -365,8 +394,9 @@ function renderFloorView() {
   const blocks = sites.map((site) => {
     const block = document.createElement("div");
     block.className = "floor-site-block";
-    renderFloor(block, site, state.rooms.get(site.id) || [], live.filter((a) => a.site === site.id),
-      sites.length > 1);
+    const rooms = state.rooms.get(site.id) || [];
+    renderFloor(block, site, rooms, live.filter((a) => a.site === site.id), sites.length > 1);
+    renderRounds(block, site, rooms);
     return block;
   });
   container.replaceChildren(...blocks);
@@ -427,10 +457,29 @@ function checkNightStart() {
   openPreshift();
 }
 
+// ---- end-of-shift questionnaire -------------------------------------------------------------
+
+function openShift() {
+  const sites = visibleSites();
+  const select = $("shift-site");
+  select.replaceChildren(...sites.map((site) => new Option(site.name, site.id)));
+  select.hidden = $("shift-site-label").hidden = sites.length < 2;
+  renderQuestions($("shift-questions"));
+  $("shift-status").hidden = true;
+  if (!$("shift-dialog").open) $("shift-dialog").showModal();
+}
+
 // ---- controls ------------------------------------------------------------------------------
 
 function renderSoundControls() {
-  $("sound-step").hidden = sound.soundEnabled();
+  const on = sound.soundEnabled();
+  $("sound-step").hidden = on;
+  // Chosen before, but the browser waits for a tap: say so plainly, not "turn sound on".
+  const waiting = !on && sound.soundChosen();
+  $("sound-step").classList.toggle("sound-waiting", waiting);
+  $("sound-enable").textContent = t(waiting ? "sound.resume" : "sound.enable");
+  $("sound-why").textContent = t(waiting ? "sound.resume.why" : "sound.enable.why");
+  renderPushControl();
   const until = sound.mutedUntil();
   const mute = $("mute");
   mute.textContent = until ? t("sound.muted", { time: formatClock(until.toISOString()) }) : t("sound.mute");
@@ -476,6 +525,15 @@ function tick() {
   renderSoundControls(); // the mute expires on its own
 }
 
+function renderPushControl() {
+  const button = $("push-enable");
+  const pushState = window.__natteroPwa.push;
+  button.hidden = !pwa.pushSupported() || pushState === "subscribed" || pushState === "unsupported";
+  $("push-state").textContent = pushState === "denied" ? t("push.denied")
+    : pushState === "failed" ? t("push.failed") : "";
+  $("push-state").hidden = !$("push-state").textContent;
+}
+
 async function loadSites() {
   for (let attempt = 0; ; attempt += 1) {
     try {
@@ -497,8 +555,13 @@ async function loadSites() {
 async function main() {
   translatePage();
   state.claims = api.tokenClaims();
+  if (!state.claims && api.enrolledBoard()) {
+    // An enrolled board woken after its token ran out: renew, never a login page.
+    await api.renewBoardToken().catch(() => false);
+    state.claims = api.tokenClaims();
+  }
   if (!state.claims) {
-    api.goToLogin();
+    api.goToLogin(); // an enrolled board that cannot renew yet: the login page keeps trying
     return;
   }
   if (state.claims.role === "evaluator") {
@@ -507,6 +570,7 @@ async function main() {
     location.replace("/evaluator.html?reason=board");
     return;
   }
+  api.startRenewal();
   $("admin-link").hidden = state.claims.role !== "admin";
   bindLanguageToggle($("lang"));
   document.addEventListener("nattero:language", () => {
@@ -516,17 +580,44 @@ async function main() {
   });
   $("logout").addEventListener("click", () => {
     stream.stop();
+    api.forgetBoard(); // logging out of an enrolled board ends its enrolment on this tablet
     api.goToLogin();
   });
   $("sound-enable").addEventListener("click", async () => {
     await sound.enableSound();
     renderSoundControls();
   });
+  // A remembered choice starts with the first tap anywhere on the board, not only on the
+  // button (the browser needs a tap; which one does not matter).
+  const startRememberedSound = async () => {
+    if (!sound.soundChosen() || sound.soundEnabled()) return;
+    await sound.enableSound();
+    renderSoundControls();
+  };
+  for (const kind of ["pointerdown", "keydown"]) {
+    document.addEventListener(kind, startRememberedSound, { capture: true });
+  }
+  sound.resumeRemembered().then(renderSoundControls);
+  $("push-enable").addEventListener("click", async () => {
+    await pwa.subscribePush();
+    renderPushControl();
+  });
+  pwa.registerServiceWorker().then(async () => {
+    // Already allowed on this device: keep the server's copy of the subscription current.
+    if (pwa.notificationsGranted()) await pwa.subscribePush();
+    renderPushControl();
+  });
+  pwa.keepScreenAwake();
   $("mute").addEventListener("click", () => {
     if (sound.mutedUntil()) sound.unmute(); else sound.mute();
     renderSoundControls();
   });
   $("preshift-open").addEventListener("click", openPreshift);
+  $("shift-open").addEventListener("click", openShift);
+  $("shift-send").addEventListener("click", () =>
+    sendAnswer($("shift-site").value, $("shift-form"), $("shift-status")));
+  $("shift-form").addEventListener("input", () => { $("shift-status").hidden = true; });
+  bindRounds($("floor-sites"), $("rounds-status"));
   for (const button of document.querySelectorAll("[data-outcome]")) {
     button.addEventListener("click", () => resolveWith(button.dataset.outcome));
   }

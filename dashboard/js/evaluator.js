@@ -289,6 +289,8 @@ async function main() {
     api.goToLogin();
     return;
   }
+  api.startRenewal();
+
   try {
     state.me = await api.get("/auth/me"); // the server's word on the role, not the token's
   } catch (error) {

@@ -74,6 +74,8 @@ async function main() {
     api.goToLogin();
     return;
   }
+  api.startRenewal();
+
   let me;
   try {
     me = await api.get("/auth/me");

@@ -4,10 +4,16 @@
 // pre-shift check, whose clock is off).
 // Also the pre-shift check: the same facts as a list, when the night window starts.
 
-import { t, formatAgo, formatClock } from "./i18n.js";
+import { t, formatAgo, formatClock, locale } from "./i18n.js";
 
 const CLOCK_WARN_S = 60;
 const CLOCK_REPLAY_S = 86400;
+
+/** A date (YYYY-MM-DD) in words of the language: "20. december 2026". */
+function longDate(day) {
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "long", timeZone: "UTC" })
+    .format(new Date(`${day}T00:00:00Z`));
+}
 
 function list(value) {
   return Array.isArray(value) ? value : [];
@@ -32,7 +38,13 @@ export function readHealth(health, rooms) {
   // or simulated nights, not a clock to set.
   const clocks = list(health.clocks).filter((c) => typeof c.offset_s === "number"
     && Math.abs(c.offset_s) >= CLOCK_WARN_S && Math.abs(c.offset_s) < CLOCK_REPLAY_S);
-  return { lastEvent, silent, offline, silentDevices, lowBattery, clocks, label };
+  // No board of the site connected at night for too long (the server's watch, api/push.py).
+  const noBoardSince = health.no_board_since ?? null;
+  // A door open for hours or a bed empty since yesterday: a lost message or a sensor out
+  // of place. The rules do not rely on it; the staff should look at it.
+  const stuck = list(health.stuck);
+  return { lastEvent, silent, offline, silentDevices, lowBattery, clocks, stuck, label,
+    noBoardSince };
 }
 
 function roomsText(devices, label) {
@@ -60,6 +72,10 @@ export function renderSiteBanners(container, sites, healthBySite, roomsBySite) {
       continue;
     }
     const h = readHealth(raw, roomsBySite.get(site.id));
+    if (h.noBoardSince) {
+      add("banner-warn", t("health.noboard", { site: site.name,
+        time: formatClock(h.noBoardSince, site.tz) }), "no-board");
+    }
     if (h.silent) {
       const text = h.lastEvent
         ? t("health.silent", { site: site.name, time: formatClock(h.lastEvent, site.tz),
@@ -98,6 +114,10 @@ export function renderPreshift(container, sites, healthBySite, roomsBySite) {
       for (const d of h.lowBattery) {
         rows.push([h.label(d), d.device, t("preshift.low_battery", { n: d.battery ?? "?" }), "low-battery"]);
       }
+      for (const d of h.stuck) {
+        rows.push([h.label(d), d.device, t(d.state === "bed_empty" ? "preshift.bed_empty" : "preshift.door_open",
+          { time: formatClock(d.since, site.tz), ago: formatAgo(d.since) }), "stuck"]);
+      }
       for (const c of h.clocks) {
         rows.push([h.label(c), c.device, t(c.offset_s > 0 ? "preshift.clock_fast" : "preshift.clock_slow",
           { n: Math.round(Math.abs(c.offset_s)) }), "clock"]);
@@ -106,8 +126,15 @@ export function renderPreshift(container, sites, healthBySite, roomsBySite) {
       rows.push(["–", "", t("health.unknown", { site: site.name }), "unknown"]);
     }
     for (const room of rooms) {
-      if (room.kind === "flat" && room.monitored === false) {
-        rows.push([room.label, "", t("preshift.not_monitored"), "not-monitored"]);
+      if (room.kind !== "flat") continue;
+      if (room.monitored === false) {
+        rows.push([room.label, "", room.basis_ends
+          ? t("preshift.basis_expired", { date: longDate(room.basis_ends) })
+          : t("preshift.not_monitored"), "not-monitored"]);
+      } else if (room.basis_ends) {
+        // Still covered tonight, but the basis ends soon: renew it before the flat drops out.
+        rows.push([room.label, "", t("preshift.basis_ending", { date: longDate(room.basis_ends) }),
+          "basis-ending"]);
       }
     }
     const heading = document.createElement("h3");

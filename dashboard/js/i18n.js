@@ -1,5 +1,8 @@
 // The one translation catalogue of the board and admin pages: Danish first, English second.
 // Every string a person reads comes from here; markup carries `data-i18n` keys only.
+// A message that counts something is an object of plural forms keyed by the categories of
+// `Intl.PluralRules` ("one", "other", ...), chosen by its `{n}`; `{n}` is written as a number
+// of the language (1.200 in Danish). Times ago come from `Intl.RelativeTimeFormat`.
 
 const CATALOGUE = {
   da: {
@@ -20,6 +23,29 @@ const CATALOGUE = {
     "login.unreachable": "Kan ikke nå serveren. Tjek netværket, og prøv igen.",
     "login.expired": "Du er blevet logget ud. Log ind igen.",
     "logout": "Log ud",
+    "pair.title": "Tilslut som nattavle",
+    "pair.hint": "Har en administrator givet dig en parringskode til denne tablet? Så bliver den stedets tavle og forbliver logget ind hele vagten.",
+    "pair.code": "Parringskode",
+    "pair.submit": "Tilslut tavlen",
+    "pair.missing": "Skriv parringskoden fra administrationssiden.",
+    "pair.revoked": "Denne tablet er ikke længere tilsluttet som tavle. Bed en administrator om en ny parringskode, eller log ind.",
+    "admin.boards": "Tavler",
+    "board.label": "Placering",
+    "board.enrolled": "Tilsluttet",
+    "board.seen": "Sidst set",
+    "board.live": "Tilsluttet",
+    "board.revoked": "Tilbagekaldt",
+    "board.revoke": "Tilbagekald",
+    "board.revoke.confirm": "Tilbagekald tavlen {label}? Den logges ud med det samme.",
+    "board.revoked.done": "Tavlen {label} er tilbagekaldt og logget ud.",
+    "pairing.title": "Parringskode",
+    "pairing.add": "Tilslut en tablet som tavle",
+    "pairing.make": "Lav parringskode",
+    "pairing.how": "Skriv koden under \"Tilslut som nattavle\" på tablettens login-side. Koden kan bruges én gang.",
+    "pairing.expires": "Gælder til kl. {time}.",
+    "user.locked": "Låst på {n} enhed(er)",
+    "user.unlock": "Lås op",
+    "user.unlocked.done": "{name} er låst op og kan logge ind igen.",
 
     "board.alerts": "Alarmer",
     "board.quiet": "Ingen åbne alarmer",
@@ -50,13 +76,18 @@ const CATALOGUE = {
     "status.resolved": "Afsluttet af {who}",
     "status.escalated": "Eskaleret",
     "status.late": "Forsinket data",
-    "status.count": "{n} gange",
+    "status.count": { one: "{n} gang", other: "{n} gange" },
+    "passed.sent": "Sendt til {who} ({channel}) {at}",
+    "passed.failed": "Kunne ikke sende til {who} ({channel}) {at}",
+    "passed.nobody": "Ingen {who} på vagtplanen {at}",
+    "passed.unreachable": "{who} kan ikke nås {at}",
+    "passed.step.second": "2. person",
+    "passed.step.coordinator": "koordinator",
+    "passed.channel.email": "e-mail",
+    "passed.channel.push": "telefon",
+    "passed.channel.none": "–",
 
     "ago.now": "lige nu",
-    "ago.seconds": "for {n} s siden",
-    "ago.minutes": "for {n} min siden",
-    "ago.hours": "for {h} t {m} min siden",
-    "ago.days": "for {n} døgn siden",
     "ago.never": "aldrig",
 
     "action.ack": "Jeg tager den",
@@ -70,6 +101,7 @@ const CATALOGUE = {
     "resolve.title": "Afslut alarm",
     "resolve.question": "Hvad skete der?",
     "resolve.note": "Bemærkning (valgfri)",
+    "resolve.noNames": "Skriv aldrig navne eller andet, der kan identificere en beboer – kun hvad der skete.",
     "outcome.help_given": "Hjælp givet",
     "outcome.no_action_needed": "Ingen handling nødvendig",
     "outcome.false_alarm": "Falsk alarm",
@@ -77,6 +109,12 @@ const CATALOGUE = {
 
     "sound.enable": "Slå lyd til",
     "sound.enable.why": "Browseren spiller først lyd, når du har trykket her.",
+    "sound.resume": "Tryk her for at høre alarmerne",
+    "sound.resume.why": "Lyden er slået til på denne tavle, men browseren spiller først lyd, når nogen har trykket på siden. Tryk hvor som helst.",
+    "push.enable": "Få alarmer som notifikationer",
+    "health.noboard": "Ingen nattavle har været forbundet på {site} siden {time}. Hold en tavle åben hele natten.",
+    "push.denied": "Notifikationer er slået fra for denne side. Slå dem til i browserens indstillinger for siden.",
+    "push.failed": "Notifikationer kunne ikke slås til. Prøv igen, eller brug tavlen med lyd.",
     "sound.on": "Lyd til",
     "sound.mute": "Lyd fra i 15 min",
     "sound.muted": "Lyd fra til {time}",
@@ -89,9 +127,15 @@ const CATALOGUE = {
     "health.down": "Forbindelsen til serveren er afbrudt siden {time}. Prøver igen automatisk. Nye alarmer kan mangle, indtil forbindelsen er tilbage.",
     "health.silent": "Ingen data fra {site} siden {time} ({ago}). Sensorer eller netværk virker muligvis ikke – gå runde.",
     "health.silent.never": "Ingen data er nogensinde modtaget fra {site}.",
-    "health.offline": "{n} sensor(er) offline eller tavse på {site}: {rooms}",
+    "health.offline": {
+      one: "{n} sensor offline eller tavs på {site}: {rooms}",
+      other: "{n} sensorer offline eller tavse på {site}: {rooms}",
+    },
     "health.connected": "Forbundet til serveren – men se advarslen ovenfor",
-    "health.lowbattery": "{n} sensor(er) med lavt batteri på {site}: {rooms}",
+    "health.lowbattery": {
+      one: "{n} sensor med lavt batteri på {site}: {rooms}",
+      other: "{n} sensorer med lavt batteri på {site}: {rooms}",
+    },
     "health.unknown": "Kan ikke hente systemstatus for {site}.",
 
     "floor.flat": "Lejlighed",
@@ -115,6 +159,10 @@ const CATALOGUE = {
     "preshift.clock_fast": "Uret går {n} s for hurtigt – stil det (NTP)",
     "preshift.clock_slow": "Uret går {n} s for langsomt – stil det (NTP)",
     "preshift.not_monitored": "Ikke overvåget (intet grundlag)",
+    "preshift.door_open": "Døren har stået åben siden {time} ({ago}) – tjek sensoren",
+    "staff.going": "Jeg går runde i fællesrum ({n} min)",
+    "staff.going.done": "Runde i fællesrummene til {time}: bevægelse dér er personale, ikke en ukendt.",
+    "preshift.bed_empty": "Sengen har været tom siden {time} ({ago}) – tjek sensoren, eller notér at beboeren er væk",
     "preshift.checked": "Tjekket {time}",
 
     "announce.new": "Ny alarm: {room}, {what}",
@@ -191,6 +239,25 @@ const CATALOGUE = {
     "rules.severity": "Alvor",
     "rules.whole_site": "Hele stedet",
     "rules.default": "Standard",
+    "try.title": "Prøv ændringen først",
+    "try.intro": "Afspil gemte nætter med ændringen ovenfor og se, hvad den ville have ændret.",
+    "try.from": "Første nat",
+    "try.to": "Sidste nat",
+    "try.run": "Prøv",
+    "try.result": "Før og efter",
+    "try.night": "Nat",
+    "try.now": "Nu",
+    "try.proposed": "Med ændringen",
+    "try.risky": "Risikabel: ændringen ville have overset eller forsinket alarmer, der førte til hjælp.",
+    "try.summary": "{nights} nætter: {now} alarmer nu, {proposed} med ændringen ({nowCalls} og {proposedCalls} kald). Unødige alarmer der ville forsvinde: {gone}.",
+    "try.missed": "Overset: {rule}, rum {room}, {at}",
+    "try.delayed": "Forsinket {minutes} min: {rule}, rum {room}, {at}",
+    "try.reason": "Hvorfor (gemmes i loggen)",
+    "try.confirm": "Jeg har set, hvad ændringen ville have overset eller forsinket, og vil tage den i brug alligevel",
+    "try.apply": "Tag i brug",
+    "try.done": "Afprøvet på {seconds} s.",
+    "try.first": "Prøv ændringen først.",
+    "try.applied": "Ændringen er taget i brug.",
 
     "user.username": "Brugernavn",
     "user.password": "Adgangskode",
@@ -289,6 +356,114 @@ const CATALOGUE = {
     "ho.no_sites": "Din bruger har ikke adgang til nogen steder. Kontakt en administrator.",
     "ho.open": "Overlevering",
     "ho.open.new_tab": " (åbner i en ny fane, så nattavlen kører videre)",
+    "load.title": "Alarmbelastning",
+    "load.link": "Alarmbelastning",
+    "load.intro": "Hvilke rum og regler gav alarmerne de seneste 30 nætter, og hvad fandt personalet, når de gik? Prøv en ændring på de samme nætter, før du tager den i brug.",
+    "load.site": "Sted",
+    "load.to": "Sidste nat",
+    "load.to.hint": "Tom: den seneste nat.",
+    "load.show": "Vis",
+    "load.busy": "Henter alarmbelastning…",
+    "load.forbidden": "Alarmbelastningen er kun for administratorer.",
+    "load.summary.title": "De seneste nætter",
+    "load.summary": "{nights} nætter fra {from} til {to}: {alerts} alarmer ({perNight} pr. nat), heraf {calls} kald.",
+    "load.plot.per_night": "Alarmer pr. nat, fordelt på regler. Stiplede linjer: regelændringer (nummereret som i tabellen nedenfor).",
+    "load.plot.per_night.alt": "Søjlediagram: alarmer pr. nat i {nights} nætter, i alt {alerts}, med {changes} regelændringer markeret.",
+    "load.plot.by_hour": "Alarmer efter klokkeslæt, alle nætter.",
+    "load.plot.by_hour.alt": "Søjlediagram: alarmer efter det klokkeslæt, de begyndte.",
+    "load.plot.outcomes": "Hvad personalet fandt, som andel af alarmerne.",
+    "load.plot.outcomes.alt": "Søjlediagram: andel af alarmerne efter udfald. Tallene står i tabellen.",
+    "load.by_rule": "Pr. regel",
+    "load.alerts": "Alarmer",
+    "load.calls": "Kald",
+    "load.per_night": "Pr. nat",
+    "load.outcomes": "Hvad personalet fandt",
+    "load.outcome": "Udfald",
+    "load.share": "Andel",
+    "load.unresolved": "Ikke håndteret",
+    "load.noisiest": "De ti mest støjende rum",
+    "load.limits": "Grænser",
+    "load.limit": "{rule}: {minutes} min",
+    "load.limit.off": "{rule}: slået fra",
+    "load.routine": "Rutine",
+    "load.routine.none": "Ingen lært rutine (ingen sengesensor).",
+    "load.changes": "Regelændringer",
+    "load.change.no": "Nr.",
+    "load.change.at": "Hvornår",
+    "load.change.what": "Ændring",
+    "load.change.who": "Hvem",
+    "load.change.why": "Hvorfor",
+    "load.change.trend": "Alarmer pr. nat før → efter",
+    "load.change.minutes": "{minutes} min",
+    "load.change.off": "slået fra",
+    "load.change.room": "rum {room}",
+    "load.change.site": "hele stedet",
+    "load.try.intro": "Afspil de viste nætter med ændringen og se før og efter side om side.",
+    "load.try.site": "Hele stedet",
+    "load.try.nothing": "Angiv minutter eller om reglen skal være aktiv.",
+    "load.try.reason": "Skriv hvorfor ændringen tages i brug (det gemmes i loggen).",
+    "rounds.title": "Runde gået",
+    "rounds.site": "Runde gået – hele stedet",
+    "rounds.floor": "Runde gået – {label}",
+    "rounds.flat": "Runde gået",
+    "rounds.flat.label": "Runde gået i {label}",
+    "rounds.done": { one: "Runde registreret kl. {time}: {n} lejlighed.", other: "Runde registreret kl. {time}: {n} lejligheder." },
+    "rounds.failed": "Runden blev ikke registreret. Prøv igen.",
+    "shift.open": "Vagtafslutning",
+    "shift.title": "Hvordan var vagten?",
+    "shift.intro": "Frivilligt og anonymt: hverken dit navn, din tavle eller klokkeslættet gemmes med svaret. 1 = uenig, 5 = enig.",
+    "shift.calm": "Natten føltes rolig",
+    "shift.workload": "Arbejdsbyrden var til at overkomme",
+    "shift.trust": "Jeg havde tillid til alarmerne",
+    "shift.residents_rest": "Beboerne fik deres nattesøvn",
+    "shift.comment": "Kommentar (valgfri) – skriv aldrig navne",
+    "shift.send": "Send anonymt",
+    "shift.sent": "Tak. Dit svar er gemt anonymt.",
+    "shift.failed": "Svaret blev ikke gemt. Prøv igen.",
+    "shift.empty": "Vælg mindst ét svar eller skriv en kommentar.",
+    "baseline.title": "Baselineperiode",
+    "baseline.hint": "Nætterne før sensorerne går i drift, hvor personalet registrerer deres runder på tavlen (\"Runde gået\").",
+    "baseline.first": "Første nat",
+    "baseline.last": "Sidste nat",
+    "baseline.save": "Gem baselineperiode",
+    "baseline.saved": "Baselineperioden er gemt: nætterne {first} til {last}.",
+    "resident.title": "Notat om beboerudbytte",
+    "resident.hint": "Kun lejligheden – aldrig et navn. 1 = dårligt, 5 = godt.",
+    "resident.noted_on": "Dato",
+    "resident.self_reliance": "Selvhjulpenhed (1-5)",
+    "resident.quality_of_life": "Livskvalitet (1-5)",
+    "resident.save": "Gem notat",
+    "resident.saved": "Notatet er gemt.",
+
+    "basis.banner.expired": { one: "Grundlaget for {n} lejlighed er udløbet – den overvåges ikke nu.", other: "Grundlaget for {n} lejligheder er udløbet – de overvåges ikke nu." },
+    "basis.banner.ending": { one: "Grundlaget for {n} lejlighed udløber inden for 30 dage.", other: "Grundlaget for {n} lejligheder udløber inden for 30 dage." },
+    "basis.banner.what": "Registrér et nyt grundlag under Rum, før datoen – ellers overvåges lejligheden ikke.",
+    "basis.consent": "samtykket",
+    "basis.decision": "afgørelsen {reference}",
+    "basis.expired": "{room} ({site}): {what} udløb {date} – overvåges ikke",
+    "basis.ending": { one: "{room} ({site}): {what} udløber {date} (om {n} dag)", other: "{room} ({site}): {what} udløber {date} (om {n} dage)" },
+    "preshift.basis_ending": "Grundlaget udløber {date} – registrér et nyt",
+    "preshift.basis_expired": "Ikke overvåget – grundlaget udløb {date}",
+    "import.title": "Importér rum og sensorer (CSV)",
+    "import.hint": "Første linje: rum;rumtype;betegnelse;sensor;sensortype;hjerteslag. Én linje pr. rum og evt. én sensor i det. Alle linjer tjekkes først; er én forkert, importeres intet.",
+    "import.file": "CSV-fil",
+    "import.dry_run": "Tjek kun (gem intet)",
+    "import.submit": "Importér",
+    "import.checked": "Filen er i orden: {rooms} nye rum og {devices} nye sensorer. Intet er gemt endnu.",
+    "import.done": "Importeret: {rooms} nye rum og {devices} nye sensorer.",
+    "import.credentials": "Adgang til de nye sensorer",
+    "import.download": "Hent adgangsfil (CSV)",
+    "site.edit": "Ret sted og nat",
+    "site.edit.hint": "En ny nat gælder for regelmotoren inden for få sekunder; alarmer, der allerede er rejst, bliver.",
+    "site.edit.done": "{name} er gemt.",
+    "room.relabel": "Ret betegnelse",
+    "room.relabel.prompt": "Ny betegnelse for rum {id} (aldrig en beboers navn):",
+    "room.relabel.done": "Rum {id} hedder nu {label}.",
+    "device.rotate": "Ny adgangskode",
+    "room.delete": "Slet",
+    "room.delete.confirm": "Slette rummet {label}? Det kan kun lade sig gøre for et rum, der aldrig har haft sensorer.",
+    "room.delete.done": "{label} er slettet.",
+    "device.rotate.confirm": "Give {id} en ny adgangskode? Den gamle holder op med at virke med det samme, så sensoren skal have den nye.",
   },
   en: {
     "app.name": "Nattero",
@@ -307,6 +482,29 @@ const CATALOGUE = {
     "login.missing": "Enter username and password.",
     "login.unreachable": "Cannot reach the server. Check the network and try again.",
     "login.expired": "You have been signed out. Sign in again.",
+    "pair.title": "Connect as a night board",
+    "pair.hint": "Has an admin given you a pairing code for this tablet? Then it becomes the site's board and stays signed in all shift.",
+    "pair.code": "Pairing code",
+    "pair.submit": "Connect the board",
+    "pair.missing": "Enter the pairing code from the admin page.",
+    "pair.revoked": "This tablet is no longer connected as a board. Ask an admin for a new pairing code, or sign in.",
+    "admin.boards": "Boards",
+    "board.label": "Location",
+    "board.enrolled": "Connected",
+    "board.seen": "Last seen",
+    "board.live": "Connected",
+    "board.revoked": "Revoked",
+    "board.revoke": "Revoke",
+    "board.revoke.confirm": "Revoke the board {label}? It is signed out at once.",
+    "board.revoked.done": "The board {label} is revoked and signed out.",
+    "pairing.title": "Pairing code",
+    "pairing.add": "Connect a tablet as a board",
+    "pairing.make": "Make a pairing code",
+    "pairing.how": "Enter the code under \"Connect as a night board\" on the tablet's sign-in page. The code works once.",
+    "pairing.expires": "Valid until {time}.",
+    "user.locked": "Locked on {n} device(s)",
+    "user.unlock": "Unlock",
+    "user.unlocked.done": "{name} is unlocked and can sign in again.",
     "logout": "Sign out",
 
     "board.alerts": "Alerts",
@@ -338,13 +536,18 @@ const CATALOGUE = {
     "status.resolved": "Resolved by {who}",
     "status.escalated": "Escalated",
     "status.late": "Late data",
-    "status.count": "{n} times",
+    "status.count": { one: "{n} time", other: "{n} times" },
+    "passed.sent": "Sent to {who} ({channel}) {at}",
+    "passed.failed": "Could not send to {who} ({channel}) {at}",
+    "passed.nobody": "No {who} on the roster {at}",
+    "passed.unreachable": "{who} cannot be reached {at}",
+    "passed.step.second": "second person",
+    "passed.step.coordinator": "coordinator",
+    "passed.channel.email": "e-mail",
+    "passed.channel.push": "phone",
+    "passed.channel.none": "–",
 
     "ago.now": "just now",
-    "ago.seconds": "{n} s ago",
-    "ago.minutes": "{n} min ago",
-    "ago.hours": "{h} h {m} min ago",
-    "ago.days": "{n} days ago",
     "ago.never": "never",
 
     "action.ack": "I'm on it",
@@ -358,6 +561,7 @@ const CATALOGUE = {
     "resolve.title": "Resolve alert",
     "resolve.question": "What happened?",
     "resolve.note": "Note (optional)",
+    "resolve.noNames": "Never write names or anything that could identify a resident – only what happened.",
     "outcome.help_given": "Help given",
     "outcome.no_action_needed": "No action needed",
     "outcome.false_alarm": "False alarm",
@@ -365,6 +569,12 @@ const CATALOGUE = {
 
     "sound.enable": "Enable sound",
     "sound.enable.why": "The browser plays sound only after you tap here.",
+    "sound.resume": "Tap here to hear the alerts",
+    "sound.resume.why": "Sound is on for this board, but the browser plays sound only after someone has tapped the page. Tap anywhere.",
+    "push.enable": "Get alerts as notifications",
+    "health.noboard": "No night board has been connected at {site} since {time}. Keep a board open all night.",
+    "push.denied": "Notifications are blocked for this page. Allow them in the browser's site settings.",
+    "push.failed": "Notifications could not be turned on. Try again, or use the board with sound.",
     "sound.on": "Sound on",
     "sound.mute": "Mute for 15 min",
     "sound.muted": "Muted until {time}",
@@ -377,9 +587,15 @@ const CATALOGUE = {
     "health.down": "Connection to the server lost since {time}. Retrying automatically. New alerts may be missing until it is back.",
     "health.silent": "No data from {site} since {time} ({ago}). Sensors or network may be down – walk a round.",
     "health.silent.never": "No data has ever arrived from {site}.",
-    "health.offline": "{n} sensor(s) offline or silent at {site}: {rooms}",
+    "health.offline": {
+      one: "{n} sensor offline or silent at {site}: {rooms}",
+      other: "{n} sensors offline or silent at {site}: {rooms}",
+    },
     "health.connected": "Connected to the server – but see the warning above",
-    "health.lowbattery": "{n} sensor(s) low on battery at {site}: {rooms}",
+    "health.lowbattery": {
+      one: "{n} sensor low on battery at {site}: {rooms}",
+      other: "{n} sensors low on battery at {site}: {rooms}",
+    },
     "health.unknown": "Cannot fetch system status for {site}.",
 
     "floor.flat": "Flat",
@@ -403,6 +619,10 @@ const CATALOGUE = {
     "preshift.clock_fast": "Clock {n} s fast – set it (NTP)",
     "preshift.clock_slow": "Clock {n} s slow – set it (NTP)",
     "preshift.not_monitored": "Not monitored (no basis)",
+    "preshift.door_open": "Door open since {time} ({ago}) – check the sensor",
+    "staff.going": "I'm going round the common rooms ({n} min)",
+    "staff.going.done": "Round of the common rooms until {time}: motion there is staff, not someone unknown.",
+    "preshift.bed_empty": "Bed empty since {time} ({ago}) – check the sensor, or note that the resident is away",
     "preshift.checked": "Checked {time}",
 
     "announce.new": "New alert: {room}, {what}",
@@ -479,6 +699,25 @@ const CATALOGUE = {
     "rules.severity": "Severity",
     "rules.whole_site": "Whole site",
     "rules.default": "Default",
+    "try.title": "Try the change first",
+    "try.intro": "Replay stored nights with the change above and see what it would have changed.",
+    "try.from": "First night",
+    "try.to": "Last night",
+    "try.run": "Try",
+    "try.result": "Before and after",
+    "try.night": "Night",
+    "try.now": "Now",
+    "try.proposed": "With the change",
+    "try.risky": "Risky: the change would have missed or delayed alerts that led to help.",
+    "try.summary": "{nights} nights: {now} alerts now, {proposed} with the change ({nowCalls} and {proposedCalls} calls). Needless alerts that would go: {gone}.",
+    "try.missed": "Missed: {rule}, room {room}, {at}",
+    "try.delayed": "Delayed {minutes} min: {rule}, room {room}, {at}",
+    "try.reason": "Why (kept in the log)",
+    "try.confirm": "I have seen what the change would have missed or delayed and want to apply it anyway",
+    "try.apply": "Apply",
+    "try.done": "Tried in {seconds} s.",
+    "try.first": "Try the change first.",
+    "try.applied": "The change is applied.",
 
     "user.username": "Username",
     "user.password": "Password",
@@ -577,6 +816,114 @@ const CATALOGUE = {
     "ho.no_sites": "Your account has no sites. Ask an administrator.",
     "ho.open": "Handover",
     "ho.open.new_tab": " (opens in a new tab, so the night board keeps running)",
+    "load.title": "Alarm load",
+    "load.link": "Alarm load",
+    "load.intro": "Which rooms and rules raised the alerts in the last 30 nights, and what did staff find when they went? Try a change on the same nights before you apply it.",
+    "load.site": "Site",
+    "load.to": "Last night",
+    "load.to.hint": "Empty: the latest night.",
+    "load.show": "Show",
+    "load.busy": "Loading the alarm load…",
+    "load.forbidden": "The alarm load is for administrators only.",
+    "load.summary.title": "The last nights",
+    "load.summary": "{nights} nights from {from} to {to}: {alerts} alerts ({perNight} per night), {calls} of them calls.",
+    "load.plot.per_night": "Alerts per night, by rule. Dashed lines: rule changes (numbered as in the table below).",
+    "load.plot.per_night.alt": "Bar chart: alerts per night over {nights} nights, {alerts} in all, with {changes} rule changes marked.",
+    "load.plot.by_hour": "Alerts by the hour they began, all nights.",
+    "load.plot.by_hour.alt": "Bar chart: alerts by the hour they began.",
+    "load.plot.outcomes": "What staff found, as a share of the alerts.",
+    "load.plot.outcomes.alt": "Bar chart: share of the alerts by outcome. The figures are in the table.",
+    "load.by_rule": "By rule",
+    "load.alerts": "Alerts",
+    "load.calls": "Calls",
+    "load.per_night": "Per night",
+    "load.outcomes": "What staff found",
+    "load.outcome": "Outcome",
+    "load.share": "Share",
+    "load.unresolved": "Not handled",
+    "load.noisiest": "The ten noisiest rooms",
+    "load.limits": "Limits",
+    "load.limit": "{rule}: {minutes} min",
+    "load.limit.off": "{rule}: off",
+    "load.routine": "Routine",
+    "load.routine.none": "No learned routine (no bed sensor).",
+    "load.changes": "Rule changes",
+    "load.change.no": "No.",
+    "load.change.at": "When",
+    "load.change.what": "Change",
+    "load.change.who": "Who",
+    "load.change.why": "Why",
+    "load.change.trend": "Alerts per night before → after",
+    "load.change.minutes": "{minutes} min",
+    "load.change.off": "off",
+    "load.change.room": "room {room}",
+    "load.change.site": "whole site",
+    "load.try.intro": "Replay the nights shown with the change and see before and after side by side.",
+    "load.try.site": "Whole site",
+    "load.try.nothing": "Give minutes or whether the rule is enabled.",
+    "load.try.reason": "Write why the change is applied (it is kept in the log).",
+    "rounds.title": "Round done",
+    "rounds.site": "Round done – whole site",
+    "rounds.floor": "Round done – {label}",
+    "rounds.flat": "Round done",
+    "rounds.flat.label": "Round done in {label}",
+    "rounds.done": { one: "Round logged at {time}: {n} flat.", other: "Round logged at {time}: {n} flats." },
+    "rounds.failed": "The round was not logged. Try again.",
+    "shift.open": "End of shift",
+    "shift.title": "How was the shift?",
+    "shift.intro": "Optional and anonymous: neither your name, your board nor the time is stored with the answer. 1 = disagree, 5 = agree.",
+    "shift.calm": "The night felt calm",
+    "shift.workload": "The workload was manageable",
+    "shift.trust": "I trusted the alerts",
+    "shift.residents_rest": "The residents got their night rest",
+    "shift.comment": "Comment (optional) – never write names",
+    "shift.send": "Send anonymously",
+    "shift.sent": "Thank you. Your answer is stored anonymously.",
+    "shift.failed": "The answer was not stored. Try again.",
+    "shift.empty": "Choose at least one answer or write a comment.",
+    "baseline.title": "Baseline period",
+    "baseline.hint": "The nights before the sensors go live, when staff log their rounds on the board (\"Round done\").",
+    "baseline.first": "First night",
+    "baseline.last": "Last night",
+    "baseline.save": "Save baseline period",
+    "baseline.saved": "The baseline period is saved: the nights {first} to {last}.",
+    "resident.title": "Resident-outcome note",
+    "resident.hint": "The flat only – never a name. 1 = poor, 5 = good.",
+    "resident.noted_on": "Date",
+    "resident.self_reliance": "Self-reliance (1-5)",
+    "resident.quality_of_life": "Quality of life (1-5)",
+    "resident.save": "Save note",
+    "resident.saved": "The note is saved.",
+
+    "basis.banner.expired": { one: "The basis of {n} flat has ended – it is not monitored now.", other: "The basis of {n} flats has ended – they are not monitored now." },
+    "basis.banner.ending": { one: "The basis of {n} flat ends within 30 days.", other: "The basis of {n} flats ends within 30 days." },
+    "basis.banner.what": "Record a new basis under Rooms before the date – otherwise the flat is not monitored.",
+    "basis.consent": "the consent",
+    "basis.decision": "decision {reference}",
+    "basis.expired": "{room} ({site}): {what} ended on {date} – not monitored",
+    "basis.ending": { one: "{room} ({site}): {what} ends on {date} (in {n} day)", other: "{room} ({site}): {what} ends on {date} (in {n} days)" },
+    "preshift.basis_ending": "The basis ends on {date} – record a new one",
+    "preshift.basis_expired": "Not monitored – the basis ended on {date}",
+    "import.title": "Import rooms and devices (CSV)",
+    "import.hint": "First line: room;room_kind;label;device;device_kind;heartbeat (Danish names work too). One line per room, with at most one device in it. Every line is checked first; if one is wrong, nothing is imported.",
+    "import.file": "CSV file",
+    "import.dry_run": "Check only (store nothing)",
+    "import.submit": "Import",
+    "import.checked": "The file is fine: {rooms} new rooms and {devices} new devices. Nothing stored yet.",
+    "import.done": "Imported: {rooms} new rooms and {devices} new devices.",
+    "import.credentials": "Credentials of the new devices",
+    "import.download": "Download credentials file (CSV)",
+    "site.edit": "Change site and night",
+    "site.edit.hint": "A new night window applies to the rules engine within seconds; alerts already raised stay.",
+    "site.edit.done": "{name} saved.",
+    "room.relabel": "Change label",
+    "room.relabel.prompt": "New label for room {id} (never a resident's name):",
+    "room.relabel.done": "Room {id} is now called {label}.",
+    "device.rotate": "New password",
+    "room.delete": "Delete",
+    "room.delete.confirm": "Delete the room {label}? Only a room that never held a device can be deleted.",
+    "room.delete.done": "{label} deleted.",
+    "device.rotate.confirm": "Give {id} a new password? The old one stops working at once, so the device needs the new one.",
   },
 };
 
@@ -607,14 +954,32 @@ export function setLanguage(lang) {
   document.dispatchEvent(new CustomEvent("nattero:language", { detail: lang }));
 }
 
-/** The text for `key` in the current language, with `{name}` placeholders filled. */
+const LOCALES = { da: "da-DK", en: "en-GB" };
+
+/** The BCP 47 locale of the current language, for the `Intl` formatters. */
+export function locale() {
+  return LOCALES[current] ?? LOCALES.da;
+}
+
+/** The plural form of `entry` (a string, or forms keyed by plural category) for `n`. */
+function pluralForm(entry, n) {
+  if (typeof entry === "string") return entry;
+  const category = new Intl.PluralRules(locale()).select(Number(n));
+  return entry[category] ?? entry.other;
+}
+
+/** The text for `key` in the current language, with `{name}` placeholders filled; a key
+ * with plural forms takes the form of `params.n`, and `{n}` is written as a number. */
 export function t(key, params = {}) {
-  const text = CATALOGUE[current][key] ?? CATALOGUE.da[key];
-  if (text === undefined) {
+  const entry = CATALOGUE[current][key] ?? CATALOGUE.da[key];
+  if (entry === undefined) {
     console.warn(`nattero i18n: missing key '${key}'`);
     return key;
   }
-  return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+  const values = { ...params };
+  if (typeof params.n === "number") values.n = new Intl.NumberFormat(locale()).format(params.n);
+  const text = pluralForm(entry, params.n ?? 0);
+  return text.replace(/\{(\w+)\}/g, (_, name) => (name in values ? String(values[name]) : `{${name}}`));
 }
 
 export function has(key) {
@@ -645,22 +1010,24 @@ export function bindLanguageToggle(button) {
   render();
 }
 
+/** How long ago `iso` was, in words of the language ("for 3 minutter siden", "3 minutes
+ * ago"): seconds under a minute, minutes under 90, hours under 48, then days. */
 export function formatAgo(iso, now = Date.now()) {
   if (!iso) return t("ago.never");
   const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
   if (seconds < 10) return t("ago.now");
-  if (seconds < 60) return t("ago.seconds", { n: seconds });
+  const relative = new Intl.RelativeTimeFormat(locale(), { numeric: "always", style: "long" });
+  if (seconds < 60) return relative.format(-seconds, "second");
   const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return t("ago.minutes", { n: minutes });
+  if (minutes < 90) return relative.format(-minutes, "minute");
   const hours = Math.floor(minutes / 60);
-  if (hours < 48) return t("ago.hours", { h: hours, m: minutes % 60 });
-  return t("ago.days", { n: Math.floor(hours / 24) });
+  if (hours < 48) return relative.format(-hours, "hour");
+  return relative.format(-Math.floor(hours / 24), "day");
 }
 
 export function formatClock(iso, timeZone) {
   if (!iso) return "–";
-  const locale = current === "da" ? "da-DK" : "en-GB";
   const options = { hour: "2-digit", minute: "2-digit" };
   if (timeZone) options.timeZone = timeZone;
-  return new Intl.DateTimeFormat(locale, options).format(new Date(iso));
+  return new Intl.DateTimeFormat(locale(), options).format(new Date(iso));
 }

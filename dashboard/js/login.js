@@ -1,6 +1,6 @@
 // Sign-in: a username and password for a bearer token, then back to where the user was.
 
-import { login, ApiError } from "./api.js";
+import { login, pairBoard, enrolledBoard, renewBoardToken, ApiError } from "./api.js";
 import { t, translatePage, bindLanguageToggle } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -40,7 +40,7 @@ async function submit(event) {
     location.replace(destination(session.role));
   } catch (error) {
     // The username stays; only a wrong password is cleared.
-    if (error instanceof ApiError && error.status === 429) showError(t("login.locked"));
+    if (error instanceof ApiError && error.status === 429) showError(error.message || t("login.locked"));
     else if (error instanceof ApiError && error.status === 401) {
       showError(t("login.failed"));
       $("password").value = "";
@@ -53,11 +53,55 @@ async function submit(event) {
   }
 }
 
-translatePage();
-bindLanguageToggle($("lang"));
-if (params.get("reason") === "expired") {
-  $("login-notice").textContent = t("login.expired");
+async function pair(event) {
+  event.preventDefault();
+  $("pair-error").hidden = true;
+  const code = $("pair-code").value.trim();
+  if (!code) {
+    $("pair-error").textContent = t("pair.missing");
+    $("pair-error").hidden = false;
+    $("pair-code").focus();
+    return;
+  }
+  const button = $("pair-submit");
+  button.disabled = true;
+  try {
+    await pairBoard(code);
+    location.replace(destination("staff"));
+  } catch (error) {
+    $("pair-error").textContent = error instanceof ApiError && error.status === 0
+      ? t("login.unreachable") : error.message;
+    $("pair-error").hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function notice(text) {
+  $("login-notice").textContent = text;
   $("login-notice").hidden = false;
 }
+
+/** An enrolled board never needs the login page: renew and go back (retry while the
+ * server is away; only a revoked board stays here). */
+async function resumeBoard() {
+  try {
+    if (await renewBoardToken()) {
+      location.replace(destination("staff"));
+      return;
+    }
+    notice(t("pair.revoked"));
+  } catch {
+    notice(t("login.unreachable"));
+    setTimeout(resumeBoard, 5000);
+  }
+}
+
+translatePage();
+bindLanguageToggle($("lang"));
+if (params.get("reason") === "expired") notice(t("login.expired"));
+if (params.get("reason") === "revoked") notice(t("pair.revoked"));
 $("login-form").addEventListener("submit", submit);
+$("pair-form").addEventListener("submit", pair);
 $("username").focus();
+if (enrolledBoard()) resumeBoard();

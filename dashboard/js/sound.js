@@ -6,6 +6,9 @@
 // A mute always expires; escalated alerts sound even while muted.
 
 const MUTE_KEY = "nattero.muteUntil";
+// The nurse's choice to hear the board, kept across reloads. A browser still starts audio
+// only after a tap on the page, so a remembered choice waits for the first tap anywhere.
+const SOUND_KEY = "nattero.sound";
 export const MUTE_MINUTES = 15;
 
 window.__natteroCues = window.__natteroCues || [];
@@ -16,8 +19,33 @@ export function soundEnabled() {
   return context !== null && context.state === "running";
 }
 
+/** Whether this board's nurse chose sound (on this device, in an earlier visit or now). */
+export function soundChosen() {
+  return localStorage.getItem(SOUND_KEY) === "on";
+}
+
+/**
+ * Try to start sound without a tap, for a remembered choice. Resolves to whether it runs;
+ * when the browser still waits for a tap it stays suspended (and `enableSound` from the
+ * next tap starts it). Never beeps: nobody asked for a sound just now.
+ */
+export async function resumeRemembered() {
+  if (!soundChosen()) return false;
+  const Context = window.AudioContext || window.webkitAudioContext;
+  if (!Context) return false;
+  if (context === null) context = new Context();
+  if (context.state !== "running") {
+    // Chromium leaves a context made without a tap suspended and resume() pending until a
+    // tap; do not wait on it.
+    context.resume().catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return soundEnabled();
+}
+
 /** Must be called from a tap/click handler. Resolves to whether sound now works. */
 export async function enableSound() {
+  localStorage.setItem(SOUND_KEY, "on");
   const Context = window.AudioContext || window.webkitAudioContext;
   if (!Context) return false;
   if (context === null) context = new Context();

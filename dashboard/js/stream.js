@@ -6,7 +6,7 @@
 // WATCHDOG_MS the socket is treated as dead even if the browser has not noticed (a
 // half-open TCP connection on a sleeping tablet looks exactly like a quiet night).
 
-import { authMessage, streamUrl, goToLogin } from "./api.js";
+import { authMessage, streamUrl, goToLogin, enrolledBoard, renewBoardToken } from "./api.js";
 
 const WATCHDOG_MS = 25_000;
 const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
@@ -113,7 +113,16 @@ export class AlertStream extends EventTarget {
     this._socket = null;
     clearTimeout(this._watchdog);
     if (event.code === 4401) {
-      goToLogin("expired");
+      if (!enrolledBoard()) {
+        goToLogin("expired");
+        return;
+      }
+      // An enrolled board: renew its token and come back, unless it was revoked.
+      this._setState("down");
+      renewBoardToken().then((renewed) => {
+        if (renewed) this._scheduleReconnect();
+        else goToLogin("revoked");
+      }, () => this._scheduleReconnect());
       return;
     }
     if (event.code === 4403) {
