@@ -9,11 +9,16 @@ are placed at their own time), so this is the rules' quality on perfect delivery
 ``bench/nights.py`` for the whole pipeline. An alert is a call from its first ``call``
 trigger or its escalation, as the store records ``called_at``.
 
-    python bench/rules_offline.py [--nights 7] [--seed 1]
+    python bench/rules_offline.py [--nights 7] [--seed 1] [--learn 14]
+
+The flats' routines (``rules.routines``) are learned from ``--learn`` nights before the
+scored ones (the same residents), as a site would after its learning phase.
 
 Prints one JSON object: ``needless_per_site_night``, ``recall``, ``needed``, ``caught``,
 ``per_site`` (``needless_per_night``, ``needed``, ``caught``, ``calls``, ``quiet``) and
-``missed`` (site, kind, room, start of every needed-help episode without a call).
+``missed`` (site, kind, room, start of every needed-help episode without a call), and the
+detection delays per kind of need (``delay_s``, ``delay_s_per_site``: call time minus need
+onset, as ``bench/nights.py`` reports them).
 """
 
 from __future__ import annotations
@@ -21,94 +26,58 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from core.events import Event, EventKind  # noqa: E402
-from core.intents import Clear, Escalate, Intent, Trigger  # noqa: E402
-from core.night_window import NightWindow  # noqa: E402
-from rules import (  # noqa: E402
-    BasisKind,
-    DeviceInfo,
-    MonitoringBasis,
-    RoomInfo,
-    RulesEngine,
-    SiteLayout,
+from bench.offline import (  # noqa: E402
+    alert_records,
+    learned_routines,
+    planned_events,
+    rule_book,
+    rule_layout,
 )
+from rules import RulesEngine  # noqa: E402
+from rules.routines import MIN_NIGHTS  # noqa: E402
 from simulators.command import DEFAULT_START, plan_run  # noqa: E402
-from simulators.ground_truth import AlertRecord, GroundTruth, score  # noqa: E402
-from simulators.plan import EventDelivery  # noqa: E402
+from simulators.ground_truth import GroundTruth, score  # noqa: E402
 from simulators.profile import load_profile, profile_names  # noqa: E402
+from simulators.quality import quality  # noqa: E402
 
-
-class _Alert:
-    """What the store would hold of one episode: first trigger, call time, cleared."""
-
-    def __init__(self, trigger: Trigger) -> None:
-        self.record = (trigger.site, trigger.room, trigger.rule.value, trigger.ts)
-        self.called_at: datetime | None = None
-        self.cleared = False
-
-    def take(self, intent: Intent) -> None:
-        if self.called_at is not None:
-            return  # a call stays a call
-        calls = ((isinstance(intent, Trigger) and intent.call)
-                 or (isinstance(intent, Escalate) and not self.cleared))
-        if calls:
-            self.called_at = intent.ts
-        elif isinstance(intent, Clear):
-            self.cleared = True
+LEARN_NIGHTS_DEFAULT = MIN_NIGHTS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nights", type=int, default=7)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--learn", type=int, default=LEARN_NIGHTS_DEFAULT,
+                        help="nights before the scored ones that the flats' routines are "
+                             "learned from (0: no routines, the site's defaults)")
     args = parser.parse_args()
 
     profiles = [load_profile(name) for name in profile_names()]
     dates = [DEFAULT_START + timedelta(days=i) for i in range(args.nights)]
     plans = plan_run(profiles, dates, args.seed)
-    layouts: dict[str, SiteLayout] = {}
-    for profile in profiles:
-        rooms = {room.id: RoomInfo(room.kind, room.label,
-                                   (MonitoringBasis(BasisKind.CONSENT),)
-                                   if any(room.monitored_on(d) for d in dates) else ())
-                 for room in profile.rooms}
-        devices = {d.id: DeviceInfo(d.room, d.kind, d.heartbeat_s) for d in profile.device_specs}
-        layouts[profile.site] = SiteLayout(
-            profile.site, NightWindow.parse(profile.night, ZoneInfo(profile.tz)), rooms, devices)
+    layouts = {p.site: rule_layout(p, dates) for p in profiles}
+    engine = RulesEngine(layouts, {p.site: rule_book(p) for p in profiles})
+    if args.learn:
+        for profile in profiles:
+            engine.update_routines(profile.site, learned_routines(
+                profile, DEFAULT_START, args.learn, args.seed, layouts[profile.site]))
     truth = GroundTruth()
-    events: list[Event] = []
     for plan in plans:
         if plan.paced:
             truth.add_night(plan.site, plan.night, plan.episodes)
-        for delivery in plan.deliveries:
-            if isinstance(delivery, EventDelivery):
-                payload = delivery.payload
-                events.append(Event(delivery.site, delivery.device, payload["id"],
-                                    datetime.fromisoformat(payload["ts"].replace("Z", "+00:00")),
-                                    EventKind(payload["kind"]), payload.get("battery")))
-    events.sort(key=lambda e: (e.ts, e.device, e.id))
-
-    engine = RulesEngine(layouts)
-    intents: list[Intent] = []
-    for event in events:
-        intents += engine.process(event)
+    events = sorted(planned_events(plans), key=lambda e: (e.ts, e.device, e.id))
+    intents = [intent for event in events for intent in engine.process(event)]
     for site in layouts:
         intents += engine.advance(site, events[-1].ts + timedelta(hours=1))
-    alerts: dict[str, _Alert] = {}
-    for intent in intents:
-        if isinstance(intent, Trigger) and intent.episode_key not in alerts:
-            alerts[intent.episode_key] = _Alert(intent)
-        if intent.episode_key in alerts:
-            alerts[intent.episode_key].take(intent)
-    records = [AlertRecord(*a.record, called_at=a.called_at) for a in alerts.values()]
+    records = alert_records(intents)
     scored = score(truth, records)
+    delays = quality(truth, records)
     print(json.dumps({
         "nights": args.nights, "seed": args.seed, "sites": len(layouts),
         "needless_per_site_night": round(scored.needless / args.nights / len(layouts), 2),
@@ -117,6 +86,8 @@ def main() -> None:
                             "needed": s.needed, "caught": s.caught,
                             "calls": s.calls, "quiet": s.quiet}
                      for site, s in scored.sites.items()},
+        "delay_s": delays.total_json()["delay_s"],
+        "delay_s_per_site": {site: delays.site_json(site)["delay_s"] for site in layouts},
         "missed": [{"site": e.site, "kind": str(e.kind), "room": e.room,
                     "start": e.start.isoformat()}
                    for s in scored.sites.values() for e in s.missed],

@@ -26,12 +26,14 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import psycopg
 
 from core.alerts import DEVICE_RULES, STAFF_OUTCOMES, Outcome
+from evaluation.baseline import RoundsByNight, rounds_by_night
+from evaluation.experience import Experience, experience
 from evaluation.occupancy import DISTURBANCES
 from evaluation.period import Period, SiteInfo, load_sites
 from evaluation.staff_time import Assumptions, StaffTime, estimate
@@ -133,6 +135,8 @@ class SiteFigures:
     resolve_seconds: list[float]
     activity: dict[date, dict[int, int]]
     staff_time: StaffTime
+    rounds: RoundsByNight = field(default_factory=lambda: RoundsByNight(None))
+    experience: Experience | None = None
 
     @property
     def alerts(self) -> int:
@@ -175,6 +179,8 @@ class SiteFigures:
                 "nights": {night.isoformat(): [hours.get(h, 0) for h in self.night_hours]
                            for night, hours in sorted(self.activity.items())}},
             "staff_time": self.staff_time.as_dict(),
+            "rounds": self.rounds.as_dict(),
+            "experience": None if self.experience is None else self.experience.as_dict(),
         }
 
 
@@ -183,7 +189,9 @@ def _noon(site: SiteInfo, day: date) -> datetime:
 
 
 def site_figures(conn: psycopg.Connection, site_id: str, period: Period,
-                 assumptions: Assumptions | None = None) -> SiteFigures:
+                 assumptions: Assumptions | None = None,
+                 now: datetime | None = None) -> SiteFigures:
+    """``now``: when the report is made (the baseline's nights begun by then count)."""
     site = load_sites(conn, [site_id])[0]
     nights = {night: NightFigures(night) for night in period.nights()}
     start, end = _noon(site, period.first), _noon(site, period.last + timedelta(days=1))
@@ -217,11 +225,16 @@ def site_figures(conn: psycopg.Connection, site_id: str, period: Period,
         resolve=Durations.of(tally.resolve_seconds),
         ack_seconds=tally.ack_seconds, resolve_seconds=tally.resolve_seconds,
         activity={n.night: activity[n.night] for n in observed},
-        staff_time=estimate(Assumptions(), 0, 0, 0, None, 0.0))
+        staff_time=estimate(Assumptions(), 0, 0, 0, None, 0.0),
+        rounds=rounds_by_night(conn, site, [n.night for n in observed], now or datetime.now(UTC)))
+    baseline = figures.rounds.baseline_period
+    figures.experience = experience(conn, site.id, period.first, period.last,
+                                    notes_from=min(period.first, baseline.first)
+                                    if baseline else None)
     figures.staff_time = estimate(
         assumptions or Assumptions(), flats, len(observed), tally.visits,
         sum(handling) / len(handling) if handling else None, figures.rest_share or 0.0,
-        unhandled=tally.unhandled)
+        unhandled=tally.unhandled, rounds=figures.rounds.measured)
     return figures
 
 

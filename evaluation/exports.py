@@ -67,8 +67,8 @@ def prepare_export(conn: psycopg.Connection, request: OccupancyRequest,
     unless a test injects one."""
     sites = load_sites(conn, list(request.sites))
     if request.level is Level.ROOM:
-        _check_room_level(request)
-    _check_ended(request.period, sites, now or datetime.now(UTC))
+        check_whole_months(request.period, request.reason)
+    check_ended(request.period, sites, now or datetime.now(UTC))
     if fmt is ExportFormat.XLSX:
         rooms = count_rooms(conn, list(request.sites)) if request.level is Level.ROOM else 0
         if estimate_rows(request, rooms) > XLSX_MAX_ROWS:
@@ -89,8 +89,8 @@ def export_bytes(conn: psycopg.Connection, prepared: PreparedExport, secret_key:
     yield from write_export(prepared.format, prepared.request.columns, rows, prepared.manifest)
 
 
-def _check_room_level(request: OccupancyRequest) -> None:
-    period = request.period
+def check_whole_months(period: Period, reason: str | None) -> None:
+    """Room-level data (occupancy per room, alerts) cover whole months and give a reason."""
     if not period.is_whole_months:
         months = period.whole_months()
         raise NotWholeMonths(
@@ -98,7 +98,7 @@ def _check_room_level(request: OccupancyRequest) -> None:
             f"måned); vælg fra {months.first} til {months.last}. / Room-level exports cover "
             f"whole calendar months (the room pseudonyms change with the month): give "
             f"from={months.first} to={months.last}, or export at site level.")
-    reason = (request.reason or "").strip()
+    reason = (reason or "").strip()
     if not MIN_REASON <= len(reason) <= MAX_REASON:
         raise ReasonRequired(
             f"Eksport pr. rum kræver en begrundelse på {MIN_REASON}-{MAX_REASON} tegn; den "
@@ -107,7 +107,7 @@ def _check_room_level(request: OccupancyRequest) -> None:
             "(nattero export --reason ...).")
 
 
-def _check_ended(period: Period, sites: list[SiteInfo], now: datetime) -> None:
+def check_ended(period: Period, sites: list[SiteInfo], now: datetime) -> None:
     for site in sites:
         complete = site.complete_at(period)
         if complete > now:

@@ -19,9 +19,16 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from evaluation.occupancy import Manifest
+
+class Manifest(Protocol):
+    """What travels beside an export's rows (``occupancy.Manifest``, ``AlertManifest``)."""
+
+    rows: int
+
+    def as_dict(self) -> dict[str, Any]: ...
+
 
 ROW_GROUP = 50_000
 CHUNK = 1 << 16
@@ -78,12 +85,13 @@ class _Sink:
 
 
 def write_export(fmt: ExportFormat, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]],
-                 manifest: Manifest) -> Iterator[bytes]:
+                 manifest: Manifest, name: str = "occupancy") -> Iterator[bytes]:
+    """``name``: the CSV file's and the XLSX sheet's name."""
     if fmt is ExportFormat.PARQUET:
         return _parquet(columns, rows, manifest)
     if fmt is ExportFormat.XLSX:
-        return _xlsx(columns, rows, manifest)
-    return _csv_zip(columns, rows, manifest, danish=fmt is ExportFormat.CSV_DA)
+        return _xlsx(columns, rows, manifest, name)
+    return _csv_zip(columns, rows, manifest, danish=fmt is ExportFormat.CSV_DA, name=name)
 
 
 def _csv_cell(value: Any, danish: bool) -> Any:
@@ -99,10 +107,10 @@ def _csv_cell(value: Any, danish: bool) -> Any:
 
 
 def _csv_zip(columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]], manifest: Manifest,
-             danish: bool) -> Iterator[bytes]:
+             danish: bool, name: str) -> Iterator[bytes]:
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("occupancy.csv", "w", force_zip64=True) as raw:
+        with archive.open(f"{name}.csv", "w", force_zip64=True) as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8-sig" if danish else "utf-8",
                                     newline="")
             writer = csv.writer(text, delimiter=";" if danish else ",")
@@ -151,9 +159,9 @@ def _parquet(columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]],
 def _arrow_field(name: str) -> Any:
     import pyarrow as pa
 
-    if name == "bucket":
+    if name in ("bucket", "hour"):
         return pa.field(name, pa.timestamp("s", tz="UTC"))
-    if name in ("site", "room", "room_kind"):
+    if name in ("site", "room", "room_kind", "rule", "outcome"):
         return pa.field(name, pa.string())
     if name in ("at_rest", "suppressed"):
         return pa.field(name, pa.bool_())
@@ -163,13 +171,13 @@ def _arrow_field(name: str) -> Any:
 
 
 def _xlsx(columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]],
-          manifest: Manifest) -> Iterator[bytes]:
+          manifest: Manifest, name: str) -> Iterator[bytes]:
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("occupancy")
-    # Excel has no time zones: the bucket is the site's local wall-clock time.
-    sheet.append(["bucket (local time)", *columns[1:]])
+    sheet = book.create_sheet(name)
+    # Excel has no time zones: the bucket (hour) is the site's local wall-clock time.
+    sheet.append([f"{columns[0]} (local time)", *columns[1:]])
     for n, row in enumerate(rows, 1):
         if n > XLSX_MAX_ROWS:
             raise RuntimeError("XLSX row limit passed; the row estimate should have refused")

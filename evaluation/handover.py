@@ -6,6 +6,12 @@ situation (rule) with the times they *happened* (the triggering event's time, no
 server processed it, which for a replayed night is hours later); the exceptions (alerts
 nobody handled, help given, sensors offline) come first, and long lists fold away behind
 "12 more ..." so the page fits a tablet without scrolling past what matters.
+
+The handover of the first night of the week opens with the week's alarm load
+(``WeeklySummary``, issue 14 §4). The first night of the week is the night that begins on
+Sunday evening and ends on Monday morning: its handover is the first of the working week,
+read by the Monday day shift. The summary covers the seven nights that end with it (the
+evenings Monday to Sunday) against the seven before.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import psycopg
 
 from core.alerts import DEVICE_RULES, Outcome, RuleName
 from core.i18n import DEFAULT_LANGUAGE, Language, localizer
+from evaluation.alarm_load import OUTCOME_KEYS, build_alarm_load
 from evaluation.occupancy import DISTURBANCES
 from evaluation.pages import render
 from evaluation.period import SiteInfo, load_sites
@@ -34,6 +41,40 @@ SHOWN_RESTED = 24
 
 # Outcomes that make a situation an exception the day shift must read first.
 _EXCEPTIONAL = {"unresolved", "open", "acknowledged", Outcome.HELP_GIVEN.value}
+WEEK = 7
+SHOWN_NOISIEST = 3
+
+
+def first_night_of_week(night: date) -> bool:
+    """The night beginning on Sunday evening (ending Monday morning) opens the week."""
+    return night.weekday() == 6
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklySummary:
+    """The week's alarm load, ending with the handover's night."""
+
+    first_night: date
+    last_night: date
+    alerts: int
+    calls: int
+    alerts_before: int  # the seven nights before
+    outcomes: dict[str, int]  # OUTCOME_KEYS -> alerts
+    noisiest: list[tuple[str, int]]  # (room label, alerts), the noisiest first
+    rule_changes: int
+
+
+def weekly_summary(conn: psycopg.Connection, site_id: str, night: date) -> WeeklySummary:
+    """The alarm load of the week ending with ``night`` (see the module docstring)."""
+    week = build_alarm_load(conn, site_id, night, WEEK, noisiest=False)
+    before = build_alarm_load(conn, site_id, night - timedelta(days=WEEK), WEEK,
+                              noisiest=False)
+    outcomes = week.outcomes()
+    rooms = Counter(week.label(a.room) for a in week.alerts)
+    return WeeklySummary(week.first_night, week.last_night, len(week.alerts), week.calls,
+                         len(before.alerts), {key: outcomes[key] for key in OUTCOME_KEYS},
+                         sorted(rooms.items(), key=lambda i: (-i[1], _natural(i[0])))
+                         [:SHOWN_NOISIEST], len(week.changes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +128,7 @@ class Handover:
     flats_reporting: int
     sensors: list[SensorProblem]
     generated_at: datetime
+    weekly: WeeklySummary | None = None  # on the first night of the week only
 
     def situations(self) -> list[Situation]:
         """Grouped by flat and rule; exceptions first, then in the order they happened."""
@@ -109,7 +151,14 @@ class Handover:
                                 "outcomes": dict(s.outcomes), "exception": s.exceptional}
                                for s in self.situations()],
                 "sensors": [{"room": s.room, "kind": s.device_kind, "problem": s.problem}
-                            for s in self.sensors]}
+                            for s in self.sensors],
+                "weekly": None if self.weekly is None else {
+                    "from": self.weekly.first_night.isoformat(),
+                    "to": self.weekly.last_night.isoformat(), "alerts": self.weekly.alerts,
+                    "calls": self.weekly.calls, "alerts_before": self.weekly.alerts_before,
+                    "outcomes": self.weekly.outcomes,
+                    "noisiest": [list(r) for r in self.weekly.noisiest],
+                    "rule_changes": self.weekly.rule_changes}}
 
 
 def last_night(conn: psycopg.Connection, site: SiteInfo, now: datetime | None = None) -> date:
@@ -151,8 +200,9 @@ def build_handover(conn: psycopg.Connection, site_id: str, night: date | None = 
     silent = stored.silent_devices(conn, site.id, start, end)
     sensors += [SensorProblem(_label(labels, room), kind, "silent", None, None)
                 for room, kind in silent]
+    weekly = weekly_summary(conn, site.id, night) if first_night_of_week(night) else None
     return Handover(site, night, start, end, alerts, rested, len(flats), sensors,
-                    datetime.now(UTC))
+                    datetime.now(UTC), weekly)
 
 
 def _natural(label: str) -> tuple[str, int]:
@@ -184,8 +234,16 @@ def render_handover(h: Handover, language: Language = DEFAULT_LANGUAGE) -> str:
                for s in sorted(h.sensors, key=lambda s: (s.problem != "offline", s.room))]
     # Rooms, not flats: common rooms and exit doors raise alerts too.
     rooms_alerted = len({a.room for a in h.alerts if a.rule not in DEVICE_RULES})
+    weekly = None
+    if h.weekly is not None:
+        w = h.weekly
+        weekly = {"w": w, "first": t.date(w.first_night, t.gettext("d MMMM")),
+                  "last": t.date(w.last_night), "per_night": t.number(w.alerts / WEEK),
+                  "outcomes": [(name(t, OUTCOMES, key), t.number(n))
+                               for key, n in w.outcomes.items() if n],
+                  "noisiest": ", ".join(f"{label} ({t.number(n)})" for label, n in w.noisiest)}
     return render(
-        "handover.html", h=h, t=t, situations=situations, sensors=sensors,
+        "handover.html", h=h, t=t, situations=situations, sensors=sensors, weekly=weekly,
         night=t.date(h.night), evening=t.date(h.night, t.gettext("d MMMM")),
         morning=t.date(h.night + timedelta(days=1)), start=t.clock(h.start, tz),
         end=t.clock(h.end, tz),

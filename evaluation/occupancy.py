@@ -46,7 +46,7 @@ from ingest.occupancy import DISTURBANCES, KIND_COLUMNS, KINDS, Rollup, occupanc
 __all__ = [
     "DEFAULT_K", "DISTURBANCES", "KINDS", "KIND_COLUMNS", "ROOM_COLUMNS", "SITE_COLUMNS",
     "Bucket", "Level", "Manifest", "OccupancyRequest", "Source", "estimate_rows",
-    "occupancy_rows", "use_rollup",
+    "needs_zoned_buckets", "occupancy_rows", "use_rollup",
 ]
 
 DEFAULT_K = 5
@@ -177,9 +177,9 @@ def occupancy_rows(conn: psycopg.Connection, request: OccupancyRequest,
         manifest.sources[site.id] = f"rollup-{rollup}" if rollup else "events"
         rows = occupancy_buckets(
             conn, site=site.id, tz=site.tz.key, start=start, end=end,
-            quarter_zoned=_needs_zoned_buckets(site, Bucket.QUARTER, start, end),
+            quarter_zoned=needs_zoned_buckets(site, Bucket.QUARTER, start, end),
             width=None if request.bucket is Bucket.QUARTER else request.bucket.interval,
-            zoned=_needs_zoned_buckets(site, request.bucket, start, end),
+            zoned=needs_zoned_buckets(site, request.bucket, start, end),
             rollup=rollup, per_room=request.level is Level.ROOM, k=request.k)
         count = 0
         if request.level is Level.ROOM:
@@ -216,7 +216,7 @@ def _room_rows(rows: Iterator[tuple[Any, ...]], site: SiteInfo, pseudonyms: Room
     yield from sorted(group, key=lambda r: str(r[2]))
 
 
-def _needs_zoned_buckets(site: SiteInfo, bucket: Bucket, start: datetime,
+def needs_zoned_buckets(site: SiteInfo, bucket: Bucket, start: datetime,
                         end: datetime) -> bool:
     """Whether buckets must be cut in local time: always for days; for 15 minutes and hours
     only in zones whose UTC offset is not a whole number of buckets (plain UTC

@@ -37,6 +37,15 @@ BASIS = {"measured": mark("measured"), "assumed": mark("assumed"),
          "estimate": mark("estimate (rests on assumptions)")}
 
 
+# The end-of-shift questionnaire (ingest.experience.QUESTIONS), as the board asks it.
+QUESTIONS = {
+    "calm": mark("The night felt calm"),
+    "workload": mark("The workload was manageable"),
+    "trust": mark("I trusted the alerts"),
+    "residents_rest": mark("The residents got their night rest"),
+}
+
+
 def name(t: Localizer, names: dict[str, str], key: str) -> str:
     """The translated name of ``key``; an unknown key is shown as it is, never dropped."""
     return t.gettext(names[key]) if key in names else key.replace("_", " ")

@@ -1,0 +1,145 @@
+"""The go/no-go of each pilot test: explicit criteria, a decision per site with its reasons.
+
+The business case asks that at least 3 of the 5 tests go on to investment proposals; this
+is the table that decision is made from. Each criterion of the settings
+(``evaluation.economics.DecisionSettings``) is a bound on one figure of a site:
+
+- ``recall``: share of the situations that needed a person and got an alert; known only
+  from a ground truth (simulation, logged trial), given in the settings (``[known.<site>]``);
+- ``needless_per_night``: resident alerts per night that needed nobody (false alarm, no
+  action needed, cleared by itself, as staff recorded them), or the figure of a ground
+  truth given in the settings (``[known.<site>] needless_per_night``);
+- ``hours_freed_per_night``: the rounds against every alert visit (an estimate while the
+  rounds are assumed);
+- ``rest_share``: flat-nights with complete night rest;
+- ``payback_years``: payback on total economy (``None``: never pays back, which fails).
+
+A site goes when every criterion passes; a criterion whose figure is unknown blocks the go
+only when it is ``required``. No averaging and no ranking: a noisy site fails its own
+bounds however it ranks elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.alerts import DEVICE_RULES, Outcome
+from evaluation.benefit import SiteFigures
+from evaluation.economics import CriterionName, DecisionSettings, Economics, EconomicsSettings
+
+__all__ = ["NEEDLESS", "Check", "Decision", "SiteDecision", "decide", "pilot_values"]
+
+#: Outcomes of a resident alert that needed nobody.
+NEEDLESS = (Outcome.FALSE_ALARM, Outcome.NO_ACTION_NEEDED, Outcome.CLEARED)
+
+ORDER: tuple[CriterionName, ...] = ("recall", "needless_per_night", "hours_freed_per_night",
+                                    "rest_share", "payback_years")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    criterion: CriterionName
+    value: float | None          # None: not known (or, for payback, never)
+    bound: float
+    is_min: bool
+    required: bool
+    passed: bool | None          # None: unknown and not required
+    assumed: bool                # the figure rests on an assumption
+
+    @property
+    def blocks(self) -> bool:
+        return self.passed is False
+
+
+@dataclass(frozen=True, slots=True)
+class SiteDecision:
+    site: str
+    name: str
+    checks: list[Check]
+
+    @property
+    def go(self) -> bool:
+        return not any(c.blocks for c in self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.blocks]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    sites: list[SiteDecision]
+    target: int
+    settings: DecisionSettings = field(repr=False)
+
+    @property
+    def going(self) -> int:
+        return sum(1 for s in self.sites if s.go)
+
+    @property
+    def target_met(self) -> bool:
+        return self.going >= min(self.target, len(self.sites))
+
+    def as_dict(self) -> dict[str, object]:
+        return {"target": self.target, "going": self.going, "target_met": self.target_met,
+                "criteria": {k: v.model_dump() for k, v in self.settings.criteria.items()},
+                "required": list(self.settings.required),
+                "sites": [{"site": s.site, "name": s.name, "go": s.go,
+                           "checks": [{"criterion": c.criterion, "value": c.value,
+                                       "bound": c.bound, "is_min": c.is_min,
+                                       "required": c.required, "passed": c.passed,
+                                       "assumed": c.assumed} for c in s.checks]}
+                          for s in self.sites]}
+
+
+def pilot_values(figures: SiteFigures, econ: Economics, recall: float | None,
+                 needless_known: float | None = None
+                 ) -> dict[CriterionName, tuple[float | None, bool]]:
+    """The figures the criteria bound, with whether each rests on an assumption;
+    ``needless_known`` (from a ground truth) replaces the count from the outcomes staff
+    recorded."""
+    nights = len(figures.nights)
+    needless = sum(count for rule, outcomes in figures.alerts_by_rule.items()
+                   if rule not in DEVICE_RULES
+                   for outcome, count in outcomes.items() if outcome in NEEDLESS)
+    staff = figures.staff_time
+    hours_assumed = staff.basis["freed_hours_per_night"] != "measured"
+    return {
+        "recall": (recall, False),
+        "needless_per_night": (needless_known if needless_known is not None
+                               else round(needless / nights, 2) if nights else None, False),
+        "hours_freed_per_night": (staff.freed_hours_per_night if nights else None,
+                                  hours_assumed),
+        "rest_share": (figures.rest_share, False),
+        "payback_years": (econ.payback_total_years, econ.assumed),
+    }
+
+
+def decide(settings: EconomicsSettings,
+           pilots: list[tuple[SiteFigures, Economics]]) -> Decision:
+    """The go/no-go of every pilot in ``pilots`` against the settings' criteria."""
+    rules = settings.decision
+    sites: list[SiteDecision] = []
+    for figures, econ in pilots:
+        known = settings.known.get(figures.site)
+        values = pilot_values(figures, econ, known.recall if known else None,
+                              known.needless_per_night if known else None)
+        checks: list[Check] = []
+        for name in ORDER:
+            criterion = rules.criteria.get(name)
+            if criterion is None:
+                continue
+            value, assumed = values[name]
+            required = name in rules.required
+            is_min = criterion.min is not None
+            bound = criterion.min if criterion.min is not None else criterion.max
+            assert bound is not None
+            if value is None and name == "payback_years" and figures.nights:
+                passed: bool | None = False  # known: it never pays back
+            elif value is None:
+                passed = False if required else None
+            else:
+                passed = criterion.passes(value)
+            checks.append(Check(name, value, bound, is_min, required, passed, assumed))
+        sites.append(SiteDecision(figures.site, figures.name, checks))
+    return Decision(sites, rules.target, rules)
