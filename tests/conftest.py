@@ -22,6 +22,11 @@ os.environ.setdefault("NATTERO_PG_PORT", "55433")
 os.environ.setdefault("NATTERO_MQTT_PORT", "51884")
 # Test data lives in past years (DST nights, 1985 retention cases): never drop it by age.
 os.environ.setdefault("NATTERO_RETENTION_DAYS", "36500")
+# The session's stack is never backed up: no WAL archive growing without end
+# (tests/test_backup.py turns it on for a stack of its own).
+os.environ.setdefault("NATTERO_WAL_ARCHIVE", "off")
+for _kept in ("ROLLUP", "ALERT", "AUDIT"):
+    os.environ.setdefault(f"NATTERO_{_kept}_RETENTION_DAYS", "36500")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from core.alerts import RuleName, Severity
-from core.intents import Clear, Trigger
+from core.intents import Clear, Escalate, Trigger
 from core.settings import StackInfo
 from ingest.alert_intents import UNACKED_AFTER, apply_intents, reannounce_unacknowledged
 
@@ -133,6 +133,28 @@ def test_a_quiet_situation_that_ended_by_itself_is_cleared_but_a_call_stays(
         rows = conn.execute("SELECT room, status, outcome FROM alerts WHERE site = %s "
                             "ORDER BY room", (site,)).fetchall()
     assert rows == [("f1", "resolved", "cleared_automatically"), ("f2", "open", None)]
+
+
+def test_a_situation_closed_by_itself_that_the_rules_escalate_after_all_is_a_call_again(
+        site: str, migrated: StackInfo) -> None:
+    # Late evidence (a message that came after others) can make the rules read an outing
+    # they closed as "returned by itself" as still going, and escalate it: it must reach
+    # a person, not stay resolved by the system.
+    with psycopg.connect(migrated.database_url) as conn:
+        quiet = trigger(site, RuleName.LEFT_FLAT, "late", NIGHT)
+        apply_intents(conn, [quiet])
+        apply_intents(conn, [Clear(site, quiet.room, quiet.device, quiet.rule,
+                                   quiet.episode_key, NIGHT + timedelta(minutes=1))])
+        apply_intents(conn, [Escalate(site, quiet.room, quiet.rule, quiet.episode_key,
+                                      NIGHT + timedelta(minutes=15), late=True)])
+        conn.commit()
+        row = conn.execute("SELECT status, outcome, resolved_by, called_at, escalated "
+                           "FROM alerts WHERE site = %s", (site,)).fetchone()
+        changes = [r[0] for r in conn.execute(
+            "SELECT c.change FROM alert_changes c JOIN alerts a ON a.id = c.alert_id "
+            "WHERE a.site = %s ORDER BY c.seq", (site,))]
+    assert row == ("open", None, None, NIGHT + timedelta(minutes=15), True)
+    assert changes[-1] == "escalated"
 
 
 def test_a_call_inside_a_run_of_merges_is_not_swallowed_by_the_batch(

@@ -53,6 +53,7 @@ def test_acknowledge_then_resolve_with_outcome_is_recorded_and_audited(
     assert acked.status_code == 200, acked.text
     assert acked.json()["status"] == "acknowledged"
     assert acked.json()["acknowledged_by"] == nurse.username
+    db.execute("UPDATE sites SET resolve_notes = true WHERE id = %s", (site,))  # off by default
     resolved = http.post(f"/api/v1/alerts/{alert}/resolve", headers=headers,
                          json={"outcome": "help_given", "note": "fulgt tilbage"})
     assert resolved.status_code == 200, resolved.text

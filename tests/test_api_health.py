@@ -18,8 +18,9 @@ def test_readyz_is_ready_with_database_and_broker_up(http) -> None:
                                          "alert_listener": "ok"}
 
 
-def test_metrics_expose_the_nattero_metrics_in_prometheus_text(http) -> None:
-    response = http.get("/metrics")
+def test_metrics_expose_the_nattero_metrics_in_prometheus_text(http, make_user,
+                                                               headers_for) -> None:
+    response = http.get("/metrics", headers=headers_for(make_user("admin")))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     for name in ("nattero_events_ingested_total", "nattero_dead_letters_total",

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "provisioning", "nattero", "gateway", "ingest", "rules", "api",
-            "simulators", "deploy", "evaluation")
+            "simulators", "deploy", "evaluation", "backtest")
 STORE = "ingest"
 
 # A string that starts or contains a statement. Upper case only: the project writes SQL

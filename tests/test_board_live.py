@@ -85,7 +85,7 @@ def test_event_published_over_mqtt_appears_on_open_board_with_sound_cue(
     expect(card.locator(".alert-what")).to_contain_text("Har forladt lejligheden")
     expect(card.locator(".act-ack")).to_have_text("Jeg tager den")
     expect(page.locator("#quiet")).to_be_hidden()
-    page.wait_for_function("window.__natteroCues.length > 0", timeout=2000)
+    page.wait_for_function("() => window.__natteroCues.length > 0", timeout=2000)
     cue = cues(page)[-1]
     assert cue["room"] == "f1" and cue["rule"] == "left_flat"
     assert cue["kind"] == ("escalated" if PIPELINE_AVAILABLE else "new")
@@ -119,7 +119,9 @@ def publish(stack: StackInfo, site: str, creds: tuple[str, str], device: str, ki
 
 def test_acknowledge_on_one_board_shows_on_the_other_within_two_seconds(
         site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
-        open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
+        open_page: Callable[..., Page], raise_alert: Callable[..., int],
+        db: psycopg.Connection) -> None:
+    db.execute("UPDATE sites SET resolve_notes = true WHERE id = %s", (site,))
     server = api_process()
     anna, bo = make_user("staff", site), make_user("staff", site)
     board_a = open_board(open_page(), server, anna)
@@ -133,8 +135,10 @@ def test_acknowledge_on_one_board_shows_on_the_other_within_two_seconds(
         f"Taget af {anna.username}", timeout=2000)
     expect(alert_card(board_b, alert_id).locator(".act-ack")).to_be_hidden()
 
-    # Bo resolves it with an outcome and a note; Anna sees who and what within 2 s.
+    # Bo resolves it with an outcome and a note (the site allows notes, with a warning
+    # against names); Anna sees who and what within 2 s.
     alert_card(board_b, alert_id).locator(".act-resolve").click()
+    expect(board_b.locator("#resolve-note-warning")).to_contain_text("Skriv aldrig navne")
     board_b.fill("#resolve-note", "beboer ville have te")
     board_b.click("[data-outcome='no_action_needed']")
     expect(board_b.locator("#resolve-dialog")).to_be_hidden()
@@ -143,6 +147,22 @@ def test_acknowledge_on_one_board_shows_on_the_other_within_two_seconds(
                                                              timeout=2000)
     expect(resolved.locator(".alert-state")).to_contain_text("Ingen handling nødvendig")
     expect(alert_card(board_a, alert_id)).to_have_count(0)
+
+
+def test_resolve_dialog_offers_outcomes_only_where_the_site_allows_no_notes(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int],
+        db: psycopg.Connection) -> None:
+    server = api_process()
+    board = open_board(open_page(), server, make_user("staff", site))
+    alert_id = raise_alert(site, "f1", "left_flat", "normal")
+    alert_card(board, alert_id).locator(".act-resolve").click()
+    expect(board.locator("#resolve-dialog")).to_be_visible()
+    expect(board.locator("#resolve-note")).to_be_hidden()
+    board.click("[data-outcome='help_given']")
+    expect(board.locator("#resolve-dialog")).to_be_hidden()
+    assert db.execute("SELECT status, outcome, outcome_note FROM alerts WHERE id = %s",
+                      (alert_id,)).fetchone() == ("resolved", "help_given", None)
 
 
 def test_board_replays_alert_raised_while_api_was_down(
@@ -330,13 +350,15 @@ def test_a_board_that_has_not_heard_the_server_sounds_its_fault_tone_until_it_he
     server.kill()
     killed = time.monotonic()
     page.wait_for_function(
-        "window.__natteroCues.filter(c => c.kind === 'fault').length >= 1", timeout=25_000)
+        "() => window.__natteroCues.filter(c => c.kind === 'fault').length >= 1",
+        timeout=25_000)
     first = time.monotonic() - killed
     assert first < 18, f"the fault tone came {first:.1f} s after the server died"
     fault = next(c for c in cues(page) if c["kind"] == "fault")
     assert fault["audible"] is True and fault["muted"] is False
     page.wait_for_function(
-        "window.__natteroCues.filter(c => c.kind === 'fault').length >= 2", timeout=15_000)
+        "() => window.__natteroCues.filter(c => c.kind === 'fault').length >= 2",
+        timeout=15_000)
 
     server.start()
     expect(page.locator("#health-connection")).to_be_hidden(timeout=15_000)

@@ -106,6 +106,10 @@ def test_preshift_check_lists_uncovered_rooms(
     db.execute("INSERT INTO events (site, device, event_id, ts, room, kind, received_at) "
                "VALUES (%s, 'door-f1', 'c1', now() + interval '90 s', 'f1', 'heartbeat', now())",
                (site,))
+    # Its door reported open three hours ago, and never closed (a lost message).
+    db.execute("INSERT INTO events (site, device, event_id, ts, room, kind, received_at) "
+               "VALUES (%s, 'door-f1', 'o1', now() - interval '3 h', 'f1', 'door.open', "
+               "now() - interval '3 h')", (site,))
     server = api_process()
     page = open_board(open_page(), server, make_user("staff", site))
     page.click("#preshift-open")
@@ -114,6 +118,8 @@ def test_preshift_check_lists_uncovered_rooms(
     expect(body.locator("[data-kind='low-battery']")).to_contain_text("Batteri 9 %")
     expect(body.locator("[data-kind='clock']")).to_contain_text("Lejlighed 1")
     expect(body.locator("[data-kind='clock']")).to_contain_text("Uret går 90 s for hurtigt")
+    expect(body.locator("[data-kind='stuck']")).to_contain_text("Lejlighed 1")
+    expect(body.locator("[data-kind='stuck']")).to_contain_text("Døren har stået åben siden")
     expect(body.locator("[data-kind='not-monitored']")).to_contain_text("Lejlighed 2")
     expect(page.locator("li[data-room='f2']")).to_have_attribute("data-state", "not_monitored")
     expect(page.locator("li[data-room='f2'] .tile-state")).to_have_text("Ikke overvåget")
@@ -158,7 +164,7 @@ def test_admin_adds_device_sees_credentials_once_and_form_errors_keep_input(
     assert not violations, describe(violations)
 
     page.once("dialog", lambda dialog: dialog.accept())
-    page.locator(f"#devices-body tr[data-device='{device}'] button").click()
+    page.locator(f"#devices-body tr[data-device='{device}'] [data-action='revoke']").click()
     expect(page.locator(f"#devices-body tr[data-device='{device}']")).to_have_count(0)
 
 

@@ -327,3 +327,66 @@ def test_site_apply_prints_the_passwords_issued_before_a_failure(migrated: objec
     result = invoke("site", "apply", "-", "--json", input_text=later)
     assert_one_clear_line(result, "time zone")
     assert [applied["site"] for applied in json.loads(result.stdout)] == [first]
+
+
+def test_site_apply_sets_site_rules_and_corridors_once(db: psycopg.Connection) -> None:
+    site = unique("apply")
+    document = (f"site: {site}\nname: Herberget Test\n"
+                "rooms:\n  - {id: v1, kind: flat, corridor: gang, basis: {consent: true}}\n"
+                "  - {id: gang, kind: common}\n"
+                "rules:\n  building_exit: {minutes: 15}\n")
+    first = invoke("site", "apply", "-", "--json", input_text=document)
+    assert first.exit_code == 0, first.output
+    [applied] = json.loads(first.stdout)
+    assert applied["rules_set"] == ["building_exit"] and applied["corridors_set"] == ["v1"]
+    [(minutes, by)] = db.execute("SELECT minutes, updated_by FROM rule_settings WHERE "
+                                 "site = %s AND room IS NULL AND rule = 'building_exit'",
+                                 (site,)).fetchall()
+    assert minutes == 15 and by.startswith("cli")
+    assert db.execute("SELECT corridor FROM rooms WHERE site = %s AND id = 'v1'",
+                      (site,)).fetchone() == ("gang",)
+    assert db.execute("SELECT count(*) FROM audit_log WHERE site = %s AND action = "
+                      "'rules.set'", (site,)).fetchone() == (1,)
+
+    again = invoke("site", "apply", "-", "--json", input_text=document)
+    [unchanged] = json.loads(again.stdout)
+    assert unchanged["rules_set"] == [] and unchanged["corridors_set"] == []
+
+    wrong = document.replace("corridor: gang", "corridor: v1")
+    result = invoke("site", "apply", "-", "--json", input_text=wrong)
+    assert_one_clear_line(result, "must be a common room")
+    zero = document.replace("building_exit: {minutes: 15}", "left_flat: {minutes: 0}")
+    assert_one_clear_line(invoke("site", "apply", "-", input_text=zero), "0 means")
+
+
+def test_site_apply_adds_a_device_only_when_its_site_is_complete(
+        db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A running rules engine reads a site's layout again only when an event names a device
+    it does not know; so a device must never be visible before its room's basis, corridor
+    and the site's rules (its first events would be judged without them)."""
+    import provisioning.layout
+    import provisioning.sites
+    from ingest.rule_layouts import read_layouts
+
+    site = unique("order")
+    seen_at_each_device: list[tuple[bool, bool, bool]] = []
+    add_device = provisioning.sites.add_device  # what provisioning.layout calls
+
+    def watched(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        stored = read_layouts(db)  # what the engine would read at this moment
+        seen_at_each_device.append((
+            any(b.site == site and b.room == "v1" for b in stored.bases),
+            any(r.site == site and r.id == "v1" and r.corridor == "gang" for r in stored.rooms),
+            any(s.site == site and s.minutes == 15 for s in stored.rule_settings)))
+        return add_device(*args, **kwargs)
+
+    monkeypatch.setattr(provisioning.layout, "add_device", watched)
+    document = (f"site: {site}\nname: Rækkefølge\n"
+                "rooms:\n  - {id: v1, kind: flat, corridor: gang, basis: {consent: true}}\n"
+                "  - {id: gang, kind: common}\n"
+                "devices:\n  - {id: v1-door, room: v1, kind: door}\n"
+                "  - {id: gang-motion, room: gang, kind: motion}\n"
+                "rules:\n  building_exit: {minutes: 15}\n")
+    result = invoke("site", "apply", "-", "--json", input_text=document)
+    assert result.exit_code == 0, result.output
+    assert seen_at_each_device == [(True, True, True)] * 2

@@ -26,6 +26,7 @@ from ingest.writer import Batch, EventWriter, StoredEventRow
 from rules.runtime import GRACE, HISTORY, RulesRuntime
 from tests.support.devices import DeviceClient, event_payload
 from tests.support.pipeline import gateway_env
+from tests.support.store import night_around_now
 from tests.support.waiting import wait_until
 
 Devices = dict[str, DeviceClient]
@@ -34,7 +35,10 @@ Devices = dict[str, DeviceClient]
 @pytest.fixture
 def two_flats(site: str, add_device: Callable[..., tuple[str, str]],
               stack: StackInfo) -> Iterator[tuple[str, Devices]]:
-    """The site with a second flat; a door in each, each with its own MQTT account."""
+    """The site with a second flat; a door in each, each with its own MQTT account; its
+    night is now (the tests run on live time)."""
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        night_around_now(conn, site)
     provisioning.add_room(get_settings(), site, "f2", RoomKind.FLAT, "Lejlighed 2")
     provisioning.record_basis(get_settings(), site, "f2", consent=True)
     clients: Devices = {}

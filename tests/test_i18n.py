@@ -17,12 +17,13 @@ REPO = Path(__file__).resolve().parent.parent
 # The names the code marks messages with: the page's Localizer, the templates' _/ngettext,
 # the tables' mark(), and the errors built from a message template.
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "mark": None, "Refusal": (2,),
-            "PeriodError": None, "UnknownSite": None}
+            "PeriodError": None, "UnknownSite": None,
+            "BacktestError": None, "ProposalError": None, "PeriodTooLong": None}
 
 
 def used_messages() -> set[str]:
     found: set[str] = set()
-    for folder in ("core", "api", "evaluation"):
+    for folder in ("core", "api", "evaluation", "backtest", "provisioning"):
         for path in sorted((REPO / folder).rglob("*.py")):
             with path.open("rb") as source:
                 for _, message, _, _ in extract("python", source, KEYWORDS):

@@ -19,6 +19,7 @@ from rules import (
     Escalate,
     IllegalTransition,
     Intent,
+    LayoutError,
     MonitoringBasis,
     NightWindow,
     RoomInfo,
@@ -31,6 +32,7 @@ from rules import (
     Trigger,
     UnknownSite,
 )
+from rules.staff import StaffRound
 from rules.states import EXCURSION, Excursion, ExcursionMove, step
 
 pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
@@ -314,6 +316,19 @@ def test_silent_device_is_offline_after_twice_its_heartbeat_and_clears_when_hear
               RuleName.SENSOR_OFFLINE)
     assert back == [Clear(SITE, "flat-1", "bed-1", RuleName.SENSOR_OFFLINE,
                           offline[0].episode_key, night(1, 14))]
+
+
+@pytest.mark.parametrize(("severity", "calls"), [(None, False), (Severity.HIGH, True)])
+def test_a_dead_sensor_is_for_the_technician_unless_the_site_asks_for_a_call(
+        severity: Severity | None, calls: bool) -> None:
+    # Issue 13 §5: device faults go to the pre-shift check and the maintenance list, not
+    # as calls to night staff, unless the site sets them to severity high.
+    rules = RuleBook(site={RuleName.SENSOR_OFFLINE: RuleOverride(severity=severity)})
+    eng = engine(rules)
+    feed(eng, [ev(d, night(1, 0), EventKind.HEARTBEAT) for d in layout().devices])
+    feed(eng, [ev(d, night(1, 5), EventKind.HEARTBEAT) for d in layout().devices if d != "bed-1"])
+    [offline] = of(eng.advance(SITE, night(1, 14)), RuleName.SENSOR_OFFLINE)
+    assert isinstance(offline, Trigger) and offline.call is calls
 
 
 def test_offline_status_raises_sensor_offline_in_daytime_and_online_clears_it() -> None:
@@ -760,3 +775,191 @@ def test_a_return_followed_by_a_building_exit_is_read_again_as_leaving() -> None
     again = f"{SITE}/flat-2/left_flat/{night(0, 35).isoformat()}"
     assert [(type(i), i.ts) for i in intents if i.episode_key == again] == [
         (Trigger, night(0, 35)), (Escalate, night(0, 50))]
+
+
+def _opens(device: str, at: datetime) -> list[Event]:
+    return [ev(device, at, EventKind.DOOR_OPEN),
+            ev(device, at + timedelta(seconds=5), EventKind.DOOR_CLOSED)]
+
+
+def test_an_outing_that_stayed_inside_does_not_claim_someone_coming_in() -> None:
+    # Flat 1 went to the lounge ten minutes ago; someone comes in through the exit and
+    # flat 2's door opens a minute later: flat 2's resident coming home (the lounge outing
+    # cannot be at the exit). Claimed by flat 1's outing, every homecoming behind a long
+    # outing read as leaving: needless calls, six a night at the simulated shelter.
+    events = [*_opens("door-1", night(0, 20)), ev("pir-lounge", night(0, 21), EventKind.MOTION),
+              *_opens("exit-1", night(0, 30)), *_opens("door-2", night(0, 31))]
+    intents = resident(feed(engine(SHELTER), events, until=night(2)))
+    assert [i.room for i in of(intents, RuleName.LEFT_FLAT)] == ["flat-1"] * 3
+    assert [(type(i), i.room, i.ts) for i in calls(intents)] == [
+        (Escalate, "flat-1", night(0, 35))]  # flat 1 keeps its own deadline
+    assert [type(i) for i in of(intents, RuleName.BUILDING_EXIT)][-1] is Clear  # came home
+
+
+def test_an_outing_out_of_the_building_claims_one_opening_to_come_back_in() -> None:
+    # Flat 1 left the building at 00:01 and is still out (a call at 00:16). The exit opens
+    # at 00:30 (flat 1 coming back in, perhaps) and again at 00:40, then flat 2's door: the
+    # second opening is someone else arriving, and flat 2 came home.
+    events = [*_opens("door-1", night(0, 0)), *_opens("exit-1", night(0, 1)),
+              *_opens("exit-1", night(0, 30)), *_opens("exit-1", night(0, 40)),
+              ev("pir-lounge", night(0, 40, 30), EventKind.MOTION),
+              *_opens("door-2", night(0, 41))]
+    intents = resident(feed(engine(SHELTER), events, until=night(2)))
+    flat_1 = f"{SITE}/flat-1/left_flat/{night(0, 0).isoformat()}"
+    assert [i.ts for i in intents if isinstance(i, Trigger) and i.device == "exit-1"
+            and i.episode_key == flat_1] == [night(0, 1), night(0, 30)]
+    assert [(type(i), i.room, i.ts) for i in calls(intents)] == [
+        (Escalate, "flat-1", night(0, 15))]
+    assert [i.room for i in of(intents, RuleName.LEFT_FLAT) if i.room == "flat-2"] == []
+
+
+def test_a_return_before_an_exit_an_outing_explains_is_not_read_again() -> None:
+    # Flat 2 comes back at 00:35; flat 1 leaves at 00:35:30 and goes out for a smoke at
+    # 00:36. The exit is flat 1's walk out, not a doubt about flat 2's return.
+    events = [*_opens("door-2", night(0, 30)), *_opens("door-2", night(0, 35)),
+              *smoke_break(night(0, 35, 30), 8)]
+    intents = resident(feed(engine(SHELTER), sorted(events, key=lambda e: e.ts),
+                            until=night(2)))
+    assert calls(intents) == []
+    assert {i.room for i in intents if isinstance(i, Trigger) and i.device == "exit-1"} \
+        == {"flat-1"}
+
+
+# -- the flat's corridor: who walked up to a door-only flat's door (issue 13 §4) ----------
+
+
+def corridor_engine(rulebook: RuleBook = SHELTER) -> RulesEngine:
+    """Flat 2 (a door only) opens onto the lounge, which has a motion sensor; a building
+    exit is not a call by itself (a shelter), so only the flat's outing can call."""
+    base = layout()
+    rooms = dict(base.rooms)
+    rooms["flat-2"] = RoomInfo(RoomKind.FLAT, "Flat 2", [CONSENT], corridor="lounge")
+    corridor_layout = SiteLayout(SITE, base.night, rooms, base.devices)
+    return RulesEngine({SITE: corridor_layout}, {SITE: rulebook})
+
+
+def test_a_corridor_must_be_a_common_room() -> None:
+    base = layout()
+    rooms = dict(base.rooms)
+    rooms["flat-2"] = RoomInfo(RoomKind.FLAT, "Flat 2", [CONSENT], corridor="main-exit")
+    with pytest.raises(LayoutError, match="not a common room"):
+        SiteLayout(SITE, base.night, rooms, base.devices)
+
+
+def test_door_opened_with_nobody_in_the_corridor_is_a_departure_not_a_homecoming() -> None:
+    # Someone comes in through the main exit; a minute later flat 2's door opens, but
+    # nobody walked through its corridor first: its resident is leaving, not the one who
+    # came in coming home. Read as a homecoming, a resident lost inside is a blind spot.
+    events = [ev("exit-1", night(1, 0), EventKind.DOOR_OPEN),
+              ev("exit-1", night(1, 0, 5), EventKind.DOOR_CLOSED),
+              ev("door-2", night(1, 1), EventKind.DOOR_OPEN),
+              ev("door-2", night(1, 1, 5), EventKind.DOOR_CLOSED)]
+    intents = resident(feed(corridor_engine(), events, until=night(2)))
+    assert [(type(i), i.ts) for i in calls(of(intents, RuleName.LEFT_FLAT))] == [
+        (Escalate, night(1, 16))]
+
+
+def test_homecoming_through_the_corridor_still_claims_the_entry() -> None:
+    # The same, but the lounge saw someone just before the door: a homecoming, no outing.
+    events = [ev("exit-1", night(1, 0), EventKind.DOOR_OPEN),
+              ev("exit-1", night(1, 0, 5), EventKind.DOOR_CLOSED),
+              ev("pir-lounge", night(1, 0, 40), EventKind.MOTION),
+              ev("door-2", night(1, 1), EventKind.DOOR_OPEN),
+              ev("door-2", night(1, 1, 5), EventKind.DOOR_CLOSED)]
+    intents = resident(feed(corridor_engine(), events, until=night(2)))
+    assert calls(intents) == []
+    assert [i for i in intents if isinstance(i, Trigger) and i.rule is RuleName.LEFT_FLAT] == []
+
+
+def _walk_out_then_door_2(walk_in: bool) -> list[Event]:
+    """Flat 1 walks out through the lounge and the exit at 00:31 (its opening); flat 2's
+    door opens at 00:32, after someone walked the lounge (``walk_in``) or not."""
+    events = [*_opens("door-1", night(0, 30)),
+              ev("pir-lounge", night(0, 30, 30), EventKind.MOTION),
+              *_opens("exit-1", night(0, 31)), *_opens("door-2", night(0, 32))]
+    if walk_in:
+        events.append(ev("pir-lounge", night(0, 31, 40), EventKind.MOTION))
+    return sorted(events, key=lambda e: e.ts)
+
+
+def test_a_walk_up_the_corridor_after_an_explained_exit_is_a_homecoming() -> None:
+    # The opening was flat 1's walk out, as far as anyone could tell; but someone walked
+    # up flat 2's corridor after it and flat 2's door opened: someone came in as flat 1
+    # went out, and is home. Read as leaving, every homecoming at a busy exit was a call.
+    intents = resident(feed(corridor_engine(), _walk_out_then_door_2(True), until=night(2)))
+    assert [i for i in of(intents, RuleName.LEFT_FLAT) if i.room == "flat-2"] == []
+    exits = [i for i in intents if isinstance(i, Trigger) and i.device == "exit-1"]
+    assert [i.room for i in exits] == ["flat-1"]  # still flat 1's: severity up, its call
+
+
+def test_without_a_walk_after_an_explained_exit_the_door_is_leaving() -> None:
+    intents = resident(feed(corridor_engine(), _walk_out_then_door_2(False), until=night(2)))
+    flat_2 = f"{SITE}/flat-2/left_flat/{night(0, 32).isoformat()}"
+    assert (Escalate, night(0, 47)) in [(type(i), i.ts) for i in intents
+                                        if i.episode_key == flat_2]
+
+
+def test_believed_out_but_nobody_came_reads_the_door_as_leaving_again() -> None:
+    # Flat 2's resident goes out (door), comes home unseen by the door sensor (a lost
+    # message), and later leaves for good: with nobody in the corridor before that opening,
+    # it is a departure, and it calls when its allowed time is up, instead of being read as
+    # the return that would hide the resident for the rest of the night.
+    events = [ev("door-2", night(1, 0), EventKind.DOOR_OPEN),
+              ev("door-2", night(1, 0, 5), EventKind.DOOR_CLOSED),
+              ev("pir-lounge", night(1, 0, 20), EventKind.MOTION),
+              # back at 01:05, the door's open/close lost
+              ev("door-2", night(2, 0), EventKind.DOOR_OPEN),
+              ev("door-2", night(2, 0, 5), EventKind.DOOR_CLOSED)]
+    intents = resident(feed(corridor_engine(), events, until=night(3)))
+    escalations = [(i.episode_key, i.ts) for i in intents if isinstance(i, Escalate)]
+    # The first outing called at 01:15 (it was never seen to end); the second is its own
+    # situation and calls at 02:15.
+    assert escalations == [
+        (f"{SITE}/flat-2/left_flat/{night(1, 0).isoformat()}", night(1, 15)),
+        (f"{SITE}/flat-2/left_flat/{night(2, 0).isoformat()}", night(2, 15))]
+
+
+def test_without_a_corridor_a_door_after_an_entry_is_still_a_homecoming() -> None:
+    events = [ev("exit-1", night(1, 0), EventKind.DOOR_OPEN),
+              ev("exit-1", night(1, 0, 5), EventKind.DOOR_CLOSED),
+              ev("door-2", night(1, 1), EventKind.DOOR_OPEN),
+              ev("door-2", night(1, 1, 5), EventKind.DOOR_CLOSED)]
+    assert calls(resident(feed(engine(SHELTER), events, until=night(2)))) == []
+
+
+# -- staff on the floor (issue 13 §3) ------------------------------------------------------
+
+
+def _staff_engine(*rounds: StaffRound) -> RulesEngine:
+    eng = engine(SHELTER)
+    eng.update_staff(SITE, rounds)
+    return eng
+
+
+def test_motion_during_a_round_of_the_common_rooms_is_staff_not_a_situation() -> None:
+    round_ = StaffRound(None, night(2, 0), night(2, 15))
+    walk = [ev("pir-lounge", night(2, 1), EventKind.MOTION),
+            ev("pir-lounge", night(2, 5), EventKind.MOTION)]
+    assert resident(feed(_staff_engine(round_), walk, until=night(3))) == []
+    # After the round, someone nobody knows in the lounge is a (quiet) situation again.
+    later = [ev("pir-lounge", night(2, 20), EventKind.MOTION)]
+    assert [i.rule for i in resident(feed(_staff_engine(round_), later, until=night(3)))] \
+        == [RuleName.COMMON_MOTION, RuleName.COMMON_MOTION]  # raised, then ended by itself
+
+
+def test_staff_going_into_a_flat_open_its_door_without_an_outing() -> None:
+    # Staff go into flat 1 at 02:00 for 20 minutes: in at 02:01, out at 02:18. Without the
+    # round, the first opening is the resident leaving, not back by 02:16: a call.
+    visit = [*_opens("door-1", night(2, 1)), *_opens("door-1", night(2, 18))]
+    with_round = _staff_engine(StaffRound("flat-1", night(2, 0), night(2, 20)))
+    assert resident(feed(with_round, visit, until=night(3))) == []
+    without = resident(feed(engine(SHELTER), visit, until=night(3)))
+    assert [(type(i), i.ts) for i in calls(without)] == [(Escalate, night(2, 16))]
+
+
+def test_a_round_in_one_flat_does_not_hide_another_flat_or_a_bed() -> None:
+    round_ = StaffRound("flat-1", night(2, 0), night(2, 20))
+    events = [*_opens("door-2", night(2, 1)), ev("bed-1", night(2, 2), EventKind.BED_EXIT)]
+    intents = calls(resident(feed(_staff_engine(round_), events, until=night(3))))
+    assert sorted((i.room, i.ts) for i in intents) == [("flat-1", night(2, 12)),
+                                                       ("flat-2", night(2, 16))]

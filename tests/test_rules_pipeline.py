@@ -16,6 +16,7 @@ import pytest
 from core.events import DeviceKind
 from ingest.rule_settings import upsert_rule_setting
 from tests.support.devices import DeviceClient, event_payload
+from tests.support.store import night_around_now
 from tests.support.waiting import wait_until
 
 NIGHT = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 02:00 in Copenhagen
@@ -276,6 +277,7 @@ def test_sigkill_during_a_pending_timer_escalates_once_after_restart(
 
     env = {**__import__("os").environ, **gateway_env(site)}
     log_file = tmp_path / "pipeline.log"
+    night_around_now(db, site)  # live time: the night must be now, whenever the test runs
 
     def start() -> subprocess.Popen[bytes]:
         with log_file.open("ab") as out:

@@ -63,8 +63,13 @@ def provision(conn: psycopg.Connection, profile: SiteProfile) -> None:
 
 
 def load_nights(conn: psycopg.Connection, profile: SiteProfile, first: date, nights: int,
-                seed: int = 7) -> int:
-    """COPY the planned events of ``nights`` nights into ``events``; returns how many."""
+                seed: int = 7, planned_as: str | None = None) -> int:
+    """COPY the planned events of ``nights`` nights into ``events``; returns how many.
+
+    ``planned_as``: the site name the nights are drawn for (the random streams are named
+    by it), so a site stored under a unique id gets the same nights in every session."""
+    plan_profile = profile if planned_as is None else profile.model_copy(
+        update={"site": planned_as})
     rooms = {spec.id: spec.room for spec in profile.device_specs}
     seen: set[tuple[str, str]] = set()
     stored = 0
@@ -72,7 +77,7 @@ def load_nights(conn: psycopg.Connection, profile: SiteProfile, first: date, nig
             "COPY events (site, device, event_id, ts, room, kind, battery, received_at) "
             "FROM STDIN") as copy:
         for i in range(nights):
-            plan = plan_night(profile, first + timedelta(days=i), seed)
+            plan = plan_night(plan_profile, first + timedelta(days=i), seed)
             for delivery in plan.deliveries:
                 if not isinstance(delivery, EventDelivery):
                     continue
@@ -90,9 +95,9 @@ def load_nights(conn: psycopg.Connection, profile: SiteProfile, first: date, nig
 
 
 def insert_alerts(conn: psycopg.Connection, profile: SiteProfile, first: date, nights: int,
-                  seed: int = 11) -> int:
+                  seed: int = 11, planned_as: str | None = None) -> int:
     """A few alerts a night with acknowledge/resolve times and outcomes; returns how many."""
-    rng = random.Random(f"{profile.site}-{seed}")
+    rng = random.Random(f"{planned_as or profile.site}-{seed}")
     flats = [r.id for r in profile.rooms if r.kind.value == "flat"]
     commons = [r.id for r in profile.rooms if r.kind.value == "common"]
     count = 0
@@ -131,8 +136,10 @@ def insert_alerts(conn: psycopg.Connection, profile: SiteProfile, first: date, n
 def simulate_site(conn: psycopg.Connection, name: str, first: date, nights: int) -> SimulatedSite:
     profile = load_profile(name).model_copy(update={"site": unique("ev")})
     provision(conn, profile)
-    load_nights(conn, profile, first, nights)
-    insert_alerts(conn, profile, first, nights)
+    # Drawn as the bundled site: the same nights every session (the exports' tests rely on
+    # a few quarter hours of solsikken's month with fewer than k rooms reporting).
+    load_nights(conn, profile, first, nights, planned_as=name)
+    insert_alerts(conn, profile, first, nights, planned_as=name)
     return SimulatedSite(profile.site, profile)
 
 

@@ -10,7 +10,9 @@ ENGLISH = ("Night", "Alert", "alerts", "Staff", "hours", "freed", "Summary", "Fi
            "Help given", "False alarm", "Not handled", "Handover",
            "Complete", "rest", "Room", "When", "more", "Generated", "Recalculate",
            "Response times", "acknowledge", "None.", "Left the flat", "Out of bed",
-           "does not exist", "period", "required", "account")
+           "does not exist", "period", "required", "account",
+           "Payback", "Decision", "Economics", "Net effect", "No go", "Reasons", "Devices",
+           "Licences", "citizen", "savings", "below the limit", "above the limit", "known")
 
 
 def visible_text(page: str) -> str:

@@ -71,3 +71,17 @@ def add_device(migrated: StackInfo) -> Callable[..., tuple[str, str]]:
         return creds.username, creds.password
 
     return add
+
+
+def night_around_now(db: psycopg.Connection, site: str) -> None:
+    """Give ``site`` a night window from three hours ago to three hours ahead (local time),
+    for tests on live time: with the default 22:00-07:00 they would pass only at night."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    (tz,) = db.execute("SELECT tz FROM sites WHERE id = %s", (site,)).fetchone() or ("UTC",)
+    now = datetime.now(UTC).astimezone(ZoneInfo(tz))
+    start, end = (now - timedelta(hours=3)).time(), (now + timedelta(hours=3)).time()
+    db.execute("UPDATE sites SET night_start = %s, night_end = %s WHERE id = %s",
+               (start.replace(second=0, microsecond=0), end.replace(second=0, microsecond=0),
+                site))
