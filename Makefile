@@ -38,8 +38,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: venv ## ruff and mypy (strict; tests with typed bodies) on the packages and the tests
-	$(VENV)/bin/ruff check core provisioning nattero gateway ingest rules api simulators deploy evaluation dashboard bench tests
-	$(VENV)/bin/mypy core provisioning nattero gateway ingest rules api simulators deploy evaluation dashboard tests
+	$(VENV)/bin/ruff check core provisioning nattero gateway ingest rules api simulators deploy evaluation backtest dashboard bench tests
+	$(VENV)/bin/mypy core provisioning nattero gateway ingest rules api simulators deploy evaluation backtest dashboard tests
 
 bench: install
 	for b in bench/*.py; do $(PY) $$b; done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Nattero's local stack needs on Debian 12, and nothing that is already there.
-#   - Debian packages: PostgreSQL 15 server + headers, Mosquitto (+clients), cmake, build tools,
+#   - Debian packages: PostgreSQL 15 server + headers, Mosquitto (+clients), pgBackRest (backups),
+#     cmake, build tools,
 #     Chromium + driver for the browser tests.
 #   - TimescaleDB (Apache edition) built once from Debian 13's source package, because
 #     Debian 12 ships no binary package for it. Reused on every later run.
@@ -18,6 +19,7 @@ log() { printf '[install] %s\n' "$*" >&2; }
 want_packages=(
   "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" postgresql-client
   mosquitto mosquitto-clients
+  pgbackrest
   cmake build-essential dpkg-dev libssl-dev libkrb5-dev
   chromium chromium-driver
   poppler-utils

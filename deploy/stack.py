@@ -6,6 +6,7 @@ Everything lives under ``settings.state_dir`` (made absolute)::
     state_dir/pg/{data,socket}/          the cluster and its unix socket
     state_dir/pg/postgres.log
     state_dir/mosquitto/{mosquitto.conf,dynamic-security.json,data/,mosquitto.log,mosquitto.pid}
+    state_dir/pgbackrest/, state_dir/broker-backups/   backups (``deploy.backup``)
 
 Both services listen on 127.0.0.1 only, on ``settings.pg_port`` / ``settings.mqtt_port``.
 This module never touches the system's own PostgreSQL or Mosquitto services, and never
@@ -17,11 +18,13 @@ When run as root, PostgreSQL runs as the ``postgres`` OS user and Mosquitto drop
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import uuid
@@ -37,14 +40,18 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.errors import NatteroError
 from core.settings import BrokerAccount, Settings, StackInfo
+from deploy import backup
+from ingest import cluster
 from ingest.bootstrap import bootstrap_scripts
 from ingest.health import ping
 from provisioning.broker_accounts import BrokerAccountError, BrokerAccounts
+from provisioning.certs import CertificateAuthority
 
 __all__ = [
     "GATEWAY_TOPICS",
     "StackError",
     "down",
+    "ensure_gateway_account",
     "kill_broker",
     "start_broker",
     "start_database",
@@ -52,7 +59,10 @@ __all__ = [
     "stop_broker",
     "stop_database",
     "up",
+    "wait_promoted",
 ]
+
+log = logging.getLogger(__name__)
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 MOSQUITTO = Path("/usr/sbin/mosquitto")
@@ -126,6 +136,16 @@ class _Paths:
     def mq_pid(self) -> Path:
         return self.mq / "mosquitto.pid"
 
+    @property
+    def ca(self) -> Path:
+        """The stack's certificate authority (``nattero up --tls``); readable by root only."""
+        return self.root / "ca"
+
+    @property
+    def mq_tls(self) -> Path:
+        """The broker's copy of its certificate, key and the CA certificate."""
+        return self.mq / "tls"
+
 
 def _paths(settings: Settings) -> _Paths:
     return _Paths(settings.state_dir.expanduser().resolve())
@@ -138,8 +158,13 @@ def _is_root() -> bool:
 # ---------------------------------------------------------------------------- public API
 
 
-def up(settings: Settings) -> StackInfo:
+def up(settings: Settings, *, tls: bool = False) -> StackInfo:
     """Start, or find already running, the private PostgreSQL and Mosquitto.
+
+    ``tls``: the broker also listens with TLS on 127.0.0.1:``settings.mqtt_tls_port``
+    (default: the MQTT port + 1), with a certificate for ``localhost`` and ``127.0.0.1``
+    issued by the stack's own CA (``state_dir/ca/ca.pem``; clients set
+    ``NATTERO_MQTT_TLS_CA_FILE`` to it). Once on, it stays on for this state dir.
 
     Returns the same ``StackInfo`` on every call for the same state dir and ports (passwords
     are generated on the first call and kept in ``stack.json``). Returns only once the
@@ -150,9 +175,15 @@ def up(settings: Settings) -> StackInfo:
     paths = _paths(settings)
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.root.chmod(0o755)  # the postgres and mosquitto users must traverse it
-    info = _load_or_create_info(settings, paths)
+    info = _load_or_create_info(settings, paths, tls)
 
     _ensure_database(settings, paths, info)
+    if backup.archiving_enabled():
+        try:
+            backup.ensure_stanza(settings)
+        except backup.BackupError as exc:
+            # The stack still serves; WAL waits in pg_wal until the stanza exists.
+            log.warning("WAL archiving is not ready (%s); `nattero backup` will retry", exc)
     _ensure_broker(settings, paths, info)
     return info
 
@@ -210,7 +241,7 @@ def start_broker(settings: Settings) -> None:
     info = _require_info(paths)
     if not paths.mq_dynsec.exists():
         raise StackError(f"no broker state in {paths.mq}; run `nattero up` first")
-    _write_mosquitto_conf(settings, paths)
+    _write_mosquitto_conf(settings, paths, info)
     _mosquitto_start(paths)
     _wait_broker(paths, info)
 
@@ -271,7 +302,7 @@ def _require_info(paths: _Paths) -> StackInfo:
     return info
 
 
-def _load_or_create_info(settings: Settings, paths: _Paths) -> StackInfo:
+def _load_or_create_info(settings: Settings, paths: _Paths, tls: bool = False) -> StackInfo:
     old = _read_info(paths)
     if old is None:
         # Passwords are kept only in stack.json: without it, existing state is unusable.
@@ -297,6 +328,14 @@ def _load_or_create_info(settings: Settings, paths: _Paths) -> StackInfo:
     # Random, never the guessable default of old: a stack file without one gets it here.
     gateway_client_id = (old.gateway_client_id if old is not None and old.gateway_client_id
                          else f"nattero-gateway-{secrets.token_hex(16)}")
+    tls_port = old.mqtt_tls_port if old is not None else None
+    if settings.mqtt_tls_port is not None and (tls or tls_port is not None):
+        tls_port = settings.mqtt_tls_port
+    elif tls and tls_port is None:
+        tls_port = settings.mqtt_port + 1
+    if tls_port is not None and tls_port in (settings.mqtt_port, settings.pg_port):
+        raise StackError(f"the broker's TLS port {tls_port} is taken by the stack's other "
+                         "services; set NATTERO_MQTT_TLS_PORT to a free port")
     info = StackInfo(
         database_url=f"postgresql://{DB_ROLE}:{db_password}@127.0.0.1:{settings.pg_port}/{DB_NAME}",
         mqtt_host="127.0.0.1",
@@ -304,6 +343,8 @@ def _load_or_create_info(settings: Settings, paths: _Paths) -> StackInfo:
         broker_admin=admin,
         gateway=gateway,
         gateway_client_id=gateway_client_id,
+        mqtt_tls_port=tls_port,
+        tls_ca_file=str(paths.ca / "ca.pem") if tls_port is not None else None,
     )
     if info != old:
         _write_private(paths.stack_file, info.model_dump_json(indent=2) + "\n")
@@ -418,6 +459,7 @@ def _write_pg_conf(settings: Settings, paths: _Paths) -> None:
         "logging_collector = off\n"
         "log_timezone = 'UTC'\n"
         "timezone = 'UTC'\n"
+        + _archive_conf(settings)
     )
     conf = paths.pg_data / "nattero.conf"
     if not conf.exists() or conf.read_text() != text:
@@ -425,6 +467,32 @@ def _write_pg_conf(settings: Settings, paths: _Paths) -> None:
         if _is_root():
             entry = pwd.getpwnam("postgres")
             os.chown(conf, entry.pw_uid, entry.pw_gid)
+
+
+def _archive_conf(settings: Settings) -> str:
+    """WAL archiving into the pgBackRest repository (``deploy.backup``), when installed."""
+    if not backup.archiving_enabled():
+        return ""
+    # archive_mode needs a restart; archive_timeout bounds what a lost disk takes with it.
+    return ("wal_level = replica\n"
+            "archive_mode = on\n"
+            f"archive_command = '{backup.archive_command(settings)}'\n"
+            "archive_timeout = 60\n")
+
+
+def wait_promoted(settings: Settings) -> None:
+    """Wait until a restored cluster has replayed to its target and accepts writes."""
+    paths = _paths(settings)
+    info = _require_info(paths)
+    deadline = time.monotonic() + READY_TIMEOUT_S * 5
+    while True:
+        with psycopg.connect(info.database_url, connect_timeout=5) as conn:
+            recovering = cluster.in_recovery(conn)
+        if not recovering:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"PostgreSQL is still recovering; read {paths.pg_log}")
+        time.sleep(0.2)
 
 
 def _pg_start(paths: _Paths) -> None:
@@ -469,7 +537,7 @@ def _mosquitto_user() -> str | None:
     return "mosquitto" if _is_root() else None
 
 
-def _write_mosquitto_conf(settings: Settings, paths: _Paths) -> bool:
+def _write_mosquitto_conf(settings: Settings, paths: _Paths, info: StackInfo) -> bool:
     """Write the broker's configuration; True if it changed (a running broker must restart:
     limits such as ``max_packet_size`` are read only at start)."""
     user = _mosquitto_user()
@@ -503,11 +571,40 @@ def _write_mosquitto_conf(settings: Settings, paths: _Paths) -> bool:
         "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
         f"pid_file {paths.mq_pid}\n"
         + (f"user {user}\n" if user else "")
+        + (_tls_listener(paths, info.mqtt_tls_port) if info.mqtt_tls_port is not None else "")
     )
     if not paths.mq_conf.exists() or paths.mq_conf.read_text() != text:
         paths.mq_conf.write_text(text)
         return True
     return False
+
+
+def _tls_listener(paths: _Paths, port: int) -> str:
+    """A second listener, TLS 1.2 or later with the stack CA's certificate for the broker.
+    The same accounts apply (``per_listener_settings false``); client certificates are not
+    asked for here (a broker that requires them: ``docs/operations.md``, *TLS*)."""
+    return (
+        f"listener {port} 127.0.0.1\n"
+        f"cafile {paths.mq_tls / 'ca.pem'}\n"
+        f"certfile {paths.mq_tls / 'broker.pem'}\n"
+        f"keyfile {paths.mq_tls / 'broker.key'}\n"
+        "tls_version tlsv1.2\n"
+    )
+
+
+def _issue_broker_certificate(paths: _Paths) -> None:
+    """The stack's CA (made once) and the broker's certificate, copied where the broker
+    (perhaps another OS user) reads them; the CA's key stays in ``paths.ca``."""
+    ca = CertificateAuthority.open_or_create(paths.ca, "Nattero local stack")
+    paths.ca.chmod(0o700)
+    if not (paths.ca / "broker.pem").exists():
+        ca.issue_server("broker", ["localhost", "127.0.0.1"])
+    paths.mq_tls.mkdir(parents=True, exist_ok=True)
+    for name in ("ca.pem", "broker.pem", "broker.key"):
+        target = paths.mq_tls / name
+        data = (paths.ca / name).read_bytes()
+        if not target.exists() or target.read_bytes() != data:
+            _write_private(target, data.decode())
 
 
 def _mosquitto_pid(paths: _Paths) -> int | None:
@@ -538,7 +635,9 @@ def _ensure_broker(settings: Settings, paths: _Paths, info: StackInfo) -> None:
         _run([MOSQUITTO_CTRL, "dynsec", "init", str(paths.mq_dynsec),
               info.broker_admin.username, info.broker_admin.password])
         paths.mq_dynsec.chmod(0o600)
-    if _write_mosquitto_conf(settings, paths) and _mosquitto_pid(paths) is not None:
+    if info.mqtt_tls_port is not None:
+        _issue_broker_certificate(paths)
+    if _write_mosquitto_conf(settings, paths, info) and _mosquitto_pid(paths) is not None:
         # A broker started with an older configuration keeps its old limits until it
         # restarts; SIGTERM saves its persistence, so queued sessions survive the restart.
         _signal_broker(paths, signal.SIGTERM)
@@ -568,18 +667,31 @@ def _mosquitto_start(paths: _Paths) -> None:
 
 
 def _ensure_gateway_account(paths: _Paths, info: StackInfo) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    try:
+        ensure_gateway_account(info.mqtt_host, info.mqtt_port, info.broker_admin, info.gateway)
+    except BrokerAccountError as exc:
+        raise StackError(f"cannot provision the gateway account on Mosquitto "
+                         f"({exc}); read {paths.mq_log}") from exc
+
+
+def ensure_gateway_account(host: str, port: int, admin: BrokerAccount, gateway: BrokerAccount,
+                           *, tls: ssl.SSLContext | None = None,
+                           timeout: float = READY_TIMEOUT_S) -> bool:
+    """Create the gateway's broker account (subscribe/receive ``GATEWAY_TOPICS``, publish
+    nothing) through the dynamic-security plugin unless it exists; True if it was created.
+    Retries while the broker starts; raises ``BrokerAccountError`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            with BrokerAccounts(info.mqtt_host, info.mqtt_port, info.broker_admin) as accounts:
-                if not accounts.account_exists(info.gateway.username):
-                    accounts.create_gateway_account(info.gateway.username,
-                                                    info.gateway.password, list(GATEWAY_TOPICS))
-            return
-        except BrokerAccountError as exc:
+            with BrokerAccounts(host, port, admin, tls=tls) as accounts:
+                if accounts.account_exists(gateway.username):
+                    return False
+                accounts.create_gateway_account(gateway.username, gateway.password,
+                                                list(GATEWAY_TOPICS))
+                return True
+        except BrokerAccountError:
             if time.monotonic() > deadline:
-                raise StackError(f"cannot provision the gateway account on Mosquitto "
-                                 f"({exc}); read {paths.mq_log}") from exc
+                raise
             time.sleep(0.2)
 
 
