@@ -153,9 +153,14 @@ def test_sound_choice_is_remembered_and_a_reload_asks_for_one_tap_in_danish(
 def test_board_shows_when_its_site_had_no_board_connected_at_night(
         site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], db: psycopg.Connection) -> None:
-    # What the server's watch records (tests/test_push.py drives the watch itself).
+    # What the server's watch records (tests/test_push.py drives the watch itself). The
+    # site's night spans now: outside its night, the watch of any API server of this test
+    # session (one checks every 30 s) rightly ends the silence before the board reads it.
     since = datetime.now(UTC) - timedelta(minutes=20)
     with db.transaction():
+        db.execute("UPDATE sites SET night_start = (now() AT TIME ZONE tz - interval '3 hours')"
+                   "::time, night_end = (now() AT TIME ZONE tz + interval '3 hours')::time "
+                   "WHERE id = %s", (site,))
         assert record_silence(db, site, since, {"minutes": 5})
     server = api_process()
     page = open_board(open_page(), server, make_user("staff", site))
@@ -175,25 +180,36 @@ def test_service_worker_shows_a_pushed_call_as_a_notification_with_room_and_rule
     # after the push service and the browser decrypted it (tests/test_push.py covers that).
     cdp = page.context.new_cdp_session(page)
     registrations: list[str] = []
+    errors: list[str] = []
     cdp.on("ServiceWorker.workerRegistrationUpdated",
            lambda event: registrations.extend(r["registrationId"] for r in event["registrations"]
-                                              if r["scopeURL"] == f"{server.url}/"))
+                                              if r["scopeURL"] == f"{server.url}/"
+                                              and not r.get("isDeleted")))
+    cdp.on("ServiceWorker.workerErrorReported",
+           lambda event: errors.append(event["errorMessage"]["errorMessage"]))
     cdp.send("ServiceWorker.enable")
     page.wait_for_timeout(500)
     assert registrations, "the board's service worker is not registered"
     message = {"title": "Alarm: Lejlighed 1", "body": "Har forladt lejligheden på Testhjemmet",
                "tag": "alert-1", "site": site, "alert": 1, "room": "f1", "rule": "left_flat"}
-    cdp.send("ServiceWorker.deliverPushMessage",
-             {"origin": server.url, "registrationId": registrations[0],
-              "data": json.dumps(message, ensure_ascii=False)})
     shown: list[dict[str, Any]] = []
-    for _ in range(150):  # up to 15 s: a busy machine delivers the push late
-        shown = page.evaluate(
-            "async () => (await (await navigator.serviceWorker.ready).getNotifications())"
-            ".map((n) => ({title: n.title, body: n.body, tag: n.tag, data: n.data}))")
+    # A busy CI machine once showed nothing for 15 s after one DevTools delivery, with no
+    # error from the worker: the delivery, not the worker, is retried (5 s, up to 3 times).
+    # The notifications share a tag, so a second delivery replaces the first, never adds one.
+    for _ in range(3):
+        cdp.send("ServiceWorker.deliverPushMessage",
+                 {"origin": server.url, "registrationId": registrations[-1],
+                  "data": json.dumps(message, ensure_ascii=False)})
+        for _ in range(50):
+            shown = page.evaluate(
+                "async () => (await (await navigator.serviceWorker.ready).getNotifications())"
+                ".map((n) => ({title: n.title, body: n.body, tag: n.tag, data: n.data}))")
+            if shown:
+                break
+            page.wait_for_timeout(100)
         if shown:
             break
-        page.wait_for_timeout(100)
+    assert not errors, errors
     assert shown == [{"title": "Alarm: Lejlighed 1",
                       "body": "Har forladt lejligheden på Testhjemmet", "tag": "alert-1",
                       "data": message}]
