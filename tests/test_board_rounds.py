@@ -138,3 +138,16 @@ def test_going_round_the_common_rooms_is_one_tap_and_stored(
     row = db.execute("SELECT room, ends_at - starts_at FROM staff_presence WHERE site = %s",
                      (site,)).fetchone()
     assert row is not None and row[0] is None and row[1].total_seconds() == 15 * 60
+
+
+def test_going_into_a_flat_is_one_tap_on_its_tile_and_stored(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page], db: psycopg.Connection) -> None:
+    server = api_process()
+    page = open_board(open_page(TABLET), server, make_user("staff", site))
+    page.get_by_role("button", name="Jeg går ind i Lejlighed 1 (15 min)").click()
+    status = page.locator("#rounds-status")
+    expect(status).to_contain_text("Personale i Lejlighed 1 til")
+    row = db.execute("SELECT room, ends_at - starts_at FROM staff_presence WHERE site = %s",
+                     (site,)).fetchone()
+    assert row is not None and row[0] == "f1" and row[1].total_seconds() == 15 * 60

@@ -12,14 +12,14 @@ import psycopg
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field, field_validator
 
-from api.deps import ConnDep, CurrentStaff, visible_site
+from api.deps import ConnDep, CurrentStaff, NowDep, visible_site
 from api.errors import Refusal, responses
 from api.models import SITE_PATTERN, TEXT_PATTERN, Alert, AlertId
 from api.users import User
 from core.alerts import STAFF_OUTCOMES, AlertStatus, Outcome
 from core.i18n import mark
 from core.metrics import ACK_SECONDS
-from ingest import alerts
+from ingest import alerts, staff_presence
 from ingest.alert_sites import site_of_alert
 from ingest.alerts import IllegalTransition
 from ingest.audit import audit
@@ -84,14 +84,19 @@ def get_alert(alert_id: AlertId, user: CurrentStaff, conn: ConnDep) -> Alert:
 
 @router.post("/{alert_id}/ack", response_model=Alert,
              responses=responses(401, 403, 404, 409, 422, 503))
-def acknowledge(alert_id: AlertId, user: CurrentStaff, conn: ConnDep) -> Alert:
+def acknowledge(alert_id: AlertId, user: CurrentStaff, conn: ConnDep, now: NowDep) -> Alert:
     """Take the alert: the other boards show who is on it."""
     try:
         with conn.transaction():
             site = _site_of(conn, alert_id, user)
             alert = alerts.acknowledge(conn, alert_id, user.username)
+            # Staff on their way are on the floor: their own motion and, for a bed alert,
+            # the flat's door are not a new call (issue 13 §3, ``ingest.staff_presence``).
+            placed = staff_presence.place_for_alert(
+                conn, site, alert.room, alert.rule, now)
             audit(conn, user.username, "alert.ack", site, str(alert_id),
-                  {"rule": alert.rule.value, "room": alert.room})
+                  {"rule": alert.rule.value, "room": alert.room,
+                   "staff_placed": [p.room or "common" for p in placed]})
     except IllegalTransition as exc:
         raise _conflict(alert_id, exc) from None
     if alert.acknowledged_at is not None:

@@ -162,6 +162,9 @@ const CATALOGUE = {
     "preshift.door_open": "Døren har stået åben siden {time} ({ago}) – tjek sensoren",
     "staff.going": "Jeg går runde i fællesrum ({n} min)",
     "staff.going.done": "Runde i fællesrummene til {time}: bevægelse dér er personale, ikke en ukendt.",
+    "staff.into": "Går ind",
+    "staff.into.label": "Jeg går ind i {label} ({n} min)",
+    "staff.into.done": "Personale i {label} til {time}: døren dér er personale, ikke beboeren.",
     "preshift.bed_empty": "Sengen har været tom siden {time} ({ago}) – tjek sensoren, eller notér at beboeren er væk",
     "preshift.checked": "Tjekket {time}",
 
@@ -622,6 +625,9 @@ const CATALOGUE = {
     "preshift.door_open": "Door open since {time} ({ago}) – check the sensor",
     "staff.going": "I'm going round the common rooms ({n} min)",
     "staff.going.done": "Round of the common rooms until {time}: motion there is staff, not someone unknown.",
+    "staff.into": "Going in",
+    "staff.into.label": "I'm going into {label} ({n} min)",
+    "staff.into.done": "Staff in {label} until {time}: its door is staff, not the resident.",
     "preshift.bed_empty": "Bed empty since {time} ({ago}) – check the sensor, or note that the resident is away",
     "preshift.checked": "Checked {time}",
 

@@ -52,6 +52,18 @@ export function renderRounds(block, site, rooms) {
     const room = tile.dataset.room;
     tile.append(roundButton(t("rounds.flat"), site, "flat", room,
       t("rounds.flat.label", { label: labels.get(room) || room })));
+    // Staff going into the flat: the door they open is not its resident leaving or coming
+    // home (rules.staff), for STAFF_ROUND_MINUTES.
+    const into = document.createElement("button");
+    into.type = "button";
+    into.className = "button button-round";
+    into.textContent = t("staff.into");
+    into.setAttribute("aria-label", t("staff.into.label", { label: labels.get(room) || room,
+      n: STAFF_ROUND_MINUTES }));
+    into.dataset.staffSite = site.id;
+    into.dataset.staffRoom = room;
+    into.dataset.staffLabel = labels.get(room) || room;
+    tile.append(into);
   }
 }
 
@@ -60,9 +72,12 @@ const STAFF_ROUND_MINUTES = 15;
 async function announceRound(button, status) {
   button.disabled = true;
   try {
+    const room = button.dataset.staffRoom;
     const round = await api.post(`/sites/${encodeURIComponent(button.dataset.staffSite)}/staff-presence`,
-      { minutes: STAFF_ROUND_MINUTES });
-    status.textContent = t("staff.going.done", { time: formatClock(round.ends_at) });
+      room ? { room, minutes: STAFF_ROUND_MINUTES } : { minutes: STAFF_ROUND_MINUTES });
+    status.textContent = room
+      ? t("staff.into.done", { label: button.dataset.staffLabel, time: formatClock(round.ends_at) })
+      : t("staff.going.done", { time: formatClock(round.ends_at) });
     status.classList.remove("form-error");
   } catch (e) {
     status.textContent = t("rounds.failed") + (e.message ? ` ${e.message}` : "");
