@@ -41,7 +41,10 @@ Arrival
     as a homecoming or as a return from an outing is read again as a departure when a
     building exit opens soon after it that no outing explains (a needless call at worst,
     never a blind spot); the opening then stays a possible arrival as well, where building
-    exits do not always call.
+    exits do not always call. If a homecoming then claims that opening, the opening was
+    its arrival and the re-read loses its only evidence: the quiet outing ends as returned
+    (``_undo_reread``). A return from an outing seen out of the building and back in is
+    not kept for re-reading: its whole way was seen.
 
 Corridor evidence (``RoomInfo.corridor``, the common room a flat's door opens onto)
     Someone coming home walks through the flat's corridor just before its door opens. When
@@ -159,6 +162,9 @@ class _Entry:
     # may still take it as its resident's arrival, but only on evidence of the walk in:
     # motion in that flat's corridor after the opening (``_claim_entry``).
     explained: bool = False
+    # The flat door this opening made read again as a departure, and the outing that made
+    # (flat, episode key): undone if a homecoming claims the opening (``_undo_reread``).
+    reread: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,17 +244,23 @@ class SiteMachine:
                     flat = dataclasses.replace(
                         flat, excursion=step(EXCURSION, flat.excursion, ExcursionMove.ARRIVE))
                     intents += self._arrived(entry, item, room, ctx)
+                    intents += self._undo_reread(entry, item, ctx)
                     self.arrivals = (*self.arrivals, _Arrival(room, item))
                 else:
                     flat, more = self._leave(flat, item, room, ctx)
                     intents += more
             elif flat.excursion is Excursion.OUT and not bounce:
+                came_back_in = flat.outing is not None and flat.outing.back_inside
                 flat, intents = self._back(flat, item, room, ExcursionMove.RETURN_BY_DOOR, ctx)
                 # A door-only flat cannot tell coming back from going out: if the belief
                 # "out" was wrong (a homecoming read as leaving), this opening is a
                 # departure. Kept like an arrival, so a building exit opening soon after
                 # reads it again as leaving the flat and the building (``_reread_arrival``).
-                self.arrivals = (*self.arrivals, _Arrival(room, item))
+                # Not when the outing was seen out of the building and back in: the whole
+                # way out and home is seen, so the belief "out" was not the doubt; an exit
+                # opening now is someone else's (re-read, each smoker's return was a call).
+                if not came_back_in:
+                    self.arrivals = (*self.arrivals, _Arrival(room, item))
         elif device is DeviceKind.DOOR and item.kind is EventKind.DOOR_CLOSED:
             if flat.excursion in (Excursion.LEAVING, Excursion.RETURNING):
                 flat = dataclasses.replace(
@@ -354,6 +366,9 @@ class SiteMachine:
         if outing_room is None:
             intents = self._reread_arrival(item, setting.severity, always_calls, ctx)
         reread = bool(intents)
+        first = intents[0] if intents else None
+        reread_outing = ((first.room, first.episode_key)
+                         if reread and isinstance(first, Trigger) else None)
         if not intents and outing_room is not None and outing is not None:
             flat = self.flats[outing_room]
             call = always_calls and not outing.called
@@ -397,7 +412,8 @@ class SiteMachine:
                 severity=setting.severity, ts=item.ts, episode_key=last.key,
                 event_key=event_key(item), late=False, detail="building exit opened again")]
         key = ctx.episode_key(room, RuleName.BUILDING_EXIT, item.ts)
-        self.entries = (*self.entries, _Entry(key, room, item.ts, always_calls))
+        self.entries = (*self.entries, _Entry(key, room, item.ts, always_calls,
+                                              reread=reread_outing))
         return [*intents, Trigger(
             site=ctx.site, room=room, device=item.device, rule=RuleName.BUILDING_EXIT,
             severity=setting.severity, ts=item.ts, episode_key=key,
@@ -463,17 +479,47 @@ class SiteMachine:
 
     def _claim_entry(self, room: str, ctx: SiteContext) -> _Entry | None:
         """The opening a flat door (of ``room``, believed home) takes as its resident
-        coming in: the earliest open one (the earliest arrival walks in first), or one an
-        outing explained when the flat's corridor saw someone walk up after it."""
+        coming in: the earliest open one no outing explained (the earliest arrival walks
+        in first), else one an outing explained when the flat's corridor saw someone walk
+        up after it. An unexplained opening first: someone came in there for sure, while
+        an outing's opening was most likely that outing's own (taking it first left the
+        unexplained one to be read as a departure: needless calls at the shelter)."""
         corridor = ctx.layout.rooms[room].corridor
         walked = (None if corridor is None
                   else self.commons.get(corridor, _Common()).last_motion)
-        for i, entry in enumerate(self.entries):
-            if entry.explained and (walked is None or walked <= entry.ts):
-                continue
-            self.entries = self.entries[:i] + self.entries[i + 1:]
-            return entry
+        for explained in (False, True):
+            for i, entry in enumerate(self.entries):
+                if entry.explained is not explained:
+                    continue
+                if explained and (walked is None or walked <= entry.ts):
+                    continue
+                self.entries = self.entries[:i] + self.entries[i + 1:]
+                return entry
         return None
+
+    def _undo_reread(self, entry: _Entry, door: Event, ctx: SiteContext) -> list[Intent]:
+        """A homecoming claimed an opening that had made another flat's homecoming read
+        again as leaving (``_reread_arrival``): the opening was this arrival. One opening
+        explains one thing, and the re-read rested on nothing else, so the other flat is
+        home again and its outing, still quiet, ends as returned by itself. At the
+        simulated shelter each late homecoming through a door someone had just come in by
+        was a needless call. A called outing stays for staff; one that has come back in
+        through an exit since (``back_inside``) or was seen in its flat is left as it is.
+        The cost: someone leaving through the very opening another came in by is not
+        seen at it (their flat door had read as coming home)."""
+        if entry.reread is None:
+            return []
+        room, key = entry.reread
+        flat = self.flats.get(room)
+        if flat is None or flat.outing is None:
+            return []
+        outing = flat.outing
+        if (outing.key != key or outing.called or outing.back_inside
+                or flat.excursion is not Excursion.OUT):
+            return []
+        self.flats[room] = dataclasses.replace(flat, excursion=Excursion.HOME, outing=None)
+        return [Clear(site=ctx.site, room=room, device=door.device, rule=RuleName.LEFT_FLAT,
+                      episode_key=key, ts=door.ts)]
 
     @staticmethod
     def _arrived(entry: _Entry, door: Event, room: str, ctx: SiteContext) -> list[Intent]:

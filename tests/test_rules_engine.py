@@ -825,6 +825,60 @@ def test_a_return_before_an_exit_an_outing_explains_is_not_read_again() -> None:
         == {"flat-1"}
 
 
+def test_a_homecoming_that_claims_the_opening_undoes_the_read_again() -> None:
+    # Flat 2 comes home at 00:31 through the exit opened at 00:30. The exit opens again at
+    # 00:32: flat 2's homecoming is read again as leaving (quiet). Flat 1, believed home
+    # (its resident out since before the night), opens its door at 00:33: the 00:32
+    # opening was flat 1's resident coming in, so flat 2 came home after all (a needless
+    # call at 00:46, once per late homecoming at the simulated shelter).
+    events = [*_opens("exit-1", night(0, 30)), *_opens("door-2", night(0, 31)),
+              *_opens("exit-1", night(0, 32)), *_opens("door-1", night(0, 33))]
+    intents = resident(feed(engine(SHELTER), events, until=night(2)))
+    again = f"{SITE}/flat-2/left_flat/{night(0, 31).isoformat()}"
+    assert [(type(i), i.ts) for i in intents if i.episode_key == again] == [
+        (Trigger, night(0, 31)), (Clear, night(0, 33))]
+    assert calls(intents) == []
+    assert of(intents, RuleName.LEFT_FLAT)[-1].room == "flat-2"  # no outing for flat 1
+
+
+def test_a_read_again_stays_when_nobody_comes_home_through_the_opening() -> None:
+    # The same without flat 1's homecoming: flat 2 may have gone out again; it calls.
+    events = [*_opens("exit-1", night(0, 30)), *_opens("door-2", night(0, 31)),
+              *_opens("exit-1", night(0, 32))]
+    intents = resident(feed(engine(SHELTER), events, until=night(2)))
+    assert [(type(i), i.room, i.ts) for i in calls(intents)] == [
+        (Escalate, "flat-2", night(0, 46))]
+
+
+def test_a_homecoming_takes_the_opening_nobody_explained_before_an_outings_own() -> None:
+    # Flat 1 walks out through the lounge and the exit at 00:31 and back in at 00:31:20
+    # (its openings); someone comes in at 00:31:45, walks the lounge, and flat 2's door
+    # opens at 00:32. Flat 2 takes the 00:31:45 opening (nobody else's), and that
+    # situation ends as came home; taking flat 1's, it stayed open for nobody.
+    events = sorted([*_opens("door-1", night(0, 30)),
+                     ev("pir-lounge", night(0, 30, 30), EventKind.MOTION),
+                     *_opens("exit-1", night(0, 31)), *_opens("exit-1", night(0, 31, 20)),
+                     *_opens("exit-1", night(0, 31, 45)),
+                     ev("pir-lounge", night(0, 31, 50), EventKind.MOTION),
+                     *_opens("door-2", night(0, 32))], key=lambda e: e.ts)
+    intents = resident(feed(corridor_engine(), events, until=night(2)))
+    assert [(type(i), i.ts) for i in of(intents, RuleName.BUILDING_EXIT)] == [
+        (Trigger, night(0, 31, 45)), (Trigger, night(0, 32)), (Clear, night(0, 32))]
+    assert [i for i in of(intents, RuleName.LEFT_FLAT) if i.room == "flat-2"] == []
+
+
+def test_a_return_seen_out_of_the_building_and_back_is_not_read_again() -> None:
+    # Flat 2 goes out for a smoke (door, exit out, exit back in, door home at 00:40); an
+    # exit opening at 00:41 is someone else's: flat 2 is not read again as leaving.
+    events = [*_opens("door-2", night(0, 30)), *_opens("exit-1", night(0, 30, 30)),
+              *_opens("exit-1", night(0, 39)), *_opens("door-2", night(0, 40)),
+              *_opens("exit-1", night(0, 41))]
+    intents = resident(feed(engine(SHELTER), events, until=night(2)))
+    assert calls(intents) == []
+    assert [i.episode_key for i in of(intents, RuleName.LEFT_FLAT)] == [
+        f"{SITE}/flat-2/left_flat/{night(0, 30).isoformat()}"] * 4
+
+
 # -- the flat's corridor: who walked up to a door-only flat's door (issue 13 §4) ----------
 
 
