@@ -44,7 +44,9 @@ Arrival
     exits do not always call. If a homecoming then claims that opening, the opening was
     its arrival and the re-read loses its only evidence: the quiet outing ends as returned
     (``_undo_reread``). A return from an outing seen out of the building and back in is
-    not kept for re-reading: its whole way was seen.
+    not kept for re-reading: its whole way was seen. Two outings out of the building at
+    once: the opening back in goes to the one that left last; if the other comes home by
+    its flat door first, that opening was its own (``_take_back_in``).
 
 Corridor evidence (``RoomInfo.corridor``, the common room a flat's door opens onto)
     Someone coming home walks through the flat's corridor just before its door opens. When
@@ -250,7 +252,10 @@ class SiteMachine:
                     flat, more = self._leave(flat, item, room, ctx)
                     intents += more
             elif flat.excursion is Excursion.OUT and not bounce:
-                came_back_in = flat.outing is not None and flat.outing.back_inside
+                outing = flat.outing
+                came_back_in = outing is not None and (
+                    outing.back_inside
+                    or (outing.left_building and self._take_back_in(room)))
                 flat, intents = self._back(flat, item, room, ExcursionMove.RETURN_BY_DOOR, ctx)
                 # A door-only flat cannot tell coming back from going out: if the belief
                 # "out" was wrong (a homecoming read as leaving), this opening is a
@@ -496,6 +501,28 @@ class SiteMachine:
                 self.entries = self.entries[:i] + self.entries[i + 1:]
                 return entry
         return None
+
+    def _take_back_in(self, room: str) -> bool:
+        """``room``'s outing left the building and is home, but the exit opening it came
+        back in by was given to another outing out of the building (the one that started
+        last, ``_outing_at_exit``): that opening was this one's. The other outing, still
+        away, is outside again as far as anyone knows (the belief that lets its own
+        coming back in be seen, and never hides it); whether one was found."""
+        best: tuple[datetime, str] | None = None
+        for other, flat in self.flats.items():
+            outing = flat.outing
+            if (other == room or outing is None or flat.excursion not in _AWAY
+                    or not outing.back_inside):
+                continue
+            if best is None or (outing.start, other) > best:
+                best = (outing.start, other)
+        if best is None:
+            return False
+        flat = self.flats[best[1]]
+        assert flat.outing is not None
+        self.flats[best[1]] = dataclasses.replace(
+            flat, outing=dataclasses.replace(flat.outing, back_inside=False))
+        return True
 
     def _undo_reread(self, entry: _Entry, door: Event, ctx: SiteContext) -> list[Intent]:
         """A homecoming claimed an opening that had made another flat's homecoming read

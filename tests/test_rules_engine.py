@@ -879,6 +879,34 @@ def test_a_return_seen_out_of_the_building_and_back_is_not_read_again() -> None:
         f"{SITE}/flat-2/left_flat/{night(0, 30).isoformat()}"] * 4
 
 
+def test_two_smokers_each_come_back_in_by_their_own_opening() -> None:
+    # Flats 1 and 2 go out for a smoke (00:30, 00:31). Flat 1 comes back in at 00:35: the
+    # opening is given to flat 2 (it left last), but flat 1's door then says it was flat
+    # 1's; flat 2 comes back in at 00:38 and home at 00:39. Nobody needed anyone: no call
+    # (flat 1's homecoming was read again as leaving at 00:38, a call at 00:51).
+    events = [*_opens("door-1", night(0, 30)), *_opens("exit-1", night(0, 30, 30)),
+              *_opens("door-2", night(0, 31)), *_opens("exit-1", night(0, 31, 30)),
+              *_opens("exit-1", night(0, 35)), *_opens("door-1", night(0, 36)),
+              *_opens("exit-1", night(0, 38)), *_opens("door-2", night(0, 39))]
+    intents = resident(feed(engine(SHELTER), events, until=night(2)))
+    assert calls(intents) == []
+    assert {i.episode_key for i in of(intents, RuleName.LEFT_FLAT)} == {
+        f"{SITE}/flat-1/left_flat/{night(0, 30).isoformat()}",
+        f"{SITE}/flat-2/left_flat/{night(0, 31).isoformat()}"}
+    assert [(type(i), i.room) for i in intents if isinstance(i, Clear)] == [
+        (Clear, "flat-1"), (Clear, "flat-2")]
+
+
+def test_a_smoker_still_out_is_called_when_another_took_the_opening_back_in() -> None:
+    # The same, but flat 2 never comes back: its outing calls at its own deadline.
+    events = [*_opens("door-1", night(0, 30)), *_opens("exit-1", night(0, 30, 30)),
+              *_opens("door-2", night(0, 31)), *_opens("exit-1", night(0, 31, 30)),
+              *_opens("exit-1", night(0, 35)), *_opens("door-1", night(0, 36))]
+    intents = resident(feed(engine(SHELTER), events, until=night(2)))
+    assert [(type(i), i.room, i.ts) for i in calls(intents)] == [
+        (Escalate, "flat-2", night(0, 46))]
+
+
 # -- the flat's corridor: who walked up to a door-only flat's door (issue 13 §4) ----------
 
 
