@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from ingest.roster import record_passed_on
 from tests.support.api import Account
-from tests.support.board import SCREENSHOTS, ApiProcess, open_board
+from tests.support.board import SCREENSHOTS, ApiProcess, log_in, open_board
 
 CLOCK = r"\d\d[.:]\d\d"
 
@@ -55,3 +55,44 @@ def test_the_board_card_shows_each_escalation_step_as_it_happens(
 
     page.click("#lang")
     expect(steps.nth(0)).to_have_text(re.compile(rf"^Sent to second person \(e-mail\) {CLOCK}$"))
+
+
+def test_an_admin_sets_a_nights_roster_on_the_admin_page(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page], db: psycopg.Connection) -> None:
+    duty, second = make_user("staff", site), make_user("staff", site)
+    import provisioning
+    from core.settings import get_settings
+
+    other = f"{site}-x"[:60]
+    provisioning.add_site(get_settings(), other, "Andet sted")
+    stranger = make_user("staff", other)  # another site's staff cannot take this site's calls
+    boss = make_user("admin")
+    server = api_process()
+    page = open_page()
+    log_in(page, server, boss, next_path="/admin.html")
+    page.click("#tab-users")
+    page.select_option("#roster-site", site)
+    page.fill("#roster-night", "2026-12-24")
+    page.locator("#roster-night").dispatch_event("change")
+    # Only accounts that can take the site's calls are offered.
+    offered = page.locator("#roster-duty option").all_inner_texts()
+    assert duty.username in offered and second.username in offered
+    assert stranger.username not in offered
+    page.select_option("#roster-duty", duty.username)
+    page.select_option("#roster-second", second.username)
+    page.select_option("#roster-coordinator", boss.username)
+    page.click("#roster-form [type=submit]")
+    expect(page.locator("#roster-form .form-ok")).to_have_text(
+        "Vagtplanen for Testhjemmet, natten der begynder 24. december 2026, er gemt.")
+    stored = db.execute("SELECT duty, second, coordinator FROM rosters WHERE site = %s "
+                        "AND night = '2026-12-24'", (site,)).fetchone()
+    assert stored == (duty.username, second.username, boss.username)
+    # Opened again on that night, the form shows the stored roster.
+    page.reload()
+    page.click("#tab-users")
+    page.select_option("#roster-site", site)
+    page.fill("#roster-night", "2026-12-24")
+    page.locator("#roster-night").dispatch_event("change")
+    expect(page.locator("#roster-duty")).to_have_value(duty.username)
+    expect(page.locator("#roster-coordinator")).to_have_value(boss.username)

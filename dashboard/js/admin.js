@@ -299,6 +299,8 @@ function userButton(label, username, onClick, danger = false) {
 
 async function renderUsers() {
   const users = await api.get("/users");
+  state.users = users;
+  fillRosterChoices();
   const me = api.tokenClaims()?.sub;
   fillTable($("users-body"), users.map((u) => {
     const tr = document.createElement("tr");
@@ -407,6 +409,46 @@ async function changePassword(username) {
 }
 
 // ---- monitoring bases that end -----------------------------------------------------------
+
+// ---- the night's roster (who an unanswered call goes to) ---------------------------------
+
+/** The roster form's choices: the sites, and the accounts that can take calls. */
+function fillRosterChoices() {
+  const siteSelect = $("roster-site");
+  const chosen = siteSelect.value || state.site;
+  siteSelect.replaceChildren(...state.sites.map((s) => new Option(s.name, s.id)));
+  if (chosen) siteSelect.value = chosen;
+  const site = siteSelect.value;
+  const people = (state.users || []).filter((u) => !u.disabled && u.role !== "evaluator"
+    && (u.role === "admin" || u.sites.includes(site)));
+  for (const id of ["roster-duty", "roster-second", "roster-coordinator"]) {
+    const select = $(id);
+    const was = select.value;
+    select.replaceChildren(new Option(t("roster.nobody"), ""),
+      ...people.map((u) => new Option(u.username, u.username)));
+    if (people.some((u) => u.username === was)) select.value = was;
+  }
+  if (!$("roster-night").value && site) {
+    $("roster-night").value = todayIn(state.sites.find((s) => s.id === site)?.tz);
+  }
+}
+
+/** Show the stored roster of the chosen site and night (blank when there is none). */
+async function loadRoster() {
+  fillRosterChoices();
+  const site = $("roster-site").value;
+  const night = $("roster-night").value;
+  if (!site || !night) return;
+  let roster = { duty: null, second: null, coordinator: null };
+  try {
+    roster = await api.get(`/sites/${encodeURIComponent(site)}/roster/${night}`);
+  } catch (e) {
+    if (e.status !== 404) throw e;
+  }
+  $("roster-duty").value = roster.duty || "";
+  $("roster-second").value = roster.second || "";
+  $("roster-coordinator").value = roster.coordinator || "";
+}
 
 /** A date (YYYY-MM-DD) in words of the language: "20. december 2026". */
 function longDate(day) {
@@ -732,6 +774,15 @@ async function main() {
     return "";
   });
 
+  $("roster-site").addEventListener("change", () => loadRoster());
+  $("roster-night").addEventListener("change", () => loadRoster());
+  bindForm($("roster-form"), async (v) => {
+    const roster = await api.put(`/sites/${encodeURIComponent(v.site)}/roster/${v.night}`,
+      { duty: v.duty || null, second: v.second || null, coordinator: v.coordinator || null });
+    const site = state.sites.find((s) => s.id === v.site)?.name || v.site;
+    return t("roster.saved", { site, night: longDate(roster.night) });
+  }, { resetOnSuccess: false });
+
   bindForm($("pairing-form"), async (v) => {
     const pairing = await api.post(`${sitePath()}/boards/pairings`, { label: v.label });
     $("pairing-code").textContent = pairing.code;
@@ -747,6 +798,7 @@ async function main() {
   await loadSites();
   await Promise.all([loadRooms(), renderUsers(), renderBoards(), loadBaseline(),
     loadEndingBases()]);
+  await loadRoster();
 }
 
 main();
