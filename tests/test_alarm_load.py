@@ -224,6 +224,7 @@ def test_an_admin_reads_the_alarm_load_in_the_browser_tries_a_change_and_applies
     page.select_option("#try-rule", "left_flat")
     page.select_option("#try-room", "f1")
     page.fill("#try-minutes", "30")
+    page.select_option("#try-severity", "high")
     page.click("#try-form [type=submit]")
     expect(page.locator("#try-result")).to_be_visible(timeout=60_000)
     expect(page.locator("#try-nights tr")).to_have_count(30)
@@ -233,9 +234,9 @@ def test_an_admin_reads_the_alarm_load_in_the_browser_tries_a_change_and_applies
     page.fill("#apply-reason", "færre kald om natten")
     page.click("#apply-form [type=submit]")
     expect(page.locator("#apply-form .form-ok")).to_contain_text("taget i brug")
-    row = db.execute("SELECT minutes FROM rule_settings WHERE site = %s AND room = 'f1' "
-                     "AND rule = 'left_flat'", (noisy,)).fetchone()
-    assert row is not None and row[0] == 30
+    row = db.execute("SELECT minutes, severity FROM rule_settings WHERE site = %s AND "
+                     "room = 'f1' AND rule = 'left_flat'", (noisy,)).fetchone()
+    assert row == (30, "high")
     audit = db.execute("SELECT detail FROM audit_log WHERE site = %s AND action = 'rules.set' "
                        "ORDER BY id DESC LIMIT 1", (noisy,)).fetchone()
     assert audit is not None and audit[0]["reason"] == "færre kald om natten"

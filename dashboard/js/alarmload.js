@@ -174,7 +174,7 @@ function change() {
   const enabled = $("try-enabled").value;
   return { rule: $("try-rule").value, room: $("try-room").value || null,
     enabled: enabled === "" ? null : enabled === "true",
-    minutes: minutes === "" ? null : Number(minutes), severity: null };
+    minutes: minutes === "" ? null : Number(minutes), severity: $("try-severity").value || null };
 }
 
 function bindSubmit(form, send) {
@@ -238,7 +238,8 @@ async function main() {
   document.addEventListener("nattero:language", () => { if (state.load) show(); });
 
   bindSubmit($("try-form"), async () => {
-    if ($("try-minutes").value.trim() === "" && $("try-enabled").value === "") {
+    if ($("try-minutes").value.trim() === "" && $("try-enabled").value === ""
+        && $("try-severity").value === "") {
       throw new Error(t("load.try.nothing"));
     }
     const body = { from: state.load.from, to: state.load.to, changes: [change()] };
