@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import psycopg
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.api import Account
@@ -127,27 +128,18 @@ def test_admin_sets_the_baseline_and_notes_a_flats_outcome_on_the_admin_page(
     expect(page.locator("#baseline-first")).to_have_value("2026-06-01")
 
 
-def test_going_round_the_common_rooms_is_one_tap_and_stored(
-        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+@pytest.mark.parametrize(("button", "told", "room"), [
+    ("Jeg går runde i fællesrum (15 min)", "Runde i fællesrummene til", None),
+    ("Jeg går ind i Lejlighed 1 (15 min)", "Personale i Lejlighed 1 til", "f1"),
+], ids=["common-rooms", "into-a-flat"])
+def test_staff_on_the_floor_is_one_tap_and_stored(
+        button: str, told: str, room: str | None, site: str,
+        api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], db: psycopg.Connection) -> None:
     server = api_process()
     page = open_board(open_page(TABLET), server, make_user("staff", site))
-    page.get_by_role("button", name="Jeg går runde i fællesrum (15 min)").click()
-    status = page.locator("#rounds-status")
-    expect(status).to_contain_text("Runde i fællesrummene til")
+    page.get_by_role("button", name=button).click()
+    expect(page.locator("#rounds-status")).to_contain_text(told)
     row = db.execute("SELECT room, ends_at - starts_at FROM staff_presence WHERE site = %s",
                      (site,)).fetchone()
-    assert row is not None and row[0] is None and row[1].total_seconds() == 15 * 60
-
-
-def test_going_into_a_flat_is_one_tap_on_its_tile_and_stored(
-        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
-        open_page: Callable[..., Page], db: psycopg.Connection) -> None:
-    server = api_process()
-    page = open_board(open_page(TABLET), server, make_user("staff", site))
-    page.get_by_role("button", name="Jeg går ind i Lejlighed 1 (15 min)").click()
-    status = page.locator("#rounds-status")
-    expect(status).to_contain_text("Personale i Lejlighed 1 til")
-    row = db.execute("SELECT room, ends_at - starts_at FROM staff_presence WHERE site = %s",
-                     (site,)).fetchone()
-    assert row is not None and row[0] == "f1" and row[1].total_seconds() == 15 * 60
+    assert row is not None and row[0] == room and row[1].total_seconds() == 15 * 60
