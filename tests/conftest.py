@@ -25,6 +25,11 @@ os.environ.setdefault("NATTERO_RETENTION_DAYS", "36500")
 # The session's stack is never backed up: no WAL archive growing without end
 # (tests/test_backup.py turns it on for a stack of its own).
 os.environ.setdefault("NATTERO_WAL_ARCHIVE", "off")
+# The "no board connected" watch (api/push.py) of every API server a test starts would, in
+# a real night (22-07 in Copenhagen), record a silence for every test site without a board
+# and show its banner on boards that test something else. No site is named "-": the tests
+# of the watch name their own sites (tests/test_push.py, tests/test_escalation.py).
+os.environ.setdefault("NATTERO_BOARD_WATCH_SITES", '["-"]')
 for _kept in ("ROLLUP", "ALERT", "AUDIT"):
     os.environ.setdefault(f"NATTERO_{_kept}_RETENTION_DAYS", "36500")
 if str(REPO) not in sys.path:

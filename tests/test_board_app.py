@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 from ingest.push import record_silence
 from tests.support.api import Account
 from tests.support.board import (
+    PRESHIFT_SHOWN,
     TABLET,
     ApiProcess,
     cues,
@@ -130,6 +131,7 @@ def test_sound_choice_is_remembered_and_a_reload_asks_for_one_tap_in_danish(
                                     timezone_id="Europe/Copenhagen")
     request.addfinalizer(restarted.close)
     restarted.add_init_script(TABLET_AUTOPLAY)
+    restarted.add_init_script(PRESHIFT_SHOWN)  # as every test's own context (open_page)
     page = restarted.new_page()
     page.goto(f"{server.url}/")
     page.wait_for_selector("#health-ok.is-live", timeout=10_000)

@@ -92,6 +92,33 @@ def test_board_and_login_have_no_serious_accessibility_violations_and_are_screen
     screenshot(page, "board-phone-resolve")
 
 
+def test_the_preshift_check_opens_by_itself_once_in_the_first_hour_of_the_night(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page], db: psycopg.Connection) -> None:
+    # The site's night began ten minutes ago, whenever the test runs.
+    db.execute("UPDATE sites SET night_start = (now() AT TIME ZONE tz - interval '10 min')"
+               "::time, night_end = (now() AT TIME ZONE tz + interval '8 hours')::time "
+               "WHERE id = %s", (site,))
+    server = api_process()
+    nurse = make_user("staff", site)
+    page = open_board(open_page(preshift=True), server, nurse)
+    dialog = page.locator("#preshift-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Vagtstart-tjek")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    page.reload()  # tonight's check was shown on this tablet: not again
+    page.wait_for_selector("#health-ok.is-live", timeout=10_000)
+    page.wait_for_timeout(1000)
+    expect(dialog).to_be_hidden()
+    # An hour into the night, a board opened for the first time does not open it.
+    db.execute("UPDATE sites SET night_start = (now() AT TIME ZONE tz - interval '61 min')"
+               "::time WHERE id = %s", (site,))
+    later = open_board(open_page(preshift=True), server, nurse)
+    later.wait_for_timeout(1000)
+    expect(later.locator("#preshift-dialog")).to_be_hidden()
+
+
 def test_preshift_check_lists_uncovered_rooms(
         site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
         open_page: Callable[..., Page], add_device: Callable[..., tuple[str, str]],
