@@ -3,6 +3,7 @@ with its reasons, in Danish first; the noisiest site never looks best."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -176,9 +177,9 @@ def test_the_report_shows_the_decision_table_in_danish_with_no_english_left() ->
     assert "2 of 5 tests go on to an investment proposal (goal: at least 3)." in english
 
 
-def answered(count: int, means: dict[str, float | None], k: int = 5) -> Experience:
+def answered(count: int, means: Mapping[str, float | None], k: int = 5) -> Experience:
     return Experience(answers=count, k=k, question_answers={q: count for q in means},
-                      question_means=means)
+                      question_means=dict(means))
 
 
 def test_staff_experience_decides_only_with_enough_answers() -> None:
