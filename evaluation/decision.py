@@ -12,6 +12,10 @@ is the table that decision is made from. Each criterion of the settings
 - ``hours_freed_per_night``: the rounds against every alert visit (an estimate while the
   rounds are assumed);
 - ``rest_share``: flat-nights with complete night rest;
+- ``staff_experience``: the night staff's own answers at the end of their shifts (the
+  board's questionnaire: calm, manageable workload, trust in the alerts, residents' rest;
+  1-5, 5 best), the mean over every answer; not known with fewer than ``k`` answers in the
+  period (``evaluation.experience``), so a handful of shifts cannot decide a test;
 - ``payback_years``: payback on total economy (``None``: never pays back, which fails).
 
 A site goes when every criterion passes; a criterion whose figure is unknown blocks the go
@@ -26,14 +30,16 @@ from dataclasses import dataclass, field
 from core.alerts import DEVICE_RULES, Outcome
 from evaluation.benefit import SiteFigures
 from evaluation.economics import CriterionName, DecisionSettings, Economics, EconomicsSettings
+from evaluation.experience import Experience
 
-__all__ = ["NEEDLESS", "Check", "Decision", "SiteDecision", "decide", "pilot_values"]
+__all__ = ["NEEDLESS", "Check", "Decision", "SiteDecision", "decide", "pilot_values",
+           "staff_experience"]
 
 #: Outcomes of a resident alert that needed nobody.
 NEEDLESS = (Outcome.FALSE_ALARM, Outcome.NO_ACTION_NEEDED, Outcome.CLEARED)
 
 ORDER: tuple[CriterionName, ...] = ("recall", "needless_per_night", "hours_freed_per_night",
-                                    "rest_share", "payback_years")
+                                    "rest_share", "staff_experience", "payback_years")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,18 @@ class Decision:
                           for s in self.sites]}
 
 
+def staff_experience(answers: Experience | None) -> float | None:
+    """The staff's mean answer (1-5) over every question, None with fewer than ``k``
+    answers in the period (too few shifts to speak for the staff, and fewer could single
+    out who answered)."""
+    if answers is None or answers.answers < answers.k:
+        return None
+    scored = [(mean, answers.question_answers[q])
+              for q, mean in answers.question_means.items() if mean is not None]
+    count = sum(n for _, n in scored)
+    return round(sum(mean * n for mean, n in scored) / count, 2) if count else None
+
+
 def pilot_values(figures: SiteFigures, econ: Economics, recall: float | None,
                  needless_known: float | None = None
                  ) -> dict[CriterionName, tuple[float | None, bool]]:
@@ -111,6 +129,7 @@ def pilot_values(figures: SiteFigures, econ: Economics, recall: float | None,
         "hours_freed_per_night": (staff.freed_hours_per_night if nights else None,
                                   hours_assumed),
         "rest_share": (figures.rest_share, False),
+        "staff_experience": (staff_experience(figures.experience), False),
         "payback_years": (econ.payback_total_years, econ.assumed),
     }
 

@@ -102,7 +102,7 @@ class Criterion(_Strict):
 
 
 CriterionName = Literal["recall", "needless_per_night", "hours_freed_per_night", "rest_share",
-                        "payback_years"]
+                        "staff_experience", "payback_years"]
 
 
 class DecisionSettings(_Strict):

@@ -39,6 +39,7 @@ CRITERIA = {
     "needless_per_night": mark("Needless alerts per night"),
     "hours_freed_per_night": mark("Hours freed per night"),
     "rest_share": mark("Flat-nights at complete rest"),
+    "staff_experience": mark("Staff experience (1-5)"),
     "payback_years": mark("Payback, total economy (years)"),
 }
 

@@ -96,3 +96,36 @@ def test_an_admin_sets_a_nights_roster_on_the_admin_page(
     page.locator("#roster-night").dispatch_event("change")
     expect(page.locator("#roster-duty")).to_have_value(duty.username)
     expect(page.locator("#roster-coordinator")).to_have_value(boss.username)
+
+
+def test_an_admin_sets_an_escalation_e_mail_and_a_sites_minutes_on_the_admin_page(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page], db: psycopg.Connection) -> None:
+    nurse = make_user("staff", site)
+    server = api_process()
+    page = open_page()
+    log_in(page, server, make_user("admin"), next_path="/admin.html")
+    page.click("#tab-users")
+    page.select_option("#contact-username", nurse.username)
+    page.fill("#contact-email", "nattevagt@plejehjem.test")
+    page.click("#contact-form [type=submit]")
+    expect(page.locator("#contact-form .form-ok")).to_have_text(
+        f"{nurse.username} får nu eskaleringer på nattevagt@plejehjem.test.")
+    assert db.execute("SELECT email FROM user_contacts WHERE username = %s",
+                      (nurse.username,)).fetchone() == ("nattevagt@plejehjem.test",)
+
+    page.select_option("#policy-site", site)
+    page.select_option("#policy-severity", "high")
+    page.fill("#policy-second", "4")
+    page.fill("#policy-coordinator", "3")  # before the second person: refused in the page
+    page.click("#policy-form [type=submit]")
+    expect(page.locator("#policy-form .form-error")).to_contain_text(
+        "Koordinatoren kommer efter 2. person")
+    page.fill("#policy-coordinator", "10")
+    page.click("#policy-form [type=submit]")
+    expect(page.locator("#policy-form .form-ok")).to_have_text(
+        "Testhjemmet: til 2. person efter 4 min, til koordinatoren efter 10 min.")
+    stored = db.execute("SELECT second_after_minutes, coordinator_after_minutes FROM "
+                        "escalation_policies WHERE site = %s AND severity = 'high'",
+                        (site,)).fetchone()
+    assert stored == (4.0, 10.0)

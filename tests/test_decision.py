@@ -3,6 +3,7 @@ with its reasons, in Danish first; the noisiest site never looks best."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from evaluation.benefit import Durations, NightFigures, SiteFigures, compare
 from evaluation.decision import Decision, decide
 from evaluation.economics import EconomicsSettings, economics
+from evaluation.experience import Experience
 from evaluation.investment import decision_rows, decision_summary
 from evaluation.period import Period
 from evaluation.report import BenefitReport, render_html, site_economics
@@ -173,3 +175,42 @@ def test_the_report_shows_the_decision_table_in_danish_with_no_english_left() ->
     assert "Går ikke videre" in text and "Havnely" in text
     english = visible_text(render_html(report, "en"))
     assert "2 of 5 tests go on to an investment proposal (goal: at least 3)." in english
+
+
+def answered(count: int, means: Mapping[str, float | None], k: int = 5) -> Experience:
+    return Experience(answers=count, k=k, question_answers={q: count for q in means},
+                      question_means=dict(means))
+
+
+def test_staff_experience_decides_only_with_enough_answers() -> None:
+    from evaluation.decision import staff_experience
+
+    calm = {"calm": 4.0, "workload": 3.5, "trust": 4.5, "residents_rest": 4.0}
+    assert staff_experience(answered(12, calm)) == 4.0
+    assert staff_experience(answered(4, calm)) is None  # fewer than k: not known
+    assert staff_experience(None) is None
+    assert staff_experience(answered(10, {"calm": 2.0, "trust": None})) == 2.0
+
+
+def test_staff_who_do_not_trust_the_alerts_stop_a_test_that_passes_the_rest() -> None:
+    from core.i18n import localizer
+
+    data: dict[str, Any] = settings().model_dump()
+    data["decision"]["criteria"]["staff_experience"] = {"min": 3.0}
+    s = EconomicsSettings.model_validate(data)
+    pilots = five_pilots()
+    pilots[0].experience = answered(14, {"calm": 2.0, "workload": 2.5, "trust": 1.5,
+                                         "residents_rest": 2.8})   # solsikken: 2.2
+    pilots[3].experience = answered(3, {"calm": 1.0, "workload": 1.0, "trust": 1.0,
+                                        "residents_rest": 1.0})    # egely: too few answers
+    decision = decide(s, [(p, economics(s, p.site, p.flats, p.staff_time.freed_hours_per_year))
+                          for p in pilots])
+    assert go(decision) == {"solsikken": False, "lindely": False, "havnely": False,
+                            "egely": True, "bakkely": False}
+    solsikken = next(d for d in decision.sites if d.site == "solsikken")
+    assert [(c.criterion, c.value) for c in solsikken.failed] == [("staff_experience", 2.2)]
+    rows = {r[0]: r for r in decision_rows(localizer("da"), decision)}
+    assert "Personalets oplevelse (1-5) 2,2 er under grænsen 3,0" in rows["Solsikken"][-1]
+    egely = next(d for d in decision.sites if d.site == "egely")
+    unknown = next(c for c in egely.checks if c.criterion == "staff_experience")
+    assert unknown.value is None and unknown.passed is None  # not required: no block

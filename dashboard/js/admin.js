@@ -414,6 +414,15 @@ async function changePassword(username) {
 
 /** The roster form's choices: the sites, and the accounts that can take calls. */
 function fillRosterChoices() {
+  const names = (state.users || []).map((u) => u.username);
+  const contact = $("contact-username");
+  const was = contact.value;
+  contact.replaceChildren(...names.map((name) => new Option(name, name)));
+  if (names.includes(was)) contact.value = was;
+  const policySite = $("policy-site");
+  const policyWas = policySite.value || state.site;
+  policySite.replaceChildren(...state.sites.map((s) => new Option(s.name, s.id)));
+  if (policyWas) policySite.value = policyWas;
   const siteSelect = $("roster-site");
   const chosen = siteSelect.value || state.site;
   siteSelect.replaceChildren(...state.sites.map((s) => new Option(s.name, s.id)));
@@ -781,6 +790,19 @@ async function main() {
       { duty: v.duty || null, second: v.second || null, coordinator: v.coordinator || null });
     const site = state.sites.find((s) => s.id === v.site)?.name || v.site;
     return t("roster.saved", { site, night: longDate(roster.night) });
+  }, { resetOnSuccess: false });
+
+  bindForm($("contact-form"), async (v) => {
+    await api.put(`/users/${encodeURIComponent(v.username)}/contact`, { email: v.email || null });
+    return v.email ? t("contact.saved", { name: v.username, email: v.email })
+      : t("contact.removed", { name: v.username });
+  }, { resetOnSuccess: false });
+  bindForm($("policy-form"), async (v) => {
+    if (Number(v.coordinator) <= Number(v.second)) throw new Error(t("policy.order"));
+    await api.put(`/sites/${encodeURIComponent(v.site)}/escalation/${v.severity}`,
+      { second_after_minutes: Number(v.second), coordinator_after_minutes: Number(v.coordinator) });
+    const site = state.sites.find((s) => s.id === v.site)?.name || v.site;
+    return t("policy.saved", { site, second: v.second, coordinator: v.coordinator });
   }, { resetOnSuccess: false });
 
   bindForm($("pairing-form"), async (v) => {
