@@ -208,26 +208,12 @@ function renderRooms() {
   fillTable($("rooms-body"), state.rooms.map((r) => {
     const tr = document.createElement("tr");
     tr.dataset.room = r.id;
-    const relabel = document.createElement("button");
-    relabel.type = "button";
-    relabel.className = "button";
-    relabel.textContent = t("room.relabel");
-    relabel.setAttribute("aria-label", `${t("room.relabel")} ${r.label}`);
-    relabel.dataset.action = "relabel";
-    relabel.addEventListener("click", () => relabelRoom(r));
     const actions = document.createElement("td");
     actions.className = "actions";
-    actions.append(relabel);
+    actions.append(actionButton("room.relabel", r.label, () => relabelRoom(r)));
     // Only a room that never held a device can go (the server checks alerts too).
     if (!r.devices.length) {
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "button button-danger";
-      remove.textContent = t("room.delete");
-      remove.setAttribute("aria-label", `${t("room.delete")} ${r.label}`);
-      remove.dataset.action = "delete";
-      remove.addEventListener("click", () => deleteRoom(r));
-      actions.append(remove);
+      actions.append(actionButton("room.delete", r.label, () => deleteRoom(r), true));
     }
     tr.append(cell(r.id), cell(r.label), cell(t(`floor.${r.kind}`)),
       cell(r.kind === "flat" ? (r.monitored ? t("yes") : t("state.not_monitored")) : "–"), actions);
@@ -250,23 +236,10 @@ function renderRooms() {
     const presence = d.presence === "online" ? t("device.online")
       : d.presence === "offline" ? t("device.offline") : t("device.unknown");
     const battery = typeof d.battery === "number" ? `${d.battery} %` : "–";
-    const revoke = document.createElement("button");
-    revoke.type = "button";
-    revoke.className = "button button-danger";
-    revoke.textContent = t("device.revoke");
-    revoke.setAttribute("aria-label", `${t("device.revoke")} ${d.id}`);
-    revoke.dataset.action = "revoke";
-    revoke.addEventListener("click", () => revokeDevice(d.id));
-    const rotate = document.createElement("button");
-    rotate.type = "button";
-    rotate.className = "button";
-    rotate.textContent = t("device.rotate");
-    rotate.setAttribute("aria-label", `${t("device.rotate")} ${d.id}`);
-    rotate.dataset.action = "rotate";
-    rotate.addEventListener("click", () => rotateDevice(d.id));
     const action = document.createElement("td");
     action.className = "actions";
-    action.append(rotate, revoke);
+    action.append(actionButton("device.rotate", d.id, () => rotateDevice(d.id)),
+      actionButton("device.revoke", d.id, () => revokeDevice(d.id), true));
     tr.append(cell(d.id), cell(roomLabel(d.room)), cell(t(`kind.${d.kind}`)),
       cell(presence, `presence-${d.presence}`),
       cell(battery, typeof d.battery === "number" && d.battery < 15 ? "presence-offline" : ""),
@@ -286,13 +259,15 @@ function renderRules() {
   }), 5);
 }
 
-function userButton(label, username, onClick, danger = false) {
+/** A row's action button: "Slet" read out as "Slet Lejlighed 1"; `data-action` is the
+ * label key's last part ("room.delete" -> "delete"). */
+function actionButton(label, target, onClick, danger = false) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = danger ? "button button-danger" : "button";
   button.textContent = t(label);
-  button.setAttribute("aria-label", `${t(label)} ${username}`);
-  button.dataset.action = label.replace("user.", "");
+  button.setAttribute("aria-label", `${t(label)} ${target}`);
+  button.dataset.action = label.split(".").pop();
   button.addEventListener("click", onClick);
   return button;
 }
@@ -308,21 +283,21 @@ async function renderUsers() {
     const actions = document.createElement("td");
     actions.className = "actions";
     const name = encodeURIComponent(u.username);
-    actions.append(userButton("user.passwd", u.username, () => changePassword(u.username)));
+    actions.append(actionButton("user.passwd", u.username, () => changePassword(u.username)));
     // Not on your own row: disabling or deleting yourself would end this page's login.
     if (u.username !== me) {
       actions.append(u.disabled
-        ? userButton("user.enable", u.username, () => changeUser(`/users/${name}/enable`,
+        ? actionButton("user.enable", u.username, () => changeUser(`/users/${name}/enable`,
           t("user.enabled.done", { name: u.username })))
-        : userButton("user.disable", u.username, () => changeUser(`/users/${name}/disable`,
+        : actionButton("user.disable", u.username, () => changeUser(`/users/${name}/disable`,
           t("user.disabled.done", { name: u.username }),
           t("user.disable.confirm", { name: u.username })), true),
-      userButton("user.delete", u.username, () => changeUser(`/users/${name}`,
+      actionButton("user.delete", u.username, () => changeUser(`/users/${name}`,
         t("user.deleted.done", { name: u.username }),
         t("user.delete.confirm", { name: u.username }), "DELETE"), true));
     }
     if (u.locked_clients > 0) {
-      actions.prepend(userButton("user.unlock", u.username, () => changeUser(`/users/${name}/unlock`,
+      actions.prepend(actionButton("user.unlock", u.username, () => changeUser(`/users/${name}/unlock`,
         t("user.unlocked.done", { name: u.username }))));
     }
     const status = u.disabled ? t("user.disabled")
@@ -343,16 +318,7 @@ async function renderBoards() {
     tr.dataset.boardId = String(b.id);
     const actions = document.createElement("td");
     actions.className = "actions";
-    if (!b.revoked_at) {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "button button-danger";
-      button.textContent = t("board.revoke");
-      button.setAttribute("aria-label", `${t("board.revoke")} ${b.label}`);
-      button.dataset.action = "revoke";
-      button.addEventListener("click", () => revokeBoard(b));
-      actions.append(button);
-    }
+    if (!b.revoked_at) actions.append(actionButton("board.revoke", b.label, () => revokeBoard(b), true));
     tr.append(cell(b.label), cell(new Date(b.enrolled_at).toLocaleString(document.documentElement.lang)),
       cell(b.last_seen_at ? formatAgo(b.last_seen_at) : "–"),
       cell(t(b.revoked_at ? "board.revoked" : "board.live"), b.revoked_at ? "presence-offline" : ""),
