@@ -5,19 +5,14 @@
 
 import * as api from "./api.js";
 import { cell, fillTable } from "./tables.js";
-import { t, translatePage, bindLanguageToggle, language, locale } from "./i18n.js";
+import { t, language, locale } from "./i18n.js";
+import { describeError as describe, startPage } from "./page.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const state = { sites: [], site: null, load: null, tried: null, plots: [] };
 
-function describeError(error) {
-  if (error.status === 0) return t("ev.error.0");
-  if (error.status === 403) return `${t("load.forbidden")} (${error.message})`;
-  if (error.status === 404) return `${t("ev.error.404")} (${error.message})`;
-  if (error.status === 422) return t("ev.invalid", { detail: error.message });
-  return t("ev.error", { reason: error.message });
-}
+const describeError = (error) => describe(error, t("load.forbidden"));
 
 const number = (value, digits = 1) => (value ?? null) === null ? "–"
   : Number(value).toLocaleString(locale(), { maximumFractionDigits: digits });
@@ -199,24 +194,11 @@ function bindSubmit(form, send) {
 }
 
 async function main() {
-  translatePage();
-  bindLanguageToggle($("lang"));
-  $("logout").addEventListener("click", () => api.goToLogin());
-  if (!api.tokenClaims()) {
-    api.goToLogin();
-    return;
-  }
-  api.startRenewal();
-  let me;
-  try {
-    me = await api.get("/auth/me");
-  } catch (error) {
-    if (error.status !== 401) {
-      $("load-forbidden").textContent = describeError(error);
-      $("load-forbidden").hidden = false;
-    }
-    return;
-  }
+  const me = await startPage((text) => {
+    $("load-forbidden").textContent = text;
+    $("load-forbidden").hidden = false;
+  }, t("load.forbidden"));
+  if (!me) return;
   if (me.role !== "admin") {
     $("load-forbidden").textContent = t("load.forbidden");
     $("load-forbidden").hidden = false;

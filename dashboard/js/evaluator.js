@@ -4,8 +4,8 @@
 // carry the token); the report is the server's own HTML, shown in a sandboxed iframe.
 
 import * as api from "./api.js";
-import { ApiError } from "./api.js";
-import { t, translatePage, bindLanguageToggle, language } from "./i18n.js";
+import { t, language } from "./i18n.js";
+import { describeError, startPage } from "./page.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -45,15 +45,6 @@ function filenameOf(response, fallback) {
   const header = response.headers.get("Content-Disposition") || "";
   const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(header);
   return match ? decodeURIComponent(match[1]) : fallback;
-}
-
-function describeError(error) {
-  if (!(error instanceof ApiError)) return t("ev.error", { reason: error.message });
-  if (error.status === 0) return t("ev.error.0");
-  if (error.status === 403) return `${t("ev.error.403")} (${error.message})`;
-  if (error.status === 404) return `${t("ev.error.404")} (${error.message})`;
-  if (error.status === 422) return t("ev.invalid", { detail: error.message });
-  return t("ev.error", { reason: error.message });
 }
 
 function saveBlob(blob, name) {
@@ -282,21 +273,8 @@ function renderForbidden() {
 }
 
 async function main() {
-  translatePage();
-  bindLanguageToggle($("lang"));
-  $("logout").addEventListener("click", () => api.goToLogin());
-  if (!api.tokenClaims()) {
-    api.goToLogin();
-    return;
-  }
-  api.startRenewal();
-
-  try {
-    state.me = await api.get("/auth/me"); // the server's word on the role, not the token's
-  } catch (error) {
-    if (error.status !== 401) showError("export-error", describeError(error));
-    return;
-  }
+  state.me = await startPage((text) => showError("export-error", text));
+  if (!state.me) return;
   document.addEventListener("nattero:language", () => {
     renderForbidden();
     renderExportDone();

@@ -2,20 +2,12 @@
 // of a site's night, shown in a sandboxed iframe and printable. Opened from the night board.
 
 import * as api from "./api.js";
-import { ApiError } from "./api.js";
-import { t, translatePage, bindLanguageToggle } from "./i18n.js";
+import { t } from "./i18n.js";
+import { describeError, startPage } from "./page.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const ALLOWED = new Set(["staff", "admin"]);
-
-function describeError(error) {
-  if (error.status === 0) return t("ev.error.0");
-  if (error.status === 403) return `${t("ev.error.403")} (${error.message})`;
-  if (error.status === 404) return `${t("ev.error.404")} (${error.message})`;
-  if (error.status === 422) return t("ev.invalid", { detail: error.message });
-  return t("ev.error", { reason: error.message });
-}
 
 function fitFrame(frame) {
   try {
@@ -67,25 +59,11 @@ function print() {
 }
 
 async function main() {
-  translatePage();
-  bindLanguageToggle($("lang"));
-  $("logout").addEventListener("click", () => api.goToLogin());
-  if (!api.tokenClaims()) {
-    api.goToLogin();
-    return;
-  }
-  api.startRenewal();
-
-  let me;
-  try {
-    me = await api.get("/auth/me");
-  } catch (error) {
-    if (error.status !== 401) {
-      $("ho-forbidden").textContent = describeError(error);
-      $("ho-forbidden").hidden = false;
-    }
-    return;
-  }
+  const me = await startPage((text) => {
+    $("ho-forbidden").textContent = text;
+    $("ho-forbidden").hidden = false;
+  });
+  if (!me) return;
   if (!ALLOWED.has(me.role)) {
     $("ho-forbidden").textContent = t("ho.forbidden");
     $("ho-forbidden").hidden = false;
