@@ -27,6 +27,7 @@ from api.users import Role, User, get_user_by_id
 from core.settings import Settings
 from ingest.boards import get_board
 from ingest.installation import signing_secret
+from ingest.sites import site_exists
 
 TOKEN_URL = "/api/v1/auth/token"
 
@@ -150,3 +151,10 @@ def visible_site(user: User, site: str) -> str:
         raise Refusal(status.HTTP_404_NOT_FOUND,
                       "site '{site}' does not exist or is not assigned to you", site=site)
     return site
+
+
+def existing_site(conn: psycopg.Connection, site: str) -> None:
+    """Refuse (404) a site that does not exist; after the caller checked that the user may
+    see it, so a stranger learns nothing from the difference."""
+    if not site_exists(conn, site):
+        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)

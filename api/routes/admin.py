@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 
 import provisioning
 from api import users
-from api.deps import ConnDep, CurrentAdmin, NowDep, SettingsDep
+from api.deps import ConnDep, CurrentAdmin, NowDep, SettingsDep, existing_site
 from api.errors import Refusal, responses
 from api.models import ID_PATTERN, SITE_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.users import Account, Role, User, UserError, create_user, list_users
@@ -292,8 +292,7 @@ def set_rule(site: SiteId, body: Annotated[RuleSettingIn, Body()], admin: Curren
     """Override one rule for the whole site (no ``room``) or for one room. Fields left
     out (null) are inherited from the level below."""
     with conn.transaction():
-        if not stored_sites.site_exists(conn, site):
-            raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
+        existing_site(conn, site)
         if body.room is not None and not stored_sites.room_exists(conn, site, body.room):
             raise Refusal(status.HTTP_422_UNPROCESSABLE_CONTENT,
                           "room '{room}' does not exist on site '{site}'",

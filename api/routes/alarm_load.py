@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from api.deps import ConnDep, CurrentAdmin, NowDep
+from api.deps import ConnDep, CurrentAdmin, NowDep, existing_site
 from api.errors import Refusal, responses
 from api.language import LanguageDep
 from api.models import SiteId
@@ -22,7 +22,6 @@ from evaluation.alarm_load import DEFAULT_NIGHTS, MAX_NIGHTS, AlarmLoad, build_a
 from evaluation.alarm_load_plots import plot_svg
 from evaluation.errors import UnknownSite
 from evaluation.period import load_sites
-from ingest import sites as stored_sites
 from ingest.audit import audit
 
 router = APIRouter(tags=["admin"])
@@ -37,8 +36,7 @@ _SVG: dict[int | str, dict[str, Any]] = {200: {"description": "The plot", "conte
 
 def _load(conn: ConnDep, site: str, to: date | None, nights: int, now: datetime,
           noisiest: bool) -> AlarmLoad:
-    if not stored_sites.site_exists(conn, site):
-        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
+    existing_site(conn, site)
     try:
         if to is None:
             info = load_sites(conn, [site])[0]

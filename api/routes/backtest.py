@@ -16,12 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import ConnDep, CurrentAdmin
+from api.deps import ConnDep, CurrentAdmin, existing_site
 from api.errors import Refusal, responses
 from api.models import TEXT_PATTERN, SiteId
 from api.routes.admin import RuleSettingIn
 from backtest import BacktestError, RuleChange, run_backtest
-from ingest import sites as stored_sites
 from ingest.audit import audit
 from ingest.rule_settings import upsert_rule_setting
 
@@ -54,8 +53,7 @@ def _change(body: RuleSettingIn) -> RuleChange:
 def backtest(site: SiteId, body: Annotated[BacktestIn, Body()], admin: CurrentAdmin,
              conn: ConnDep) -> dict[str, Any]:
     """Back-test rule changes on the site's stored nights; ``apply`` to apply them."""
-    if not stored_sites.site_exists(conn, site):
-        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
+    existing_site(conn, site)
     try:
         changes = [_change(c) for c in body.changes]
         test = run_backtest(conn, site, body.from_, body.to, changes)

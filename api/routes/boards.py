@@ -21,11 +21,10 @@ from fastapi import APIRouter, Path, Request, status
 from pydantic import BaseModel, Field
 
 from api import boards, security
-from api.deps import ConnDep, CurrentAdmin, NowDep, SecretDep, SettingsDep
+from api.deps import ConnDep, CurrentAdmin, NowDep, SecretDep, SettingsDep, existing_site
 from api.errors import Refusal, responses
 from api.models import TEXT_PATTERN, SiteId
 from ingest import boards as stored_boards
-from ingest import sites as stored_sites
 from ingest.audit import audit
 from ingest.boards import BoardRecord
 
@@ -119,8 +118,7 @@ def make_pairing(site: SiteId, body: NewPairing, admin: CurrentAdmin, conn: Conn
                  settings: SettingsDep, now: NowDep) -> PairingOut:
     """A pairing code for enrolling a tablet as this site's board; show it to the tablet."""
     with conn.transaction():
-        if not stored_sites.site_exists(conn, site):
-            raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
+        existing_site(conn, site)
         pairing = boards.make_pairing(conn, site, body.label, admin.username, now,
                                       settings.board_pairing_minutes)
         audit(conn, admin.username, "board.pairing", site, body.label)

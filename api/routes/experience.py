@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from api.deps import ConnDep, CurrentAdmin, CurrentStaff, NowDep
+from api.deps import ConnDep, CurrentAdmin, CurrentStaff, NowDep, existing_site
 from api.errors import Refusal, responses
 from api.models import TEXT_PATTERN, RoomId, SiteId
 from api.routes.rounds import own_site
@@ -22,7 +22,7 @@ from core.i18n import mark
 from evaluation.period import load_sites
 from ingest import experience as stored
 from ingest.audit import audit
-from ingest.sites import room_exists, site_exists
+from ingest.sites import room_exists
 
 router = APIRouter(prefix="/sites", tags=["experience"])
 
@@ -49,11 +49,6 @@ class OutcomeNoteIn(BaseModel):
     quality_of_life: int = Field(ge=1, le=5, description="1 (poor) to 5 (good)")
 
 
-def _existing(conn: ConnDep, site: str) -> None:
-    if not site_exists(conn, site):
-        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
-
-
 @router.post("/{site}/shift-answers", response_model=Received,
              status_code=status.HTTP_201_CREATED,
              responses=responses(400, 401, 403, 404, 422, 503))
@@ -61,7 +56,7 @@ def answer_shift(site: SiteId, body: ShiftAnswerIn, user: CurrentStaff, conn: Co
                  now: NowDep) -> Received:
     """An optional, anonymous end-of-shift answer: stored without who sent it."""
     own_site(user, site)
-    _existing(conn, site)
+    existing_site(conn, site)
     night = load_sites(conn, [site])[0].night_of(now)
     comment = (body.comment or "").strip() or None
     with conn.transaction():
@@ -76,7 +71,7 @@ def answer_shift(site: SiteId, body: ShiftAnswerIn, user: CurrentStaff, conn: Co
 def note_outcome(site: SiteId, room: RoomId, body: OutcomeNoteIn, user: CurrentAdmin,
                  conn: ConnDep) -> Received:
     """The coordinator's note on a flat's resident: self-reliance and quality of life."""
-    _existing(conn, site)
+    existing_site(conn, site)
     if not room_exists(conn, site, room):
         raise Refusal(status.HTTP_404_NOT_FOUND,
                       mark("room '{room}' does not exist on site '{site}'"), room=room, site=site)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 import provisioning
-from api.deps import ConnDep, CurrentAdmin, SettingsDep
+from api.deps import ConnDep, CurrentAdmin, SettingsDep, existing_site
 from api.errors import Refusal, responses
 from api.models import TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.routes.admin import Done, _provisioning_failed
@@ -51,8 +51,7 @@ def change_site(site: SiteId, body: SiteChange, admin: CurrentAdmin, conn: ConnD
     if body.name is None and body.tz is None and body.night is None:
         raise Refusal(status.HTTP_422_UNPROCESSABLE_CONTENT,
                       "give at least one of: name, tz, night")
-    if not stored_sites.site_exists(conn, site):
-        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
+    existing_site(conn, site)
     if body.tz is not None:
         try:
             ZoneInfo(body.tz)

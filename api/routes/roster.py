@@ -11,13 +11,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import ConnDep, CurrentAdmin, CurrentStaff, visible_site
+from api.deps import ConnDep, CurrentAdmin, CurrentStaff, existing_site, visible_site
 from api.errors import Refusal, responses
 from api.models import SiteId
 from core.i18n import mark
 from ingest import roster as stored
 from ingest.audit import audit
-from ingest.sites import site_exists
 
 router = APIRouter(tags=["escalation"])
 
@@ -77,17 +76,12 @@ def _refusal(exc: stored.RosterError) -> Refusal:
     raise exc
 
 
-def _existing(conn: ConnDep, site: str) -> None:
-    if not site_exists(conn, site):
-        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
-
-
 @router.put("/sites/{site}/roster/{night}", response_model=RosterOut,
             responses=responses(400, 401, 403, 404, 422, 503))
 def set_roster(site: SiteId, night: Night, body: RosterIn, user: CurrentAdmin,
                conn: ConnDep) -> RosterOut:
     """Who takes the calls of a night: on duty, the second person, the coordinator."""
-    _existing(conn, site)
+    existing_site(conn, site)
     try:
         with conn.transaction():
             roster = stored.set_roster(conn, site, night, duty=body.duty, second=body.second,
@@ -130,7 +124,7 @@ def set_contact(username: Username, body: ContactIn, user: CurrentAdmin,
 def set_policy(site: SiteId, severity: Literal["normal", "high"], body: PolicyIn,
                user: CurrentAdmin, conn: ConnDep) -> None:
     """The site's own minutes before a call of ``severity`` goes to each person."""
-    _existing(conn, site)
+    existing_site(conn, site)
     with conn.transaction():
         stored.set_policy(conn, site, severity, stored.Policy(
             body.second_after_minutes, body.coordinator_after_minutes))

@@ -14,14 +14,13 @@ from typing import Annotated
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import ConnDep, CurrentAdmin, CurrentStaff, NowDep
+from api.deps import ConnDep, CurrentAdmin, CurrentStaff, NowDep, existing_site
 from api.errors import Refusal, responses
 from api.models import ID_PATTERN, SiteId
 from api.users import User
 from core.i18n import mark
 from ingest import rounds as stored
 from ingest.audit import audit
-from ingest.sites import site_exists
 
 router = APIRouter(prefix="/sites", tags=["rounds"])
 
@@ -79,18 +78,13 @@ class BaselineOut(BaseModel):
     set_at: datetime
 
 
-def _existing(conn: ConnDep, site: str) -> None:
-    if not site_exists(conn, site):
-        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
-
-
 @router.post("/{site}/rounds", response_model=RoundOut, status_code=status.HTTP_201_CREATED,
              responses=responses(400, 401, 403, 404, 422, 503))
 def log_round(site: SiteId, body: RoundIn, user: CurrentStaff, conn: ConnDep,
               now: NowDep) -> RoundOut:
     """One round walked now ("Runde gået"), for a flat, a floor or the whole site."""
     own_site(user, site)
-    _existing(conn, site)
+    existing_site(conn, site)
     try:
         with conn.transaction():
             logged = stored.log_round(conn, site, body.scope, body.room, now)
@@ -109,7 +103,7 @@ def set_baseline(site: SiteId, body: BaselineIn, user: CurrentAdmin,
                  conn: ConnDep) -> BaselineOut:
     """The site's baseline period: the nights before the sensors went live, when staff
     logged their usual rounds. The report compares them with the rounds of the pilot."""
-    _existing(conn, site)
+    existing_site(conn, site)
     with conn.transaction():
         period = stored.set_baseline_period(conn, site, body.first, body.last, user.username)
         audit(conn, user.username, "site.baseline", site, None,

@@ -13,13 +13,12 @@ from fastapi import APIRouter, Body, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.deps import ConnDep, CurrentAdmin, SettingsDep
-from api.errors import FieldError, Refusal, responses
+from api.deps import ConnDep, CurrentAdmin, SettingsDep, existing_site
+from api.errors import FieldError, responses
 from api.language import of_request
 from api.models import SiteId
 from api.routes.admin import _provisioning_failed
 from core.i18n import localizer
-from ingest import sites as stored_sites
 from ingest.audit import audit
 from provisioning import ProvisioningError
 from provisioning.broker_accounts import BrokerAccountError
@@ -81,8 +80,7 @@ def import_site(site: SiteId, body: Annotated[SiteImportIn, Body()], request: Re
                 settings: SettingsDep) -> SiteImportOut | JSONResponse:
     """Add the rooms and devices a CSV file lists to the site: every line is checked
     first, and either all are added or none (``dry_run``: checked only)."""
-    if not stored_sites.site_exists(conn, site):
-        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
+    existing_site(conn, site)
     try:
         imported = import_csv(settings, site, body.csv, dry_run=body.dry_run,
                               actor=admin.username)

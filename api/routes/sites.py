@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 
-from api.deps import ConnDep, CurrentStaff, CurrentUser, visible_site
-from api.errors import Refusal, responses
+from api.deps import ConnDep, CurrentStaff, CurrentUser, existing_site, visible_site
+from api.errors import responses
 from api.models import SiteId
 from api.users import Role
 from ingest import sites as stored
@@ -115,18 +115,13 @@ def list_sites(user: CurrentUser, conn: ConnDep) -> list[SiteOut]:
     return [SiteOut.model_validate(record, from_attributes=True) for record in records]
 
 
-def _existing(conn: ConnDep, site: str) -> None:
-    if not stored.site_exists(conn, site):
-        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
-
-
 @router.get("/{site}/rooms", response_model=list[RoomOut],
             responses=responses(401, 403, 404, 422, 503))
 def list_rooms(site: SiteId, user: CurrentStaff, conn: ConnDep) -> list[RoomOut]:
     """Rooms with kind, label, whether monitored today (a flat needs a valid basis) and
     their devices."""
     visible_site(user, site)
-    _existing(conn, site)
+    existing_site(conn, site)
     rooms = stored.rooms_with_monitoring(conn, site)
     ending = {end.room: end.ends for end in basis_ends(conn, WARNING_DAYS, [site])}
     by_room: dict[str, list[DeviceOut]] = {}
@@ -147,7 +142,7 @@ def site_health(site: SiteId, user: CurrentStaff, conn: ConnDep) -> SiteHealth:
     """Is data flowing? Offline, silent (no event for 2x heartbeat) and low-battery devices,
     and door or bed sensors stuck in a state for longer than is plausible."""
     visible_site(user, site)
-    _existing(conn, site)
+    existing_site(conn, site)
     rows, checked_at = stored.device_health(conn, site)
 
     def problem(row: stored.DeviceHealth, kind: str) -> DeviceProblem:

@@ -15,14 +15,13 @@ from typing import Annotated
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from api.deps import ConnDep, CurrentStaff, NowDep
+from api.deps import ConnDep, CurrentStaff, NowDep, existing_site
 from api.errors import Refusal, responses
 from api.models import ID_PATTERN, SiteId
 from api.routes.rounds import own_site
 from core.i18n import mark
 from ingest import staff_presence as stored
 from ingest.audit import audit
-from ingest.sites import site_exists
 
 router = APIRouter(prefix="/sites", tags=["staff"])
 
@@ -44,11 +43,6 @@ class StaffPresenceOut(BaseModel):
     ends_at: datetime
 
 
-def _existing(conn: ConnDep, site: str) -> None:
-    if not site_exists(conn, site):
-        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
-
-
 @router.post("/{site}/staff-presence", response_model=StaffPresenceOut,
              status_code=status.HTTP_201_CREATED,
              responses=responses(400, 401, 403, 404, 422, 503))
@@ -56,7 +50,7 @@ def announce_round(site: SiteId, body: StaffPresenceIn, user: CurrentStaff, conn
                    now: NowDep) -> StaffPresenceOut:
     """Staff going round the common rooms (no room) or into one flat, from now on."""
     own_site(user, site)
-    _existing(conn, site)
+    existing_site(conn, site)
     try:
         with conn.transaction():
             presence = stored.record_presence(conn, site, body.room, now,
@@ -76,6 +70,6 @@ def rounds_in_progress(site: SiteId, user: CurrentStaff, conn: ConnDep,
                        now: NowDep) -> list[StaffPresenceOut]:
     """The site's announced rounds in progress now, the latest first."""
     own_site(user, site)
-    _existing(conn, site)
+    existing_site(conn, site)
     return [StaffPresenceOut.model_validate(p._asdict())
             for p in stored.current_presence(conn, site, now)]
