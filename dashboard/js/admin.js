@@ -4,6 +4,7 @@
 
 import * as api from "./api.js";
 import { cell, fillTable } from "./tables.js";
+import { showTryResult } from "./trychange.js";
 import { t, translatePage, bindLanguageToggle, formatAgo, language, locale } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -106,25 +107,12 @@ function tryMoment(iso) {
 }
 
 function renderTry(result) {
-  $("try-result").hidden = false;
-  $("try-risky").hidden = !result.risky;
-  $("apply-confirm-field").hidden = !result.risky;
-  $("try-summary").textContent = t("try.summary", {
-    now: result.current.alerts, proposed: result.proposed.alerts,
-    nowCalls: result.current.calls, proposedCalls: result.proposed.calls,
-    gone: result.needless_gone.length, nights: result.nights });
+  showTryResult(result, tryMoment);
   fillTable($("try-nights"), result.per_night.map((n) => {
     const tr = document.createElement("tr");
     tr.append(cell(n.night), cell(String(n.current)), cell(String(n.proposed)));
     return tr;
   }), 3);
-  const help = [...result.help_given.missed.map((f) => t("try.missed", { room: f.room, rule: t(`rule.${f.rule}`), at: tryMoment(f.first_ts) })),
-    ...result.help_given.delayed.map((f) => t("try.delayed", { room: f.room, rule: t(`rule.${f.rule}`), at: tryMoment(f.first_ts), minutes: Math.round(f.delay_s / 60) }))];
-  $("try-help").replaceChildren(...help.map((text) => {
-    const li = document.createElement("li");
-    li.textContent = text;
-    return li;
-  }));
 }
 
 // ---- tables ------------------------------------------------------------------------------

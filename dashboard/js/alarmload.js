@@ -5,6 +5,7 @@
 
 import * as api from "./api.js";
 import { cell, fillTable } from "./tables.js";
+import { showTryResult } from "./trychange.js";
 import { t, language, locale } from "./i18n.js";
 import { describeError as describe, startPage } from "./page.js";
 
@@ -143,25 +144,11 @@ async function show(event) {
 // ---- try a change, then apply it ------------------------------------------------------------
 
 function renderTry(result) {
-  $("try-result").hidden = false;
-  $("try-risky").hidden = !result.risky;
-  $("apply-confirm-field").hidden = !result.risky;
-  $("try-summary").textContent = t("try.summary", {
-    now: result.current.alerts, proposed: result.proposed.alerts,
-    nowCalls: result.current.calls, proposedCalls: result.proposed.calls,
-    gone: result.needless_gone.length, nights: result.nights });
+  showTryResult(result, moment);
   fillTable($("try-rules"), result.by_rule.map((r) => row(header(t(`rule.${r.name}`)),
     cell(number(r.current), "num"), cell(number(r.proposed), "num"))), 3);
   fillTable($("try-nights"), result.per_night.map((n) => row(header(nightName(n.night)),
     cell(number(n.current), "num"), cell(number(n.proposed), "num"))), 3);
-  const help = [
-    ...result.help_given.missed.map((f) => t("try.missed", { room: f.room, rule: t(`rule.${f.rule}`), at: moment(f.first_ts) })),
-    ...result.help_given.delayed.map((f) => t("try.delayed", { room: f.room, rule: t(`rule.${f.rule}`), at: moment(f.first_ts), minutes: Math.round(f.delay_s / 60) }))];
-  $("try-help").replaceChildren(...help.map((text) => {
-    const li = document.createElement("li");
-    li.textContent = text;
-    return li;
-  }));
 }
 
 function change() {
