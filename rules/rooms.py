@@ -141,6 +141,9 @@ class _Flat:
     bed: BedState = BedState.IN_BED
     bed_exit: Event | None = None  # the exit whose "not back" timer is armed
     bed_deadline: datetime | None = None
+    # A "not back" timer that ran out after the night ended: the quiet situation handed
+    # to the day shift, closed by itself when the resident is seen up and about.
+    handed_over: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +290,15 @@ class SiteMachine:
                 if flat.bed is BedState.OUT_OF_BED:
                     flat = dataclasses.replace(flat, bed=step(BED, flat.bed, BedMove.LIE_DOWN))
                 flat = dataclasses.replace(flat, bed_exit=None, bed_deadline=None)
+        if flat.handed_over is not None and (
+            item.kind is EventKind.BED_ENTER
+            or (device is DeviceKind.DOOR and item.kind is EventKind.DOOR_OPEN)
+        ):
+            # Back in bed, or walking out of the flat: not lying on the floor.
+            intents.append(Clear(site=ctx.site, room=room, device=item.device,
+                                 rule=RuleName.BED_EXIT_NOT_BACK,
+                                 episode_key=flat.handed_over, ts=item.ts))
+            flat = dataclasses.replace(flat, handed_over=None)
         self.flats[room] = flat
         return intents
 
@@ -658,15 +670,25 @@ class SiteMachine:
             flat = self.flats[room]
             exit_event = flat.bed_exit
             assert exit_event is not None
-            self.flats[room] = dataclasses.replace(flat, bed_exit=None, bed_deadline=None)
+            key = ctx.episode_key(room, RuleName.BED_EXIT_NOT_BACK, exit_event.ts)
             setting = ctx.setting(RuleName.BED_EXIT_NOT_BACK, room)
             minutes = round((deadline - exit_event.ts).total_seconds() / 60)
+            # A timer that runs out after the night has ended calls no night staff: the
+            # day has begun (most such spells are a resident up early for the day). It
+            # stays an open quiet situation, first on the morning handover, until the
+            # resident is seen back in bed or walking out of the flat.
+            in_night = ctx.layout.night.contains(deadline)
+            self.flats[room] = dataclasses.replace(
+                flat, bed_exit=None, bed_deadline=None,
+                handed_over=None if in_night else key)
             return [Trigger(
                 site=ctx.site, room=room, device=exit_event.device,
                 rule=RuleName.BED_EXIT_NOT_BACK, severity=setting.severity, ts=deadline,
-                episode_key=ctx.episode_key(room, RuleName.BED_EXIT_NOT_BACK, exit_event.ts),
-                event_key=event_key(exit_event), late=False,
-                detail=f"out of bed and not back within {minutes} min", call=True)]
+                episode_key=key, event_key=event_key(exit_event), late=False,
+                detail=(f"out of bed and not back within {minutes} min" if in_night
+                        else f"out of bed for {minutes} min when the night ended: "
+                             "handed over to the day shift"),
+                call=in_night)]
         common = self.commons[room]
         key = common.key
         self.commons[room] = dataclasses.replace(

@@ -709,6 +709,32 @@ def test_fall_after_a_lost_bed_enter_is_still_called() -> None:
     assert [i.ts for i in calls(resident(intents))] == [night(1, 10), night(3, 10)]
 
 
+def test_a_bed_timer_running_out_after_the_night_is_handed_over_quietly_not_called() -> None:
+    # Up at 06:55; the night ends at 07:00 and the timer at 07:05: the day has begun, so no
+    # call to night staff, but an open quiet situation for the day shift's handover.
+    intents = feed(engine(), [ev("bed-1", night(6, 55), EventKind.BED_EXIT)],
+                   until=night(8))
+    beds = of(intents, RuleName.BED_EXIT_NOT_BACK)
+    assert [(type(i), i.ts) for i in beds] == [(Trigger, night(7, 5))]
+    trigger = beds[0]
+    assert isinstance(trigger, Trigger) and not trigger.call
+    assert "handed over" in trigger.detail
+    # The same timer inside the night is a call, as before.
+    inside = feed(engine(), [ev("bed-1", night(6, 49), EventKind.BED_EXIT)], until=night(8))
+    assert [i.ts for i in calls(resident(inside))] == [night(6, 59)]
+
+
+@pytest.mark.parametrize("seen", [
+    ("bed-1", EventKind.BED_ENTER), ("door-1", EventKind.DOOR_OPEN)])
+def test_a_handed_over_bed_situation_closes_when_the_resident_is_seen_up_and_about(
+        seen: tuple[str, EventKind]) -> None:
+    device, kind = seen
+    events = [ev("bed-1", night(6, 55), EventKind.BED_EXIT), ev(device, night(7, 20), kind)]
+    beds = of(feed(engine(), events, until=night(8)), RuleName.BED_EXIT_NOT_BACK)
+    assert [(type(i), i.ts) for i in beds] == [(Trigger, night(7, 5)), (Clear, night(7, 20))]
+    assert beds[0].episode_key == beds[1].episode_key
+
+
 def test_second_bed_exit_while_the_timer_runs_keeps_the_first_deadline() -> None:
     events = [ev("bed-1", night(1, 0), EventKind.BED_EXIT),
               ev("bed-1", night(1, 4), EventKind.BED_EXIT)]
