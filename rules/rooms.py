@@ -673,11 +673,14 @@ class SiteMachine:
             key = ctx.episode_key(room, RuleName.BED_EXIT_NOT_BACK, exit_event.ts)
             setting = ctx.setting(RuleName.BED_EXIT_NOT_BACK, room)
             minutes = round((deadline - exit_event.ts).total_seconds() / 60)
-            # A timer that runs out after the night has ended calls no night staff: the
-            # day has begun (most such spells are a resident up early for the day). It
-            # stays an open quiet situation, first on the morning handover, until the
-            # resident is seen back in bed or walking out of the flat.
-            in_night = ctx.layout.night.contains(deadline)
+            # A timer that runs out after the night has ended, or after the flat's usual
+            # rising time (``FlatRoutine.has_risen``), calls no night staff: the day has
+            # begun (most such spells are a resident up early for the day). It stays an
+            # open quiet situation, first on the morning handover, until the resident is
+            # seen back in bed or walking out of the flat.
+            routine = ctx.routines.get(room)
+            in_night = ctx.layout.night.contains(deadline) and not (
+                routine is not None and routine.has_risen(deadline, ctx.layout.night))
             self.flats[room] = dataclasses.replace(
                 flat, bed_exit=None, bed_deadline=None,
                 handed_over=None if in_night else key)
@@ -686,7 +689,7 @@ class SiteMachine:
                 rule=RuleName.BED_EXIT_NOT_BACK, severity=setting.severity, ts=deadline,
                 episode_key=key, event_key=event_key(exit_event), late=False,
                 detail=(f"out of bed and not back within {minutes} min" if in_night
-                        else f"out of bed for {minutes} min when the night ended: "
+                        else f"out of bed for {minutes} min when the day began: "
                              "handed over to the day shift"),
                 call=in_night)]
         common = self.commons[room]

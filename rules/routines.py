@@ -13,7 +13,9 @@ nights of stored events (``learn_routines``) a flat gets a ``FlatRoutine``:
   the resident up for the day before it (a morning risen after the night ended counts as
   later than any). A bed exit from then until the night ends is the resident's day
   beginning, not a spell out of bed: the bed timer is not armed (a bed sensor cannot tell
-  a fall after rising from the day's start; the night window of a flat ends there).
+  a fall after rising from the day's start; the night window of a flat ends there). A
+  timer armed earlier that runs out after that time is the same early start of the day:
+  a quiet situation, not a call (``rules.rooms``).
 
 Until a flat has ``MIN_NIGHTS`` nights of history it uses the site's defaults. Every
 figure carries its explanation (``explain``), in the catalogue's Danish first.
@@ -105,7 +107,8 @@ class FlatRoutine:
                            "limit": limit_min}))
         if self.rises_from is not None:
             lines.append((mark("Usually up for the day from {rises}: leaving the bed after "
-                               "that is the day beginning, not a call."),
+                               "that, or still up when that time comes, is the day "
+                               "beginning, not a call."),
                           {"rises": self.rises_from.strftime("%H:%M")}))
         return lines
 

@@ -163,6 +163,22 @@ def test_up_after_the_usual_rising_time_is_the_day_beginning() -> None:
     assert [c.ts for c in bed_calls(engine, early, at(tonight, 6, 59))] == [at(tonight, 5, 37)]
 
 
+@pytest.mark.pure
+def test_still_up_when_the_usual_rising_time_comes_is_handed_over_not_called() -> None:
+    tonight = FIRST_NIGHT + timedelta(days=MIN_NIGHTS)
+    engine = engine_with(history(MIN_NIGHTS, rise=time(6, 0)))
+    # Up at 05:56, a timer to 06:03: by then the flat is usually up for the day. A quiet
+    # situation for the day shift; back in bed at 06:30 closes it.
+    events = [ev("bed-1", at(tonight, 5, 56), EventKind.BED_EXIT),
+              ev("bed-1", at(tonight, 6, 30), EventKind.BED_ENTER)]
+    intents = [i for e in events for i in engine.process(e)] + engine.advance(
+        SITE, at(tonight, 6, 59))
+    beds = [i for i in intents if i.rule is RuleName.BED_EXIT_NOT_BACK]
+    assert [(type(i).__name__, i.ts) for i in beds] == [
+        ("Trigger", at(tonight, 6, 3)), ("Clear", at(tonight, 6, 30))]
+    assert isinstance(beds[0], Trigger) and not beds[0].call
+
+
 def test_the_runtime_learns_routines_from_the_stored_nights(
         site: str, migrated: StackInfo, db: psycopg.Connection,
         add_device: Callable[..., tuple[str, str]]) -> None:
