@@ -670,7 +670,7 @@ class SiteMachine:
             flat = self.flats[room]
             exit_event = flat.bed_exit
             assert exit_event is not None
-            key = ctx.episode_key(room, RuleName.BED_EXIT_NOT_BACK, exit_event.ts)
+            bed_key = ctx.episode_key(room, RuleName.BED_EXIT_NOT_BACK, exit_event.ts)
             setting = ctx.setting(RuleName.BED_EXIT_NOT_BACK, room)
             minutes = round((deadline - exit_event.ts).total_seconds() / 60)
             # A timer that runs out after the night has ended, or after the flat's usual
@@ -683,11 +683,11 @@ class SiteMachine:
                 routine is not None and routine.has_risen(deadline, ctx.layout.night))
             self.flats[room] = dataclasses.replace(
                 flat, bed_exit=None, bed_deadline=None,
-                handed_over=None if in_night else key)
+                handed_over=None if in_night else bed_key)
             return [Trigger(
                 site=ctx.site, room=room, device=exit_event.device,
                 rule=RuleName.BED_EXIT_NOT_BACK, severity=setting.severity, ts=deadline,
-                episode_key=key, event_key=event_key(exit_event), late=False,
+                episode_key=bed_key, event_key=event_key(exit_event), late=False,
                 detail=(f"out of bed and not back within {minutes} min" if in_night
                         else f"out of bed for {minutes} min when the day began: "
                              "handed over to the day shift"),
