@@ -60,7 +60,8 @@ def _store(dsn: str, site: str, nights: int, seed: int) -> tuple[int, float]:
     arrived = datetime.now(UTC)
     events = [Event(site, d.device, d.payload["id"],
                     datetime.fromisoformat(d.payload["ts"].replace("Z", "+00:00")),
-                    EventKind(d.payload["kind"]), d.payload.get("battery"))
+                    EventKind(d.payload["kind"]), d.payload.get("battery"),
+                    d.payload.get("occupied"))
               for plan in plans for d in plan.deliveries if isinstance(d, EventDelivery)]
     writer = EventWriter(dsn)
     try:

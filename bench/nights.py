@@ -67,7 +67,7 @@ def _store_history(settings: Settings, rates: DeliveryRates, suffix: str, nights
         for i in range(nights):
             night = DEFAULT_START - timedelta(days=nights - i)
             history += [plan_night(profile, night, seed), plan_day(profile, night, seed)]
-    events = [Event(e.site + suffix, e.device, e.id, e.ts, e.kind, e.battery)
+    events = [Event(e.site + suffix, e.device, e.id, e.ts, e.kind, e.battery, e.occupied)
               for e in planned_events(history)]
     # Stored now, as a replayed history arrives: an arrival at the events' own time would
     # make the runtime take the site for live (its clock wall time) and leave the played

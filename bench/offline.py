@@ -63,7 +63,8 @@ def planned_events(plans: Iterable[NightPlan]) -> list[Event]:
                 events.append(Event(
                     delivery.site, delivery.device, payload["id"],
                     datetime.fromisoformat(payload["ts"].replace("Z", "+00:00")),
-                    EventKind(payload["kind"]), payload.get("battery")))
+                    EventKind(payload["kind"]), payload.get("battery"),
+                    payload.get("occupied")))
     return events
 
 

@@ -52,6 +52,9 @@ class Event:
     ts: datetime
     kind: EventKind
     battery: int | None = None
+    # A bed sensor's state in its heartbeat (protocol v1's optional ``occupied``): evidence
+    # that outlives a lost ``bed.exit``/``bed.enter``. None: not reported (or not a bed).
+    occupied: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

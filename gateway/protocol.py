@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -47,6 +48,7 @@ class RejectReason(StrEnum):
     MISSING_KIND = "missing_kind"
     UNKNOWN_KIND = "unknown_kind"
     BAD_BATTERY = "bad_battery"
+    BAD_OCCUPIED = "bad_occupied"
     BAD_TOPIC = "bad_topic"
     BAD_STATUS = "bad_status"
     DUPLICATE_KEY = "duplicate_key"
@@ -91,6 +93,7 @@ class _Payload(BaseModel):
     ts: StrictStr
     kind: EventKind
     battery: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    occupied: StrictBool | None = None
 
 
 _FIELD_REASONS: dict[str, tuple[RejectReason, RejectReason, str]] = {
@@ -103,6 +106,8 @@ _FIELD_REASONS: dict[str, tuple[RejectReason, RejectReason, str]] = {
              "one of " + ", ".join(k.value for k in EventKind)),
     "battery": (RejectReason.BAD_BATTERY, RejectReason.BAD_BATTERY,
                 "an integer from 0 to 100, or absent"),
+    "occupied": (RejectReason.BAD_OCCUPIED, RejectReason.BAD_OCCUPIED,
+                 "true or false (a bed sensor's state in its heartbeat), or absent"),
 }
 
 
@@ -218,8 +223,11 @@ def decode_event(site: str, device: str, payload: bytes) -> Event:
         raise Rejected(RejectReason.BAD_ID,
                        f"field 'id' contains the control character {bad_char!r} "
                        f"(U+{ord(bad_char):04X}); expected {_FIELD_REASONS['id'][2]}")
+    # ``occupied`` is a heartbeat's report of the bed's state; on a bed.exit or bed.enter
+    # the kind says it already, and on other kinds it means nothing: not kept.
+    occupied = parsed.occupied if parsed.kind is EventKind.HEARTBEAT else None
     return Event(site=site, device=device, id=parsed.id, ts=parse_ts(parsed.ts),
-                 kind=parsed.kind, battery=parsed.battery)
+                 kind=parsed.kind, battery=parsed.battery, occupied=occupied)
 
 
 def decode_status(site: str, device: str, payload: bytes, received_at: datetime) -> StatusChange:

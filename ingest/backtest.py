@@ -52,29 +52,31 @@ def period_events(conn: psycopg.Connection, site: str, start: datetime, end: dat
     they arrived (ties in the engine's own order: ts, device, id, compared as Python
     compares strings, hence ``COLLATE "C"``). One query."""
     rows = conn.execute(
-        "SELECT device, event_id, ts, kind, battery, received_at FROM events "
+        "SELECT device, event_id, ts, kind, battery, occupied, received_at FROM events "
         "WHERE site = %s AND ts >= %s AND ts < %s "
         'ORDER BY received_at, ts, device COLLATE "C", event_id COLLATE "C"',
         (site, start, end)).fetchall()
-    return [(Event(site, device, event_id, ts, EventKind(kind), battery), received_at)
-            for device, event_id, ts, kind, battery, received_at in rows]
+    return [(Event(site, device, event_id, ts, EventKind(kind), battery, occupied),
+             received_at)
+            for device, event_id, ts, kind, battery, occupied, received_at in rows]
 
 
 _COMPACT = """
 WITH e AS (
-  SELECT device, event_id, ts, kind, battery, received_at,
-         count(*) FILTER (WHERE kind <> 'heartbeat')
+  SELECT device, event_id, ts, kind, battery, occupied, received_at,
+         kind = 'heartbeat' AND occupied IS NULL AS bare,
+         count(*) FILTER (WHERE kind <> 'heartbeat' OR occupied IS NOT NULL)
            OVER (ORDER BY received_at, ts, device COLLATE "C", event_id COLLATE "C") AS n
   FROM events
   WHERE site = %(site)s AND ts >= %(start)s AND ts < %(end)s AND device = ANY(%(devices)s)
 )
-SELECT device, event_id, ts, kind, battery, received_at, received_at, n, 0 AS run, 0
-  FROM e WHERE kind <> 'heartbeat'
+SELECT device, event_id, ts, kind, battery, occupied, received_at, received_at, n, 0 AS run, 0
+  FROM e WHERE NOT bare
 UNION ALL
-SELECT NULL, NULL, max(least(ts, received_at)), 'heartbeat', NULL,
+SELECT NULL, NULL, max(least(ts, received_at)), 'heartbeat', NULL, NULL,
        (array_agg(received_at ORDER BY least(ts, received_at) DESC))[1], max(received_at),
        n, 1, count(*)
-  FROM e WHERE kind = 'heartbeat' AND ts - received_at <= %(skew)s GROUP BY n
+  FROM e WHERE bare AND ts - received_at <= %(skew)s GROUP BY n
 ORDER BY n, run
 """
 
@@ -84,14 +86,17 @@ def period_events_compact(conn: psycopg.Connection, site: str, start: datetime,
                           ) -> list[tuple[Event, datetime] | HeartbeatRun]:
     """As ``period_events`` for ``devices``, with each run of heartbeats between two other
     events (in arrival order) given as one ``HeartbeatRun`` (heartbeats stamped more than
-    ``future_skew`` after they arrived left out). One query; a replay of the resident rules
-    needs no more of the heartbeats than how far they moved the clock."""
+    ``future_skew`` after they arrived left out). A heartbeat with a bed's state
+    (``occupied``) is evidence for the resident rules and stays an event of its own. One
+    query; a replay of the resident rules needs no more of the other heartbeats than how
+    far they moved the clock."""
     rows = conn.execute(_COMPACT, {"site": site, "start": start, "end": end,
                                    "devices": devices, "skew": future_skew}).fetchall()
     return [HeartbeatRun(ts, received_at, last, beats)
-            if beats else (Event(site, device, event_id, ts, EventKind(kind), battery),
-                           received_at)
-            for device, event_id, ts, kind, battery, received_at, last, _, _, beats in rows]
+            if beats else (Event(site, device, event_id, ts, EventKind(kind), battery,
+                                 occupied), received_at)
+            for device, event_id, ts, kind, battery, occupied, received_at, last, _, _, beats
+            in rows]
 
 
 def recorded_alerts(conn: psycopg.Connection, site: str, start: datetime, end: datetime

@@ -34,14 +34,16 @@ def _recent_events(conn: psycopg.Connection, sites: Sequence[str], window: timed
     # refused those) are left out: one of them would move the window, and so the clock,
     # to its own time.
     rows = conn.execute(
-        "SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery, e.received_at "
+        "SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery, e.occupied, "
+        "e.received_at "
         "FROM unnest(%s::text[]) AS s(site) "
         "CROSS JOIN LATERAL (SELECT max(ts) AS newest FROM events "
         "                    WHERE site = s.site AND ts <= %s) m "
         "JOIN events e ON e.site = s.site AND e.ts >= m.newest - %s AND e.ts <= %s "
         "ORDER BY e.ts", (list(sites), not_after, window, not_after)).fetchall()
-    return [(Event(site, device, event_id, ts, EventKind(kind), battery), received_at)
-            for site, device, event_id, ts, kind, battery, received_at in rows]
+    return [(Event(site, device, event_id, ts, EventKind(kind), battery, occupied),
+             received_at)
+            for site, device, event_id, ts, kind, battery, occupied, received_at in rows]
 
 
 def _offline_devices(conn: psycopg.Connection) -> list[StatusChange]:

@@ -122,9 +122,10 @@ def copy_text(events: list[tuple[Event, datetime]]) -> str:
     rows = []
     for event, received_at in events:
         battery = "\\N" if event.battery is None else str(event.battery)
+        occupied = "\\N" if event.occupied is None else ("t" if event.occupied else "f")
         # Site and device ids are slugs (checked when provisioned); the event id is free text.
         rows.append(f"{event.site}\t{event.device}\t{_text(event.id)}\t"
-                    f"{event.ts.isoformat()}\t{event.kind.value}\t{battery}\t"
+                    f"{event.ts.isoformat()}\t{event.kind.value}\t{battery}\t{occupied}\t"
                     f"{received_at.isoformat()}\n")
     return "".join(rows)
 
@@ -152,17 +153,19 @@ def batch_sites(batch: Batch) -> set[str]:
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS events_staging (
     site text, device text, event_id text, ts timestamptz, kind text, battery smallint,
-    received_at timestamptz
+    occupied boolean, received_at timestamptz
 ) ON COMMIT DELETE ROWS
 """
 
 _MOVE = """
-INSERT INTO events (site, device, event_id, ts, room, kind, battery, received_at)
-SELECT s.site, s.device, s.event_id, s.ts, d.room, s.kind, s.battery, s.received_at
+INSERT INTO events (site, device, event_id, ts, room, kind, battery, occupied, received_at)
+SELECT s.site, s.device, s.event_id, s.ts, d.room, s.kind, s.battery, s.occupied,
+       s.received_at
 FROM events_staging s JOIN devices d ON d.site = s.site AND d.id = s.device
 ON CONFLICT DO NOTHING
 """
-_RETURNING = "RETURNING site, device, event_id, ts, room, kind, battery, received_at"
+_RETURNING = ("RETURNING site, device, event_id, ts, room, kind, battery, occupied, "
+              "received_at")
 
 _TOUCH_DEVICES = """
 UPDATE devices d SET
@@ -267,16 +270,17 @@ class EventWriter:
         with conn.cursor() as cur:
             if batch.events:
                 with cur.copy(
-                    "COPY events_staging (site, device, event_id, ts, kind, battery, received_at)"
-                    " FROM STDIN"
+                    "COPY events_staging (site, device, event_id, ts, kind, battery, occupied, "
+                    "received_at) FROM STDIN"
                 ) as copy:
                     copy.write(copy_text(batch.events))
                 if self._hooks:
                     cur.execute(_MOVE + _RETURNING)
-                    for site, device, event_id, ts, room, kind, battery, received_at in (
-                            cur.fetchall()):
+                    for (site, device, event_id, ts, room, kind, battery, occupied,
+                         received_at) in cur.fetchall():
                         new_rows.append(StoredEventRow(
-                            Event(site, device, event_id, ts, EventKind(kind), battery),
+                            Event(site, device, event_id, ts, EventKind(kind), battery,
+                                  occupied),
                             room, received_at))
                     stored = len(new_rows)
                 else:  # nobody needs the rows back: only count them

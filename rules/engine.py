@@ -54,7 +54,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from core.events import Event, EventKind, StatusChange
+from core.events import DeviceKind, Event, EventKind, StatusChange
 from core.intents import Intent
 from core.night_window import require_aware
 from rules.devices import DeviceMachine
@@ -253,9 +253,13 @@ class RulesEngine:
         intents = self._advance(state, item.ts)
         assert state.watermark is not None
         touched: list[Timeline[Machine] | Timeline[DeviceMachine]] = [state.devices[item.device]]
-        if isinstance(item, Event) and item.kind is not EventKind.HEARTBEAT:
+        if isinstance(item, Event) and (
+            item.kind is not EventKind.HEARTBEAT
+            or (item.occupied is not None and info.kind is DeviceKind.BED)
+        ):
             # Room machines ignore heartbeats (signs of life, for the device's machine):
-            # keeping them out keeps a room's timeline to what happened in the room.
+            # keeping them out keeps a room's timeline to what happened in the room. A bed's
+            # heartbeat that reports its state is evidence of what happened there.
             touched.insert(0, state.residents)
         for timeline in touched:
             intents += timeline.insert(item, state.ctx, state.watermark)

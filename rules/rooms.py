@@ -110,6 +110,9 @@ DOOR_BOUNCE = timedelta(seconds=60)
 # no motion there for this long before the door opened, nobody came: it is a departure.
 HOMECOMING_WALK = timedelta(seconds=90)
 
+# How many heartbeats a bed's last "in bed" report may lie behind an "empty" one for the
+# empty one to tell a lost bed.exit (``RoomsMachine._bed_report_empty``).
+REPORTS_MISSED = 4
 _IN_FLAT_ACTIVITY = frozenset(
     {EventKind.BED_ENTER, EventKind.BED_EXIT, EventKind.MOTION, EventKind.PRESENCE_ON}
 )
@@ -141,6 +144,11 @@ class _Flat:
     bed: BedState = BedState.IN_BED
     bed_exit: Event | None = None  # the exit whose "not back" timer is armed
     bed_deadline: datetime | None = None
+    bed_from: datetime | None = None  # out of bed since (before bed_exit for a lost exit)
+    # When the bed last said "in bed" (a bed.enter, or a heartbeat reporting it occupied);
+    # None since it last said "empty". A heartbeat reporting it empty after that is a
+    # bed.exit that never arrived (``_bed_report``).
+    bed_seen_in: datetime | None = None
     # A "not back" timer that ran out after the night ended: the quiet situation handed
     # to the day shift, closed by itself when the resident is seen up and about.
     handed_over: str | None = None
@@ -286,14 +294,21 @@ class SiteMachine:
                 # was lost, or the resident lay on top of the sensor) still arms the timer.
                 if flat.bed_deadline is None:
                     flat = self._arm_bed(flat, item, room, ctx)
-            elif item.kind is EventKind.BED_ENTER:
+                flat = dataclasses.replace(flat, bed_seen_in=None)
+            elif item.kind is EventKind.BED_ENTER or (
+                item.kind is EventKind.HEARTBEAT and item.occupied is True
+            ):
+                # A heartbeat saying "occupied" while a timer runs: the bed.enter was lost.
                 if flat.bed is BedState.OUT_OF_BED:
                     flat = dataclasses.replace(flat, bed=step(BED, flat.bed, BedMove.LIE_DOWN))
-                flat = dataclasses.replace(flat, bed_exit=None, bed_deadline=None)
-        if flat.handed_over is not None and (
-            item.kind is EventKind.BED_ENTER
-            or (device is DeviceKind.DOOR and item.kind is EventKind.DOOR_OPEN)
-        ):
+                flat = dataclasses.replace(flat, bed_exit=None, bed_deadline=None,
+                                           bed_from=None, bed_seen_in=item.ts)
+            elif item.kind is EventKind.HEARTBEAT and item.occupied is False:
+                flat = self._bed_report_empty(flat, item, room, ctx)
+        up_and_about = (item.kind is EventKind.BED_ENTER
+                        or (device is DeviceKind.BED and item.occupied is True)
+                        or (device is DeviceKind.DOOR and item.kind is EventKind.DOOR_OPEN))
+        if flat.handed_over is not None and up_and_about:
             # Back in bed, or walking out of the flat: not lying on the floor.
             intents.append(Clear(site=ctx.site, room=room, device=item.device,
                                  rule=RuleName.BED_EXIT_NOT_BACK,
@@ -312,26 +327,50 @@ class SiteMachine:
         return seen is None or ts - seen > HOMECOMING_WALK
 
     @staticmethod
-    def _arm_bed(flat: _Flat, exit_event: Event, room: str, ctx: SiteContext) -> _Flat:
+    def _arm_bed(flat: _Flat, exit_event: Event, room: str, ctx: SiteContext,
+                 since: datetime | None = None) -> _Flat:
+        """Arm the "not back" timer for a spell out of bed from ``since`` (default: the
+        exit event's time); it never runs out before ``exit_event``, the evidence, came."""
         setting = ctx.resident_rule(RuleName.BED_EXIT_NOT_BACK, room, exit_event.ts)
         if setting is None:
             return flat
+        start = exit_event.ts if since is None else min(since, exit_event.ts)
         # The room's minutes are a hard safety limit; the flat's routine may only call
         # sooner (``rules.routines``), or see the usual start of the day (no timer).
         allowed = _minutes(setting.minutes, RuleName.BED_EXIT_NOT_BACK)
         routine = ctx.routines.get(room)
         if routine is not None:
-            if routine.has_risen(exit_event.ts, ctx.layout.night):
+            if routine.has_risen(start, ctx.layout.night):
                 return flat
             allowed = routine.allowed_out_of_bed(allowed)
-        return dataclasses.replace(flat, bed_exit=exit_event, bed_deadline=exit_event.ts + allowed)
+        return dataclasses.replace(flat, bed_exit=exit_event, bed_from=start,
+                                   bed_deadline=max(exit_event.ts, start + allowed))
+
+    def _bed_report_empty(self, flat: _Flat, report: Event, room: str,
+                          ctx: SiteContext) -> _Flat:
+        """A bed heartbeat says "empty". After the bed last said "in bed", with no bed.exit
+        since, the exit was lost (or the resident rolled off without the sensor's edge being
+        sent): out of bed since the last "in bed", and the timer runs from there. Only when
+        that "in bed" is at most ``REPORTS_MISSED`` heartbeats old (a report or two may be
+        lost too): after a longer silence (a bed that reports no state between nights)
+        nobody knows when the bed was left. Home, not away on an outing (that has its own
+        timer), and never a second timer."""
+        interval = timedelta(seconds=ctx.device(report.device).heartbeat_s)
+        if (flat.bed_seen_in is None or report.ts - flat.bed_seen_in > REPORTS_MISSED * interval
+                or flat.bed_deadline is not None or flat.excursion is not Excursion.HOME):
+            return dataclasses.replace(flat, bed_seen_in=None)
+        since = flat.bed_seen_in
+        if flat.bed is BedState.IN_BED:
+            flat = dataclasses.replace(flat, bed=step(BED, flat.bed, BedMove.GET_UP))
+        flat = self._arm_bed(flat, report, room, ctx, since=since)
+        return dataclasses.replace(flat, bed_seen_in=None)
 
     def _leave(self, flat: _Flat, event: Event, room: str,
                ctx: SiteContext) -> tuple[_Flat, list[Intent]]:
         flat = dataclasses.replace(
             flat, excursion=step(EXCURSION, flat.excursion, ExcursionMove.LEAVE),
             # Out of the flat: the outing's allowed time governs, not the bed's.
-            bed_exit=None, bed_deadline=None)
+            bed_exit=None, bed_deadline=None, bed_from=None)
         setting = ctx.resident_rule(RuleName.LEFT_FLAT, room, event.ts)
         if setting is None:
             return flat, []
@@ -672,7 +711,9 @@ class SiteMachine:
             assert exit_event is not None
             bed_key = ctx.episode_key(room, RuleName.BED_EXIT_NOT_BACK, exit_event.ts)
             setting = ctx.setting(RuleName.BED_EXIT_NOT_BACK, room)
-            minutes = round((deadline - exit_event.ts).total_seconds() / 60)
+            out_since = flat.bed_from or exit_event.ts
+            minutes = round((deadline - out_since).total_seconds() / 60)
+            lost_exit = exit_event.kind is EventKind.HEARTBEAT
             # A timer that runs out after the night has ended, or after the flat's usual
             # rising time (``FlatRoutine.has_risen``), calls no night staff: the day has
             # begun (most such spells are a resident up early for the day). It stays an
@@ -682,7 +723,7 @@ class SiteMachine:
             in_night = ctx.layout.night.contains(deadline) and not (
                 routine is not None and routine.has_risen(deadline, ctx.layout.night))
             self.flats[room] = dataclasses.replace(
-                flat, bed_exit=None, bed_deadline=None,
+                flat, bed_exit=None, bed_deadline=None, bed_from=None,
                 handed_over=None if in_night else bed_key)
             return [Trigger(
                 site=ctx.site, room=room, device=exit_event.device,
@@ -690,7 +731,9 @@ class SiteMachine:
                 episode_key=bed_key, event_key=event_key(exit_event), late=False,
                 detail=(f"out of bed and not back within {minutes} min" if in_night
                         else f"out of bed for {minutes} min when the day began: "
-                             "handed over to the day shift"),
+                             "handed over to the day shift")
+                + ("; the bed reported empty, its bed.exit never arrived" if lost_exit
+                   else ""),
                 call=in_night)]
         common = self.commons[room]
         key = common.key

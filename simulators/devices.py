@@ -206,6 +206,31 @@ def heartbeats(profile: SiteProfile, device: DeviceSpec, seed: int,
         device.id, EventKind.HEARTBEAT) for k in range(slot(start), slot(end))]
 
 
+def bed_states(observed: Sequence[Observation], beds: set[str]) -> dict[Observation, bool]:
+    """What each bed sensor's heartbeat reports (``occupied``): the bed's true state at the
+    heartbeat, from the sensor's own observations in time order, lost messages included
+    (the sensor knows its state; only the message was lost). Before a bed's first
+    ``bed.exit``/``bed.enter`` its state is the opposite of that first one; a bed with none
+    (a heartbeat-only day) reports no state."""
+    first: dict[str, bool] = {}
+    for seen in observed:
+        if seen.device in beds and seen.device not in first and seen.kind in _BED_MOVES:
+            first[seen.device] = seen.kind is not EventKind.BED_ENTER
+    state = dict(first)
+    reports: dict[Observation, bool] = {}
+    for seen in observed:
+        if seen.device not in state:
+            continue
+        if seen.kind in _BED_MOVES:
+            state[seen.device] = seen.kind is EventKind.BED_ENTER
+        elif seen.kind is EventKind.HEARTBEAT:
+            reports[seen] = state[seen.device]
+    return reports
+
+
+_BED_MOVES = frozenset({EventKind.BED_EXIT, EventKind.BED_ENTER})
+
+
 def deliveries(profile: SiteProfile, night: date, seed: int, observations: Iterable[Observation],
                faults: DeviceFaults, *, segment: str,
                lost: list[EventDelivery] | None = None) -> list[Delivery]:
@@ -216,8 +241,10 @@ def deliveries(profile: SiteProfile, night: date, seed: int, observations: Itera
     """
     site, behaviour = profile.site, profile.devices
     specs = {spec.id: spec for spec in profile.device_specs}
+    observed = sorted(observations, key=lambda o: (o.ts, o.device, o.kind))
+    occupied = bed_states(observed, {s.id for s in specs.values() if s.kind is DeviceKind.BED})
     by_device: dict[str, list[Observation]] = defaultdict(list)
-    for seen in sorted(observations, key=lambda o: (o.ts, o.device, o.kind)):
+    for seen in observed:
         if not faults.is_offline(seen.device, seen.ts):
             by_device[seen.device].append(seen)
     rng = stream(seed, site, segment, "network")
@@ -229,8 +256,12 @@ def deliveries(profile: SiteProfile, night: date, seed: int, observations: Itera
         skew = timedelta(seconds=stream(seed, site, segment, "clock", device).uniform(
             -behaviour.clock_skew_s, behaviour.clock_skew_s))
         for n, seen in enumerate(by_device[device], start=1):
-            payload = {"id": f"{seed}-{segment}-{n:05d}", "ts": _iso(seen.ts + skew),
-                       "kind": str(seen.kind), "battery": battery}
+            payload: dict[str, object] = {
+                "id": f"{seed}-{segment}-{n:05d}", "ts": _iso(seen.ts + skew),
+                "kind": str(seen.kind), "battery": battery}
+            state = occupied.get(seen)
+            if state is not None:
+                payload["occupied"] = state
             at = seen.ts + timedelta(seconds=rng.uniform(*behaviour.latency_s))
             delayed = rng.random() < behaviour.delayed_fraction
             if delayed:

@@ -28,7 +28,8 @@ def status_topic(site: str, device: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class EventDelivery:
-    """One QoS 1 publish of a protocol v1 event payload (``id``, ``ts``, ``kind``, ``battery``)."""
+    """One QoS 1 publish of a protocol v1 event payload (``id``, ``ts``, ``kind``, ``battery``;
+    a bed sensor's heartbeat also ``occupied``)."""
 
     at: datetime
     site: str

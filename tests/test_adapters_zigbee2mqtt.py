@@ -163,6 +163,23 @@ def test_bed_pad_occupancy_means_bed_enter_and_exit() -> None:
     assert kinds(decoder, bed, b'{"occupancy":false}') == [EventKind.BED_EXIT]
 
 
+def test_a_bed_pads_repeated_state_is_a_heartbeat_that_says_the_state() -> None:
+    # The change itself (occupancy false) was lost; the pad's next report repeats it.
+    bed = DeviceRef("solsikken", "bed-12", DeviceKind.BED, DeviceSource.ZIGBEE2MQTT, "bed 12")
+    decoder = Zigbee2MqttDecoder()
+    decoder.seed("bed 12", EventKind.BED_EXIT)
+    seen = NIGHT.isoformat().replace("+00:00", "Z")
+    [beat] = decoder.decode_state(bed, json.dumps({"occupancy": False, "last_seen": seen})
+                                  .encode(), NIGHT).events
+    assert (beat.kind, beat.occupied) == (EventKind.HEARTBEAT, False)
+    # A door's heartbeat says no bed state.
+    closed, *_ = messages("door_sequence.json")
+    door = Zigbee2MqttDecoder()
+    door.seed("hall door 3", EventKind.DOOR_CLOSED)
+    [door_beat] = door.decode_state(HALL_DOOR, closed, NIGHT).events
+    assert (door_beat.kind, door_beat.occupied) == (EventKind.HEARTBEAT, None)
+
+
 def test_seeded_state_makes_the_first_message_after_restart_a_repeat() -> None:
     closed, *_ = messages("door_sequence.json")
     decoder = Zigbee2MqttDecoder()

@@ -76,3 +76,22 @@ def test_unknown_fields_are_still_ignored() -> None:
 ])
 def test_dead_letters_are_charged_to_the_device_that_sent_them(topic: str, sender: str) -> None:
     assert sender_of(topic) == sender
+
+
+@pytest.mark.parametrize(("state", "expected"), [("true", True), ("false", False)])
+def test_a_heartbeat_may_report_the_beds_state(state: str, expected: bool) -> None:
+    event = decode_event("solsikken", "f1-bed", (
+        '{"id": "a", "ts": "2026-11-23T02:10:03Z", "kind": "heartbeat", '
+        f'"occupied": {state}}}').encode())
+    assert event.occupied is expected
+
+
+def test_occupied_on_a_bed_edge_is_not_kept_and_a_non_boolean_is_refused() -> None:
+    edge = decode_event("solsikken", "f1-bed", b'{"id": "a", "ts": "2026-11-23T02:10:03Z", '
+                                               b'"kind": "bed.exit", "occupied": true}')
+    assert edge.occupied is None  # the kind says it; a second answer would be a contradiction
+    with pytest.raises(Rejected) as refused:
+        decode_event("solsikken", "f1-bed", b'{"id": "a", "ts": "2026-11-23T02:10:03Z", '
+                                            b'"kind": "heartbeat", "occupied": "yes"}')
+    assert refused.value.reason == "bad_occupied"
+    assert "true or false" in refused.value.detail

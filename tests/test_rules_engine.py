@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -733,6 +734,60 @@ def test_a_handed_over_bed_situation_closes_when_the_resident_is_seen_up_and_abo
     beds = of(feed(engine(), events, until=night(8)), RuleName.BED_EXIT_NOT_BACK)
     assert [(type(i), i.ts) for i in beds] == [(Trigger, night(7, 5)), (Clear, night(7, 20))]
     assert beds[0].episode_key == beds[1].episode_key
+
+
+def bed_report(ts: datetime, occupied: bool) -> Event:
+    """A heartbeat of bed-1 reporting the bed's state (protocol v1's ``occupied``)."""
+    return Event(SITE, "bed-1", f"bed-1@{ts.isoformat()}/report", ts, EventKind.HEARTBEAT,
+                 None, occupied)
+
+
+def reports(first: datetime, last: datetime, occupied: bool) -> list[Event]:
+    """bed-1's heartbeats every 5 minutes (its interval) from ``first`` to ``last``."""
+    count = int((last - first) / timedelta(minutes=5)) + 1
+    return [bed_report(first + timedelta(minutes=5 * i), occupied) for i in range(count)]
+
+
+def test_a_fall_whose_bed_exit_was_lost_is_called_from_the_beds_own_report() -> None:
+    # In bed, reported occupied every 5 min up to 02:58; the bed.exit at 03:00 is lost.
+    # The 03:03 report says "empty": out of bed since 02:58 at the latest, called at 03:08.
+    events = [ev("bed-1", night(23, 0), EventKind.BED_ENTER),
+              *reports(night(23, 3), night(2, 58), occupied=True),
+              *reports(night(3, 3), night(3, 58), occupied=False)]
+    intents = feed(engine(), events, until=night(4))
+    [call] = calls(resident(intents))
+    assert (call.rule, call.ts) == (RuleName.BED_EXIT_NOT_BACK, night(3, 8))
+    assert isinstance(call, Trigger) and "bed.exit never arrived" in call.detail
+    # Without the state in its heartbeats, nothing could have been seen.
+    bare = [replace(e, occupied=None) for e in events]
+    assert calls(resident(feed(engine(), bare, until=night(4)))) == []
+
+
+def test_a_bed_reported_occupied_cancels_the_timer_of_a_lost_bed_enter() -> None:
+    events = [ev("bed-1", night(3, 0), EventKind.BED_EXIT),
+              bed_report(night(3, 6), occupied=True)]   # back at 03:04; the enter was lost
+    assert calls(resident(feed(engine(), events, until=night(4)))) == []
+
+
+def test_an_empty_bed_report_long_after_the_last_in_bed_is_no_lost_exit() -> None:
+    # In bed at 06:55 (the night's end); the next report with a state is the evening's,
+    # 15 hours later: when the bed was left is unknown, nobody fell at 22:05.
+    events = [bed_report(night(6, 55), occupied=True),
+              bed_report(local(2026, 11, 24, 22, 5), occupied=False)]
+    assert calls(resident(feed(engine(), events, until=local(2026, 11, 24, 23)))) == []
+    # Nor an empty report before the resident was ever seen in bed tonight.
+    early = [bed_report(night(22, 5), occupied=False), bed_report(night(22, 10), False)]
+    assert calls(resident(feed(engine(), early, until=night(23)))) == []
+
+
+def test_an_empty_bed_report_while_the_resident_is_out_of_the_flat_arms_no_bed_timer() -> None:
+    # Out of the flat (the bed.exit lost): the outing's time governs, not a bed timer.
+    events = sorted([*reports(night(1, 0), night(1, 55), occupied=True),
+                     *leave_and_return(night(2, 0), night(2, 8)),
+                     bed_report(night(2, 1), occupied=False),
+                     ev("bed-1", night(2, 10), EventKind.BED_ENTER)], key=lambda e: e.ts)
+    assert of(calls(resident(feed(engine(), events, until=night(3)))),
+              RuleName.BED_EXIT_NOT_BACK) == []
 
 
 def test_second_bed_exit_while_the_timer_runs_keeps_the_first_deadline() -> None:

@@ -38,10 +38,11 @@ class Devices:
         self.clients[device] = DeviceClient(self.stack.mqtt_host, self.stack.mqtt_port, user,
                                             password)
 
-    def send(self, device: str, kind: str, ts: datetime, battery: int | None = None) -> None:
+    def send(self, device: str, kind: str, ts: datetime, battery: int | None = None,
+             occupied: bool | None = None) -> None:
         self.clients[device].publish_many(
             [(f"nattero/v1/{self.site}/{device}/events",
-              event_payload(kind, ts=ts, battery=battery))])
+              event_payload(kind, ts=ts, battery=battery, occupied=occupied))])
 
     def status(self, device: str, presence: str) -> None:
         self.clients[device].publish_many(
@@ -159,6 +160,33 @@ def test_bed_exit_not_back_within_ten_minutes_raises_an_alert(site, db, devices,
     assert alerts(db, site) == []
     devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=11))
     assert wait_until(lambda: "bed_exit_not_back" in [a[0] for a in alerts(db, site)])
+
+
+def test_a_lost_bed_exit_is_seen_in_the_beds_heartbeat_even_across_a_restart(
+        site, db, devices, run_pipeline) -> None:
+    # In bed; the bed.exit at NIGHT+6 min is lost; the bed's heartbeats report its state.
+    def beds() -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = db.execute(
+            "SELECT first_ts, called_at FROM alerts WHERE site = %s "
+            "AND rule = 'bed_exit_not_back'", (site,)).fetchall()
+        return rows
+
+    pipeline = run_pipeline(site)
+    devices.send("f1-bed", "bed.enter", NIGHT - timedelta(hours=1))
+    devices.send("f1-bed", "heartbeat", NIGHT + timedelta(minutes=5), occupied=True)
+    devices.send("f1-bed", "heartbeat", NIGHT + timedelta(minutes=10), occupied=False)
+    devices.send("f1-bed", "heartbeat", NIGHT + timedelta(minutes=12), occupied=False)
+    assert wait_until(lambda: db.execute(
+        "SELECT count(*) FROM events WHERE site = %s AND occupied IS NOT NULL",
+        (site,)).fetchone()[0] == 3)
+    assert beds() == []   # the clock stands at NIGHT+12: before the deadline
+    # A restart: the new pipeline reads the night back from the store, states included.
+    pipeline.stop()
+    run_pipeline(site)
+    devices.send("lounge-pir", "heartbeat", NIGHT + timedelta(minutes=16))
+    assert wait_until(lambda: len(beds()) == 1)
+    # Out of bed since the last "in bed" report (NIGHT+5), not since the "empty" one.
+    assert beds() == [(NIGHT + timedelta(minutes=15), NIGHT + timedelta(minutes=15))]
 
 
 def test_flat_without_monitoring_basis_raises_no_resident_alert(

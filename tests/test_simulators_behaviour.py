@@ -14,7 +14,13 @@ import pytest
 from core.alerts import RuleName
 from core.events import DeviceKind, EventKind, Presence, RoomKind
 from simulators.behaviour import plan_day, plan_night
-from simulators.devices import DeviceFaults, OfflineSpell, deliveries, heartbeats
+from simulators.devices import (
+    DeviceFaults,
+    OfflineSpell,
+    bed_states,
+    deliveries,
+    heartbeats,
+)
 from simulators.errors import ProfileError, SpeedError
 from simulators.ground_truth import (
     AlertRecord,
@@ -27,6 +33,7 @@ from simulators.ground_truth import (
 from simulators.pacing import Timetable, parse_speed
 from simulators.plan import EventDelivery, StatusDelivery
 from simulators.profile import PROFILE_DIR, all_profiles, load_profile, profile_names
+from simulators.residents import Observation
 
 pytestmark = pytest.mark.pure  # no database, broker or browser: `make test-fast`
 
@@ -119,7 +126,9 @@ def test_deliveries_are_time_ordered_protocol_v1_payloads() -> None:
             if not isinstance(delivery, EventDelivery):
                 continue
             payload = delivery.payload
-            assert set(payload) == {"id", "ts", "kind", "battery"}
+            state = {"occupied"} if payload["kind"] == "heartbeat" and "occupied" in payload \
+                else set()
+            assert set(payload) == {"id", "ts", "kind", "battery"} | state
             assert payload["kind"] in PROTOCOL_KINDS
             assert 0 <= payload["battery"] <= 100
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", payload["ts"])
@@ -152,6 +161,35 @@ def test_heartbeats_come_at_the_device_interval() -> None:
     assert len(beats) == pytest.approx((end - start).total_seconds() / 300, abs=1)
     jitter = profile.devices.heartbeat_jitter * 300
     assert all(300 - 2 * jitter <= gap <= 300 + 2 * jitter for gap in gaps)
+
+
+def test_a_bed_sensors_heartbeat_reports_its_true_state_and_other_devices_none() -> None:
+    # In time order (the clock times stand for one night: 22:00 comes first).
+    seen = [Observation(_t("22:00"), "f1-bed", EventKind.HEARTBEAT),
+            Observation(_t("22:00"), "f1-door", EventKind.HEARTBEAT),
+            Observation(_t("22:30"), "f1-bed", EventKind.BED_ENTER),
+            Observation(_t("23:00"), "f1-bed", EventKind.HEARTBEAT),
+            Observation(_t("01:00"), "f1-bed", EventKind.BED_EXIT),   # lost or not, it happened
+            Observation(_t("01:05"), "f1-bed", EventKind.HEARTBEAT),
+            Observation(_t("01:20"), "f1-bed", EventKind.BED_ENTER),
+            Observation(_t("02:00"), "f1-bed", EventKind.HEARTBEAT),
+            Observation(_t("02:00"), "f2-bed", EventKind.HEARTBEAT)]  # no move: no state
+    states = bed_states(seen, {"f1-bed", "f2-bed"})
+    assert {(o.ts, o.device): state for o, state in states.items()} == {
+        (_t("22:00"), "f1-bed"): False, (_t("23:00"), "f1-bed"): True,
+        (_t("01:05"), "f1-bed"): False, (_t("02:00"), "f1-bed"): True}
+    # A planned night: every bed heartbeat during a fall says "empty", no door's says any.
+    profile = load_profile("birkely")
+    plan = plan_night(profile, NIGHT, 255)
+    falls = [e for e in plan.episodes if e.kind is EpisodeKind.FALL]
+    beds = {s.id: s.room for s in profile.device_specs if s.kind is DeviceKind.BED}
+    beats = [d for d in plan.deliveries if isinstance(d, EventDelivery)
+             and d.payload["kind"] == "heartbeat"]
+    assert falls and all(("occupied" in d.payload) == (d.device in beds) for d in beats)
+    during = [d.payload["occupied"] for d in beats for fall in falls
+              if d.device in beds and beds[d.device] == fall.room
+              and fall.start < datetime.fromisoformat(d.payload["ts"]) < fall.end]
+    assert during and not any(during)
 
 
 def test_heartbeats_continue_through_the_day_between_nights() -> None:

@@ -98,8 +98,13 @@ class Zigbee2MqttDecoder:
         else:
             ts = received
 
+        # A bed's repeated state is its heartbeat, and says the state (``occupied``): the
+        # evidence the rules need when the message of the change itself was lost.
+        occupied = (_flag(state, "occupancy", device) if device.kind is DeviceKind.BED
+                    else None)
         events = [
-            Event(device.site, device.device, _event_id(name, kind, ts), ts, kind, battery)
+            Event(device.site, device.device, _event_id(name, kind, ts), ts, kind, battery,
+                  occupied if kind is EventKind.HEARTBEAT else None)
             for kind in kinds
         ]
         decoded = Decoded(events, warnings=tuple(warnings))

@@ -95,10 +95,12 @@ class DeviceClient:
 
 
 def event_payload(kind: str = "motion", ts: datetime | None = None, event_id: str | None = None,
-                  battery: int | None = None) -> bytes:
+                  battery: int | None = None, occupied: bool | None = None) -> bytes:
     body: dict[str, Any] = {"id": event_id or uuid.uuid4().hex,
                             "ts": (ts or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
                             "kind": kind}
     if battery is not None:
         body["battery"] = battery
+    if occupied is not None:
+        body["occupied"] = occupied
     return json.dumps(body).encode()
