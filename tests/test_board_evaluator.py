@@ -10,9 +10,10 @@ import csv
 import io
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -70,9 +71,11 @@ def test_evaluator_lands_on_evaluator_page_exports_anonymous_csv_and_opens_repor
     expect(page.locator("#evaluator")).to_be_visible()
     expect(page.locator("#ev-forbidden")).to_be_hidden()
     expect(page.locator("h2").first).to_have_text("Evaluering af piloten")
-    # Defaults: the last 30 days, ending yesterday.
-    assert page.input_value("#ev-to") == (date.today() - timedelta(days=1)).isoformat()
-    assert page.input_value("#ev-from") == (date.today() - timedelta(days=30)).isoformat()
+    # Defaults: the last 30 days, ending yesterday, in the reader's time zone (the browser
+    # is in Copenhagen: from 23:00 UTC its today is the machine's tomorrow).
+    today = datetime.now(ZoneInfo("Europe/Copenhagen")).date()
+    assert page.input_value("#ev-to") == (today - timedelta(days=1)).isoformat()
+    assert page.input_value("#ev-from") == (today - timedelta(days=30)).isoformat()
     # The site list comes from GET /sites (evaluators may read it).
     assert pilot.id in page.locator("#ev-site option").evaluate_all(
         "options => options.map(o => o.value)")
