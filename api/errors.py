@@ -77,6 +77,17 @@ class Refusal(StarletteHTTPException):
         return t.gettext(self.message, **self.values)
 
 
+class Invalid(ValueError):
+    """A request body's own check failed (a pydantic ``model_validator``): ``message`` is the
+    English catalogue message with ``{name}`` fields, ``values`` fill them in, so the 422's
+    detail is in the reader's language like every other refusal."""
+
+    def __init__(self, message: str, **values: object) -> None:
+        super().__init__(message.format(**values) if values else message)
+        self.message = message
+        self.values = values
+
+
 # Plain details raised as they are elsewhere (api/routes/auth.py, api/security.py,
 # api/deps.py, FastAPI's own), translated by exact match: listed so the catalogue has them.
 PLAIN_MESSAGES = (
@@ -141,6 +152,9 @@ def _where(t: Localizer, loc: tuple[Any, ...]) -> str:
 
 def _problem(t: Localizer, error: Any) -> str:
     kind = str(error.get("type", ""))
+    cause = (error.get("ctx") or {}).get("error")
+    if kind == "value_error" and isinstance(cause, Invalid):
+        return t.gettext(cause.message, **cause.values)
     context = {key: str(value) for key, value in (error.get("ctx") or {}).items()}
     if kind in _PROBLEMS:
         try:
@@ -157,7 +171,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
               for e in exc.errors()]
     first = exc.errors()[0] if exc.errors() else {}
-    message = f"{_where(t, tuple(first.get('loc', ())))}: {_problem(t, first)}"
+    loc = tuple(first.get("loc", ()))
+    # A check of the body as a whole (``Invalid``) names no field: its message says it all.
+    message = (_problem(t, first) if loc == ("body",)
+               else f"{_where(t, loc)}: {_problem(t, first)}")
     if len(errors) > 1:
         message += " " + t.ngettext("(and {n} more problem, see 'errors')",
                                     "(and {n} more problems, see 'errors')", len(errors) - 1)

@@ -142,6 +142,26 @@ def test_admin_rule_change_is_stored_and_audited(http, make_user, site, headers_
                       "'rules.set'", (admin.username,)).fetchone()[0] == 1
 
 
+@pytest.mark.parametrize(("language", "expected"), [
+    ("da", "minutes=0 betyder 'med det samme' og gælder kun building_exit; giv left_flat 1 "
+           "til 720 minutter"),
+    ("en", "minutes=0 means 'at once' and is only for building_exit; give left_flat 1 to "
+           "720 minutes"),
+])
+def test_a_body_that_fails_its_own_check_is_refused_in_the_readers_language(
+        language: str, expected: str, http, make_user, site, headers_for) -> None:
+    # A check of the request as a whole (not one field) says what to do, Danish first.
+    admin = {**headers_for(make_user("admin")), "Accept-Language": language}
+    refused = http.put(f"/api/v1/sites/{site}/rules", headers=admin,
+                       json={"rule": "left_flat", "minutes": 0})
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == expected
+    order = http.put(f"/api/v1/sites/{site}/escalation/high", headers=admin,
+                     json={"second_after_minutes": 8, "coordinator_after_minutes": 2})
+    assert order.status_code == 422
+    assert ("koordinatoren kommer efter" in order.json()["detail"]) == (language == "da")
+
+
 def test_building_exits_always_call_is_minutes_zero_and_only_for_building_exit(
         http, make_user, site, headers_for, db) -> None:
     admin = headers_for(make_user("admin"))

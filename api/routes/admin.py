@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 import provisioning
 from api import users
 from api.deps import ConnDep, CurrentAdmin, NowDep, SettingsDep, existing_site
-from api.errors import Refusal, responses
+from api.errors import Invalid, Refusal, responses
 from api.models import ID_PATTERN, SITE_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.users import Account, Role, User, UserError, create_user, list_users
 from core.events import DeviceKind, RoomKind
@@ -90,10 +90,10 @@ class RuleSettingIn(BaseModel):
     @model_validator(mode="after")
     def _something_to_set(self) -> RuleSettingIn:
         if self.enabled is None and self.minutes is None and self.severity is None:
-            raise ValueError("set at least one of enabled, minutes, severity")
+            raise Invalid(mark("set at least one of enabled, minutes, severity"))
         if self.minutes == 0 and self.rule is not RuleName.BUILDING_EXIT:
-            raise ValueError(f"minutes=0 means 'at once' and is only for building_exit; "
-                             f"give {self.rule} 1 to 720 minutes")
+            raise Invalid(mark("minutes=0 means 'at once' and is only for building_exit; "
+                               "give {rule} 1 to 720 minutes"), rule=str(self.rule))
         return self
 
 

@@ -17,10 +17,11 @@ from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, Field, model_validator
 
 from api.deps import ConnDep, CurrentAdmin, existing_site
-from api.errors import Refusal, responses
+from api.errors import Invalid, Refusal, responses
 from api.models import TEXT_PATTERN, SiteId
 from api.routes.admin import RuleSettingIn
 from backtest import BacktestError, RuleChange, run_backtest
+from core.i18n import mark
 from ingest.audit import audit
 from ingest.rule_settings import upsert_rule_setting
 
@@ -41,7 +42,7 @@ class BacktestIn(BaseModel):
     @model_validator(mode="after")
     def _reason_to_apply(self) -> BacktestIn:
         if self.apply and not (self.reason or "").strip():
-            raise ValueError("give a reason to apply a rule change (it is audited)")
+            raise Invalid(mark("give a reason to apply a rule change (it is audited)"))
         return self
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field, model_validator
 
 from api.deps import ConnDep, CurrentAdmin, CurrentStaff, existing_site, visible_site
-from api.errors import Refusal, responses
+from api.errors import Invalid, Refusal, responses
 from api.models import SiteId
 from core.i18n import mark
 from ingest import roster as stored
@@ -62,8 +62,8 @@ class PolicyIn(BaseModel):
     @model_validator(mode="after")
     def in_order(self) -> PolicyIn:
         if self.coordinator_after_minutes <= self.second_after_minutes:
-            raise ValueError("the coordinator comes after the second person: give more "
-                             "minutes for the coordinator")
+            raise Invalid(mark("the coordinator comes after the second person: give more "
+                               "minutes for the coordinator"))
         return self
 
 

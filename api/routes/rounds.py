@@ -15,7 +15,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field, model_validator
 
 from api.deps import ConnDep, CurrentAdmin, CurrentStaff, NowDep, existing_site
-from api.errors import Refusal, responses
+from api.errors import Invalid, Refusal, responses
 from api.models import ID_PATTERN, SiteId
 from api.users import User
 from core.i18n import mark
@@ -45,8 +45,8 @@ class RoundIn(BaseModel):
     @model_validator(mode="after")
     def room_matches_scope(self) -> RoundIn:
         if (self.scope == "site") != (self.room is None):
-            raise ValueError("give a room for a round of a flat or a floor, and none for "
-                             "the whole site")
+            raise Invalid(mark("give a room for a round of a flat or a floor, and none for "
+                               "the whole site"))
         return self
 
 
@@ -65,8 +65,8 @@ class BaselineIn(BaseModel):
     @model_validator(mode="after")
     def in_order(self) -> BaselineIn:
         if self.last < self.first:
-            raise ValueError("the baseline ends before it starts; choose a first night "
-                             "before the last")
+            raise Invalid(mark("the baseline ends before it starts; choose a first night "
+                               "before the last"))
         return self
 
 
