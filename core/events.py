@@ -29,6 +29,9 @@ class DeviceKind(StrEnum):
     BED = "bed"
     MOTION = "motion"
     EXIT = "exit"
+    # Staff on the floor (issue 13 §3): a staff-room door contact or a staff tag reader.
+    # Any event of it means staff, not a resident (``rules.staff``).
+    STAFF = "staff"
 
 
 class DeviceSource(StrEnum):

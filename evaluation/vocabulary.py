@@ -29,7 +29,8 @@ OUTCOMES = {
 }
 
 SENSORS = {"door": mark("Door"), "bed": mark("Bed"), "motion": mark("Motion"),
-           "exit": mark("Exit door"), "?": mark("Unknown sensor")}
+           "exit": mark("Exit door"), "staff": mark("Staff presence"),
+           "?": mark("Unknown sensor")}
 
 PROBLEMS = {"offline": mark("offline"), "silent": mark("sent nothing all night")}
 

@@ -118,7 +118,7 @@ class _Bridge(BridgeRoute):
         mapping = " --mapping MAPPING" if topic.source == DeviceSource.CHIRPSTACK else ""
         return (f"no device is mapped to {topic.source} external id {topic.external_id!r}; "
                 f"add it with: nattero device add SITE DEVICE --room ROOM "
-                f"--kind door|bed|motion|exit --source {topic.source} "
+                f"--kind door|bed|motion|exit|staff --source {topic.source} "
                 f"--external-id {shlex.quote(topic.external_id)}{mapping}")
 
     def _routed(self, device: DeviceRef, decode: Callable[[], Decoded]) -> Routed:

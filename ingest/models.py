@@ -97,7 +97,7 @@ class Device(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     __table_args__ = (
         ForeignKeyConstraint(["site", "room"], ["rooms.site", "rooms.id"]),
-        CheckConstraint("kind in ('door','bed','motion','exit')", name="device_kind"),
+        CheckConstraint("kind in ('door','bed','motion','exit','staff')", name="device_kind"),
         CheckConstraint("source in ('native','zigbee2mqtt','chirpstack')", name="device_source"),
         UniqueConstraint("source", "external_id", name="device_external_id"),
     )

@@ -63,9 +63,11 @@ _ROOM_KINDS = {"lejlighed": RoomKind.FLAT, "fællesrum": RoomKind.COMMON,
                "udgang": RoomKind.EXIT, **{kind.value: kind for kind in RoomKind}}
 _DEVICE_KINDS = {"dør": DeviceKind.DOOR, "seng": DeviceKind.BED,
                  "bevægelse": DeviceKind.MOTION, "yderdør": DeviceKind.EXIT,
+                 "personale": DeviceKind.STAFF,
                  **{kind.value: kind for kind in DeviceKind}}
 _ROOM_KIND_NAMES = "lejlighed (flat), fællesrum (common), udgang (exit)"
-_DEVICE_KIND_NAMES = "dør (door), seng (bed), bevægelse (motion), yderdør (exit)"
+_DEVICE_KIND_NAMES = ("dør (door), seng (bed), bevægelse (motion), yderdør (exit), "
+                      "personale (staff)")
 EXAMPLE_HEADER = "rum;rumtype;betegnelse;sensor;sensortype;hjerteslag"
 
 

@@ -82,6 +82,7 @@ from core.events import DeviceKind, Event, EventKind, RoomKind
 from core.intents import Clear, Escalate, Intent, Trigger
 from rules.machine import Input, SiteContext, event_key
 from rules.settings import RuleName, Severity
+from rules.staff import STAFF_DEVICE_PRESENCE, StaffRound
 from rules.states import (
     BED,
     DOOR,
@@ -197,10 +198,13 @@ class SiteMachine:
     exit_doors: dict[str, DoorState] = field(default_factory=dict)
     entries: tuple[_Entry, ...] = ()
     arrivals: tuple[_Arrival, ...] = ()
+    # Staff seen by a staff device (a staff-room door, a tag reader), as rounds: the
+    # wiring's word for what the board's "going round" button says (``rules.staff``).
+    staff_seen: tuple[StaffRound, ...] = ()
 
     def clone(self) -> Self:
         return type(self)(dict(self.flats), dict(self.commons), dict(self.exit_doors),
-                          self.entries, self.arrivals)
+                          self.entries, self.arrivals, self.staff_seen)
 
     # -- inputs --------------------------------------------------------------------------
 
@@ -209,6 +213,9 @@ class SiteMachine:
             return []
         info = ctx.device(item.device)
         kind = ctx.layout.rooms[info.room].kind
+        if info.kind is DeviceKind.STAFF:
+            self._staff_seen(item, info.room, kind)
+            return []
         # Forget entries nobody claimed in time (inputs come in ts order: deterministic).
         self.entries = tuple(e for e in self.entries if item.ts - e.ts < ARRIVAL_WINDOW)
         self.arrivals = tuple(a for a in self.arrivals if item.ts - a.door.ts < ARRIVAL_WINDOW)
@@ -220,13 +227,32 @@ class SiteMachine:
             return self._exit(item, info.room, ctx)
         return []
 
+    # -- staff ---------------------------------------------------------------------------
+
+    def _staff_seen(self, item: Event, room: str, kind: RoomKind) -> None:
+        """A staff device spoke: staff in its flat, or (anywhere else: a staff-room door, a
+        reader in a corridor) going round the common rooms, for ``STAFF_DEVICE_PRESENCE``
+        from now, renewed by each of its events."""
+        if item.kind is EventKind.HEARTBEAT:
+            return  # a sign of life of the device, not of staff
+        target = room if kind is RoomKind.FLAT else None
+        self.staff_seen = (*(r for r in self.staff_seen if r.end > item.ts),
+                           StaffRound(target, item.ts, item.ts + STAFF_DEVICE_PRESENCE))
+
+    def _staff_in(self, room: str, ts: datetime, ctx: SiteContext) -> bool:
+        """Staff in ``room`` at ``ts``, by their word on the board or by a staff device."""
+        if ctx.staff_in(room, ts):
+            return True
+        target = None if ctx.layout.rooms[room].kind is RoomKind.COMMON else room
+        return any(r.covers(target, ts) for r in self.staff_seen)
+
     # -- flats ---------------------------------------------------------------------------
 
     def _flat(self, item: Event, room: str, device: DeviceKind,
               ctx: SiteContext) -> list[Intent]:
         flat = self.flats.get(room, _Flat())
         intents: list[Intent] = []
-        if device is DeviceKind.DOOR and ctx.staff_in(room, item.ts):
+        if device is DeviceKind.DOOR and self._staff_in(room, item.ts, ctx):
             # Staff going into the flat open its door: the resident neither left nor came
             # home (``rules.staff``). The flat's bed still speaks for its resident.
             return intents
@@ -628,7 +654,7 @@ class SiteMachine:
         if item.kind is EventKind.PRESENCE_ON:
             common = dataclasses.replace(common, present=common.present | {item.device})
         setting = ctx.resident_rule(RuleName.COMMON_MOTION, room, item.ts)
-        if setting is None or ctx.staff_in(room, item.ts):
+        if setting is None or self._staff_in(room, item.ts, ctx):
             self.commons[room] = self._keep_alive(common, item.ts, room, ctx)
             return []
         outing_room = self._latest_outing()

@@ -13,14 +13,22 @@ common rooms (``room`` None) or for one flat. The rules read them through
 A round is the staff member's word, so it only ever quiets what staff would themselves
 cause (motion, a door they open); a bed leaving its resident or a building exit still
 counts. Rounds are stored, so a replay of the night reads them as the live night did.
+
+A site can also wire it (the protocol's staff presence): a device of kind ``staff`` — a
+staff-room door contact, or a staff tag reader — is staff on the floor whenever it sends
+an event. In a flat it is a round into that flat; anywhere else a round of the common
+rooms; each lasts ``STAFF_DEVICE_PRESENCE`` from the device's latest event. Its events are
+stored like any other, so the night's log and a replay have them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-__all__ = ["StaffRound"]
+__all__ = ["STAFF_DEVICE_PRESENCE", "StaffRound"]
+
+STAFF_DEVICE_PRESENCE = timedelta(minutes=15)  # as long as a round announced on the board
 
 
 @dataclass(frozen=True, slots=True)

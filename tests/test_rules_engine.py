@@ -1126,3 +1126,44 @@ def test_a_round_in_one_flat_does_not_hide_another_flat_or_a_bed() -> None:
     intents = calls(resident(feed(_staff_engine(round_), events, until=night(3))))
     assert sorted((i.room, i.ts) for i in intents) == [("flat-1", night(2, 12)),
                                                        ("flat-2", night(2, 16))]
+
+
+def _wired_engine() -> RulesEngine:
+    """The shelter site with a staff-room door (in the lounge's building: a common room)
+    and a staff tag reader at flat 1's door: the protocol's staff presence."""
+    plain = layout()
+    wired = SiteLayout(
+        site=SITE, night=plain.night,
+        rooms={**plain.rooms, "staff-room": RoomInfo(RoomKind.COMMON, "Personalerum")},
+        devices={**plain.devices,
+                 "staff-door": DeviceInfo("staff-room", DeviceKind.STAFF),
+                 "tag-1": DeviceInfo("flat-1", DeviceKind.STAFF)})
+    return RulesEngine({SITE: wired}, {SITE: SHELTER})
+
+
+def test_a_staff_room_door_quiets_the_common_rooms_like_a_round_on_the_board() -> None:
+    walk = [ev("staff-door", night(2, 0), EventKind.DOOR_OPEN),
+            ev("pir-lounge", night(2, 1), EventKind.MOTION),
+            ev("pir-lounge", night(2, 12), EventKind.MOTION)]
+    assert resident(feed(_wired_engine(), walk, until=night(3))) == []
+    # Without the staff-room door, the same walk is someone nobody knows.
+    assert {i.rule for i in resident(feed(_wired_engine(), walk[1:], until=night(3)))} == {
+        RuleName.COMMON_MOTION}
+    # 15 minutes after the door, motion is nobody known again; a heartbeat of the door
+    # contact is a sign of the device's life, not of staff.
+    later = [walk[0], ev("staff-door", night(2, 10), EventKind.HEARTBEAT),
+             ev("pir-lounge", night(2, 16), EventKind.MOTION)]
+    assert [i.rule for i in resident(feed(_wired_engine(), later, until=night(3)))] == [
+        RuleName.COMMON_MOTION, RuleName.COMMON_MOTION]
+
+
+def test_a_staff_tag_at_a_flat_door_is_staff_going_in_and_hides_no_bed_or_other_flat() -> None:
+    visit = [ev("tag-1", night(2, 0, 50), EventKind.PRESENCE_ON),
+             *_opens("door-1", night(2, 1)), *_opens("door-1", night(2, 10))]
+    assert resident(feed(_wired_engine(), visit, until=night(3))) == []
+    # The tag quiets flat 1's door only: flat 2's door and flat 1's bed still speak.
+    events = sorted([*visit, *_opens("door-2", night(2, 2)),
+                     ev("bed-1", night(2, 3), EventKind.BED_EXIT)], key=lambda e: e.ts)
+    intents = calls(resident(feed(_wired_engine(), events, until=night(3))))
+    assert sorted((i.room, i.rule) for i in intents) == [
+        ("flat-1", RuleName.BED_EXIT_NOT_BACK), ("flat-2", RuleName.LEFT_FLAT)]

@@ -39,7 +39,7 @@ class SiteOut(BaseModel):
 
 class DeviceOut(BaseModel):
     id: str
-    kind: Literal["door", "bed", "motion", "exit"]
+    kind: Literal["door", "bed", "motion", "exit", "staff"]
     source: str
     presence: str
     battery: int | None

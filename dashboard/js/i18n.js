@@ -234,6 +234,7 @@ const CATALOGUE = {
     "kind.bed": "Seng",
     "kind.motion": "Bevægelse",
     "kind.exit": "Yderdør",
+    "kind.staff": "Personale (personalerumsdør eller personalebrik)",
 
     "rules.rule": "Regel",
     "rules.room": "Rum (tom = hele stedet)",
@@ -719,6 +720,7 @@ const CATALOGUE = {
     "kind.bed": "Bed",
     "kind.motion": "Motion",
     "kind.exit": "Building exit",
+    "kind.staff": "Staff (staff-room door or staff tag)",
 
     "rules.rule": "Rule",
     "rules.room": "Room (empty = whole site)",

@@ -428,7 +428,8 @@ def device_add(
     site: SiteArgument,
     device: Annotated[str, typer.Argument(help="device id, e.g. f12-door")],
     room: Annotated[str, typer.Option(help="room the device sits in")],
-    kind: Annotated[DeviceKind, typer.Option(help="door, bed, motion or exit")],
+    kind: Annotated[DeviceKind, typer.Option(
+        help="door, bed, motion, exit or staff (a staff-room door or a staff tag reader)")],
     heartbeat: Annotated[int, typer.Option(help="heartbeat interval, seconds")] = 300,
     source: Annotated[DeviceSource, typer.Option(help="native, zigbee2mqtt or chirpstack")] =
         DeviceSource.NATIVE,
