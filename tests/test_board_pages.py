@@ -175,16 +175,18 @@ def test_admin_adds_device_sees_credentials_once_and_form_errors_keep_input(
     expect(page.locator("#device-form .form-error")).to_be_visible()
     expect(page.locator("#device-id")).to_have_value("door-f1")
 
-    device = unique("pir")
+    # A staff-room door (kind staff: the protocol's staff presence, issue 13 §3).
+    device = unique("staff")
     page.fill("#device-id", device)
     page.select_option("#device-room", "lounge")
-    page.select_option("#device-kind", "motion")
+    page.select_option("#device-kind", "staff")
     page.click("#device-form [type=submit]")
     expect(page.locator("#credentials")).to_be_visible()
     expect(page.locator("#cred-password")).not_to_be_empty()
     expect(page.locator("#cred-client-id")).to_have_text(page.locator("#cred-username")
                                                          .inner_text())
-    expect(page.locator(f"#devices-body tr[data-device='{device}']")).to_be_visible()
+    expect(page.locator(f"#devices-body tr[data-device='{device}']")).to_contain_text(
+        "Personale")
     page.wait_for_timeout(200)
     screenshot(page, "admin-devices")
     violations = axe_violations(page)
