@@ -305,7 +305,8 @@ def test_a_call_with_nobody_on_the_roster_says_so_on_the_alert(
 
 def test_the_api_takes_the_roster_and_sends_an_unacknowledged_call_on_by_itself(
         migrated: StackInfo, mail_server: MailServer, make_user: Callable[..., Account],
-        raise_alert: Callable[..., int], request: pytest.FixtureRequest) -> None:
+        raise_alert: Callable[..., int], request: pytest.FixtureRequest,
+        db: psycopg.Connection) -> None:
     site = night_site("Solsikken")
     api = ApiServer(escalation_settings(
         mail_server.port, escalation_second_minutes={"normal": 5.0, "high": 0.02},
@@ -319,7 +320,9 @@ def test_the_api_takes_the_roster_and_sends_an_unacknowledged_call_on_by_itself(
         token = client.post("/api/v1/auth/token", data={"username": admin.username,
                                                         "password": PASSWORD})
         headers = bearer(token.json()["access_token"])
-        night = datetime.now(UTC).date().isoformat()
+        # The date tonight's night began on (a night around now that began before midnight
+        # began yesterday).
+        night = tonight(db, site).isoformat()
         response = client.put(f"/api/v1/users/{second.username}/contact", headers=headers,
                               json={"email": "anden@plejehjem.test"})
         assert response.status_code == 204, response.text
