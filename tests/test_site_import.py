@@ -80,7 +80,7 @@ def test_bad_lines_are_each_reported_in_danish_and_nothing_is_stored(
         (4, "linje 4: rumtypen 'kitchen' kendes ikke; brug en af: lejlighed (flat), "
             "fællesrum (common), udgang (exit)"),
         (5, "linje 5: sensor 'f11-door' mangler en sensortype: dør (door), seng (bed), "
-            "bevægelse (motion), yderdør (exit)"),
+            "bevægelse (motion), yderdør (exit), personale (staff)"),
         (6, "linje 6: hjerteslag '5' skal være et helt antal sekunder fra 10 til 86400"),
         (8, "linje 8: rum 'f1' findes allerede med en anden type (flat); udelad typen, "
             "eller ret den"),
