@@ -15,7 +15,7 @@ late inputs are replayed to the end of the timeline.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -69,13 +69,14 @@ class SiteContext:
     def setting(self, rule: RuleName, room: str) -> RuleSetting:
         return self.rulebook.setting(rule, room)
 
-    def staff_in(self, room: str, ts: datetime) -> bool:
-        """Whether staff said they are in ``room`` at ``ts``: a round of the common rooms
-        for a common room, a round into that flat for a flat (``rules.staff``)."""
-        if not self.staff:
+    def staff_in(self, room: str, ts: datetime, seen: Sequence[StaffRound] = ()) -> bool:
+        """Whether staff are in ``room`` at ``ts`` by their word on the board, or by the
+        rounds a staff device gave (``seen``): a round of the common rooms for a common
+        room, a round into that flat for a flat (``rules.staff``)."""
+        if not self.staff and not seen:
             return False
         target = None if self.layout.rooms[room].kind is RoomKind.COMMON else room
-        return any(r.covers(target, ts) for r in self.staff)
+        return any(r.covers(target, ts) for r in (*self.staff, *seen))
 
     def resident_rule(self, rule: RuleName, room: str, ts: datetime) -> RuleSetting | None:
         """The setting if ``rule`` may raise a resident alert in ``room`` at ``ts``, else None.

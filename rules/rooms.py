@@ -148,10 +148,11 @@ class _Flat:
     bed_from: datetime | None = None  # out of bed since (before bed_exit for a lost exit)
     # When the bed last said "in bed" (a bed.enter, or a heartbeat reporting it occupied);
     # None since it last said "empty". A heartbeat reporting it empty after that is a
-    # bed.exit that never arrived (``_bed_report``).
+    # bed.exit that never arrived (``_bed_report_empty``).
     bed_seen_in: datetime | None = None
-    # A "not back" timer that ran out after the night ended: the quiet situation handed
-    # to the day shift, closed by itself when the resident is seen up and about.
+    # A "not back" timer that ran out when the day had begun (after the night's end or the
+    # flat's rising time): the quiet situation handed to the day shift, closed by itself
+    # when the resident is seen up and about.
     handed_over: str | None = None
 
 
@@ -239,20 +240,13 @@ class SiteMachine:
         self.staff_seen = (*(r for r in self.staff_seen if r.end > item.ts),
                            StaffRound(target, item.ts, item.ts + STAFF_DEVICE_PRESENCE))
 
-    def _staff_in(self, room: str, ts: datetime, ctx: SiteContext) -> bool:
-        """Staff in ``room`` at ``ts``, by their word on the board or by a staff device."""
-        if ctx.staff_in(room, ts):
-            return True
-        target = None if ctx.layout.rooms[room].kind is RoomKind.COMMON else room
-        return any(r.covers(target, ts) for r in self.staff_seen)
-
     # -- flats ---------------------------------------------------------------------------
 
     def _flat(self, item: Event, room: str, device: DeviceKind,
               ctx: SiteContext) -> list[Intent]:
         flat = self.flats.get(room, _Flat())
         intents: list[Intent] = []
-        if device is DeviceKind.DOOR and self._staff_in(room, item.ts, ctx):
+        if device is DeviceKind.DOOR and ctx.staff_in(room, item.ts, self.staff_seen):
             # Staff going into the flat open its door: the resident neither left nor came
             # home (``rules.staff``). The flat's bed still speaks for its resident.
             return intents
@@ -654,7 +648,7 @@ class SiteMachine:
         if item.kind is EventKind.PRESENCE_ON:
             common = dataclasses.replace(common, present=common.present | {item.device})
         setting = ctx.resident_rule(RuleName.COMMON_MOTION, room, item.ts)
-        if setting is None or self._staff_in(room, item.ts, ctx):
+        if setting is None or ctx.staff_in(room, item.ts, self.staff_seen):
             self.commons[room] = self._keep_alive(common, item.ts, room, ctx)
             return []
         outing_room = self._latest_outing()
