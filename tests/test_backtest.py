@@ -3,9 +3,10 @@ same alerts (issue 14).
 
 Two copies of a simulated site play the same planned nights into the real store through
 the event writer and the rules runtime (the pipeline behind the broker and the gateway),
-one with stricter rule settings, one with looser. A back-test of one copy with the other's
-settings must give exactly the alerts the other copy's live run gave, and with its own
-settings exactly its own. A change that would have delayed an alert that led to help is
+one with stricter rule settings, one with looser: a week of havnely (the 40-room shelter)
+for the equality, two nights of egely for the rest. A back-test of one copy with the
+other's settings must give exactly the alerts the other copy's live run gave, and with its
+own settings exactly its own. A change that would have delayed an alert that led to help is
 flagged, and refused by the API without confirmation; a back-test writes no alert and
 sends no NOTIFY; staff cannot reach it.
 """
@@ -51,6 +52,9 @@ FIRST = date(2026, 11, 23)
 NIGHTS = 2
 LAST = FIRST + timedelta(days=NIGHTS - 1)
 SEED = 3
+WEEK_PROFILE = "havnely"  # the issue's test bed: a simulated week of the shelter
+WEEK = 7
+WEEK_LAST = FIRST + timedelta(days=WEEK - 1)
 STRICT = [RuleChange(RuleName.LEFT_FLAT, minutes=8), RuleChange(RuleName.COMMON_MOTION, minutes=4)]
 LOOSE = [RuleChange(RuleName.LEFT_FLAT, minutes=30),
          RuleChange(RuleName.COMMON_MOTION, minutes=25)]
@@ -69,15 +73,16 @@ def _set(conn: psycopg.Connection, site: str, changes: list[RuleChange]) -> None
                             change.minutes, None, "test")
 
 
-def _play(dsn: str, site: str, changes: list[RuleChange]) -> None:
+def _play(dsn: str, site: str, changes: list[RuleChange], profile: str = PROFILE,
+          nights: int = NIGHTS) -> None:
     """The planned nights of the profile, renamed to ``site``, through the writer with the
     rules runtime's hook (events arrive now, as a simulation's do)."""
-    document = layout(load_profile(PROFILE))
+    document = layout(load_profile(profile))
     document["site"] = site
     apply_layout(get_settings(), SiteLayout.model_validate(document), actor="test")
     with psycopg.connect(dsn, autocommit=True) as conn:
         _set(conn, site, changes)
-    plans = plan_run([load_profile(PROFILE)], [FIRST + timedelta(days=n) for n in range(NIGHTS)],
+    plans = plan_run([load_profile(profile)], [FIRST + timedelta(days=n) for n in range(nights)],
                      SEED)
     deliveries = [d for d in sort_deliveries([d for p in plans for d in p.deliveries])
                   if isinstance(d, EventDelivery)]
@@ -105,6 +110,15 @@ def played(migrated: StackInfo) -> Played:
     return sites
 
 
+@pytest.fixture(scope="module")
+def week(migrated: StackInfo) -> Played:
+    """A simulated week of havnely, played live once with each setting."""
+    sites = Played(unique("bt-week-strict"), unique("bt-week-loose"))
+    _play(migrated.database_url, sites.strict, STRICT, WEEK_PROFILE, WEEK)
+    _play(migrated.database_url, sites.loose, LOOSE, WEEK_PROFILE, WEEK)
+    return sites
+
+
 def live(db: psycopg.Connection, site: str) -> list[Alert]:
     return sorted((rule, room, first_ts, called_at) for rule, room, first_ts, called_at
                   in db.execute("SELECT rule, room, first_ts, called_at FROM alerts "
@@ -113,6 +127,10 @@ def live(db: psycopg.Connection, site: str) -> list[Alert]:
 
 def replayed(alerts: list[SandboxAlert]) -> list[Alert]:
     return sorted((str(a.rule), a.room, a.first_ts, a.called_at) for a in alerts)
+
+
+def calls(alerts: list[Alert]) -> int:
+    return sum(1 for *_, called_at in alerts if called_at is not None)
 
 
 def per_night(test: Backtest, alerts: list[Alert]) -> Counter[tuple[str, str, str]]:
@@ -126,22 +144,27 @@ def _cells(test: Backtest, side: str) -> Counter[tuple[str, str, str]]:
 
 
 def test_a_looser_setting_backtested_gives_the_alerts_of_a_live_run_with_it(
-        played: Played, db: psycopg.Connection) -> None:
-    test = run_backtest(db, played.strict, FIRST, LAST, LOOSE)
-    strict, loose = live(db, played.strict), live(db, played.loose)
+        week: Played, db: psycopg.Connection) -> None:
+    test = run_backtest(db, week.strict, FIRST, WEEK_LAST, LOOSE)
+    strict, loose = live(db, week.strict), live(db, week.loose)
     assert strict != loose  # the settings make a difference on these nights
     assert replayed(test.current) == strict
     assert replayed(test.proposed) == loose
     assert _cells(test, "current") == per_night(test, strict)
     assert _cells(test, "proposed") == per_night(test, loose)
-    print({"strict": len(strict), "loose": len(loose), "seconds": round(test.seconds, 2)})
+    assert test.to_json()["nights"] == WEEK
+    print({"strict": len(strict), "loose": len(loose), "calls_strict": calls(strict),
+           "calls_loose": calls(loose), "seconds": round(test.seconds, 2)})
 
 
 def test_a_stricter_setting_backtested_gives_the_alerts_of_a_live_run_with_it(
-        played: Played, db: psycopg.Connection) -> None:
-    test = run_backtest(db, played.loose, FIRST, LAST, STRICT)
-    assert replayed(test.current) == live(db, played.loose)
-    assert replayed(test.proposed) == live(db, played.strict)
+        week: Played, db: psycopg.Connection) -> None:
+    test = run_backtest(db, week.loose, FIRST, WEEK_LAST, STRICT)
+    assert replayed(test.current) == live(db, week.loose)
+    assert replayed(test.proposed) == live(db, week.strict)
+    print({"loose": len(test.current), "strict": len(test.proposed),
+           "calls_loose": calls(replayed(test.current)),
+           "calls_strict": calls(replayed(test.proposed)), "seconds": round(test.seconds, 2)})
 
 
 def _help_given_on_an_escalated_outing(db: psycopg.Connection, site: str) -> int:
@@ -310,3 +333,42 @@ def test_a_manager_tries_a_change_on_the_admin_page_sees_what_it_would_miss_and_
     row = db.execute("SELECT minutes, updated_by FROM rule_settings WHERE site = %s AND "
                      "room IS NULL AND rule = 'left_flat'", (played.strict,)).fetchone()
     assert row is not None and row[0] == 30
+
+
+def test_on_the_alarm_load_page_a_change_that_would_miss_help_is_flagged_and_needs_confirming(
+        played: Played, db: psycopg.Connection, api_process: Callable[..., ApiProcess],
+        make_user: Callable[..., Account], open_page: Callable[..., Page],
+        restore_rules: None) -> None:
+    _help_given_on_an_escalated_outing(db, played.strict)
+    server = api_process()
+    page = open_page()  # tablet width, Danish
+    log_in(page, server, make_user("admin"), next_path="/alarmload.html")
+    page.goto(f"{server.url}/alarmload.html?site={played.strict}&to={LAST.isoformat()}")
+    expect(page.locator("#load-view")).to_be_visible()
+    page.select_option("#try-rule", "left_flat")
+    page.fill("#try-minutes", "30")
+    page.click("#try-form [type=submit]")
+    expect(page.locator("#try-result")).to_be_visible(timeout=60_000)
+    expect(page.locator("#try-risky")).to_be_visible()
+    expect(page.locator("#try-risky")).to_contain_text("overset eller forsinket")
+    expect(page.locator("#try-help li").first).to_contain_text("rum")
+    expect(page.locator("#apply-confirm-field")).to_be_visible()
+    violations = axe_violations(page)
+    assert not violations, violations
+
+    def left_flat_minutes() -> object:
+        row = db.execute("SELECT minutes FROM rule_settings WHERE site = %s AND room IS NULL "
+                         "AND rule = 'left_flat'", (played.strict,)).fetchone()
+        return None if row is None else row[0]
+
+    page.fill("#apply-reason", "færre unødige kald om natten")
+    page.click("#apply-form [type=submit]")  # risky, not confirmed: refused
+    expect(page.locator("#apply-form .form-error")).to_contain_text("bekræft")
+    assert left_flat_minutes() == 8
+    page.check("#apply-confirm")
+    page.click("#apply-form [type=submit]")
+    expect(page.locator("#apply-form .form-ok")).to_contain_text("taget i brug")
+    assert left_flat_minutes() == 30
+    audit = db.execute("SELECT detail FROM audit_log WHERE site = %s AND action = 'rules.set' "
+                       "ORDER BY id DESC LIMIT 1", (played.strict,)).fetchone()
+    assert audit is not None and audit[0]["backtest"]["confirmed"] is True
