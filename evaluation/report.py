@@ -33,8 +33,8 @@ from evaluation.period import Period
 from evaluation.staff_time import Assumptions
 from evaluation.vocabulary import BASIS, OUTCOMES, QUESTIONS, RULES, name
 
-PDF_PAGES = ("summary", "economics and decision", "activity heatmap", "response times",
-             "alerts per night", "pilot comparison")
+PDF_PAGES = ("summary", "economics and decision", "rounds and experience", "activity heatmap",
+             "response times", "alerts per night", "pilot comparison")
 
 ASSUMPTION_LABELS = {
     "rounds_per_night": mark("Routine rounds per night"),
@@ -93,6 +93,9 @@ Row = tuple[str, str, str]  # label, value, basis ("" when it needs none)
 
 _NO_BASELINE = mark("No rounds were logged in a baseline period: the rounds before the pilot "
                     "are assumed, and so is every figure of time freed that rests on them.")
+_EXPERIENCE_NOTE = mark("The end-of-shift questionnaire is optional and anonymous (1 = disagree, "
+                        "5 = agree); the resident-outcome notes are the coordinator's, per flat "
+                        "(1 = poor, 5 = good). No name or room is shown.")
 
 
 def _minutes(t: Localizer, seconds: float | None) -> str:
@@ -373,6 +376,54 @@ def _investment_page(t: Localizer, report: BenefitReport) -> Figure:
     return fig
 
 
+def _rounds_and_experience_page(t: Localizer, f: SiteFigures) -> Figure:
+    """The measured rounds beside the baseline's, and the questionnaire and outcome notes:
+    the HTML report's two tables on one A4 page, with its notes."""
+    fig = Figure(figsize=plots.A4_LANDSCAPE)
+    fig.text(0.05, 0.94, t.gettext("Rounds: baseline and pilot"), fontsize=14, weight="bold")
+    y = 0.905
+    if not f.staff_time.baseline_measured:
+        fig.text(0.05, y, t.gettext(_NO_BASELINE), fontsize=8.5, color="#8a1c16")
+        y -= 0.03
+    columns = [0.05, 0.30, 0.38, 0.46, 0.56, 0.68, 0.82]
+    for x, cell in zip(columns, rounds_head(t), strict=True):
+        fig.text(x, y, textwrap.fill(cell, 14), fontsize=8, va="top", weight="bold")
+    y -= 0.05
+    for row in rounds_rows(t, f):
+        for x, cell in zip(columns, row, strict=True):
+            fig.text(x, y, textwrap.fill(cell, 30), fontsize=8, va="top")
+        y -= 0.035
+    y -= 0.03
+    fig.text(0.05, y, t.gettext("Staff and resident experience"), fontsize=14, weight="bold")
+    y -= 0.03
+    for line in textwrap.wrap(t.gettext(_EXPERIENCE_NOTE), 160):
+        fig.text(0.05, y, line, fontsize=8, color="#555555")
+        y -= 0.02
+    y -= 0.01
+    for label, value, basis in experience_rows(t, f):
+        fig.text(0.07, y, label, fontsize=8.5)
+        fig.text(0.55, y, value, fontsize=8.5)
+        fig.text(0.72, y, basis, fontsize=8.5, color="#555555")
+        y -= 0.025
+    e = f.experience
+    if e is not None and e.comments:
+        y -= 0.01
+        fig.text(0.05, y, t.gettext("Comments"), fontsize=11, weight="bold")
+        y -= 0.028
+        for comment in e.comments:
+            for line in textwrap.wrap("– " + comment, 150)[:3]:
+                if y < 0.04:
+                    break
+                fig.text(0.07, y, line, fontsize=8)
+                y -= 0.02
+    elif e is not None and e.comments_withheld:
+        fig.text(0.05, y - 0.01, t.ngettext(
+            "{n} comment is withheld: fewer than {k} answers in the period could tell who "
+            "wrote it.", "{n} comments are withheld: fewer than {k} answers in the period "
+            "could tell who wrote them.", e.comments_withheld, k=e.k), fontsize=8.5)
+    return fig
+
+
 def render_pdf(report: BenefitReport, language: Language = DEFAULT_LANGUAGE) -> bytes:
     """The report as PDF, one page per entry of ``PDF_PAGES``."""
     t = localizer(language)
@@ -399,7 +450,8 @@ def render_pdf(report: BenefitReport, language: Language = DEFAULT_LANGUAGE) -> 
     size = plots.A4_LANDSCAPE
     response = plots.response_times(f, t, size) or plots.notice(
         t.gettext("Response times"), t.gettext("no acknowledgements in the period"), size)
-    pages = [summary, _investment_page(t, report), plots.activity_heatmap(f, t, size), response,
+    pages = [summary, _investment_page(t, report), _rounds_and_experience_page(t, f),
+             plots.activity_heatmap(f, t, size), response,
              plots.alerts_per_night(f, t, size), plots.site_comparison(report.ranking, t, size)]
     assert len(pages) == len(PDF_PAGES)
     buffer = io.BytesIO()

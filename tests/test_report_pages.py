@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.night_window import NightWindow
+from evaluation.baseline import RoundsByNight
 from evaluation.benefit import (
     Durations,
     NightFigures,
@@ -20,6 +21,7 @@ from evaluation.benefit import (
     has_data,
     tally_alerts,
 )
+from evaluation.experience import Experience
 from evaluation.handover import Handover, HandoverAlert, SensorProblem, render_handover
 from evaluation.period import Period, SiteInfo
 from evaluation.report import BenefitReport, render_html, render_pdf
@@ -162,6 +164,35 @@ def test_danish_pdf_text_extracts_in_danish(tmp_path: Path) -> None:
     assert "30 alarmer blev aldrig håndteret" in text
     assert "estimat (bygger på antagelser)" in text
     assert "−" in text  # the freed time is negative and printed so
+    assert not english_left(text), english_left(text)
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils")
+def test_pdf_has_the_measured_rounds_beside_the_baseline_and_the_questionnaire(
+        tmp_path: Path) -> None:
+    f = figures([alert("left_flat", "help_given", NIGHTS[0], 5)])
+    baseline = [date(2026, 11, 20), date(2026, 11, 21)]
+    f.rounds = RoundsByNight(Period(baseline[0], baseline[-1]),
+                             {baseline[0]: (4, 32), baseline[1]: (3, 24)},
+                             {NIGHTS[0]: (1, 8), NIGHTS[1]: (0, 0)})
+    f.staff_time = estimate(Assumptions(), 8, 2, 1, 7.0, 0.9, rounds=f.rounds.measured)
+    f.experience = Experience(
+        answers=6, k=5, question_answers={"calm": 6, "workload": 6, "trust": 5,
+                                          "residents_rest": 6},
+        question_means={"calm": 4.5, "workload": 3.0, "trust": 4.2, "residents_rest": 4.0},
+        comments=["Rolig nat, kun én tur ud"], outcome_notes=3, outcome_flats=2,
+        self_reliance_mean=3.5, quality_of_life_mean=4.0)
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(render_pdf(report_of(f)))
+    text = subprocess.run(["pdftotext", "-f", "3", "-l", "3", "-layout", str(pdf), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "Runder: baseline og pilot" in text
+    baseline_row = next(line for line in text.splitlines() if line.startswith("Baseline"))
+    # nights, rounds, flat-checks; per night: rounds, flat-checks; measured
+    assert baseline_row.split()[-6:] == ["2", "7", "56", "3,50", "28,00", "målt"]
+    assert "Pilot" in text.split(baseline_row)[1]
+    assert "Natten føltes rolig" in text and "4,50 af 5 (6 svar)" in text
+    assert "Rolig nat, kun én tur ud" in text
     assert not english_left(text), english_left(text)
 
 
