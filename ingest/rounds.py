@@ -15,7 +15,7 @@ from typing import Literal, NamedTuple
 import psycopg
 
 __all__ = ["BaselinePeriod", "LoggedRound", "RoundScope", "UnknownRoundTarget",
-           "baseline_period", "flats_covered", "log_round", "rounds_between",
+           "baseline_period", "flats_covered", "log_round", "log_round_once", "rounds_between",
            "set_baseline_period"]
 
 RoundScope = Literal["flat", "floor", "site"]
@@ -71,6 +71,18 @@ def log_round(conn: psycopg.Connection, site: str, scope: RoundScope, room: str 
         (site, scope, None if scope == "site" else room, flats, walked_at)).fetchone()
     assert row is not None
     return LoggedRound(*row)
+
+
+def log_round_once(conn: psycopg.Connection, site: str, scope: RoundScope, room: str | None,
+                   walked_at: datetime) -> LoggedRound | None:
+    """``log_round`` unless a round of the same scope and room is stored at that moment
+    (None then): a file of paper rounds read twice counts once."""
+    target = None if scope == "site" else room
+    if conn.execute("SELECT 1 FROM rounds WHERE site = %s AND scope = %s AND room IS NOT "
+                    "DISTINCT FROM %s AND walked_at = %s",
+                    (site, scope, target, walked_at)).fetchone():
+        return None
+    return log_round(conn, site, scope, target, walked_at)
 
 
 def rounds_between(conn: psycopg.Connection, site: str, start: datetime,

@@ -196,7 +196,9 @@ def _delete_accounts(settings: Settings, usernames: list[str]) -> None:
 
 # -- reading the file ------------------------------------------------------------------------
 
-def _lines(text: str) -> Iterator[tuple[int, list[str]]]:
+def csv_lines(text: str) -> Iterator[tuple[int, list[str]]]:
+    """The non-empty, non-comment lines of a CSV text (commas or semicolons) with their
+    line numbers, cells stripped."""
     text = text.removeprefix("\ufeff")  # Excel's byte-order mark
     first = next((line for line in text.splitlines() if line.strip()), "")
     delimiter = ";" if first.count(";") > first.count(",") else ","
@@ -212,7 +214,7 @@ def _lines(text: str) -> Iterator[tuple[int, list[str]]]:
 
 def _read(text: str, problems: list[ImportProblem]) -> tuple[list[_Room], list[_Device]]:
     """The rooms (first mention of each) and devices ``text`` lists; problems appended."""
-    lines = _lines(text)
+    lines = csv_lines(text)
     try:
         header_line, header = next(lines)
     except StopIteration:

@@ -111,7 +111,8 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
                    clock: Callable[[], float] = time.monotonic, site_suffix: str = "",
                    credentials: CredentialStore | None = None,
                    catch_up_timeout: float = 300.0,
-                   delivery: DeliveryRates | None = None) -> SimulationResult:
+                   delivery: DeliveryRates | None = None,
+                   baseline_nights: int = 0) -> SimulationResult:
     """Provision, plan, publish and (if ``fetch_alerts`` is given) score a simulation.
 
     ``sites`` are profile names or paths (default: all bundled profiles); ``speed`` is a
@@ -119,6 +120,9 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
     renamed copies of the sites (the same nights); ``credentials`` is where the devices'
     passwords are kept (default: the state directory's simulator credentials file).
     ``delivery`` overrides every profile's lost/duplicated/late message rates.
+    ``baseline_nights`` (> 0): the sites' staff logged their flat-check rounds on that many
+    nights before the first one, the site's baseline period, and log the rounds they still
+    walk in the simulated nights (``simulators.rounds``).
     """
     factor = parse_speed(speed)
     if nights < 1:
@@ -147,6 +151,8 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
 
     store = credentials or CredentialStore.in_state_dir(settings.state_dir)
     accounts = _accounts(settings, profiles, store, provision)
+    if baseline_nights > 0:
+        _log_rounds(settings, originals, site_suffix, dates, seed, baseline_nights)
     host, port = settings.broker_address()
     tls = settings.mqtt_tls_context()
     if tls is not None:
@@ -209,6 +215,19 @@ def _accounts(settings: Settings, profiles: Sequence[SiteProfile], store: Creden
             accounts[(profile.site, device)] = DeviceAccount(profile.site, device, username,
                                                              password)
     return accounts
+
+
+def _log_rounds(settings: Settings, profiles: Sequence[SiteProfile], site_suffix: str,
+                nights: Sequence[date], seed: int, baseline_nights: int) -> None:
+    """The baseline period before ``nights``, and the rounds staff logged in it and in them."""
+    from simulators.provisioner import log_rounds
+    from simulators.rounds import plan_rounds
+
+    before = [nights[0] - timedelta(days=baseline_nights - i) for i in range(baseline_nights)]
+    for profile in profiles:
+        log_rounds(settings, profile.site + site_suffix, before[0], before[-1],
+                   plan_rounds(profile, before, seed, baseline=True)
+                   + plan_rounds(profile, nights, seed, baseline=False))
 
 
 def _rotate(settings: Settings, store: CredentialStore, profiles: Sequence[SiteProfile],

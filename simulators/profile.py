@@ -200,14 +200,23 @@ class SiteRule(_Strict):
 
 
 class StaffRounds(_Strict):
-    """Night staff walking through the common rooms and corridors at about these times."""
+    """Night staff walking through the common rooms and corridors at about these times.
+
+    ``checks_before`` and ``checks_during`` are the rounds that look in on every flat
+    ("tilsynsrunder"), which staff log on the board ("Runde gået"): before the sensors went
+    live (the baseline period) and in the pilot. They are the simulator's assumption about
+    a site's practice, played only when a simulation asks for a baseline
+    (``nattero simulate --baseline-nights``); the report then counts them as logged.
+    """
 
     at: list[str] = ["23:30", "02:00", "04:30"]
     sd_min: float = Field(default=20.0, ge=0, le=120)
     rooms: list[Slug] | None = None        # walked in this order; default every common room
     dwell_s: tuple[float, float] = _range(20, 90)
+    checks_before: list[str] = ["23:00", "01:00", "03:00", "05:00"]
+    checks_during: list[str] = ["02:00"]   # the safety round many sites keep
 
-    @field_validator("at")
+    @field_validator("at", "checks_before", "checks_during")
     @classmethod
     def _clocks(cls, value: list[str]) -> list[str]:
         for clock in value:

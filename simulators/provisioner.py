@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from simulators.credentials import CredentialStore
 from simulators.errors import CredentialsError, SimulatorError
 from simulators.profile import SiteProfile
+from simulators.rounds import PlannedRound, rounds_csv
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -90,6 +91,16 @@ def rotate_devices(settings: Settings, store: CredentialStore, devices: Iterable
             store.put(entry["site"], entry["device"], entry["username"], entry["password"])
 
 
+def log_rounds(settings: Settings, site: str, first: date, last: date,
+               rounds: Sequence[PlannedRound]) -> int:
+    """Set the site's baseline period and add the rounds staff logged (``nattero site
+    baseline`` and ``nattero site rounds``); returns how many rounds were new."""
+    _nattero(settings, ["site", "baseline", site, "--from", first.isoformat(),
+                        "--to", last.isoformat(), "--json"])
+    added = _nattero(settings, ["site", "rounds", site, "-", "--json"], rounds_csv(rounds))
+    return int(added["stored"])
+
+
 def stored_accounts(store: CredentialStore, profile: SiteProfile) -> dict[str, tuple[str, str]]:
     """The profile's devices' stored credentials; raises naming any that are missing."""
     found: dict[str, tuple[str, str]] = {}
@@ -108,7 +119,7 @@ def stored_accounts(store: CredentialStore, profile: SiteProfile) -> dict[str, t
     return found
 
 
-def _nattero(settings: Settings, args: list[str], stdin: str = "") -> list[dict[str, Any]]:
+def _nattero(settings: Settings, args: list[str], stdin: str = "") -> Any:
     """Run ``nattero ARGS`` of this interpreter against ``settings``' stack; its JSON output."""
     command = [sys.executable, "-m", "nattero", *args]
     try:
@@ -121,8 +132,7 @@ def _nattero(settings: Settings, args: list[str], stdin: str = "") -> list[dict[
         lines = done.stderr.strip().splitlines()
         reason = lines[-1].removeprefix("error: ") if lines else f"exit code {done.returncode}"
         raise SimulatorError(f"`nattero {' '.join(args)}` failed: {reason}")
-    result: list[dict[str, Any]] = json.loads(done.stdout)
-    return result
+    return json.loads(done.stdout)
 
 
 def _environment(settings: Settings) -> dict[str, str]:

@@ -3,9 +3,11 @@ end-of-shift questionnaire and the resident-outcome notes, as the report counts 
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -15,6 +17,7 @@ import pytest
 from core.settings import StackInfo
 from ingest.experience import add_shift_answer
 from ingest.rounds import log_round
+from simulators.credentials import CredentialStore
 from tests.support.api import Account
 from tests.support.evaluation import simulate_site
 from tests.support.reading import visible_text
@@ -250,3 +253,123 @@ def test_admin_sets_the_baseline_period_from_the_command_line(
     backwards = runner.invoke(app, ["site", "baseline", site, "--from", "2026-06-14", "--to",
                                     "2026-06-01"])
     assert backwards.exit_code == 1 and "before the last" in backwards.output
+
+
+def test_paper_rounds_read_from_a_csv_are_stored_once_audited_and_a_bad_file_stores_nothing(
+        site: str, db: psycopg.Connection, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nattero.cli import app
+
+    db.execute("UPDATE rooms SET corridor = 'lounge' WHERE site = %s AND id = 'f1'", (site,))
+    good = tmp_path / "runder.csv"
+    good.write_text("tidspunkt;omfang;rum\n"
+                    "2026-06-20T23:05+02:00;hele stedet;\n"
+                    "2026-06-21T02:10+02:00;etage;lounge\n"
+                    "# a comment line\n"
+                    "2026-06-21T04:00+02:00;lejlighed;f1\n", encoding="utf-8")
+    runner = CliRunner()
+    first = runner.invoke(app, ["site", "rounds", site, str(good), "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output) == {"site": site, "read": 3, "stored": 3}
+    again = runner.invoke(app, ["site", "rounds", site, str(good), "--json"])
+    assert json.loads(again.output) == {"site": site, "read": 3, "stored": 0}
+    rows = db.execute("SELECT scope, room, flats, walked_at FROM rounds WHERE site = %s "
+                      "ORDER BY walked_at", (site,)).fetchall()
+    assert rows == [("site", None, 1, local(date(2026, 6, 20), 23, 5)),
+                    ("floor", "lounge", 1, local(date(2026, 6, 21), 2, 10)),
+                    ("flat", "f1", 1, local(date(2026, 6, 21), 4))]
+    assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'round.log' AND site = %s "
+                      "AND actor LIKE 'cli:%%'", (site,)).fetchone() == (3,)
+
+    bad = tmp_path / "forkert.csv"
+    bad.write_text("tidspunkt,omfang,rum\n"
+                   "2026-06-22T23:00+02:00,hele stedet,\n"
+                   "2026-06-22T23:30,hele stedet,\n"          # no UTC offset
+                   "i nat,hele stedet,\n"                     # not a time
+                   "2026-06-23T01:00+02:00,køkken,\n"         # not a scope
+                   "2026-06-23T02:00+02:00,lejlighed,\n", encoding="utf-8")  # no room
+    refused = runner.invoke(app, ["site", "rounds", site, str(bad)])
+    assert refused.exit_code == 1
+    for line in ("line 3", "line 4", "line 5", "line 6"):
+        assert line in refused.output
+    assert "line 2" not in refused.output and "nothing was stored" in refused.output
+    not_a_flat = tmp_path / "rum.csv"
+    not_a_flat.write_text("walked_at,scope,room\n2026-06-22T23:00+02:00,site,\n"
+                          "2026-06-23T01:00+02:00,flat,exit\n", encoding="utf-8")
+    refused = runner.invoke(app, ["site", "rounds", site, str(not_a_flat)])
+    assert refused.exit_code == 1 and "line 3: 'exit' is not a flat" in refused.output
+    assert db.execute("SELECT count(*) FROM rounds WHERE site = %s", (site,)).fetchone() == (3,)
+
+
+def test_a_simulation_with_a_baseline_logs_its_staffs_rounds_and_the_report_measures_them(
+        ev_http: httpx.Client, migrated: StackInfo, db: psycopg.Connection, tmp_path: Path,
+        make_user: Callable[..., Account], headers_for: Headers) -> None:
+    from core.settings import Settings
+    from simulators.command import run_simulation
+    from simulators.plan import Delivery
+    from simulators.profile import load_profile
+    from simulators.publisher import PublishStats
+    from simulators.rounds import plan_rounds
+
+    suffix = "-" + unique("r").replace("_", "-")[-10:]
+    site = "egely" + suffix
+
+    def no_broker(deliveries: Sequence[Delivery], *_args: object, **_kw: object
+                  ) -> PublishStats:
+        return PublishStats(events={site: len(deliveries)})
+
+    first = date(2026, 8, 3)
+
+    def simulate() -> None:
+        run_simulation(Settings.model_validate({}), ["egely"], nights=2, speed="max", seed=5,
+                       start=first, progress=False, publisher=no_broker,
+                       site_suffix=suffix, baseline_nights=7,
+                       credentials=CredentialStore(tmp_path / "credentials.json"))
+
+    simulate()
+    simulate()  # the same nights again: the same rounds, not twice
+    profile = load_profile("egely")
+    before = [first - timedelta(days=7 - i) for i in range(7)]
+    planned_before = plan_rounds(profile, before, 5, baseline=True)
+    planned_pilot = plan_rounds(profile, [first, first + timedelta(days=1)], 5, baseline=False)
+    assert len(planned_before) > 7 * 3 and len(planned_pilot) == 2   # 4 and 1 a night, mostly
+    stored = db.execute("SELECT walked_at, flats FROM rounds WHERE site = %s ORDER BY walked_at",
+                        (site,)).fetchall()
+    assert [at for at, _ in stored] == [r.walked_at for r in planned_before + planned_pilot]
+    assert {flats for _, flats in stored} == {8}
+    assert db.execute("SELECT first_night, last_night FROM baseline_periods WHERE site = %s",
+                      (site,)).fetchone() == (before[0], before[-1])
+
+    evaluator = {**headers_for(make_user("evaluator")), "Accept-Language": "da"}
+    response = report(ev_http, evaluator, site, first, first + timedelta(days=1))
+    figures = embedded_figures(response.text)
+    assert figures["rounds"]["baseline"]["rounds"] == len(planned_before)
+    assert figures["staff_time"]["basis"]["baseline_rounds_per_night"] == "measured"
+    assert figures["staff_time"]["baseline_rounds_per_night"] == pytest.approx(
+        round(len(planned_before) / 7, 2))
+    page = visible_text(response.text)
+    assert re.search(r"Baseline \(før sensorerne\)\s+7\s+" + str(len(planned_before)), page)
+    assert "Der er ikke registreret runder i en baselineperiode" not in page
+
+
+@pytest.mark.pure
+def test_planned_rounds_are_the_same_for_the_same_seed_and_read_back_from_their_csv() -> None:
+    from provisioning.rounds_import import read_rounds
+    from simulators.profile import load_profile
+    from simulators.rounds import plan_rounds, rounds_csv
+
+    profile = load_profile("havnely")
+    nights = [date(2026, 11, 16) + timedelta(days=i) for i in range(14)]
+    planned = plan_rounds(profile, nights, 1, baseline=True)
+    assert planned == plan_rounds(profile, nights, 1, baseline=True)
+    assert planned != plan_rounds(profile, nights, 2, baseline=True)
+    assert 3.5 * 14 <= len(planned) <= 4 * 14        # four a night, rarely pushed out
+    for r in planned:
+        start, end = profile.night_window(r.night)
+        assert start <= r.walked_at < end
+    pilot = plan_rounds(profile, nights, 1, baseline=False)
+    assert len(pilot) == 14
+    read = read_rounds(rounds_csv(planned))
+    assert [(line.walked_at, line.scope, line.room) for line in read] == [
+        (r.walked_at, "site", None) for r in planned]

@@ -44,6 +44,10 @@ def simulate(
     late: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="share of events delivered 5-120 s late, after later ones "
         "(default: each profile's, 0.01 unless it says)")] = None,
+    baseline_nights: Annotated[int, typer.Option(
+        min=0, max=90, help="staff logged their flat-check rounds on this many nights before "
+        "the first one (the site's baseline period), and log those they still walk; "
+        "0: no rounds logged")] = 0,
 ) -> None:
     """Play the five pilot sites' nights over MQTT, like real devices, and score the alerts."""
     from rich.console import Console
@@ -64,7 +68,8 @@ def simulate(
                             truth_out=truth_out, provision=provision,
                             fetch_alerts=fetch_alerts(settings), console=console,
                             progress=not as_json,
-                            delivery=DeliveryRates(lost=lost, duplicated=duplicated, late=late))
+                            delivery=DeliveryRates(lost=lost, duplicated=duplicated, late=late),
+                            baseline_nights=baseline_nights)
     if as_json:
         typer.echo(json.dumps(_summary(result)))
     else:

@@ -137,6 +137,34 @@ def site_baseline(
                   "to": period.last.isoformat(), "set_by": period.set_by}, as_json)
 
 
+@site_app.command("rounds")
+def site_rounds(
+    site: SiteArgument,
+    file: Annotated[Path, typer.Argument(help="CSV file of rounds; '-' reads stdin",
+                                         show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Add rounds staff logged on paper (a baseline before the board was in use).
+
+    \b
+    tidspunkt;omfang;rum
+    2026-11-16T23:05+01:00;hele stedet;
+    2026-11-17T02:10+01:00;etage;gang-1
+    2026-11-17T04:00+01:00;lejlighed;f12
+
+    A time carries its UTC offset; omfang (scope) is hele stedet (site, the default),
+    etage (floor: a corridor) or lejlighed (flat). Every bad line is reported and nothing
+    is stored; a round already stored at the same moment is not stored again.
+    """
+    from provisioning.rounds_import import import_rounds, read_rounds
+
+    rounds = read_rounds(sys.stdin.read() if str(file) == "-" else _read(file))
+    with connect_store() as conn:
+        _require_site(conn, site)
+        imported = import_rounds(conn, site, rounds, cli_actor())
+    print_record(imported.as_dict(), as_json)
+
+
 @site_app.command("apply")
 def site_apply(
     files: Annotated[list[Path], typer.Argument(
