@@ -7,7 +7,9 @@
 - ``PushChannel``: Web Push to the account's own subscriptions (``api.push.PushSender``,
   which retries each subscription itself).
 - ``deliver_with_retry``: tries a channel with a doubling pause, and says how it went; a
-  failure is returned (and logged), never dropped: the caller shows it on the alert.
+  failure is returned (and logged), never dropped: the caller shows it on the alert. Before
+  each try it asks the caller whether the message is still wanted (a call taken on the
+  board meanwhile is not sent on: "cancelled").
 
 Blocking (smtplib, requests): call them in a thread, never on the event loop.
 """
@@ -58,7 +60,7 @@ class Channel(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    status: Literal["sent", "failed"]
+    status: Literal["sent", "failed", "cancelled"]
     attempts: int
     error: str | None = None
 
@@ -122,10 +124,17 @@ class PushChannel:
 
 def deliver_with_retry(channel: Channel, username: str, message: PushMessage,
                        attempts: int, retry_s: float,
-                       sleep: Callable[[float], None] = time.sleep) -> Delivery:
+                       sleep: Callable[[float], None] = time.sleep,
+                       wanted: Callable[[], bool] = lambda: True) -> Delivery:
+    """Up to ``attempts`` tries with a doubling pause; ``wanted`` is asked before every
+    try, and a message no longer wanted is not tried (again): "cancelled"."""
     error = ""
     attempt = 0
     for attempt in range(1, attempts + 1):
+        if not wanted():
+            log.info("%s %s to %s not retried: no longer wanted after %d attempt(s)",
+                     channel.name, message.key, username, attempt - 1)
+            return Delivery("cancelled", attempt - 1, error)
         try:
             channel.deliver(username, message)
         except ChannelFailed as exc:

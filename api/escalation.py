@@ -175,7 +175,8 @@ class EscalationWatch:
         for channel in claimed:
             result = deliver_with_retry(channel, person, message,
                                         self._settings.channel_attempts,
-                                        self._settings.channel_retry_s)
+                                        self._settings.channel_retry_s,
+                                        wanted=lambda: self._still_open(due.alert_id))
             with self._pool.connection() as conn, conn.transaction():
                 store.finish_step(conn, due.alert_id, due.step, channel.name,
                                   status=result.status, attempts=result.attempts,
@@ -189,6 +190,12 @@ class EscalationWatch:
                                           "to": person, "attempts": result.attempts})
         ESCALATION_STEPS.labels(step=due.step).inc()
         return True
+
+    def _still_open(self, alert_id: int) -> bool:
+        """Whether the call is still not taken: one taken while a channel was retrying is
+        not sent on (its step ends "cancelled")."""
+        with self._pool.connection() as conn:
+            return store.call_still_open(conn, alert_id)
 
     def _log(self, conn: psycopg.Connection, due: store.DueStep, entry: dict[str, Any],
              escalate: bool) -> None:

@@ -17,7 +17,7 @@ class PassedOn(BaseModel):
 
     step: Literal["second", "coordinator"]
     channel: Literal["email", "push", "none"]  # none: nobody to send it to
-    status: Literal["sent", "failed", "nobody", "unreachable"]
+    status: Literal["sent", "failed", "nobody", "unreachable", "cancelled"]
     at: datetime
     attempts: int = 0
     error: str | None = None

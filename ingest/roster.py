@@ -24,6 +24,7 @@ __all__ = [
     "Roster",
     "RosterError",
     "UnknownAccount",
+    "call_still_open",
     "claim_step",
     "contact_email",
     "due_steps",
@@ -215,6 +216,13 @@ def claim_step(conn: psycopg.Connection, alert_id: int, step: str, channel: str,
         "escalation_steps.status = 'sending' AND escalation_steps.claimed_at < "
         "now() - make_interval(secs => %s)",
         (alert_id, step, channel, recipient, due_at, STALE_CLAIM_S)).rowcount == 1
+
+
+def call_still_open(conn: psycopg.Connection, alert_id: int) -> bool:
+    """True while nobody has acknowledged or resolved the call."""
+    row = conn.execute("SELECT status = 'open' FROM alerts WHERE id = %s",
+                       (alert_id,)).fetchone()
+    return bool(row and row[0])
 
 
 def finish_step(conn: psycopg.Connection, alert_id: int, step: str, channel: str, *,

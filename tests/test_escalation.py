@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
@@ -280,6 +281,43 @@ def test_a_failing_mail_server_is_retried_and_the_failure_is_shown_on_the_alert(
     row = db.execute("SELECT status, attempts, last_error FROM escalation_steps WHERE "
                      "alert_id = %s AND step = 'coordinator'", (alert,)).fetchone()
     assert row is not None and row[:2] == ("failed", 3) and "554" in row[2]
+
+
+def test_a_call_taken_while_its_mail_is_being_retried_is_not_sent_on(
+        night: Night, watch: Callable[..., tuple[EscalationWatch, MovableClock]],
+        mail_server: MailServer, raise_alert: Callable[..., int], db: psycopg.Connection,
+        http: httpx.Client) -> None:
+    # Long pauses between tries, so the nurse takes the call while the mail waits.
+    escalation, clock = watch(night.site, channel_attempts=4, channel_retry_s=1.0)
+    alert = raise_alert(night.site, "f1", "building_exit", "high")
+    mail_server.refusals = ["451 4.3.0 try again later"] * 10
+    clock.now = called_at(db, alert) + timedelta(minutes=2)
+    with ThreadPoolExecutor(1) as pool:
+        checking = pool.submit(escalation.check)
+        deadline = time.monotonic() + 10
+        while mail_server.tries < 1:
+            assert time.monotonic() < deadline, "the first try never reached the mail server"
+            time.sleep(0.02)
+        token = http.post("/api/v1/auth/token", data={"username": night.duty.username,
+                                                      "password": PASSWORD})
+        taken = http.post(f"/api/v1/alerts/{alert}/ack",
+                          headers=bearer(token.json()["access_token"]))
+        assert taken.status_code == 200
+        assert checking.result(timeout=30) == [(alert, "second")]
+    assert mail_server.tries == 1 and mail_server.received == []
+    row = db.execute("SELECT status, attempts FROM escalation_steps WHERE alert_id = %s "
+                     "AND step = 'second'", (alert,)).fetchone()
+    assert row == ("cancelled", 1)
+    (step,) = timeline(db, alert)[-1][1]
+    assert (step["status"], step["attempts"]) == ("cancelled", 1)
+    assert "451" in step["error"]  # why the first try did not reach the person
+    row = db.execute("SELECT escalated FROM alerts WHERE id = %s", (alert,)).fetchone()
+    assert row == (False,)  # nothing was passed on
+    assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'escalation.cancelled' "
+                      "AND target = %s", (str(alert),)).fetchone() == (1,)
+    clock.now += timedelta(hours=1)
+    assert escalation.check() == []   # and never again, nor to the coordinator
+    assert mail_server.tries == 1
 
 
 def test_a_call_with_nobody_on_the_roster_says_so_on_the_alert(
