@@ -35,7 +35,7 @@ import psycopg
 from backtest.errors import BacktestError, PeriodTooLong
 from backtest.proposal import RuleChange, apply_changes
 from backtest.sandbox import Arrival, SandboxAlert, replay
-from core.alerts import DEVICE_RULES, Outcome, RuleName
+from core.alerts import DEVICE_RULES, NEEDLESS_OUTCOMES, Outcome, RuleName
 from core.night_window import NightWindow
 from ingest.backtest import (
     HeartbeatRun,
@@ -51,7 +51,7 @@ from rules.runtime import FUTURE_SKEW, layouts_from_store
 __all__ = ["MAX_NIGHTS", "Backtest", "HelpFinding", "NeedlessFinding", "run_backtest"]
 
 MAX_NIGHTS = 92
-NEEDLESS = (Outcome.NO_ACTION_NEEDED, Outcome.FALSE_ALARM, Outcome.CLEARED)
+NEEDLESS = NEEDLESS_OUTCOMES
 # A replayed situation answers a recorded alert of the same room if it overlaps it, give
 # or take this much (a stricter setting may start the situation a little earlier).
 _SLACK = timedelta(minutes=5)

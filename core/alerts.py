@@ -66,3 +66,5 @@ class Outcome(StrEnum):
 # What a person records when resolving an alert; ``CLEARED`` is Nattero's own (the situation
 # ended by itself), never chosen on the board.
 STAFF_OUTCOMES = (Outcome.HELP_GIVEN, Outcome.NO_ACTION_NEEDED, Outcome.FALSE_ALARM)
+# A call with one of these outcomes needed nobody: the report's needless calls.
+NEEDLESS_OUTCOMES = (Outcome.FALSE_ALARM, Outcome.NO_ACTION_NEEDED, Outcome.CLEARED)

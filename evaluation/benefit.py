@@ -4,11 +4,12 @@ Definitions (the report prints them too):
 
 - A night is the night window beginning on the evening of its date; alerts belong to the
   noon-to-noon day they were first triggered in.
-- *Alert visits*: every resident alert called staff, so every one is a visit, whatever
-  became of it (help given, no action needed, false alarm, cleared by itself, or never
-  resolved). Alerts nobody resolved are also counted as *unhandled*: they cost a visit
-  and are never counted as time saved. Device alerts (sensor offline, low battery) are
-  not night visits to a flat and are counted apart.
+- *Alert visits*: every resident alert that called staff is a visit, whatever became of
+  it (help given, no action needed, false alarm, cleared by itself, or never resolved).
+  Calls nobody resolved are also counted as *unhandled*: they cost a visit and are never
+  counted as time saved. A *quiet situation* (an outing back within its time: shown on
+  the board, never a call) sent nobody and is counted apart, as are device alerts (sensor
+  offline, low battery), which are not night visits to a flat.
 - A night of the period without a single event or alert (the system was not running, or
   the period runs past the simulated or recorded nights) is listed as a night *without
   data* and not counted: it would otherwise dilute every per-night figure.
@@ -31,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from core.alerts import DEVICE_RULES, STAFF_OUTCOMES, Outcome
+from core.alerts import DEVICE_RULES, NEEDLESS_OUTCOMES, STAFF_OUTCOMES, Outcome
 from evaluation.baseline import RoundsByNight, rounds_by_night
 from evaluation.experience import Experience, experience
 from evaluation.occupancy import DISTURBANCES
@@ -87,6 +88,8 @@ class AlertTally:
     handling_minutes: list[float] = field(default_factory=list)
     visits: int = 0
     unhandled: int = 0
+    needless_calls: int = 0     # visits whose outcome says nobody was needed
+    quiet: int = 0              # resident situations that never called staff
     alerted: set[tuple[str, date]] = field(default_factory=set)
 
 
@@ -95,7 +98,7 @@ def tally_alerts(site: SiteInfo, nights: dict[date, NightFigures],
     """Count ``rows`` into ``nights`` and return the period's totals; alerts outside the
     nights are skipped."""
     tally = AlertTally()
-    for room, rule, outcome, first_ts, raised, acked, resolved in rows:
+    for room, rule, outcome, first_ts, raised, acked, resolved, called in rows:
         night = nights.get(site.night_of(first_ts))
         if night is None:
             continue
@@ -105,11 +108,16 @@ def tally_alerts(site: SiteInfo, nights: dict[date, NightFigures],
         tally.by_rule[rule][label] += 1
         if rule not in DEVICE_RULES:
             tally.alerted.add((room, night.night))
-            # Staff went (or should have gone) to every resident alert: a visit whatever
-            # its outcome. Counting only resolved ones made an unattended site look best.
-            tally.visits += 1
-            if outcome is None:
-                tally.unhandled += 1
+            if not called:
+                tally.quiet += 1    # on the board quietly; nobody was sent
+            else:
+                # Staff went (or should have gone) to every call: a visit whatever its
+                # outcome. Counting only resolved ones made an unattended site look best.
+                tally.visits += 1
+                if outcome is None:
+                    tally.unhandled += 1
+                elif outcome in NEEDLESS_OUTCOMES:
+                    tally.needless_calls += 1
         if acked is not None:
             tally.ack_seconds.append((acked - raised).total_seconds())
         if resolved is not None and outcome in STAFF_OUTCOMES:
@@ -137,6 +145,10 @@ class SiteFigures:
     staff_time: StaffTime
     rounds: RoundsByNight = field(default_factory=lambda: RoundsByNight(None))
     experience: Experience | None = None
+    quiet_situations: int = 0   # resident situations that never called staff
+    calls: int = 0              # resident alerts that called staff (visits)
+    unhandled_calls: int = 0    # of them, never resolved
+    needless_calls: int = 0     # of them, an outcome that says nobody was needed
 
     @property
     def alerts(self) -> int:
@@ -180,6 +192,8 @@ class SiteFigures:
                            for night, hours in sorted(self.activity.items())}},
             "staff_time": self.staff_time.as_dict(),
             "rounds": self.rounds.as_dict(),
+            "quiet_situations": self.quiet_situations, "calls": self.calls,
+            "unhandled_calls": self.unhandled_calls, "needless_calls": self.needless_calls,
             "experience": None if self.experience is None else self.experience.as_dict(),
         }
 
@@ -226,7 +240,9 @@ def site_figures(conn: psycopg.Connection, site_id: str, period: Period,
         ack_seconds=tally.ack_seconds, resolve_seconds=tally.resolve_seconds,
         activity={n.night: activity[n.night] for n in observed},
         staff_time=estimate(Assumptions(), 0, 0, 0, None, 0.0),
-        rounds=rounds_by_night(conn, site, [n.night for n in observed], now or datetime.now(UTC)))
+        rounds=rounds_by_night(conn, site, [n.night for n in observed], now or datetime.now(UTC)),
+        quiet_situations=tally.quiet, calls=tally.visits, unhandled_calls=tally.unhandled,
+        needless_calls=tally.needless_calls)
     baseline = figures.rounds.baseline_period
     figures.experience = experience(conn, site.id, period.first, period.last,
                                     notes_from=min(period.first, baseline.first)

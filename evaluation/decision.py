@@ -6,9 +6,11 @@ is the table that decision is made from. Each criterion of the settings
 
 - ``recall``: share of the situations that needed a person and got an alert; known only
   from a ground truth (simulation, logged trial), given in the settings (``[known.<site>]``);
-- ``needless_per_night``: resident alerts per night that needed nobody (false alarm, no
-  action needed, cleared by itself, as staff recorded them), or the figure of a ground
-  truth given in the settings (``[known.<site>] needless_per_night``);
+- ``needless_per_night``: resident calls per night that needed nobody (false alarm, no
+  action needed, cleared by itself, as staff recorded them; a quiet situation that never
+  called staff is no call; with calls nobody handled, an estimate from the handled ones,
+  not known when none was), or the figure of a ground truth given in the settings
+  (``[known.<site>] needless_per_night``);
 - ``hours_freed_per_night``: the rounds against every alert visit (an estimate while the
   rounds are assumed);
 - ``rest_share``: flat-nights with complete night rest;
@@ -27,16 +29,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.alerts import DEVICE_RULES, Outcome
 from evaluation.benefit import SiteFigures
 from evaluation.economics import CriterionName, DecisionSettings, Economics, EconomicsSettings
 from evaluation.experience import Experience
 
-__all__ = ["NEEDLESS", "Check", "Decision", "SiteDecision", "decide", "pilot_values",
+__all__ = ["Check", "Decision", "SiteDecision", "decide", "pilot_values",
            "staff_experience"]
 
 #: Outcomes of a resident alert that needed nobody.
-NEEDLESS = (Outcome.FALSE_ALARM, Outcome.NO_ACTION_NEEDED, Outcome.CLEARED)
 
 ORDER: tuple[CriterionName, ...] = ("recall", "needless_per_night", "hours_freed_per_night",
                                     "rest_share", "staff_experience", "payback_years")
@@ -110,6 +110,20 @@ def staff_experience(answers: Experience | None) -> float | None:
     return round(sum(mean * n for mean, n in scored) / count, 2) if count else None
 
 
+def needless_per_night(figures: SiteFigures) -> tuple[float | None, bool]:
+    """Needless calls per night, from the outcomes staff recorded; with whether it is an
+    estimate. A call nobody handled says nothing about need: with some of them the share
+    needless among the handled calls stands for all (an estimate); with none handled it is
+    not known. Counting only recorded outcomes made an unattended site look quiet."""
+    nights, calls = len(figures.nights), figures.calls
+    handled = calls - figures.unhandled_calls
+    if not nights or (calls and not handled):
+        return None, False
+    if not figures.unhandled_calls:
+        return round(figures.needless_calls / nights, 2), False
+    return round(figures.needless_calls / handled * calls / nights, 2), True
+
+
 def pilot_values(figures: SiteFigures, econ: Economics, recall: float | None,
                  needless_known: float | None = None
                  ) -> dict[CriterionName, tuple[float | None, bool]]:
@@ -117,15 +131,12 @@ def pilot_values(figures: SiteFigures, econ: Economics, recall: float | None,
     ``needless_known`` (from a ground truth) replaces the count from the outcomes staff
     recorded."""
     nights = len(figures.nights)
-    needless = sum(count for rule, outcomes in figures.alerts_by_rule.items()
-                   if rule not in DEVICE_RULES
-                   for outcome, count in outcomes.items() if outcome in NEEDLESS)
     staff = figures.staff_time
     hours_assumed = staff.basis["freed_hours_per_night"] != "measured"
     return {
         "recall": (recall, False),
-        "needless_per_night": (needless_known if needless_known is not None
-                               else round(needless / nights, 2) if nights else None, False),
+        "needless_per_night": ((needless_known, False) if needless_known is not None
+                               else needless_per_night(figures)),
         "hours_freed_per_night": (staff.freed_hours_per_night if nights else None,
                                   hours_assumed),
         "rest_share": (figures.rest_share, False),

@@ -30,6 +30,7 @@ class PeriodAlert(NamedTuple):
     raised_at: datetime
     acknowledged_at: datetime | None
     resolved_at: datetime | None
+    called: bool = True     # False: a quiet situation that never asked staff to go
 
 
 class ExportAlert(NamedTuple):
@@ -84,8 +85,9 @@ def period_alerts(conn: psycopg.Connection, site: str, start: datetime,
                   end: datetime) -> list[PeriodAlert]:
     """Alerts first triggered in [start, end)."""
     rows = conn.execute(
-        "SELECT room, rule, outcome, first_ts, raised_at, acknowledged_at, resolved_at "
-        "FROM alerts WHERE site = %s AND first_ts >= %s AND first_ts < %s",
+        "SELECT room, rule, outcome, first_ts, raised_at, acknowledged_at, resolved_at, "
+        "called_at IS NOT NULL FROM alerts WHERE site = %s AND first_ts >= %s "
+        "AND first_ts < %s",
         (site, start, end)).fetchall()
     return [PeriodAlert(*row) for row in rows]
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from core.alerts import NEEDLESS_OUTCOMES
 from evaluation.benefit import Durations, NightFigures, SiteFigures, compare
-from evaluation.decision import Decision, decide
+from evaluation.decision import Decision, decide, needless_per_night
 from evaluation.economics import EconomicsSettings, economics
 from evaluation.experience import Experience
 from evaluation.investment import decision_rows, decision_summary
@@ -64,7 +65,8 @@ def pilot(site: str, flats: int, outcomes: dict[str, int], at_rest: int,
         empty_nights=[], alerts_by_rule={"left_flat": per_period},
         acknowledge=Durations.of([120.0]), resolve=Durations.of([600.0]),
         ack_seconds=[120.0], resolve_seconds=[600.0], activity={n.night: {} for n in nights},
-        staff_time=staff)
+        staff_time=staff, calls=visits, unhandled_calls=unhandled,
+        needless_calls=sum(n for o, n in per_period.items() if o in NEEDLESS_OUTCOMES))
 
 
 def five_pilots() -> list[SiteFigures]:
@@ -214,3 +216,17 @@ def test_staff_who_do_not_trust_the_alerts_stop_a_test_that_passes_the_rest() ->
     egely = next(d for d in decision.sites if d.site == "egely")
     unknown = next(c for c in egely.checks if c.criterion == "staff_experience")
     assert unknown.value is None and unknown.passed is None  # not required: no block
+
+
+def test_needless_calls_nobody_handled_are_not_known_and_some_handled_give_an_estimate() -> None:
+    # Every call a night unanswered: nothing says whether any was needed.
+    unanswered = pilot("havnely", 8, {"unresolved": 30}, at_rest=0)
+    assert needless_per_night(unanswered) == (None, False)
+    # Half handled, all of those false alarms: the other half is estimated like them.
+    half = pilot("havnely", 8, {"unresolved": 2, "false_alarm": 2}, at_rest=0)
+    assert needless_per_night(half) == (4.0, True)
+    # All handled: measured.
+    handled = pilot("egely", 8, {"help_given": 1, "no_action_needed": 1}, at_rest=6)
+    assert needless_per_night(handled) == (1.0, False)
+    checks = {c.criterion: c for c in decision_of([unanswered]).sites[0].checks}
+    assert checks["needless_per_night"].value is None

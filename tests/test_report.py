@@ -296,15 +296,14 @@ def test_every_resident_alert_counts_as_a_visit_in_the_served_report(
     with psycopg.connect(migrated.database_url, autocommit=True) as conn:
         simulated = simulate_site(conn, "solsikken", first, 1)
     start, _ = simulated.profile.night_window(first)
-    # A busy night nobody answered: 200 left-flat alerts, none acknowledged or resolved.
+    # A busy night nobody answered: 200 left-flat calls, none acknowledged or resolved.
     flat = next(r.id for r in simulated.profile.rooms if r.kind.value == "flat")
     for n in range(200):
         db.execute(
             "INSERT INTO alerts (site, room, rule, severity, episode_key, status, first_ts, "
-            "last_ts, raised_at) VALUES (%s, %s, 'left_flat', 'normal', %s, 'open', %s, %s, "
-            "%s)", (simulated.id, flat, f"{simulated.id}:open:{n}",
-                    start + timedelta(minutes=1 + n), start + timedelta(minutes=1 + n),
-                    start + timedelta(minutes=1 + n)))
+            "last_ts, raised_at, called_at) VALUES (%s, %s, 'left_flat', 'normal', %s, "
+            "'open', %s, %s, %s, %s)", (simulated.id, flat, f"{simulated.id}:open:{n}",
+                                        *[start + timedelta(minutes=1 + n)] * 4))
     response = ev_http.get("/api/v1/reports/benefit", headers=evaluator, params={
         "site": simulated.id, "from": first.isoformat(), "to": first.isoformat()})
     staff = embedded_figures(response.text)["staff_time"]

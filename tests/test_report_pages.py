@@ -3,6 +3,7 @@ Danish by default with no English left over, English on request, honest staff ti
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,10 +22,12 @@ from evaluation.benefit import (
     has_data,
     tally_alerts,
 )
+from evaluation.decision import pilot_values
+from evaluation.economics import load_settings
 from evaluation.experience import Experience
 from evaluation.handover import Handover, HandoverAlert, SensorProblem, render_handover
 from evaluation.period import Period, SiteInfo
-from evaluation.report import BenefitReport, render_html, render_pdf
+from evaluation.report import BenefitReport, render_html, render_pdf, site_economics
 from evaluation.staff_time import Assumptions, estimate
 from ingest.evaluation import PeriodAlert
 from tests.support.reading import english_left, visible_text
@@ -36,11 +39,11 @@ SITE = SiteInfo("havnely", "Havnely", NightWindow(time(22), time(7), TZ))
 NIGHTS = [date(2026, 12, 1), date(2026, 12, 2)]
 
 def alert(rule: str, outcome: str | None, night: date, minute: int, room: str = "f1",
-          acked: bool = True) -> PeriodAlert:
+          acked: bool = True, called: bool = True) -> PeriodAlert:
     first = datetime.combine(night, time(22), TZ).astimezone(UTC) + timedelta(minutes=minute)
     return PeriodAlert(room, rule, outcome, first, first, first + timedelta(minutes=3)
                        if acked else None, first + timedelta(minutes=10)
-                       if outcome else None)
+                       if outcome else None, called)
 
 
 def figures(rows: list[PeriodAlert], flats: int = 8, nights: list[date] = NIGHTS,
@@ -65,7 +68,9 @@ def figures(rows: list[PeriodAlert], flats: int = 8, nights: list[date] = NIGHTS
         activity={n.night: {} for n in observed},
         staff_time=estimate(Assumptions(), flats, len(observed), tally.visits,
                             sum(handling) / len(handling) if handling else None, rest,
-                            unhandled=tally.unhandled))
+                            unhandled=tally.unhandled),
+        quiet_situations=tally.quiet, calls=tally.visits, unhandled_calls=tally.unhandled,
+        needless_calls=tally.needless_calls)
 
 
 def report_of(f: SiteFigures) -> BenefitReport:
@@ -84,6 +89,24 @@ def test_every_unresolved_alert_is_a_visit_and_frees_no_time() -> None:
     assert staff.freed_hours_per_night < 0 and staff.freed_hours_per_year < 0
     assert staff.basis["freed_hours_per_night"] == "estimate"
     assert staff.basis["handling_minutes"] == "assumed"
+
+
+def test_a_quiet_situation_sent_nobody_and_is_neither_a_visit_nor_a_needless_call() -> None:
+    # Each night: 10 outings back in time (quiet, never a call), one call nobody took and
+    # one that was a false alarm.
+    rows = [alert("left_flat", "cleared_automatically", night, m, acked=False, called=False)
+            for night in NIGHTS for m in range(10)]
+    rows += [alert("left_flat", None, night, 30, acked=False) for night in NIGHTS]
+    rows += [alert("bed_exit_not_back", "false_alarm", night, 40) for night in NIGHTS]
+    f = figures(rows)
+    assert f.staff_time.visits_per_night == 2 and f.staff_time.unhandled_per_night == 1
+    assert (f.quiet_situations, f.needless_calls) == (20, 2)
+    values = pilot_values(f, site_economics(load_settings(), f), None)
+    # One call a night nobody handled: the handled calls (all false alarms) stand for it.
+    assert values["needless_per_night"] == (2.0, True)
+    text = visible_text(render_html(report_of(f)))
+    assert re.search(r"Stille situationer pr\. nat \(vist på tavlen, intet kald\)\s+10,00", text)
+    assert re.search(r"Alarmbesøg pr\. nat \(hvert kald om en beboer\)\s+2,00", text)
 
 
 def test_handled_and_unhandled_alerts_count_alike_as_visits() -> None:

@@ -96,7 +96,7 @@ def load_nights(conn: psycopg.Connection, profile: SiteProfile, first: date, nig
 
 def insert_alerts(conn: psycopg.Connection, profile: SiteProfile, first: date, nights: int,
                   seed: int = 11, planned_as: str | None = None) -> int:
-    """A few alerts a night with acknowledge/resolve times and outcomes; returns how many."""
+    """A few calls a night with acknowledge/resolve times and outcomes; returns how many."""
     rng = random.Random(f"{planned_as or profile.site}-{seed}")
     flats = [r.id for r in profile.rooms if r.kind.value == "flat"]
     commons = [r.id for r in profile.rooms if r.kind.value == "common"]
@@ -113,11 +113,11 @@ def insert_alerts(conn: psycopg.Connection, profile: SiteProfile, first: date, n
                 resolved = acked + timedelta(seconds=rng.uniform(120, 1200))
                 conn.execute(
                     "INSERT INTO alerts (site, room, rule, severity, episode_key, status, "
-                    "first_ts, last_ts, raised_at, acknowledged_by, acknowledged_at, "
-                    "resolved_by, resolved_at, outcome) VALUES (%s, %s, %s, 'normal', %s, "
-                    "'resolved', %s, %s, %s, 'nat', %s, 'nat', %s, %s)",
+                    "first_ts, last_ts, raised_at, called_at, acknowledged_by, "
+                    "acknowledged_at, resolved_by, resolved_at, outcome) VALUES (%s, %s, %s, "
+                    "'normal', %s, 'resolved', %s, %s, %s, %s, 'nat', %s, 'nat', %s, %s)",
                     (profile.site, room, rule, f"{profile.site}:{i}:{n}", first_ts, first_ts,
-                     raised, acked, resolved, rng.choice(OUTCOMES)))
+                     raised, first_ts, acked, resolved, rng.choice(OUTCOMES)))
                 count += 1
             if i % 7 == 3:  # now and then a sensor drops out, and clears by itself
                 device = rng.choice(profile.device_specs)
