@@ -13,9 +13,9 @@ Definitions (the report prints them too):
 - A night of the period without a single event or alert (the system was not running, or
   the period runs past the simulated or recorded nights) is listed as a night *without
   data* and not counted: it would otherwise dilute every per-night figure.
-- Time to acknowledge: ``acknowledged_at - raised_at``; time to resolve:
-  ``resolved_at - raised_at`` of staff visits. Percentiles interpolate linearly, like
-  PostgreSQL's ``percentile_cont``.
+- Time to acknowledge: ``acknowledged_at`` less the call (``called_at``; the raise for an
+  alert that never called); time to resolve: ``resolved_at`` less the same, of staff
+  visits. Percentiles interpolate linearly, like PostgreSQL's ``percentile_cont``.
 - A flat had *complete night rest* when it reported during the night window and had no
   ``door.open``, ``bed.exit``, ``motion`` or ``presence.on`` in it, and no resident alert.
 - Night-time activity: those same event kinds, in all rooms, per local clock hour.

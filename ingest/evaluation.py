@@ -22,6 +22,12 @@ __all__ = [
 ]
 
 
+# When staff were asked to go: the call (a situation may be raised quietly and call only
+# when its time is up), else the raise. Times to acknowledge and resolve count from it; from
+# the raise they would count the quiet minutes of an outing as staff's response time.
+_ASKED = "coalesce(called_at, raised_at)"
+
+
 class PeriodAlert(NamedTuple):
     room: str
     rule: str
@@ -85,7 +91,7 @@ def period_alerts(conn: psycopg.Connection, site: str, start: datetime,
                   end: datetime) -> list[PeriodAlert]:
     """Alerts first triggered in [start, end)."""
     rows = conn.execute(
-        "SELECT room, rule, outcome, first_ts, raised_at, acknowledged_at, resolved_at, "
+        f"SELECT room, rule, outcome, first_ts, {_ASKED}, acknowledged_at, resolved_at, "
         "called_at IS NOT NULL FROM alerts WHERE site = %s AND first_ts >= %s "
         "AND first_ts < %s",
         (site, start, end)).fetchall()
@@ -96,7 +102,8 @@ def export_alerts(conn: psycopg.Connection, site: str, start: datetime,
                   end: datetime) -> list[ExportAlert]:
     """Alerts first triggered in [start, end) with their room's kind (no device, no label)."""
     rows = conn.execute(
-        "SELECT a.room, r.kind, a.rule, a.outcome, a.first_ts, a.raised_at, "
+        "SELECT a.room, r.kind, a.rule, a.outcome, a.first_ts, "
+        "coalesce(a.called_at, a.raised_at), "
         "a.acknowledged_at, a.resolved_at FROM alerts a JOIN rooms r "
         "ON r.site = a.site AND r.id = a.room "
         "WHERE a.site = %s AND a.first_ts >= %s AND a.first_ts < %s",
@@ -108,7 +115,7 @@ def handover_alerts(conn: psycopg.Connection, site: str, start: datetime,
                     end: datetime) -> list[NightAlert]:
     """Alerts first triggered in [start, end), in that order."""
     rows = conn.execute(
-        "SELECT room, rule, count, raised_at, acknowledged_at, outcome, status, device, "
+        f"SELECT room, rule, count, {_ASKED}, acknowledged_at, outcome, status, device, "
         "first_ts, resolved_at FROM alerts WHERE site = %s AND first_ts >= %s AND first_ts < %s "
         "ORDER BY first_ts", (site, start, end)).fetchall()
     return [NightAlert(*row) for row in rows]

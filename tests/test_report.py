@@ -310,3 +310,29 @@ def test_every_resident_alert_counts_as_a_visit_in_the_served_report(
     assert staff["visits_per_night"] >= 200 and staff["unhandled_per_night"] >= 200
     assert staff["freed_hours_per_night"] < 0
     assert staff["basis"]["freed_hours_per_night"] == "estimate"
+
+
+def test_time_to_acknowledge_counts_from_the_call_not_from_the_quiet_start_of_a_situation(
+        ev_http: httpx.Client, db: psycopg.Connection, migrated: StackInfo,
+        evaluator: dict[str, str]) -> None:
+    first = date(2026, 8, 12)
+    with psycopg.connect(migrated.database_url, autocommit=True) as conn:
+        simulated = simulate_site(conn, "solsikken", first, 1)
+    start, _ = simulated.profile.night_window(first)
+    flat = next(r.id for r in simulated.profile.rooms if r.kind.value == "flat")
+    db.execute("DELETE FROM alerts WHERE site = %s", (simulated.id,))
+    # Out of the flat at 22:10 (shown quietly), a call when the 15 minutes were up, taken a
+    # minute later and resolved four minutes after that.
+    out = start + timedelta(minutes=10)
+    db.execute(
+        "INSERT INTO alerts (site, room, rule, severity, episode_key, status, first_ts, "
+        "last_ts, raised_at, called_at, acknowledged_by, acknowledged_at, resolved_by, "
+        "resolved_at, outcome) VALUES (%s, %s, 'left_flat', 'normal', %s, 'resolved', %s, %s, "
+        "%s, %s, 'nat', %s, 'nat', %s, 'help_given')",
+        (simulated.id, flat, f"{simulated.id}:late-call", out, out, out,
+         out + timedelta(minutes=15), out + timedelta(minutes=16), out + timedelta(minutes=20)))
+    response = ev_http.get("/api/v1/reports/benefit", headers=evaluator, params={
+        "site": simulated.id, "from": first.isoformat(), "to": first.isoformat()})
+    figures = embedded_figures(response.text)
+    assert figures["acknowledge"]["median_s"] == 60.0
+    assert figures["resolve"]["median_s"] == 300.0
