@@ -22,6 +22,8 @@ class AlertTrigger(NamedTuple):
     rule: str
     first_ts: datetime
     called_at: datetime | None  # when it became a call to go; None: stayed quiet
+    id: int
+    severity: str
 
 
 class AlertProgress(NamedTuple):
@@ -44,7 +46,7 @@ def alerts_triggered(conn: psycopg.Connection, site: str, start: datetime,
                      end: datetime) -> list[AlertTrigger]:
     """Alerts of ``site`` whose first trigger lies in [start, end), oldest first."""
     rows = conn.execute(
-        "SELECT site, room, rule, first_ts, called_at FROM alerts WHERE site = %s "
+        "SELECT site, room, rule, first_ts, called_at, id, severity FROM alerts WHERE site = %s "
         "AND first_ts >= %s AND first_ts < %s ORDER BY first_ts, id",
         (site, start, end)).fetchall()
     return [AlertTrigger(*row) for row in rows]

@@ -3,13 +3,15 @@
 ``fetch_alerts(settings)`` gives ``nattero simulate`` (and tests, and the bench) its alert
 source: it waits until every distinct event the simulation sent is stored, then until the
 rules engine's timers have settled, and reads the ``alerts`` table as
-``simulators.ground_truth.AlertRecord``s. It only reads; it never changes an alert.
+``simulators.ground_truth.AlertRecord``s; it only reads. ``answer_calls(settings)`` is the
+one writer: it stores simulated staff's answers (``nattero simulate --respond``) through the
+same change path the board's "Jeg tager den" and "Afslut" use, with the simulated times.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -22,8 +24,12 @@ from simulators.ground_truth import AlertRecord
 if TYPE_CHECKING:
     from core.settings import Settings
     from simulators.command import SentEvent, SimulationResult
+    from simulators.responses import CallAnswer
 
-__all__ = ["CatchUpError", "StoredAlerts", "fetch_alerts"]
+__all__ = ["CatchUpError", "StoredAlerts", "answer_calls", "fetch_alerts"]
+
+# Who took the calls of a simulation: a name that says so on the board and in the report.
+SIMULATED_STAFF = "simuleret-nattevagt"
 
 # Timers fire on the rules engine's ticking thread (every 0.2 s); an alert count that has
 # not moved for this long after the last event is stored is taken as final.
@@ -52,7 +58,7 @@ class StoredAlerts:
         with self._connect() as conn:
             triggers = stored.alerts_triggered(conn, site, start, end)
         return [AlertRecord(site=t.site, room=t.room, rule=t.rule, ts=t.first_ts,
-                            called_at=t.called_at)
+                            called_at=t.called_at, id=t.id, severity=t.severity)
                 for t in triggers]
 
     def wait_caught_up(self, result: SimulationResult, timeout: float = 300.0) -> None:
@@ -99,3 +105,28 @@ def stored_count(conn: psycopg.Connection, site: str, sent: list[SentEvent]) -> 
 def fetch_alerts(settings: Settings) -> StoredAlerts:
     """The alert source of ``nattero simulate``: the store the pipeline writes to."""
     return StoredAlerts(settings)
+
+
+def answer_calls(settings: Settings) -> Callable[[Sequence[CallAnswer]], int]:
+    """Stores simulated staff's answers: each call taken and resolved at its planned time,
+    with its outcome, as ``SIMULATED_STAFF``. A call already taken or resolved (the same
+    nights simulated again, or a person at a board) is left as it is. Returns how many
+    were stored."""
+    from ingest import alerts as stored_alerts
+
+    def store(answers: Sequence[CallAnswer]) -> int:
+        stored = 0
+        with psycopg.connect(settings.resolved_database_url(), autocommit=True) as conn:
+            for answer in answers:
+                try:
+                    with conn.transaction():
+                        stored_alerts.acknowledge(conn, answer.alert_id, SIMULATED_STAFF,
+                                                  now=answer.taken_at)
+                        stored_alerts.resolve(conn, answer.alert_id, SIMULATED_STAFF,
+                                              answer.outcome, now=answer.resolved_at)
+                except (stored_alerts.IllegalTransition, stored_alerts.AlertNotFound):
+                    continue
+                stored += 1
+        return stored
+
+    return store

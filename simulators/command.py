@@ -42,15 +42,18 @@ from simulators.plan import Delivery, EventDelivery, NightPlan
 from simulators.profile import SiteProfile, load_profile, profile_names
 from simulators.publisher import DeviceAccount, PublishStats, publish
 from simulators.quality import Quality, quality
+from simulators.responses import CallAnswer, plan_answers
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
-__all__ = ["DEFAULT_START", "CatchesUp", "FetchAlerts", "SentEvent", "SimulationResult",
-           "plan_run", "print_summary", "run_simulation"]
+__all__ = ["DEFAULT_START", "AnswerCalls", "CatchesUp", "FetchAlerts", "SentEvent",
+           "SimulationResult", "plan_run", "print_summary", "run_simulation"]
 
 DEFAULT_START = date(2026, 11, 23)
 FetchAlerts = Callable[[str, datetime, datetime], list[AlertRecord]]
+# Stores simulated staff's answers to the calls (taken, resolved, outcome); returns how many.
+AnswerCalls = Callable[[Sequence[CallAnswer]], int]
 Publisher = Callable[..., PublishStats]
 _SUFFIX = re.compile(r"^[a-z0-9-]{0,22}$")
 
@@ -89,6 +92,7 @@ class SimulationResult:
     # per site, every distinct event sent: what the store must hold before scoring
     sent_events: dict[str, list[SentEvent]] = field(default_factory=dict)
     alerts: list[AlertRecord] = field(default_factory=list)
+    answered: int | None = None          # calls simulated staff answered (None: not asked)
 
 
 def plan_run(profiles: Sequence[SiteProfile], nights: Sequence[date], seed: int
@@ -112,7 +116,8 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
                    credentials: CredentialStore | None = None,
                    catch_up_timeout: float = 300.0,
                    delivery: DeliveryRates | None = None,
-                   baseline_nights: int = 0) -> SimulationResult:
+                   baseline_nights: int = 0,
+                   answer_calls: AnswerCalls | None = None) -> SimulationResult:
     """Provision, plan, publish and (if ``fetch_alerts`` is given) score a simulation.
 
     ``sites`` are profile names or paths (default: all bundled profiles); ``speed`` is a
@@ -122,7 +127,9 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
     ``delivery`` overrides every profile's lost/duplicated/late message rates.
     ``baseline_nights`` (> 0): the sites' staff logged their flat-check rounds on that many
     nights before the first one, the site's baseline period, and log the rounds they still
-    walk in the simulated nights (``simulators.rounds``).
+    walk in the simulated nights (``simulators.rounds``). ``answer_calls`` (with
+    ``fetch_alerts``): simulated staff take and resolve every call the pipeline raised
+    (``simulators.responses``), stored through it.
     """
     factor = parse_speed(speed)
     if nights < 1:
@@ -181,6 +188,9 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
                          for alert in fetch_alerts(site, first, last)]
         result.score = score(truth, result.alerts)
         result.quality = quality(truth, result.alerts)
+        if answer_calls is not None:
+            result.answered = answer_calls([answer for profile in profiles for answer in
+                                            plan_answers(profile, truth, result.alerts, seed)])
     return result
 
 
@@ -294,6 +304,8 @@ def print_summary(result: SimulationResult, console: Console) -> None:
         console.print(f"recall {_percent(result.score.recall)} "
                       f"({result.score.caught}/{result.score.needed}), "
                       f"needless alerts {result.score.needless}")
+    if result.answered is not None:
+        console.print(f"calls answered by the simulated night staff: {result.answered}")
     if result.quality is not None:
         _print_delays(result.quality, console)
     console.print(f"ground truth: {result.truth_path}")

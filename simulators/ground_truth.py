@@ -124,13 +124,16 @@ class Episode:
 @dataclass(frozen=True, slots=True)
 class AlertRecord:
     """An alert as the rules engine raised it; ``ts`` is its first trigger (event time),
-    ``called_at`` when it became a call to go (None: it stayed a quiet situation)."""
+    ``called_at`` when it became a call to go (None: it stayed a quiet situation); ``id``
+    and ``severity`` as stored (None where no store was involved)."""
 
     site: str
     room: str
     rule: str
     ts: datetime
     called_at: datetime | None = None
+    id: int | None = None
+    severity: str | None = None
 
 
 @dataclass

@@ -199,6 +199,23 @@ class SiteRule(_Strict):
     severity: Severity | None = None
 
 
+class StaffResponse(_Strict):
+    """How night staff answer a call (``nattero simulate --respond``): seconds until they
+    take it on the board, by severity; seconds to walk there; minutes in the room, by what
+    they found. Uniform ranges; the simulator's assumption, not a measurement."""
+
+    take_s_high: tuple[float, float] = _range(20, 120)
+    take_s_normal: tuple[float, float] = _range(45, 300)
+    walk_s: tuple[float, float] = _range(30, 150)
+    help_minutes: tuple[float, float] = _range(5, 25)
+    check_minutes: tuple[float, float] = _range(1, 5)
+
+    @field_validator("*")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        return _check_range(value)
+
+
 class StaffRounds(_Strict):
     """Night staff walking through the common rooms and corridors at about these times.
 
@@ -215,6 +232,7 @@ class StaffRounds(_Strict):
     dwell_s: tuple[float, float] = _range(20, 90)
     checks_before: list[str] = ["23:00", "01:00", "03:00", "05:00"]
     checks_during: list[str] = ["02:00"]   # the safety round many sites keep
+    response: StaffResponse = StaffResponse()
 
     @field_validator("at", "checks_before", "checks_during")
     @classmethod

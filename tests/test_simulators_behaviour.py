@@ -326,6 +326,44 @@ def test_score_counts_recall_and_needless_alerts() -> None:
     assert result.recall == pytest.approx(2 / 3)
 
 
+def test_simulated_staff_answer_each_call_with_what_the_truth_says_they_found() -> None:
+    from simulators.responses import plan_answers
+
+    truth = GroundTruth()
+    truth.add_night("solsikken", NIGHT, [
+        _episode(EpisodeKind.FALL, "f01", "23:00", "23:40", True,
+                 (RuleName.BED_EXIT_NOT_BACK, "f01")),
+        _episode(EpisodeKind.LEFT_FLAT_SHORT, "f04", "04:00", "04:25", False,
+                 (RuleName.LEFT_FLAT, "f04")),
+    ])
+    alerts = [
+        AlertRecord("solsikken", "f01", "bed_exit_not_back", _t("23:10"), _t("23:10"), 1,
+                    "high"),
+        AlertRecord("solsikken", "f04", "left_flat", _t("04:00"), _t("04:15"), 2, "normal"),
+        AlertRecord("solsikken", "gang", "common_motion", _t("03:01"), _t("03:01"), 3, "normal"),
+        AlertRecord("solsikken", "f05", "left_flat", _t("02:00"), None, 4, "normal"),  # quiet
+        AlertRecord("solsikken", "f05-bed", "sensor_offline", _t("02:00"), _t("02:00"), 5,
+                    "normal"),                                                       # device
+        AlertRecord("solsikken", "f06", "left_flat", _t("02:00"), _t("02:15")),     # no id
+    ]
+    profile = load_profile("solsikken")
+    answers = plan_answers(profile, truth, alerts, seed=4)
+    assert [(a.alert_id, a.outcome.value) for a in answers] == [
+        (1, "help_given"), (2, "no_action_needed"), (3, "false_alarm")]
+    assert answers == plan_answers(profile, truth, alerts, seed=4)
+    r = profile.staff.response
+    fall, outing, motion = answers
+    assert timedelta(seconds=r.take_s_high[0]) <= fall.taken_at - _t("23:10") \
+        <= timedelta(seconds=r.take_s_high[1])
+    assert timedelta(seconds=r.take_s_normal[0]) <= outing.taken_at - _t("04:15") \
+        <= timedelta(seconds=r.take_s_normal[1]) + timedelta(seconds=1)
+    helped = fall.resolved_at - fall.taken_at
+    assert timedelta(seconds=r.walk_s[0], minutes=r.help_minutes[0]) - timedelta(seconds=1) \
+        <= helped <= timedelta(seconds=r.walk_s[1], minutes=r.help_minutes[1])
+    checked = motion.resolved_at - motion.taken_at
+    assert checked <= timedelta(seconds=r.walk_s[1], minutes=r.check_minutes[1])
+
+
 def test_score_tolerates_a_little_clock_skew_at_the_edges() -> None:
     truth = GroundTruth()
     truth.add_night("solsikken", NIGHT, [_episode(

@@ -48,11 +48,14 @@ def simulate(
         min=0, max=90, help="staff logged their flat-check rounds on this many nights before "
         "the first one (the site's baseline period), and log those they still walk; "
         "0: no rounds logged")] = 0,
+    respond: Annotated[bool, typer.Option(
+        help="simulated night staff take and resolve every call, with what they found "
+        "(outcomes from the ground truth), so response times and outcomes exist")] = False,
 ) -> None:
     """Play the five pilot sites' nights over MQTT, like real devices, and score the alerts."""
     from rich.console import Console
 
-    from nattero.scoring import fetch_alerts
+    from nattero.scoring import answer_calls, fetch_alerts
     from simulators.command import print_summary, run_simulation
     from simulators.devices import DeliveryRates
     from simulators.errors import SpeedError
@@ -69,7 +72,8 @@ def simulate(
                             fetch_alerts=fetch_alerts(settings), console=console,
                             progress=not as_json,
                             delivery=DeliveryRates(lost=lost, duplicated=duplicated, late=late),
-                            baseline_nights=baseline_nights)
+                            baseline_nights=baseline_nights,
+                            answer_calls=answer_calls(settings) if respond else None)
     if as_json:
         typer.echo(json.dumps(_summary(result)))
     else:
@@ -91,6 +95,7 @@ def _summary(result: SimulationResult) -> dict[str, Any]:
             entry |= result.quality.site_json(site)
         per_site[site] = entry
     return {"nights": [night.isoformat() for night in result.nights], "seed": result.seed,
+            "answered": result.answered,
             "recall": result.score.recall if result.score else None,
             "needless": result.score.needless if result.score else None,
             "truth": str(result.truth_path), "per_site": per_site,
