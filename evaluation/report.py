@@ -22,7 +22,7 @@ from markupsafe import Markup
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from core.alerts import DEVICE_RULES, STAFF_OUTCOMES, Outcome
+from core.alerts import STAFF_OUTCOMES, Outcome
 from core.i18n import DEFAULT_LANGUAGE, Language, Localizer, localizer, mark
 from evaluation import investment, plots
 from evaluation.benefit import Ranking, SiteFigures, compare, site_figures
@@ -298,8 +298,8 @@ def render_html(report: BenefitReport, language: Language = DEFAULT_LANGUAGE) ->
 
 
 def _unhandled(f: SiteFigures) -> int:
-    return sum(c.get("unresolved", 0) for rule, c in f.alerts_by_rule.items()
-               if rule not in DEVICE_RULES)
+    """Calls nobody resolved (a quiet situation still open at the end called nobody)."""
+    return f.unhandled_calls
 
 
 def _text_page(title: str, sections: list[tuple[str, list[Row]]],

@@ -98,14 +98,18 @@ def test_a_quiet_situation_sent_nobody_and_is_neither_a_visit_nor_a_needless_cal
             for night in NIGHTS for m in range(10)]
     rows += [alert("left_flat", None, night, 30, acked=False) for night in NIGHTS]
     rows += [alert("bed_exit_not_back", "false_alarm", night, 40) for night in NIGHTS]
+    # and three outings still going at the end of the data: quiet, open, nobody called
+    rows += [alert("left_flat", None, NIGHTS[1], 50 + m, acked=False, called=False)
+             for m in range(3)]
     f = figures(rows)
     assert f.staff_time.visits_per_night == 2 and f.staff_time.unhandled_per_night == 1
-    assert (f.quiet_situations, f.needless_calls) == (20, 2)
+    assert (f.quiet_situations, f.needless_calls) == (23, 2)
     values = pilot_values(f, site_economics(load_settings(), f), None)
     # One call a night nobody handled: the handled calls (all false alarms) stand for it.
     assert values["needless_per_night"] == (2.0, True)
     text = visible_text(render_html(report_of(f)))
-    assert re.search(r"Stille situationer pr\. nat \(vist på tavlen, intet kald\)\s+10,00", text)
+    assert re.search(r"Stille situationer pr\. nat \(vist på tavlen, intet kald\)\s+11,50", text)
+    assert "2 alarmer blev aldrig håndteret" in text
     assert re.search(r"Alarmbesøg pr\. nat \(hvert kald om en beboer\)\s+2,00", text)
 
 
