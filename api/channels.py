@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,13 +94,21 @@ class EmailChannel:
         try:
             with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s) as smtp:
                 if s.smtp_starttls:
-                    smtp.starttls()
+                    # smtplib's own default context checks no certificate: anyone on the
+                    # way could take the password. Verify it, and its name.
+                    smtp.starttls(context=ssl.create_default_context(
+                        cafile=None if s.smtp_ca_file is None else str(s.smtp_ca_file)))
                 if s.smtp_username and s.smtp_password:
                     smtp.login(s.smtp_username, s.smtp_password)
                 smtp.send_message(mail)
         except smtplib.SMTPResponseException as exc:
             raise ChannelFailed(f"mail server {s.smtp_host}:{s.smtp_port} answered "
                                 f"{exc.smtp_code}: {exc.smtp_error!r}") from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise ChannelFailed(f"mail server {s.smtp_host}:{s.smtp_port} showed a certificate "
+                                f"this installation does not trust ({exc.verify_message}); set "
+                                "NATTERO_SMTP_CA_FILE to the CA that signed it", retry=False
+                                ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise ChannelFailed(f"mail server {s.smtp_host}:{s.smtp_port} unreachable: "
                                 f"{type(exc).__name__}: {exc}") from exc

@@ -210,7 +210,10 @@ class Settings(BaseSettings):
         None, description="the mail server (or SMS gateway) that takes e-mail for the "
         "escalation's people; unset, calls go on by Web Push only")
     smtp_port: int = Field(25, ge=1, le=65535, description="port of smtp_host")
-    smtp_starttls: bool = Field(False, description="upgrade the SMTP connection with STARTTLS")
+    smtp_starttls: bool = Field(False, description="upgrade the SMTP connection with STARTTLS "
+                                "(the server's certificate is verified)")
+    smtp_ca_file: Path | None = Field(None, description="CA certificate(s) that signed the "
+                                      "mail server's certificate; unset: the system's")
     smtp_username: str | None = Field(None, description="SMTP login, if the server wants one")
     smtp_password: str | None = Field(None, description="password of smtp_username")
     smtp_from: str = Field("nattero@nattero.invalid", description="the sender address of "
@@ -242,6 +245,17 @@ class Settings(BaseSettings):
                 f"NATTERO_SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters; unset it "
                 "or use a long random value (e.g. `python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))'`)")
+        return self
+
+    @model_validator(mode="after")
+    def _no_mail_password_in_clear(self) -> Settings:
+        # Found at start-up, not at 03:00 when the first call is passed on.
+        if self.smtp_password and not self.smtp_starttls and self.smtp_host not in (
+                None, "localhost", "127.0.0.1", "::1"):
+            raise ValueError(
+                "NATTERO_SMTP_PASSWORD would cross the network in clear: set "
+                "NATTERO_SMTP_STARTTLS=true (and NATTERO_SMTP_CA_FILE if the mail server's "
+                "certificate is signed by your own CA), or use a mail relay on this machine")
         return self
 
     @model_validator(mode="after")

@@ -5,6 +5,7 @@ API for the roster routes and the "no board connected" watch."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -515,3 +517,93 @@ def test_a_step_left_sending_by_a_process_that_died_is_sent_by_another(
     row = db.execute("SELECT status FROM escalation_steps WHERE alert_id = %s",
                      (alert,)).fetchone()
     assert row == ("sent",)
+
+
+@dataclass
+class TlsMailServer:
+    controller: Controller
+    received: list[Mail] = field(default_factory=list)
+    logins: list[tuple[str, bool]] = field(default_factory=list)   # (login, over TLS)
+
+
+@pytest.fixture
+def tls_mail_server(tmp_path: Path) -> Iterator[tuple[TlsMailServer, Path]]:
+    """A real SMTP server that wants STARTTLS and a login, with a certificate from a CA of
+    the test's own; yields it and that CA's certificate file."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from provisioning.certs import CertificateAuthority
+
+    issued = CertificateAuthority.create(tmp_path / "mail-ca", "Mailserver").issue_server(
+        "smtp", ["127.0.0.1"])
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(issued.cert), str(issued.key))
+    server: TlsMailServer
+
+    class Handler:
+        async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+            content = envelope.content
+            assert isinstance(content, bytes)
+            server.received.append(Mail(list(envelope.rcpt_tos), message_from_bytes(content),
+                                        time.time()))
+            return "250 OK"
+
+    def authenticator(smtp: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                      data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        login = data.login.decode()
+        server.logins.append((login, session.ssl is not None))
+        return AuthResult(success=(login, data.password) == ("nattero", b"s3cret-mail"))
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port(),
+                            tls_context=context, require_starttls=True, auth_required=True,
+                            auth_require_tls=True, authenticator=authenticator)
+    controller.start()
+    server = TlsMailServer(controller)
+    yield server, issued.ca
+    controller.stop()
+
+
+def test_mail_goes_over_starttls_with_a_login_only_to_a_server_whose_certificate_is_trusted(
+        night: Night, tls_mail_server: tuple[TlsMailServer, Path], migrated: StackInfo,
+        tmp_path: Path) -> None:
+    from api.channels import deliver_with_retry
+    from api.push import PushMessage
+    from provisioning.certs import CertificateAuthority
+
+    server, ca_file = tls_mail_server
+    message = PushMessage(key="t-1", site=night.site, title="Alarm ikke taget: Lejlighed 1",
+                          body="Prøve", tag="t", detail={})
+    port = int(server.controller.port)
+
+    def send(ca: Path) -> Any:
+        settings = escalation_settings(port, smtp_starttls=True, smtp_ca_file=ca,
+                                       smtp_username="nattero", smtp_password="s3cret-mail")
+        pool = open_pool(settings)
+        try:
+            return deliver_with_retry(EmailChannel(pool, settings), night.second.username,
+                                      message, attempts=3, retry_s=0.01)
+        finally:
+            pool.close()
+
+    sent = send(ca_file)
+    assert (sent.status, sent.attempts) == ("sent", 1)
+    assert [m.to for m in server.received] == [[night.email(night.second)]]
+    assert server.logins == [("nattero", True)]    # the password only ever went over TLS
+    # A server whose certificate another CA signed (someone on the way): nothing is sent,
+    # no password is given, and it is not tried again.
+    stranger = CertificateAuthority.create(tmp_path / "other-ca", "Someone").ca_file
+    refused = send(stranger)
+    assert (refused.status, refused.attempts) == ("failed", 1)
+    assert "does not trust" in (refused.error or "")
+    assert len(server.received) == 1 and server.logins == [("nattero", True)]
+
+
+def test_a_mail_password_without_starttls_to_another_host_is_refused_at_start_up() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="NATTERO_SMTP_STARTTLS"):
+        Settings.model_validate({"smtp_host": "mail.kommune.dk", "smtp_password": "x"})
+    assert Settings.model_validate({"smtp_host": "mail.kommune.dk", "smtp_password": "x",
+                                    "smtp_starttls": True}).smtp_starttls
+    assert Settings.model_validate({"smtp_host": "127.0.0.1", "smtp_password": "x"})
