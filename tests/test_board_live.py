@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from core.events import DeviceKind, RoomKind
 from core.settings import StackInfo, get_settings
@@ -365,3 +365,28 @@ def test_a_board_that_has_not_heard_the_server_sounds_its_fault_tone_until_it_he
     heard = len([c for c in cues(page) if c["kind"] == "fault"])
     page.wait_for_timeout(12_000)
     assert len([c for c in cues(page) if c["kind"] == "fault"]) == heard
+
+
+def test_the_board_has_two_columns_from_tablet_landscape_and_one_below(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page], raise_alert: Callable[..., int]) -> None:
+    from tests.support.board import PHONE, SCREENSHOTS, TABLET
+
+    server = api_process()
+    staff = make_user("staff", site)
+    raise_alert(site, "exit", "building_exit", "high")
+    landscape: ViewportSize = {"width": 1024, "height": 768}
+    for name, viewport, columns in (("landscape", landscape, 2), ("portrait", TABLET, 1),
+                                    ("phone", PHONE, 1)):
+        page = open_board(open_page(viewport), server, staff)
+        alerts = page.locator("#alerts").bounding_box()
+        floor = page.locator("#floor").bounding_box()
+        assert alerts is not None and floor is not None
+        side_by_side = floor["x"] >= alerts["x"] + alerts["width"] - 1 and \
+            abs(floor["y"] - alerts["y"]) < 5
+        assert side_by_side == (columns == 2), (name, alerts, floor)
+        if not side_by_side:
+            assert floor["y"] >= alerts["y"] + alerts["height"] - 1   # the alerts come first
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"board-{name}.png"))
