@@ -129,6 +129,8 @@ class Handover:
     sensors: list[SensorProblem]
     generated_at: datetime
     weekly: WeeklySummary | None = None  # on the first night of the week only
+    # Times no board was connected, with how telling the night's people by e-mail went.
+    board_gaps: list[stored.BoardGap] = field(default_factory=list)
 
     def situations(self) -> list[Situation]:
         """Grouped by flat and rule; exceptions first, then in the order they happened."""
@@ -202,7 +204,7 @@ def build_handover(conn: psycopg.Connection, site_id: str, night: date | None = 
                 for room, kind in silent]
     weekly = weekly_summary(conn, site.id, night) if first_night_of_week(night) else None
     return Handover(site, night, start, end, alerts, rested, len(flats), sensors,
-                    datetime.now(UTC), weekly)
+                    datetime.now(UTC), weekly, stored.board_gaps(conn, site.id, start, end))
 
 
 def _natural(label: str) -> tuple[str, int]:
@@ -242,8 +244,12 @@ def render_handover(h: Handover, language: Language = DEFAULT_LANGUAGE) -> str:
                   "outcomes": [(name(t, OUTCOMES, key), t.number(n))
                                for key, n in w.outcomes.items() if n],
                   "noisiest": ", ".join(f"{label} ({t.number(n)})" for label, n in w.noisiest)}
+    gaps = [{"since": t.clock(g.since, tz),
+             "until": None if g.until is None else t.clock(g.until, tz),
+             "sent": g.mails_sent, "failed": g.mails_failed} for g in h.board_gaps]
     return render(
         "handover.html", h=h, t=t, situations=situations, sensors=sensors, weekly=weekly,
+        gaps=gaps,
         night=t.date(h.night), evening=t.date(h.night, t.gettext("d MMMM")),
         morning=t.date(h.night + timedelta(days=1)), start=t.clock(h.start, tz),
         end=t.clock(h.end, tz),

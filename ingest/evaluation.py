@@ -16,9 +16,9 @@ from typing import NamedTuple
 import psycopg
 
 __all__ = [
-    "ExportAlert", "FlatNight", "HourActivity", "NightAlert", "NightWindowQuery", "PeriodAlert",
-    "activity_by_hour", "export_alerts", "flat_nights", "flats_disturbed", "handover_alerts",
-    "latest_event_ts", "period_alerts", "silent_devices",
+    "BoardGap", "ExportAlert", "FlatNight", "HourActivity", "NightAlert", "NightWindowQuery",
+    "PeriodAlert", "activity_by_hour", "board_gaps", "export_alerts", "flat_nights",
+    "flats_disturbed", "handover_alerts", "latest_event_ts", "period_alerts", "silent_devices",
 ]
 
 
@@ -61,6 +61,16 @@ class NightAlert(NamedTuple):
     device: str | None
     first_ts: datetime
     resolved_at: datetime | None
+
+
+class BoardGap(NamedTuple):
+    """A time no board of the site was connected at night (``board_silences``), with how
+    the e-mails telling the night's people went (``board.none_connected.*`` audit rows)."""
+
+    since: datetime
+    until: datetime | None      # None: still none connected
+    mails_sent: int
+    mails_failed: int
 
 
 class FlatNight(NamedTuple):
@@ -109,6 +119,22 @@ def export_alerts(conn: psycopg.Connection, site: str, start: datetime,
         "WHERE a.site = %s AND a.first_ts >= %s AND a.first_ts < %s",
         (site, start, end)).fetchall()
     return [ExportAlert(*row) for row in rows]
+
+
+def board_gaps(conn: psycopg.Connection, site: str, start: datetime,
+               end: datetime) -> list[BoardGap]:
+    """The site's times without a connected board that overlap [start, end), oldest first."""
+    rows = conn.execute(
+        "SELECT g.silent_since, g.ended_at, "
+        "count(*) FILTER (WHERE a.action = 'board.none_connected.sent'), "
+        "count(*) FILTER (WHERE a.action = 'board.none_connected.failed') "
+        "FROM board_silences g LEFT JOIN audit_log a ON a.site = g.site "
+        "AND a.action IN ('board.none_connected.sent', 'board.none_connected.failed') "
+        "AND a.at >= g.silent_since AND a.at < coalesce(g.ended_at, 'infinity') "
+        "WHERE g.site = %s AND g.silent_since < %s AND coalesce(g.ended_at, 'infinity') > %s "
+        "GROUP BY g.silent_since, g.ended_at ORDER BY g.silent_since",
+        (site, end, start)).fetchall()
+    return [BoardGap(*row) for row in rows]
 
 
 def handover_alerts(conn: psycopg.Connection, site: str, start: datetime,

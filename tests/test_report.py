@@ -336,3 +336,33 @@ def test_time_to_acknowledge_counts_from_the_call_not_from_the_quiet_start_of_a_
     figures = embedded_figures(response.text)
     assert figures["acknowledge"]["median_s"] == 60.0
     assert figures["resolve"]["median_s"] == 300.0
+
+
+def test_the_handover_says_when_no_board_was_connected_and_whether_the_mails_went(
+        db: psycopg.Connection, migrated: StackInfo) -> None:
+    from evaluation.handover import build_handover, render_handover
+
+    first = date(2026, 8, 25)
+    with psycopg.connect(migrated.database_url, autocommit=True) as conn:
+        simulated = simulate_site(conn, "solsikken", first, 1)
+    site = simulated.id
+    start, _ = simulated.profile.night_window(first)       # 22:00 in Copenhagen
+    gap = start + timedelta(hours=4, minutes=10)           # 02:10
+    db.execute("INSERT INTO board_silences (site, silent_since, ended_at, detail) VALUES "
+               "(%s, %s, %s, '{}')", (site, gap, gap + timedelta(minutes=30)))
+    db.execute("INSERT INTO board_silences (site, silent_since, detail) VALUES (%s, %s, '{}')",
+               (site, start + timedelta(hours=7)))          # 05:00, never ended
+    for action, at in (("board.none_connected.sent", gap + timedelta(minutes=5)),
+                       ("board.none_connected.sent", gap + timedelta(minutes=5)),
+                       ("board.none_connected.failed", gap + timedelta(minutes=6)),
+                       ("board.none_connected.failed", gap - timedelta(hours=1))):  # no gap
+        db.execute("INSERT INTO audit_log (at, actor, action, site, target) VALUES "
+                   "(%s, 'system', %s, %s, 'nat')", (at, action, site))
+    page = visible_text(render_handover(build_handover(db, site, first)))
+    assert "Ingen nattavle forbundet" in page
+    assert "Ingen nattavle var forbundet 02:10–02:40." in page
+    assert "2 e-mails om det nåede nattens personale." in page
+    assert "1 e-mail om det kunne ikke sendes." in page
+    assert "Ingen nattavle har været forbundet siden 05:00." in page
+    assert "Ingen fik besked på e-mail" in page
+    assert not english_left(page), english_left(page)
