@@ -300,6 +300,19 @@ def test_a_risky_change_is_applied_only_with_explicit_confirmation(
     assert audit[1]["backtest"]["risky"] is True and audit[1]["backtest"]["confirmed"] is True
 
 
+def apply_risky_change(page: Page,
+                       before_confirming: Callable[[], bool] = lambda: True) -> None:
+    """Apply the tried change with a reason: refused until the risk is confirmed
+    (``before_confirming`` checks the store in between), then taken into use."""
+    page.fill("#apply-reason", "færre unødige kald om natten")
+    page.click("#apply-form [type=submit]")  # risky, not confirmed: refused
+    expect(page.locator("#apply-form .form-error")).to_contain_text("bekræft")
+    assert before_confirming(), "a risky change was stored without its confirmation"
+    page.check("#apply-confirm")
+    page.click("#apply-form [type=submit]")
+    expect(page.locator("#apply-form .form-ok")).to_contain_text("taget i brug")
+
+
 def test_a_manager_tries_a_change_on_the_admin_page_sees_what_it_would_miss_and_applies_it(
         played: Played, db: psycopg.Connection, api_process: Callable[..., ApiProcess],
         make_user: Callable[..., Account], open_page: Callable[..., Page],
@@ -324,12 +337,7 @@ def test_a_manager_tries_a_change_on_the_admin_page_sees_what_it_would_miss_and_
     violations = axe_violations(page)
     assert not violations, violations
 
-    page.fill("#apply-reason", "færre unødige kald om natten")
-    page.click("#apply-form [type=submit]")  # risky, not confirmed: refused
-    expect(page.locator("#apply-form .form-error")).to_contain_text("bekræft")
-    page.check("#apply-confirm")
-    page.click("#apply-form [type=submit]")
-    expect(page.locator("#apply-form .form-ok")).to_contain_text("taget i brug")
+    apply_risky_change(page)
     row = db.execute("SELECT minutes, updated_by FROM rule_settings WHERE site = %s AND "
                      "room IS NULL AND rule = 'left_flat'", (played.strict,)).fetchone()
     assert row is not None and row[0] == 30
@@ -361,13 +369,7 @@ def test_on_the_alarm_load_page_a_change_that_would_miss_help_is_flagged_and_nee
                          "AND rule = 'left_flat'", (played.strict,)).fetchone()
         return None if row is None else row[0]
 
-    page.fill("#apply-reason", "færre unødige kald om natten")
-    page.click("#apply-form [type=submit]")  # risky, not confirmed: refused
-    expect(page.locator("#apply-form .form-error")).to_contain_text("bekræft")
-    assert left_flat_minutes() == 8
-    page.check("#apply-confirm")
-    page.click("#apply-form [type=submit]")
-    expect(page.locator("#apply-form .form-ok")).to_contain_text("taget i brug")
+    apply_risky_change(page, before_confirming=lambda: left_flat_minutes() == 8)
     assert left_flat_minutes() == 30
     audit = db.execute("SELECT detail FROM audit_log WHERE site = %s AND action = 'rules.set' "
                        "ORDER BY id DESC LIMIT 1", (played.strict,)).fetchone()
