@@ -112,8 +112,8 @@ def export_alerts(conn: psycopg.Connection, site: str, start: datetime,
                   end: datetime) -> list[ExportAlert]:
     """Alerts first triggered in [start, end) with their room's kind (no device, no label)."""
     rows = conn.execute(
-        "SELECT a.room, r.kind, a.rule, a.outcome, a.first_ts, "
-        "coalesce(a.called_at, a.raised_at), "
+        # rooms has no call or raise times: the unqualified _ASKED is the alert's.
+        f"SELECT a.room, r.kind, a.rule, a.outcome, a.first_ts, {_ASKED}, "
         "a.acknowledged_at, a.resolved_at FROM alerts a JOIN rooms r "
         "ON r.site = a.site AND r.id = a.room "
         "WHERE a.site = %s AND a.first_ts >= %s AND a.first_ts < %s",
