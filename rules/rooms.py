@@ -165,6 +165,9 @@ class _Common:
     last_motion: datetime | None = None  # any motion, staff's and outings' included
 
 
+_QUIET_COMMON = _Common()
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     """A building-exit opening no outing explained: someone came in, or went out unseen."""
@@ -637,16 +640,20 @@ class SiteMachine:
     # -- common rooms --------------------------------------------------------------------
 
     def _common(self, item: Event, room: str, ctx: SiteContext) -> list[Intent]:
-        common = self.commons.get(room, _Common())
+        # The hottest path of a busy common room (a burst of motion): new ``_Common`` values
+        # are built directly, not with ``dataclasses.replace`` (several times slower).
+        common = self.commons.get(room, _QUIET_COMMON)
         if item.kind is EventKind.PRESENCE_OFF:
-            common = dataclasses.replace(common, present=common.present - {item.device})
+            common = _Common(common.episode, common.key, common.present - {item.device},
+                             common.expires_at, common.last_motion)
             self.commons[room] = self._keep_alive(common, item.ts, room, ctx)
             return []
         if item.kind not in _COMMON_ACTIVITY:
             return []
-        common = dataclasses.replace(common, last_motion=item.ts)
-        if item.kind is EventKind.PRESENCE_ON:
-            common = dataclasses.replace(common, present=common.present | {item.device})
+        present = common.present
+        if item.kind is EventKind.PRESENCE_ON and item.device not in present:
+            present = present | {item.device}
+        common = _Common(common.episode, common.key, present, common.expires_at, item.ts)
         setting = ctx.resident_rule(RuleName.COMMON_MOTION, room, item.ts)
         if setting is None or ctx.staff_in(room, item.ts, self.staff_seen):
             self.commons[room] = self._keep_alive(common, item.ts, room, ctx)
@@ -672,9 +679,9 @@ class SiteMachine:
                 ts=item.ts, episode_key=entry.key, event_key=event_key(item), late=False,
                 detail=f"motion in {room} after the building exit")]
         if common.episode is MotionEpisode.QUIET:
-            common = dataclasses.replace(
-                common, episode=step(MOTION, common.episode, MotionMove.START),
-                key=ctx.episode_key(room, RuleName.COMMON_MOTION, item.ts))
+            common = _Common(step(MOTION, common.episode, MotionMove.START),
+                             ctx.episode_key(room, RuleName.COMMON_MOTION, item.ts),
+                             common.present, common.expires_at, common.last_motion)
             detail = "motion in a common room at night"
         else:
             detail = "motion continues in a common room"
@@ -691,10 +698,13 @@ class SiteMachine:
         if common.episode is not MotionEpisode.ACTIVE:
             return common
         if common.present:
-            return dataclasses.replace(common, expires_at=None)
+            if common.expires_at is None:
+                return common
+            return _Common(common.episode, common.key, common.present, None,
+                           common.last_motion)
         window = ctx.setting(RuleName.COMMON_MOTION, room).minutes
-        return dataclasses.replace(
-            common, expires_at=ts + _minutes(window, RuleName.COMMON_MOTION))
+        return _Common(common.episode, common.key, common.present,
+                       ts + _minutes(window, RuleName.COMMON_MOTION), common.last_motion)
 
     # -- timers --------------------------------------------------------------------------
 
