@@ -26,6 +26,16 @@ nothing of this runs.
 The writer never gives up on a batch because the database is away: ``write`` raises
 ``StoreUnavailable`` and the caller retries the same batch (the gateway withholds the
 broker acknowledgement meanwhile).
+
+Intents outlive a lost transaction. The hooks have already evaluated a batch when its
+transaction is lost (the connection broke in the middle of applying the alerts, or at the
+commit: a database failover, a restart), and the rules engine evaluates an input once, so
+the retry of the same batch gives no intents again. The writer therefore keeps the intents
+of a batch it could not commit and applies them first in its next transaction, whichever
+batch that is; ``apply_intents`` is idempotent, so a commit that did happen although the
+connection broke before its answer (the events then come back as duplicates) changes
+nothing the second time. Without this, a fall alert raised in the instant the database
+failed over would be gone.
 """
 
 from __future__ import annotations
@@ -229,6 +239,8 @@ class EventWriter:
         self._dead_total = dead_letters_per_minute_total
         self._dead_payload_bytes = dead_letter_payload_bytes
         self._conn: psycopg.Connection | None = None
+        # The intents of batches whose transaction was lost, applied first in the next one.
+        self._carried: list[Intent] = []
 
     def add_hook(self, hook: BatchHook) -> None:
         self._hooks.append(hook)
@@ -253,9 +265,11 @@ class EventWriter:
 
     def write(self, batch: Batch) -> BatchResult:
         conn = self._connection()
+        carried = self._carried
         try:
             result = self._write(conn, batch)
             conn.commit()
+            self._carried = []
             return result
         except _CONNECTION_LOST as exc:
             self.close()
@@ -263,6 +277,13 @@ class EventWriter:
         except Exception:
             if not conn.closed:
                 conn.rollback()
+            if carried and self._carried is not carried:
+                # Refused, not lost, with the carried intents in it: they may be why, so
+                # they get no third try (the caller retries the batch's messages alone).
+                log.error("dropping %d alert change(s) of an earlier lost transaction: the "
+                          "database refused the transaction that applied them again",
+                          len(carried))
+                self._carried = self._carried[len(carried):]
             raise
 
     def _write(self, conn: psycopg.Connection, batch: Batch) -> BatchResult:
@@ -299,6 +320,10 @@ class EventWriter:
         # which must never happen while this transaction holds the change lock.
         intents = [intent for hook in self._hooks
                    for intent in hook(new_rows, batch.statuses, lambda: read_layouts(conn))]
+        if self._carried:
+            intents = self._carried + intents
+        # Kept until the commit is seen (``write``): a lost transaction leaves them here.
+        self._carried = intents
         apply_intents(conn, intents)
         if self._fence is not None:
             # Last, just before the commit: the lease rows are locked (FOR SHARE) only for

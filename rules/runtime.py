@@ -478,7 +478,6 @@ class RulesRuntime:
         # The lock is shared with the writer's hook: hold it for the engine, and for the
         # database only when a timer fired (rare), never for the routine check below.
         with self._lock:
-            intents: list[Intent] = []
             for site in list(self._seen):
                 if site in self._behind:
                     continue  # its timers wait for its deferred inputs (catch_up)
@@ -486,8 +485,11 @@ class RulesRuntime:
                 if now is None:
                     continue
                 clocks.append((site, now))
-                intents += self._engine.advance(site, now)
-            changes += self._store.apply(intents)
+                # Kept until committed, like catch_up's: a timer fires once in the engine,
+                # so if the database is away now, the next tick applies what it gave.
+                self._unapplied += self._engine.advance(site, now)
+            changes += self._store.apply(self._unapplied)
+            self._unapplied = []
         if time.monotonic() - self._routines_learned >= ROUTINES_EVERY_S:
             self.learn_routines()
         if time.monotonic() - self._staff_read >= STAFF_EVERY_S:
