@@ -15,6 +15,7 @@ import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,8 @@ class StackInfo(BaseModel):
     #: `nattero up --tls`: the broker's TLS listener and the CA that signed its certificate.
     mqtt_tls_port: int | None = None
     tls_ca_file: str | None = None
+    #: `nattero up --ha`: a replicated database with automatic failover (``deploy.ha``).
+    ha: bool = False
 
 
 class Settings(BaseSettings):
@@ -316,7 +319,7 @@ class Settings(BaseSettings):
         return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
     def sqlalchemy_url(self) -> str:
-        return self.resolved_database_url().replace("postgresql://", "postgresql+psycopg://", 1)
+        return sqlalchemy_url(self.resolved_database_url())
 
     def gateway_account(self) -> BrokerAccount:
         if self.gateway_username and self.gateway_password:
@@ -387,3 +390,17 @@ def get_settings() -> Settings:
              if error["loc"] else "") + error["msg"].removeprefix("Value error, ")
             for error in exc.errors())
         raise ConfigurationError(f"invalid configuration: {problems}") from None
+
+
+def sqlalchemy_url(libpq_url: str) -> str:
+    """The SQLAlchemy form of a libpq URL. A multi-host URL (``h1:p1,h2:p2``, a replicated
+    database) is given as SQLAlchemy's repeated ``host`` query parameters, the form its
+    psycopg dialect passes on to libpq; SQLAlchemy cannot read the comma form."""
+    url = libpq_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    parts = urlsplit(url)
+    if "," not in parts.netloc.rpartition("@")[2]:
+        return url.replace("postgresql://", "postgresql+psycopg://", 1)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    query = [("host", host) for host in hosts.split(",")] + parse_qsl(parts.query)
+    return urlunsplit(("postgresql+psycopg", f"{userinfo}@" if userinfo else "", parts.path,
+                       urlencode(query, safe=":"), ""))

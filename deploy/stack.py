@@ -158,13 +158,16 @@ def _is_root() -> bool:
 # ---------------------------------------------------------------------------- public API
 
 
-def up(settings: Settings, *, tls: bool = False) -> StackInfo:
+def up(settings: Settings, *, tls: bool = False, ha: bool = False) -> StackInfo:
     """Start, or find already running, the private PostgreSQL and Mosquitto.
 
     ``tls``: the broker also listens with TLS on 127.0.0.1:``settings.mqtt_tls_port``
     (default: the MQTT port + 1), with a certificate for ``localhost`` and ``127.0.0.1``
     issued by the stack's own CA (``state_dir/ca/ca.pem``; clients set
     ``NATTERO_MQTT_TLS_CA_FILE`` to it). Once on, it stays on for this state dir.
+
+    ``ha``: instead of one PostgreSQL, a replicated pair with automatic failover and its
+    monitor (``deploy.ha``); the database URL names both nodes. Once on, it stays on.
 
     Returns the same ``StackInfo`` on every call for the same state dir and ports (passwords
     are generated on the first call and kept in ``stack.json``). Returns only once the
@@ -175,10 +178,15 @@ def up(settings: Settings, *, tls: bool = False) -> StackInfo:
     paths = _paths(settings)
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.root.chmod(0o755)  # the postgres and mosquitto users must traverse it
-    info = _load_or_create_info(settings, paths, tls)
+    info = _load_or_create_info(settings, paths, tls, ha)
 
-    _ensure_database(settings, paths, info)
-    if backup.archiving_enabled():
+    if info.ha:
+        from deploy import ha as replicated
+
+        replicated.up(settings, _password_from_url(info.database_url))
+    else:
+        _ensure_database(settings, paths, info)
+    if backup.archiving_enabled() and not info.ha:
         try:
             backup.ensure_stanza(settings)
         except backup.BackupError as exc:
@@ -192,6 +200,11 @@ def down(settings: Settings) -> None:
     """Stop both services cleanly if they run. Idempotent; keeps all data."""
     stop_broker(settings)
     stop_database(settings)
+    info = _read_info(_paths(settings))
+    if info is not None and info.ha:
+        from deploy import ha as replicated
+
+        replicated.down(settings)
 
 
 def stop_database(settings: Settings) -> None:
@@ -262,6 +275,7 @@ def status(settings: Settings) -> dict[str, object]:
             "port": settings.pg_port,
             "log": str(paths.pg_log),
         },
+        **({"database_nodes": _ha_nodes(settings)} if info is not None and info.ha else {}),
         "broker": {
             "running": _mosquitto_pid(paths) is not None,
             "pid": _mosquitto_pid(paths),
@@ -302,7 +316,8 @@ def _require_info(paths: _Paths) -> StackInfo:
     return info
 
 
-def _load_or_create_info(settings: Settings, paths: _Paths, tls: bool = False) -> StackInfo:
+def _load_or_create_info(settings: Settings, paths: _Paths, tls: bool = False,
+                         ha: bool = False) -> StackInfo:
     old = _read_info(paths)
     if old is None:
         # Passwords are kept only in stack.json: without it, existing state is unusable.
@@ -315,7 +330,12 @@ def _load_or_create_info(settings: Settings, paths: _Paths, tls: bool = False) -
         admin = BrokerAccount(username=ADMIN_USERNAME, password=secrets.token_urlsafe(24))
         gateway = BrokerAccount(username=GATEWAY_USERNAME, password=secrets.token_urlsafe(24))
     else:
-        old_pg_port = psycopg.conninfo.conninfo_to_dict(old.database_url).get("port")
+        if ha and not old.ha:
+            raise StackError(
+                f"the stack in {paths.root} has a single database; a replicated one starts "
+                "empty: give `nattero up --ha` a new NATTERO_STATE_DIR (and ports)")
+        old_pg_port = (_ha_port_base(old) if old.ha else
+                       psycopg.conninfo.conninfo_to_dict(old.database_url).get("port"))
         moved = (str(old_pg_port) != str(settings.pg_port) and _pg_running(paths)) or (
             old.mqtt_port != settings.mqtt_port and _mosquitto_pid(paths) is not None)
         if moved:
@@ -336,8 +356,15 @@ def _load_or_create_info(settings: Settings, paths: _Paths, tls: bool = False) -
     if tls_port is not None and tls_port in (settings.mqtt_port, settings.pg_port):
         raise StackError(f"the broker's TLS port {tls_port} is taken by the stack's other "
                          "services; set NATTERO_MQTT_TLS_PORT to a free port")
+    ha = ha or (old is not None and old.ha)
+    if ha:
+        from deploy import ha as replicated
+
+        database_url = replicated.database_url(settings, db_password)
+    else:
+        database_url = f"postgresql://{DB_ROLE}:{db_password}@127.0.0.1:{settings.pg_port}/{DB_NAME}"
     info = StackInfo(
-        database_url=f"postgresql://{DB_ROLE}:{db_password}@127.0.0.1:{settings.pg_port}/{DB_NAME}",
+        database_url=database_url,
         mqtt_host="127.0.0.1",
         mqtt_port=settings.mqtt_port,
         broker_admin=admin,
@@ -345,10 +372,26 @@ def _load_or_create_info(settings: Settings, paths: _Paths, tls: bool = False) -
         gateway_client_id=gateway_client_id,
         mqtt_tls_port=tls_port,
         tls_ca_file=str(paths.ca / "ca.pem") if tls_port is not None else None,
+        ha=ha,
     )
     if info != old:
         _write_private(paths.stack_file, info.model_dump_json(indent=2) + "\n")
     return info
+
+
+def _ha_nodes(settings: Settings) -> dict[str, str]:
+    """Each node's state as the monitor reports it (``primary``, ``secondary``, ...)."""
+    from deploy import ha as replicated
+
+    return {name: state[0] for name, state in sorted(replicated.node_state(settings).items())}
+
+
+def _ha_port_base(info: StackInfo) -> int:
+    """The stack port an HA stack's URL was made for (its first node's port less its offset)."""
+    from deploy import ha as replicated
+
+    first = str(psycopg.conninfo.conninfo_to_dict(info.database_url).get("port")).split(",")[0]
+    return int(first) - replicated.MONITOR_PORT_OFFSET - 1
 
 
 def _password_from_url(url: str) -> str:

@@ -16,17 +16,25 @@ def up(as_json: JsonOption = False,
        tls: Annotated[bool, typer.Option(
            "--tls", help="the broker also listens with TLS (NATTERO_MQTT_TLS_PORT, default "
            "the MQTT port + 1), with a certificate from the stack's own CA; stays on")] = False,
+       ha: Annotated[bool, typer.Option(
+           "--ha", help="a replicated database with automatic failover (pg_auto_failover: a "
+           "monitor and two nodes on the PostgreSQL port + 10, 11, 12) instead of one; "
+           "for a new state directory; stays on")] = False,
        ) -> None:
     """Start (or find running) the private PostgreSQL+TimescaleDB and Mosquitto."""
     from deploy.stack import up as stack_up
 
     settings = current_settings()
-    info = stack_up(settings, tls=tls)
+    info = stack_up(settings, tls=tls, ha=ha)
     record: dict[str, object] = {
         "database_url": info.database_url, "mqtt_host": info.mqtt_host,
         "mqtt_port": info.mqtt_port, "state_dir": str(settings.state_dir.resolve())}
     if info.mqtt_tls_port is not None:
         record |= {"mqtt_tls_port": info.mqtt_tls_port, "tls_ca_file": info.tls_ca_file}
+    if info.ha:
+        from deploy.stack import status as stack_status
+
+        record["database_nodes"] = stack_status(settings)["database_nodes"]
     print_record(record, as_json)
 
 
