@@ -36,6 +36,7 @@ from api.routes import (
     exports,
     health,
     layout_changes,
+    oidc,
     privacy,
     reports,
     roster,
@@ -162,7 +163,7 @@ def create_app(settings: Settings, *,
     app.add_middleware(SecurityHeaders)
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, boards, alerts, stream, sites, admin, backtest, alarm_load, privacy,
+    for module in (auth, oidc, boards, alerts, stream, sites, admin, backtest, alarm_load, privacy,
                    exports, reports, push_routes, rounds, experience, site_import, bases,
                    layout_changes, staff, roster):
         v1.include_router(module.router)

@@ -28,6 +28,10 @@ class AccountSummary:
     disabled: bool
     #: clients (tablets, addresses) locked out of the account at the time asked
     locked_clients: int = 0
+    #: made by a single sign-on login (no password of its own)
+    sso: bool = False
+    #: has a confirmed second factor (TOTP)
+    totp: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +44,16 @@ class AccountRecord:
     username: str
     role: str
     sites: list[str]
-    password_hash: str
+    #: None for a single sign-on account (``sso_subject`` set): no password logs it in
+    password_hash: str | None
     failed_logins: int
     locked_until: datetime | None
     disabled: bool
+    sso_subject: str | None = None
+    #: a local admin's second factor (``api.totp``); confirmed once a first code matched
+    totp_secret: str | None = None
+    totp_confirmed: bool = False
+    totp_last_step: int | None = None
 
 
 def insert_account(conn: psycopg.Connection, username: str, password_hash: str, role: str,
@@ -59,7 +69,8 @@ def insert_account(conn: psycopg.Connection, username: str, password_hash: str, 
 
 
 _ACCOUNT = ("SELECT id, token_version, username, role, sites, password_hash, failed_logins, "
-            "locked_until, disabled FROM users ")
+            "locked_until, disabled, sso_subject, totp_secret, totp_confirmed, totp_last_step "
+            "FROM users ")
 
 
 def get_account(conn: psycopg.Connection, username: str) -> AccountRecord | None:
@@ -103,7 +114,8 @@ def delete_account(conn: psycopg.Connection, username: str) -> bool:
 
 def list_accounts(conn: psycopg.Connection, now: datetime) -> list[AccountSummary]:
     rows = conn.execute("SELECT username, role, sites, disabled, (SELECT count(*) FROM "
-                        "login_locks l WHERE l.user_id = users.id AND l.locked_until > %s) "
+                        "login_locks l WHERE l.user_id = users.id AND l.locked_until > %s), "
+                        "sso_subject IS NOT NULL, totp_confirmed "
                         "FROM users ORDER BY username", (now,)).fetchall()
     return [AccountSummary(*row) for row in rows]
 

@@ -82,6 +82,25 @@ export async function login(username, password) {
   return payload;
 }
 
+// ---- single sign-on (the municipality's directory) -------------------------------------
+
+/** Whether this installation offers single sign-on (the login page's button). */
+export async function singleSignOn() {
+  try {
+    const response = await fetch(`${API}/auth/oidc/config`);
+    return response.ok && (await response.json()).enabled === true;
+  } catch {
+    return false;
+  }
+}
+
+/** The one-time code the single sign-on callback put in the URL fragment, for a token. */
+export async function finishSingleSignOn(code) {
+  const payload = await postJson("/auth/oidc/token", { code });
+  keepToken(payload);
+  return payload;
+}
+
 // ---- enrolled boards ----------------------------------------------------------------------
 
 /** This tablet's own random id (made once; a board credential is bound to it). */

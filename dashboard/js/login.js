@@ -1,6 +1,10 @@
 // Sign-in: a username and password for a bearer token, then back to where the user was.
+// With single sign-on set up, the municipality's account first: the server's callback
+// comes back here with a one-time code (or a refusal's reason) in the URL fragment.
 
-import { login, pairBoard, enrolledBoard, renewBoardToken, ApiError } from "./api.js";
+import {
+  login, pairBoard, enrolledBoard, renewBoardToken, singleSignOn, finishSingleSignOn, ApiError,
+} from "./api.js";
 import { t, translatePage, bindLanguageToggle } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -97,8 +101,39 @@ async function resumeBoard() {
   }
 }
 
+const SSO_REFUSALS = ["no_role", "no_sites", "disabled", "taken", "state", "provider", "claims"];
+
+/** Show the single sign-on button when the installation has it; finish a login the
+ * callback handed back (the fragment is cleared at once: it is used only once). */
+async function singleSignOnLogin() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (fragment.has("sso") || fragment.has("sso-error")) {
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const refused = fragment.get("sso-error");
+  if (refused) showError(t(`sso.refused.${SSO_REFUSALS.includes(refused) ? refused : "provider"}`));
+  const code = fragment.get("sso");
+  if (code) {
+    notice(t("login.busy"));
+    try {
+      const session = await finishSingleSignOn(code);
+      location.replace(destination(session.role));
+      return;
+    } catch (error) {
+      $("login-notice").hidden = true;
+      showError(error instanceof ApiError && error.status === 0 ? t("login.unreachable") : error.message);
+    }
+  }
+  if (await singleSignOn()) {
+    const next = params.get("next");
+    $("sso-login").href = `/api/v1/auth/oidc/login${next ? `?next=${encodeURIComponent(next)}` : ""}`;
+    $("sso").hidden = false;
+  }
+}
+
 translatePage();
 bindLanguageToggle($("lang"));
+singleSignOnLogin();
 if (params.get("reason") === "expired") notice(t("login.expired"));
 if (params.get("reason") === "revoked") notice(t("pair.revoked"));
 $("login-form").addEventListener("submit", submit);
