@@ -91,7 +91,7 @@ def config(settings: SettingsDep) -> SsoConfig:
     return SsoConfig(enabled=settings.single_sign_on)
 
 
-@router.get("/login", responses=responses(404, 503), status_code=303,
+@router.get("/login", responses=responses(404, 422, 503), status_code=303,
             response_class=RedirectResponse)
 async def login(request: Request, conn: ConnDep, settings: SettingsDep, now: NowDep,
                 next_path: Annotated[str | None, Query(alias="next", max_length=500)] = None
@@ -133,7 +133,7 @@ def _account(conn: psycopg.Connection, identity: Identity, role: Role,
 
 
 @router.get("/callback", name="oidc_callback", status_code=303,
-            response_class=RedirectResponse)
+            response_class=RedirectResponse, responses=responses(404, 422, 503))
 async def callback(request: Request, conn: ConnDep, settings: SettingsDep, now: NowDep,
                    state: Annotated[str, Query(max_length=200)] = "",
                    code: Annotated[str, Query(max_length=2000)] = "",
@@ -184,7 +184,8 @@ def _hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-@router.post("/token", response_model=Token, responses=responses(401, 404, 422, 503))
+@router.post("/token", response_model=Token,
+             responses=responses(400, 401, 404, 422, 503))
 def token(body: Handoff, conn: ConnDep, settings: SettingsDep, secret: SecretDep,
           now: NowDep) -> Token:
     """The login page's one-time code (from the callback) for a bearer token."""

@@ -3,7 +3,8 @@
 // comes back here with a one-time code (or a refusal's reason) in the URL fragment.
 
 import {
-  login, pairBoard, enrolledBoard, renewBoardToken, singleSignOn, finishSingleSignOn, ApiError,
+  login, pairBoard, enrolledBoard, renewBoardToken, singleSignOn, finishSingleSignOn,
+  enrolSecondFactor, ApiError,
 } from "./api.js";
 import { t, translatePage, bindLanguageToggle } from "./i18n.js";
 
@@ -40,12 +41,18 @@ async function submit(event) {
   button.disabled = true;
   button.textContent = t("login.busy");
   try {
-    const session = await login(username, password);
+    const session = await login(username, password, $("totp").value.trim());
     location.replace(destination(session.role));
   } catch (error) {
     // The username stays; only a wrong password is cleared.
     if (error instanceof ApiError && error.status === 429) showError(error.message || t("login.locked"));
-    else if (error instanceof ApiError && error.status === 401) {
+    else if (error instanceof ApiError && error.secondFactor === "enrol") await setUpSecondFactor();
+    else if (error instanceof ApiError && error.secondFactor === "code") {
+      showError(error.message);
+      $("totp-field").hidden = false;
+      $("totp").value = "";
+      $("totp").focus();
+    } else if (error instanceof ApiError && error.status === 401) {
       showError(t("login.failed"));
       $("password").value = "";
       $("password").focus();
@@ -54,6 +61,30 @@ async function submit(event) {
   } finally {
     button.disabled = false;
     button.textContent = t("login.submit");
+  }
+}
+
+/** A local admin's second factor: a new secret from the server (the password proves who
+ * asks), shown once; the next login with a code from it confirms it. */
+async function setUpSecondFactor() {
+  $("login-error").hidden = true;
+  const username = $("username").value.trim();
+  const password = $("password").value;
+  if (!username || !password) {
+    showError(t("login.missing"));
+    return;
+  }
+  try {
+    const enrolment = await enrolSecondFactor(username, password);
+    $("totp-uri").href = enrolment.otpauth_uri;
+    $("totp-secret").textContent = enrolment.secret.replace(/(.{4})/g, "$1 ").trim();
+    $("totp-enrolment").hidden = false;
+    $("totp-field").hidden = false;
+    $("totp-setup").hidden = true;
+    notice(t("totp.enrol"));
+    $("totp").focus();
+  } catch (error) {
+    showError(error instanceof ApiError && error.status === 0 ? t("login.unreachable") : error.message);
   }
 }
 
@@ -137,6 +168,7 @@ singleSignOnLogin();
 if (params.get("reason") === "expired") notice(t("login.expired"));
 if (params.get("reason") === "revoked") notice(t("pair.revoked"));
 $("login-form").addEventListener("submit", submit);
+$("totp-setup").addEventListener("click", setUpSecondFactor);
 $("pair-form").addEventListener("submit", pair);
 $("username").focus();
 if (enrolledBoard()) resumeBoard();

@@ -10,8 +10,8 @@
   the browser it started in), used once.
 - ``sso_handoffs``: the one-time code the callback hands the login page, which the page
   exchanges for the bearer token (the token itself never travels in a URL).
-- The token-version trigger also counts a TOTP change: resetting a second factor ends
-  the account's logins.
+- The token-version trigger also counts the removal or change of a confirmed second
+  factor: an admin's reset of it ends the account's logins.
 
 Revision ID: 0020
 Revises: 0019
@@ -56,9 +56,11 @@ def upgrade() -> None:
     op.create_check_constraint("user_can_log_in", "users",
                                "password_hash IS NOT NULL OR sso_subject IS NOT NULL")
     op.create_index("users_sso_identity", "users", ["sso_issuer", "sso_subject"], unique=True)
-    op.execute(_TRIGGER.format(extra="\n           OR NEW.totp_secret IS DISTINCT FROM "
-                               "OLD.totp_secret\n           OR NEW.totp_confirmed IS DISTINCT "
-                               "FROM OLD.totp_confirmed"))
+    # Only a confirmed second factor's removal or change ends logins (an admin's reset);
+    # enrolling one does not end the login that enrols it.
+    op.execute(_TRIGGER.format(extra="\n           OR (OLD.totp_confirmed AND (NEW.totp_confirmed "
+                               "IS DISTINCT FROM OLD.totp_confirmed OR NEW.totp_secret IS "
+                               "DISTINCT FROM OLD.totp_secret))"))
     op.create_table(
         "oidc_logins",
         sa.Column("state", sa.Text, primary_key=True),
