@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from core.settings import Settings, StackInfo, get_settings
 from tests.support.api import Account, ApiServer, bearer
 from tests.support.board import ApiProcess
+from tests.support.cli import nattero_cli
 
 
 def enrol(http: httpx.Client, account: Account) -> pyotp.TOTP:
@@ -152,3 +153,18 @@ def test_login_page_sets_up_the_second_factor_in_danish(
         page.wait_for_url(f"{server.url}/")
     finally:
         server.stop()
+
+
+def test_the_server_resets_a_second_factor_when_no_other_admin_can(
+        http: httpx.Client, make_user: Callable[..., Account], db: psycopg.Connection) -> None:
+    admin = make_user("admin")
+    totp = enrol(http, admin)
+    assert log_in(http, admin, code_at(totp)).status_code == 200
+    done = nattero_cli("user", "totp-reset", admin.username.upper())
+    assert done.returncode == 0, done.stderr
+    assert "reset" in done.stdout
+    assert log_in(http, admin).status_code == 200  # the password alone again (optional)
+    assert db.execute("SELECT actor FROM audit_log WHERE action = 'user.totp_reset' AND "
+                      "target = %s", (admin.username,)).fetchone() == ("cli",)
+    missing = nattero_cli("user", "totp-reset", "nobody-at-all")
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
