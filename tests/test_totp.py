@@ -3,6 +3,7 @@ an admin's reset, and the login page's enrolment in Chromium."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from core.settings import Settings, StackInfo, get_settings
 from tests.support.api import Account, ApiServer, bearer
-from tests.support.board import ApiProcess
+from tests.support.board import ApiProcess, screenshot
 from tests.support.cli import nattero_cli
 
 
@@ -24,6 +25,7 @@ def enrol(http: httpx.Client, account: Account) -> pyotp.TOTP:
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["otpauth_uri"].startswith("otpauth://totp/Nattero:")
+    assert body["qr_code"].startswith("data:image/svg+xml;base64,")
     return pyotp.TOTP(body["secret"])
 
 
@@ -142,6 +144,10 @@ def test_login_page_sets_up_the_second_factor_in_danish(
         page.click("#login-submit")
         expect(page.locator("#totp-enrolment")).to_be_visible()
         expect(page.locator("#login-notice")).to_contain_text("godkendelses-app")
+        qr = page.locator("#totp-qr")
+        expect(qr).to_have_attribute("src", re.compile(r"^data:image/svg\+xml;base64,"))
+        assert qr.evaluate("image => image.naturalWidth") > 0  # the policy let it show
+        screenshot(page, "login-totp-enrolment")
         secret = page.locator("#totp-secret").inner_text().replace(" ", "")
         assert page.locator("#totp-uri").get_attribute("href", timeout=1000) == \
             pyotp.TOTP(secret).provisioning_uri(name=admin.username, issuer_name="Nattero")

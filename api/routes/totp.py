@@ -28,10 +28,12 @@ router = APIRouter(tags=["auth"])
 
 
 class Enrolment(BaseModel):
-    """Shown once: the secret as text (typed into an app) and as an ``otpauth://`` URI."""
+    """Shown once: the secret as text (typed into an app), as an ``otpauth://`` URI, and
+    that URI as a QR code (an SVG ``data:`` URL)."""
 
     secret: str
     otpauth_uri: str
+    qr_code: str
 
 
 @router.post("/auth/totp/enrol", response_model=Enrolment,
@@ -54,7 +56,8 @@ def enrol(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()
         set_totp_pending(conn, stored.id, new)
         audit(conn, stored.username, "totp.enrol_started", target=stored.username,
               detail={"address": address})
-    return Enrolment(secret=new, otpauth_uri=totp.provisioning_uri(new, stored.username))
+    uri = totp.provisioning_uri(new, stored.username)
+    return Enrolment(secret=new, otpauth_uri=uri, qr_code=totp.qr_code(uri))
 
 
 @router.delete("/users/{username}/totp", response_model=Done,

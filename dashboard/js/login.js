@@ -77,6 +77,7 @@ async function setUpSecondFactor() {
   try {
     const enrolment = await enrolSecondFactor(username, password);
     $("totp-uri").href = enrolment.otpauth_uri;
+    $("totp-qr").src = enrolment.qr_code;
     $("totp-secret").textContent = enrolment.secret.replace(/(.{4})/g, "$1 ").trim();
     $("totp-enrolment").hidden = false;
     $("totp-field").hidden = false;
