@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from api.oidc import Refused, SsoRefused, assignment, browser_hash, check_pending
+from api.redaction import redact
 from api.users import Role
 from core.settings import Settings
 from ingest.sso import PendingLogin
@@ -81,3 +82,10 @@ def test_the_callback_must_come_from_the_browser_that_started_in_time() -> None:
         with pytest.raises(SsoRefused) as refused:
             check_pending(pending, cookie, at)
         assert refused.value.reason == Refused.STATE
+
+
+def test_the_callbacks_code_never_reaches_a_log() -> None:
+    line = ('127.0.0.1:5 - "GET /api/v1/auth/oidc/callback?state=abc&code=Xy-12_z&iss=http'
+            '%3A%2F%2Fidp HTTP/1.1" 303')
+    assert "Xy-12_z" not in redact(line)
+    assert "state=abc" in redact(line) and "code=[redacted]" in redact(line)
