@@ -155,6 +155,12 @@ def test_admin_group_logs_in_as_admin_through_the_provider(
                         "WHERE username = %s", (directory.admin,)).fetchone()
     assert stored == (None, directory.issuer, directory.admin)
     assert audit_actions(db, directory.admin)[-1][0] == "login.sso"
+    # The admin page marks the account as the municipality's, with no password to set.
+    page.goto(f"{directory.api.url}/admin.html")
+    page.click("#tab-users")
+    row = page.locator(f"#users-body tr[data-username='{directory.admin}']")
+    expect(row).to_contain_text("kommunens konto")
+    expect(row.locator("[data-action=passwd]")).to_have_count(0)
     # The SSO account has no password: the password form never logs it in.
     answer = httpx.post(f"{directory.api.url}/api/v1/auth/token",
                         data={"username": directory.admin, "password": ""})

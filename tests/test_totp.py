@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 from core.settings import Settings, StackInfo, get_settings
 from tests.support.api import Account, ApiServer, bearer
 from tests.support.board import ApiProcess, screenshot
+from tests.support.board import log_in as log_in_on_page
 from tests.support.cli import nattero_cli
 
 
@@ -174,3 +175,27 @@ def test_the_server_resets_a_second_factor_when_no_other_admin_can(
                       "target = %s", (admin.username,)).fetchone() == ("cli",)
     missing = nattero_cli("user", "totp-reset", "nobody-at-all")
     assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+@pytest.mark.browser
+def test_an_admin_resets_another_admins_second_factor_on_the_admin_page(
+        api_process: Callable[..., ApiProcess], open_page: Callable[..., Page],
+        make_user: Callable[..., Account], db: psycopg.Connection) -> None:
+    server = api_process()
+    lost_phone, colleague = make_user("admin"), make_user("admin")
+    with httpx.Client(base_url=server.url) as http:
+        totp = enrol(http, lost_phone)
+        assert log_in(http, lost_phone, code_at(totp)).status_code == 200
+    page = open_page()
+    log_in_on_page(page, server, colleague, next_path="/admin.html")
+    page.click("#tab-users")
+    row = page.locator(f"#users-body tr[data-username='{lost_phone.username}']")
+    expect(row).to_contain_text("totrinsbekræftelse")
+    mine = page.locator(f"#users-body tr[data-username='{colleague.username}']")
+    expect(mine.locator("[data-action=totp_reset]")).to_have_count(0)
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("[data-action=totp_reset]").click()
+    expect(page.locator("#users-ok")).to_contain_text("totrinsbekræftelse er nulstillet")
+    expect(row.locator("[data-action=totp_reset]")).to_have_count(0)
+    assert db.execute("SELECT totp_secret, totp_confirmed FROM users WHERE username = %s",
+                      (lost_phone.username,)).fetchone() == (None, False)
