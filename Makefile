@@ -20,10 +20,15 @@ test: install lint ## lint, then the whole test suite against real services
 test-fast: venv ## the pure tests only (no database, broker or browser; < 30 s)
 	$(PY) -m pytest -m pure -q -p no:cacheprovider $(PYTEST_ARGS)
 
-install: system venv dashboard/node_modules/.installed
+install: system venv dashboard/node_modules/.installed tests/oidc/node_modules/.installed
 
 dashboard/node_modules/.installed: dashboard/package.json dashboard/package-lock.json
 	npm ci --prefix dashboard --no-audit --no-fund
+	touch $@
+
+# The real OpenID Connect provider of the single sign-on tests (tests/test_sso.py).
+tests/oidc/node_modules/.installed: tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund
 	touch $@
 
 system: ## Debian packages and TimescaleDB (built once from Debian 13 sources)

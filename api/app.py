@@ -36,6 +36,7 @@ from api.routes import (
     exports,
     health,
     layout_changes,
+    oidc,
     privacy,
     reports,
     roster,
@@ -44,6 +45,7 @@ from api.routes import (
     sites,
     staff,
     stream,
+    totp,
 )
 from api.routes import push as push_routes
 from api.security import AddressLimiter
@@ -162,9 +164,9 @@ def create_app(settings: Settings, *,
     app.add_middleware(SecurityHeaders)
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, boards, alerts, stream, sites, admin, backtest, alarm_load, privacy,
+    for module in (auth, oidc, boards, alerts, stream, sites, admin, backtest, alarm_load, privacy,
                    exports, reports, push_routes, rounds, experience, site_import, bases,
-                   layout_changes, staff, roster):
+                   layout_changes, staff, roster, totp):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

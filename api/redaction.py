@@ -22,6 +22,10 @@ _PATTERNS = (
     (re.compile(r"((?:access_)?token=)[^&\s\"']+", re.IGNORECASE), r"\1[redacted]"),
     (re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1[redacted]"),
     (re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), "[redacted-jwt]"),
+    # The single sign-on callback's authorization code (api/routes/oidc.py): used once and
+    # useless without the client secret and PKCE verifier, but no log needs it either.
+    (re.compile(r"(/api/v1/auth/oidc/callback\?[^\s\"']*?\bcode=)[^&\s\"']+"),
+     r"\1[redacted]"),
 )
 
 

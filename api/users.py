@@ -54,15 +54,24 @@ class Account(User):
 
     disabled: bool
     locked_clients: int = 0
+    #: made by a single sign-on login: no password, its role and sites come from the
+    #: directory's groups at each login
+    sso: bool = False
+    #: has a confirmed second factor (TOTP)
+    totp: bool = False
 
 
 class StoredUser(User):
     id: int
     token_version: int
-    password_hash: str
+    password_hash: str | None
     failed_logins: int
     locked_until: datetime | None
     disabled: bool
+    sso_subject: str | None = None
+    totp_secret: str | None = None
+    totp_confirmed: bool = False
+    totp_last_step: int | None = None
 
 
 def normalise_username(username: str) -> str:
@@ -121,8 +130,14 @@ def _no_such_user(username: str) -> NoSuchUser:
 
 
 def change_password(conn: psycopg.Connection, username: str, password: str) -> None:
-    """Set a new password; the account's older tokens stop working (and any lock ends)."""
+    """Set a new password; the account's older tokens stop working (and any lock ends).
+    A single sign-on account has none: its directory decides who logs in."""
     check_password(password)
+    stored = get_user(conn, username)
+    if stored is not None and stored.sso_subject is not None:
+        raise UserError(f"user {stored.username!r} logs in with the municipality's account "
+                        "(single sign-on) and has no password here; a local account for "
+                        "emergency access is a separate account")
     if not accounts.set_password_hash(conn, normalise_username(username),
                                       security.hash_password(password)):
         raise _no_such_user(username)

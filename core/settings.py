@@ -232,6 +232,40 @@ class Settings(BaseSettings):
         description="the broker address devices connect to, written with their credentials "
         "(e.g. mqtts://mqtt.kommune.dk:8883); default: this process's broker address, "
         "mqtts:// on NATTERO_MQTT_TLS_PORT when that is set")
+    oidc_issuer: str | None = Field(
+        None, description="single sign-on: the OpenID Connect issuer of the municipality's "
+        "directory (Entra ID: https://login.microsoftonline.com/<tenant>/v2.0; AD FS: "
+        "https://adfs.kommune.dk/adfs); its discovery document is read from "
+        "<issuer>/.well-known/openid-configuration. Unset: no single sign-on, local "
+        "accounts only")
+    oidc_client_id: str | None = Field(None, description="Nattero's client (application) id "
+                                       "at the provider")
+    oidc_client_secret: str | None = Field(None, description="its client secret")
+    oidc_redirect_url: str | None = Field(
+        None, pattern=r"^https?://[^\s]+/api/v1/auth/oidc/callback$",
+        description="the callback URL registered at the provider, as the browser reaches "
+        "Nattero (e.g. https://nattero.kommune.dk/api/v1/auth/oidc/callback); default: "
+        "built from the request, right only without a reverse proxy")
+    oidc_scopes: str = Field("openid profile email", description="scopes asked for")
+    oidc_username_claim: str = Field(
+        "preferred_username", description="the claim that becomes the Nattero username "
+        "(Entra ID and AD FS: preferred_username or upn)")
+    oidc_groups_claim: str = Field(
+        "groups", description="the claim that carries the user's groups (Entra ID: groups, "
+        "with group object ids; or roles, with app roles)")
+    oidc_roles: dict[str, Literal["admin", "staff", "evaluator"]] = Field(
+        default_factory=dict, description="group -> Nattero role, JSON, e.g. "
+        "{\"nattero-admin\": \"admin\", \"nattevagt-solsikken\": \"staff\"}; a user in "
+        "several groups gets the strongest role (admin, then staff, then evaluator), in none: "
+        "refused")
+    oidc_sites: dict[str, list[str]] = Field(
+        default_factory=dict, description="group -> the sites its members see, JSON, e.g. "
+        "{\"nattevagt-solsikken\": [\"solsikken\"]}; a user's sites are those of all "
+        "their groups, set anew at every login")
+    admin_totp: Literal["required", "optional"] | None = Field(
+        None, description="local admin accounts and a second factor (TOTP): required (an "
+        "admin without one enrols at the next login), or optional (an admin may enrol); "
+        "default: required in production mode, optional in development (`make demo`)")
 
     @model_validator(mode="after")
     def _no_public_or_short_secret(self) -> Settings:
@@ -260,6 +294,42 @@ class Settings(BaseSettings):
                 "NATTERO_SMTP_STARTTLS=true (and NATTERO_SMTP_CA_FILE if the mail server's "
                 "certificate is signed by your own CA), or use a mail relay on this machine")
         return self
+
+    @model_validator(mode="after")
+    def _complete_single_sign_on(self) -> Settings:
+        given = [name for name in ("oidc_issuer", "oidc_client_id", "oidc_client_secret")
+                 if getattr(self, name)]
+        if given and len(given) < 3:
+            missing = sorted({"oidc_issuer", "oidc_client_id", "oidc_client_secret"}
+                             - set(given))
+            raise ValueError(
+                "single sign-on needs NATTERO_OIDC_ISSUER, NATTERO_OIDC_CLIENT_ID and "
+                "NATTERO_OIDC_CLIENT_SECRET together; missing: "
+                + ", ".join(f"NATTERO_{name.upper()}" for name in missing))
+        if not given:
+            return self
+        if not self.oidc_roles:
+            raise ValueError("NATTERO_OIDC_ROLES is empty, so no one could log in with single "
+                             "sign-on; map the directory's groups to roles, e.g. "
+                             "{\"nattero-admin\": \"admin\"}")
+        if self.mode == "production" and not str(self.oidc_issuer).startswith("https://"):
+            raise ValueError("NATTERO_OIDC_ISSUER must be an https:// URL in production mode")
+        unmapped = sorted(set(self.oidc_sites) - set(self.oidc_roles))
+        if unmapped:
+            raise ValueError(f"NATTERO_OIDC_SITES names group(s) {', '.join(unmapped)} that "
+                             "NATTERO_OIDC_ROLES does not map to a role; add them there")
+        return self
+
+    @property
+    def single_sign_on(self) -> bool:
+        """Whether OpenID Connect login is configured (the validator checked it whole)."""
+        return self.oidc_issuer is not None
+
+    @property
+    def admin_totp_required(self) -> bool:
+        if self.admin_totp is None:
+            return self.mode == "production"
+        return self.admin_totp == "required"
 
     @model_validator(mode="after")
     def _long_metrics_token(self) -> Settings:

@@ -271,9 +271,15 @@ async function renderUsers() {
     const actions = document.createElement("td");
     actions.className = "actions";
     const name = encodeURIComponent(u.username);
-    actions.append(actionButton("user.passwd", u.username, () => changePassword(u.username)));
+    // A municipal (single sign-on) account has no password here: the directory decides.
+    if (!u.sso) actions.append(actionButton("user.passwd", u.username, () => changePassword(u.username)));
     // Not on your own row: disabling or deleting yourself would end this page's login.
     if (u.username !== me) {
+      if (u.totp) {
+        actions.append(actionButton("user.totp_reset", u.username, () => changeUser(
+          `/users/${name}/totp`, t("user.totp_reset.done", { name: u.username }),
+          t("user.totp_reset.confirm", { name: u.username }), "DELETE")));
+      }
       actions.append(u.disabled
         ? actionButton("user.enable", u.username, () => changeUser(`/users/${name}/enable`,
           t("user.enabled.done", { name: u.username })))
@@ -288,8 +294,9 @@ async function renderUsers() {
       actions.prepend(actionButton("user.unlock", u.username, () => changeUser(`/users/${name}/unlock`,
         t("user.unlocked.done", { name: u.username }))));
     }
-    const status = u.disabled ? t("user.disabled")
-      : u.locked_clients > 0 ? t("user.locked", { n: u.locked_clients }) : t("user.active");
+    const status = [u.disabled ? t("user.disabled")
+      : u.locked_clients > 0 ? t("user.locked", { n: u.locked_clients }) : t("user.active"),
+    ...(u.sso ? [t("user.sso")] : []), ...(u.totp ? [t("user.totp")] : [])].join(" · ");
     tr.append(cell(u.username + (u.username === me ? ` ${t("user.you")}` : "")),
       cell(t(`role.${u.role}`)), cell(u.sites.join(", ") || "–"),
       cell(status, u.disabled || u.locked_clients > 0 ? "presence-offline" : ""),

@@ -62,23 +62,58 @@ function loginKeys() {
   }
 }
 
-export async function login(username, password) {
-  const body = new URLSearchParams({ username, password });
-  const name = username.trim().toLowerCase();
-  const key = loginKeys()[name];
+/** POST a login form (username, password, this device's login key); the answer's JSON.
+ * A refusal's `secondFactor` is what the server asks of a local admin: "code" or "enrol". */
+async function postLoginForm(path, username, password, extra = {}) {
+  const body = new URLSearchParams({ username, password, ...extra });
+  const key = loginKeys()[username.trim().toLowerCase()];
   if (key) body.set("client_key", key);
   let response;
   try {
-    response = await fetch(`${API}/auth/token`, { method: "POST", body });
+    response = await fetch(`${API}${path}`, { method: "POST", body });
   } catch {
     throw new ApiError(0, "unreachable");
   }
   const payload = await response.json().catch(() => ({}));
-  if (!response.ok) throw new ApiError(response.status, describe(payload, response), payload.errors);
+  if (!response.ok) {
+    const error = new ApiError(response.status, describe(payload, response), payload.errors);
+    error.secondFactor = response.headers.get("X-Nattero-Second-Factor");
+    throw error;
+  }
+  return payload;
+}
+
+/** A local admin's new second-factor secret ({secret, otpauth_uri}), shown once. */
+export async function enrolSecondFactor(username, password) {
+  return postLoginForm("/auth/totp/enrol", username, password);
+}
+
+export async function login(username, password, totp = "") {
+  const name = username.trim().toLowerCase();
+  const payload = await postLoginForm("/auth/token", username, password, totp ? { totp } : {});
   keepToken(payload);
   if (payload.client_key) {
     localStorage.setItem(LOGIN_KEYS, JSON.stringify({ ...loginKeys(), [name]: payload.client_key }));
   }
+  return payload;
+}
+
+// ---- single sign-on (the municipality's directory) -------------------------------------
+
+/** Whether this installation offers single sign-on (the login page's button). */
+export async function singleSignOn() {
+  try {
+    const response = await fetch(`${API}/auth/oidc/config`);
+    return response.ok && (await response.json()).enabled === true;
+  } catch {
+    return false;
+  }
+}
+
+/** The one-time code the single sign-on callback put in the URL fragment, for a token. */
+export async function finishSingleSignOn(code) {
+  const payload = await postJson("/auth/oidc/token", { code });
+  keepToken(payload);
   return payload;
 }
 

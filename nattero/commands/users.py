@@ -128,6 +128,29 @@ def user_unlock(username: UsernameArg) -> None:
     typer.echo(f"user {name} unlocked ({clients} client(s) had wrong passwords counted)")
 
 
+@user_app.command("totp-reset")
+def user_totp_reset(username: UsernameArg) -> None:
+    """Remove a local admin's second factor (TOTP), e.g. after a lost phone: the account's
+    logins end, and it sets up a new one at its next login. The way back in when no other
+    admin can do it on the admin page."""
+    import psycopg
+
+    from api.users import normalise_username
+    from ingest.audit import audit
+    from ingest.users import clear_totp
+
+    name = normalise_username(username)
+    with psycopg.connect(current_settings().resolved_database_url(), autocommit=True) as conn, \
+            conn.transaction():
+        had = clear_totp(conn, name)
+        if had is None:
+            raise typer.BadParameter(f"user {name!r} does not exist; see who does with: "
+                                     "nattero user list", param_hint="USERNAME")
+        audit(conn, "cli", "user.totp_reset", None, name, {"had": had})
+    typer.echo(f"second factor of {name} reset" if had else
+               f"user {name} had no confirmed second factor; any half-done set-up removed")
+
+
 @user_app.command("disable")
 def user_disable(username: UsernameArg) -> None:
     """Stop an account from logging in; its tokens and open boards end at once."""
