@@ -20,7 +20,7 @@ want_packages=(
   "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" postgresql-client
   mosquitto mosquitto-clients
   pgbackrest
-  postgresql-${PG_MAJOR}-auto-failover pg-auto-failover-cli
+  postgresql-${PG_MAJOR}-auto-failover pg-auto-failover-cli haproxy
   cmake build-essential dpkg-dev libssl-dev libkrb5-dev
   chromium chromium-driver
   poppler-utils
