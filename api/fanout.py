@@ -47,6 +47,8 @@ from ingest.alerts import (
 
 log = logging.getLogger(__name__)
 
+LISTEN_RETRY_MAX_S = 2.0
+
 GAP_GRACE_S = 1.5
 QUEUE_SIZE = 2000
 PAGE = 5000
@@ -178,7 +180,9 @@ class AlertFanout:
                 log.exception("alert listener failed; starting again in %.1f s", backoff)
             self.listening = False
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            # At most 2 s: a database failover takes seconds, and every board waits for
+            # this listener to find the new primary (a reconnect attempt costs little).
+            backoff = min(backoff * 2, LISTEN_RETRY_MAX_S)
 
     async def _listen(self) -> None:
         async with await psycopg.AsyncConnection.connect(

@@ -110,7 +110,8 @@ class Settings(BaseSettings):
         "committed and acknowledged anyway, and the site's rules catch up just after, "
         "outside the writer's transaction (the site is 'behind': metric, log, /readyz)")
     ingest_retry_max_s: float = Field(
-        5.0, gt=0, description="longest pause between commit retries during a database outage")
+        2.0, gt=0, description="longest pause between commit retries during a database "
+        "outage (a failover takes seconds: the first retry after it should not wait long)")
     retention_days: int = Field(
         400, ge=1, description="raw events older than this many days are dropped (whole "
         "day-chunks); the rollups keep their aggregates")

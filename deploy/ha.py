@@ -44,7 +44,9 @@ import psycopg
 
 from core.settings import Settings
 from deploy.stack import DB_NAME, DB_ROLE, PG_BIN, StackError
+from ingest import cluster
 from ingest.bootstrap import bootstrap_scripts
+from ingest.health import ping
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +229,9 @@ def node_state(settings: Settings) -> dict[str, tuple[str, str]]:
     try:
         with psycopg.connect(_monitor_uri(settings), connect_timeout=2,
                              autocommit=True) as conn:
-            rows = conn.execute("SELECT nodename, reportedstate::text, goalstate::text "
-                                "FROM pgautofailover.node").fetchall()
+            return cluster.failover_nodes(conn)
     except psycopg.Error:
         return {}
-    return {name: (reported, goal) for name, reported, goal in rows}
 
 
 # ---------------------------------------------------------------------------- inside
@@ -377,7 +377,7 @@ def _monitor_uri(settings: Settings) -> str:
 def _monitor_answers(settings: Settings) -> bool:
     try:
         with psycopg.connect(_monitor_uri(settings), connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
+            ping(conn)
         return True
     except psycopg.Error:
         return False

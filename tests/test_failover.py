@@ -6,11 +6,13 @@ nodes with synchronous replication (``deploy.ha``, what `nattero up --ha` starts
 through the test stack's broker. The primary is killed with SIGKILL (server and keeper, as
 a machine that dies) while events stream in and a building exit opens: every event the
 broker acknowledged is stored exactly once on the new primary, the exit's alert is raised,
-and the old primary rejoins as the secondary.
+a night board connected to an API process on the same database gets the exit's alert, and
+the old primary rejoins as the secondary.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -20,16 +22,22 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 import provisioning
+from api.users import create_user
 from core.events import DeviceKind, RoomKind
 from core.settings import Settings, StackInfo, get_settings, sqlalchemy_url
 from deploy import ha
 from ingest.migrate import upgrade
 from tests.support import REPO
+from tests.support.api import PASSWORD, open_stream
+from tests.support.board import ApiProcess
 from tests.support.devices import DeviceClient, event_payload
 from tests.support.pipeline import gateway_env
 from tests.support.store import night_around_now, unique
@@ -76,6 +84,45 @@ def _publish_paced(device: DeviceClient, topic: str) -> None:
     device.publish_many([])  # waits for every PUBACK: the broker has them all
 
 
+class Board:
+    """A night board's live stream, in a thread: it reconnects with ``since`` when its
+    connection is closed (as the page does), and keeps every change it receives."""
+
+    def __init__(self, ws_url: str, token: str) -> None:
+        self.changes: list[dict[str, Any]] = []
+        self._ws_url = ws_url
+        self._token = token
+        self._seq: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with open_stream(self._ws_url, self._token, since=self._seq) as ws:
+                    while not self._stop.is_set():
+                        try:
+                            message = json.loads(ws.recv(timeout=1))
+                        except TimeoutError:
+                            continue
+                        if message["type"] in ("hello", "snapshot") and self._seq is None:
+                            self._seq = message["seq"]
+                        elif message["type"] == "change":
+                            self.changes.append(message)
+                            self._seq = message["seq"]
+            except (ConnectionClosed, OSError, TimeoutError):
+                time.sleep(0.5)
+
+    def raised(self, rule: str) -> int:
+        return sum(1 for c in self.changes
+                   if c["change"] == "raised" and c["alert"]["rule"] == rule)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 def test_a_killed_primary_loses_no_acknowledged_event_and_no_alert(
         replicated: tuple[Settings, str], stack: StackInfo) -> None:
     settings, url = replicated
@@ -86,8 +133,16 @@ def test_a_killed_primary_loses_no_acknowledged_event_and_no_alert(
     provisioning.add_room(on_replicated, site, "exit", RoomKind.EXIT, "Hoveddør")
     motion = provisioning.add_device(on_replicated, site, "m-1", "lounge", DeviceKind.MOTION)
     door = provisioning.add_device(on_replicated, site, "exit-1", "exit", DeviceKind.EXIT)
+    nurse = unique("nurse")
     with psycopg.connect(url, autocommit=True) as conn:
         night_around_now(conn, site)
+        create_user(conn, nurse, PASSWORD, "staff", [site])
+    api = ApiProcess(env={"NATTERO_DATABASE_URL": url})
+    api.start()
+    login = httpx.post(f"{api.url}/api/v1/auth/token", timeout=10,
+                       data={"username": nurse, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    board = Board(f"ws://127.0.0.1:{api.port}", login.json()["access_token"])
 
     env = {**os.environ, **gateway_env(site), "NATTERO_DATABASE_URL": url,
            "NATTERO_MAINTENANCE": "off"}
@@ -125,7 +180,12 @@ def test_a_killed_primary_loses_no_acknowledged_event_and_no_alert(
             url, "SELECT count(*) FROM alerts WHERE site = %s AND rule = 'building_exit'",
             site) == 1, 30), "the alert raised during the failover was lost"
         assert pipeline.poll() is None, "the pipeline exited during the failover"
+        # On the night board too: the API's listener found the new primary.
+        assert wait_until(lambda: board.raised("building_exit") == 1, 60), board.changes
+        board_after = time.monotonic() - killed_at
     finally:
+        board.stop()
+        api.stop()
         pipeline.terminate()
         try:
             pipeline.wait(15)
@@ -138,7 +198,8 @@ def test_a_killed_primary_loses_no_acknowledged_event_and_no_alert(
     # Exactly once, each: the same ids as published, no doubles, nothing missing.
     assert _count(url, "SELECT count(DISTINCT event_id) FROM events WHERE site = %s "
                   "AND device = 'm-1'", site) == EVENTS
-    print(f"failover: new primary after {promoted_after:.1f} s")
+    print(f"failover: new primary after {promoted_after:.1f} s, the exit's alert on the "
+          f"board {board_after:.1f} s after the kill")
 
     # The old primary comes back as the secondary of the new one (pg_rewind).
     ha.start_node(settings, old_primary)
