@@ -15,7 +15,8 @@ import psycopg
 __all__ = [
     "DeviceHealth", "DeviceView", "RoomView", "SiteRecord", "active_devices", "count_flats",
     "count_rooms", "delete_room", "device_health", "device_kinds", "existing_sites", "list_sites",
-    "room_exists", "room_labels", "rooms_with_monitoring", "site_exists", "sites_by_id",
+    "move_device", "room_exists", "room_labels", "rooms_with_monitoring", "site_exists",
+    "sites_by_id",
 ]
 
 
@@ -215,3 +216,28 @@ def delete_room(conn: psycopg.Connection, site: str, room: str) -> RoomRemoval:
                      (site, room))
         conn.execute("DELETE FROM rooms WHERE site = %s AND id = %s", (site, room))
     return "deleted"
+
+
+DeviceMove = Literal["moved", "no_device", "no_room", "same_room"]
+
+
+def move_device(conn: psycopg.Connection, site: str, device: str, room: str
+                ) -> tuple[DeviceMove, str | None]:
+    """Move an active device of ``site`` to another of its rooms; returns the outcome and
+    the room it sat in. Its stored events keep the room they happened in (each event row
+    carries it): the rules engine attributes only events stored after the move to ``room``
+    (``rules.runtime``). A room of another site is ``no_room``: rooms are per site."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT room FROM devices WHERE site = %s AND id = %s AND revoked_at IS NULL "
+            "FOR UPDATE", (site, device)).fetchone()
+        if row is None:
+            return "no_device", None
+        before: str = row[0]
+        if not room_exists(conn, site, room):
+            return "no_room", before
+        if before == room:
+            return "same_room", before
+        conn.execute("UPDATE devices SET room = %s WHERE site = %s AND id = %s",
+                     (room, site, device))
+    return "moved", before

@@ -1,5 +1,5 @@
 """Changing what exists (admin only): a site's name, time zone and night window, a room's
-label (or the room, if added by mistake), a device's password. Every change is audited
+label (or the room, if added by mistake), a device's room and password. Every change is audited
 (with the values before and after; never a password).
 
 The checks are provisioning's (``provisioning.change_site``, ``relabel_room``); they are
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 import provisioning
 from api.deps import ConnDep, CurrentAdmin, SettingsDep, existing_site
 from api.errors import Refusal, responses
-from api.models import TEXT_PATTERN, DeviceId, RoomId, SiteId
+from api.models import ID_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.routes.admin import Done, _provisioning_failed
 from core.errors import ConfigurationError
 from core.night_window import NightWindow
@@ -42,6 +42,11 @@ class SiteChange(BaseModel):
 class RoomChange(BaseModel):
     label: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN,
                        description="shown on the board; never a resident's name")
+
+
+class DeviceChange(BaseModel):
+    room: str = Field(pattern=ID_PATTERN, max_length=63,
+                      description="the room of the same site the device now sits in")
 
 
 @router.patch("/sites/{site}", response_model=Done, responses=_WRITE)
@@ -128,3 +133,29 @@ def rotate_device(site: SiteId, device: DeviceId, admin: CurrentAdmin, conn: Con
         raise _provisioning_failed(exc) from None
     audit(conn, admin.username, "device.rotate", site, device)
     return credentials
+
+
+@router.patch("/sites/{site}/devices/{device}", response_model=Done,
+              responses={**_WRITE, **responses(409)})
+def move_device(site: SiteId, device: DeviceId, body: DeviceChange, admin: CurrentAdmin,
+                conn: ConnDep) -> Done:
+    """Move a device to another room of its site. Its events from now on count in the new
+    room (a running rules engine picks the move up with the device's next event); those
+    stored before stay in the room they happened in."""
+    existing_site(conn, site)
+    outcome, before = stored_sites.move_device(conn, site, device, body.room)
+    if outcome == "no_device":
+        raise Refusal(status.HTTP_404_NOT_FOUND,
+                      "device '{device}' is not provisioned on site '{site}'",
+                      device=device, site=site)
+    if outcome == "no_room":
+        raise Refusal(status.HTTP_404_NOT_FOUND,
+                      "room '{room}' does not exist on site '{site}'", room=body.room,
+                      site=site)
+    if outcome == "same_room":
+        raise Refusal(status.HTTP_409_CONFLICT,
+                      "device '{device}' already sits in room '{room}'", device=device,
+                      room=body.room)
+    audit(conn, admin.username, "device.move", site, device,
+          {"before": before, "after": body.room})
+    return Done(message=f"device {site}/{device} moved to {body.room}")

@@ -226,7 +226,8 @@ function renderRooms() {
     const battery = typeof d.battery === "number" ? `${d.battery} %` : "–";
     const action = document.createElement("td");
     action.className = "actions";
-    action.append(actionButton("device.rotate", d.id, () => rotateDevice(d.id)),
+    action.append(actionButton("device.move", d.id, () => openMove(d)),
+      actionButton("device.rotate", d.id, () => rotateDevice(d.id)),
       actionButton("device.revoke", d.id, () => revokeDevice(d.id), true));
     tr.append(cell(d.id), cell(roomLabel(d.room)), cell(t(`kind.${d.kind}`)),
       cell(presence, `presence-${d.presence}`),
@@ -571,6 +572,50 @@ async function rotateDevice(id) {
   }
 }
 
+/** The move dialog for one device: the site's other rooms to choose from. */
+function openMove(device) {
+  const dialog = $("move-dialog");
+  const form = $("move-form");
+  dialog.dataset.device = device.id;
+  $("move-title").textContent = t("device.move.title", { id: device.id });
+  const select = $("move-room");
+  select.replaceChildren(...state.rooms.filter((r) => r.id !== device.room)
+    .map((r) => new Option(`${r.label} (${r.id})`, r.id)));
+  form.querySelector(".form-error").hidden = true;
+  dialog.showModal();
+}
+
+function bindMove() {
+  const dialog = $("move-dialog");
+  const form = $("move-form");
+  const error = form.querySelector(".form-error");
+  $("move-cancel").addEventListener("click", () => dialog.close());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const id = dialog.dataset.device;
+    const room = $("move-room").value;
+    error.hidden = true;
+    if (!room) {
+      error.textContent = t("admin.required");
+      error.hidden = false;
+      return;
+    }
+    try {
+      await api.patch(`/sites/${encodeURIComponent(state.site)}/devices/${encodeURIComponent(id)}`,
+        { room });
+    } catch (e) {
+      error.textContent = t("admin.error", { reason: e.message });
+      error.hidden = false;
+      return;
+    }
+    dialog.close();
+    $("devices-error").hidden = true;
+    await loadRooms();
+    $("devices-ok").textContent = t("device.move.done", { id, label: roomLabel(room) });
+    $("devices-ok").hidden = false;
+  });
+}
+
 async function revokeDevice(id) {
   if (!confirm(t("device.revoke.confirm", { id }))) return;
   $("devices-error").hidden = true;
@@ -616,6 +661,7 @@ async function main() {
     throw e;
   }
   $("admin").hidden = false;
+  bindMove();
   const tabs = [...document.querySelectorAll("[data-tab]")];
   tabs.forEach((button, index) => {
     button.addEventListener("click", () => showTab(button.dataset.tab));

@@ -491,6 +491,12 @@ const CATALOGUE = {
     "room.delete.confirm": "Slette rummet {label}? Det kan kun lade sig gøre for et rum, der aldrig har haft sensorer.",
     "room.delete.done": "{label} er slettet.",
     "device.rotate.confirm": "Give {id} en ny adgangskode? Den gamle holder op med at virke med det samme, så sensoren skal have den nye.",
+    "device.move": "Flyt",
+    "device.move.title": "Flyt sensor {id}",
+    "device.move.hint": "Nye hændelser tæller i det nye rum; de tidligere bliver i det rum, hvor de skete.",
+    "device.move.room": "Nyt rum",
+    "device.move.submit": "Flyt sensoren",
+    "device.move.done": "{id} sidder nu i {label}.",
   },
   en: {
     "app.name": "Nattero",
@@ -978,6 +984,12 @@ const CATALOGUE = {
     "room.delete.confirm": "Delete the room {label}? Only a room that never held a device can be deleted.",
     "room.delete.done": "{label} deleted.",
     "device.rotate.confirm": "Give {id} a new password? The old one stops working at once, so the device needs the new one.",
+    "device.move": "Move",
+    "device.move.title": "Move device {id}",
+    "device.move.hint": "New events count in the new room; earlier ones stay in the room where they happened.",
+    "device.move.room": "New room",
+    "device.move.submit": "Move the device",
+    "device.move.done": "{id} now sits in {label}.",
   },
 };
 

@@ -514,6 +514,32 @@ def device_revoke(site: SiteArgument,
     typer.echo(f"device {site}/{device} revoked")
 
 
+@device_app.command("move")
+def device_move(
+    site: SiteArgument,
+    device: Annotated[str, typer.Argument(help="device id")],
+    room: Annotated[str, typer.Option(help="the room of the same site it now sits in")],
+) -> None:
+    """Move a device to another room of its site (its events from now on count there;
+    those stored before stay in the room they happened in)."""
+    from ingest.sites import move_device
+    from provisioning import ProvisioningError
+
+    with connect_store() as conn:
+        _require_site(conn, site)
+        outcome, before = move_device(conn, site, device, room)
+    if outcome == "no_device":
+        raise ProvisioningError(f"device {device!r} is not provisioned on site {site!r}; "
+                                f"`nattero device list {site}` shows its devices")
+    if outcome == "no_room":
+        raise ProvisioningError(f"room {room!r} does not exist on site {site!r}; "
+                                f"`nattero room list {site}` shows its rooms")
+    if outcome == "same_room":
+        raise ProvisioningError(f"device {device!r} already sits in room {room!r}")
+    record("device.move", site, device, {"before": before, "after": room})
+    typer.echo(f"device {site}/{device} moved: {before} -> {room}")
+
+
 @device_app.command("list")
 def device_list(
     site: Annotated[str | None, typer.Argument(
