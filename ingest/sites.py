@@ -14,9 +14,9 @@ import psycopg
 
 __all__ = [
     "DeviceHealth", "DeviceView", "RoomView", "SiteRecord", "active_devices", "count_flats",
-    "count_rooms", "delete_room", "device_health", "device_kinds", "existing_sites", "list_sites",
-    "move_device", "room_exists", "room_labels", "rooms_with_monitoring", "site_exists",
-    "sites_by_id",
+    "count_rooms", "delete_room", "delete_site", "device_health", "device_kinds",
+    "existing_sites", "list_sites", "move_device", "room_exists", "room_labels",
+    "rooms_with_monitoring", "site_exists", "sites_by_id",
 ]
 
 
@@ -241,3 +241,42 @@ def move_device(conn: psycopg.Connection, site: str, device: str, room: str
         conn.execute("UPDATE devices SET room = %s WHERE site = %s AND id = %s",
                      (room, site, device))
     return "moved", before
+
+
+SiteRemoval = Literal["deleted", "missing", "has_history"]
+
+# What a site recorded: any of these keeps it (its history is the pilot's evidence). Each
+# reads one row through an index on (site, ...): on the events hypertable one index probe
+# per chunk, never a scan.
+_HISTORY = """SELECT 1 FROM events WHERE site = %(site)s
+UNION ALL SELECT 1 FROM alerts WHERE site = %(site)s
+UNION ALL SELECT 1 FROM rounds WHERE site = %(site)s
+UNION ALL SELECT 1 FROM shift_answers WHERE site = %(site)s
+UNION ALL SELECT 1 FROM resident_outcomes WHERE site = %(site)s
+UNION ALL SELECT 1 FROM staff_presence WHERE site = %(site)s
+LIMIT 1"""
+
+
+def delete_site(conn: psycopg.Connection, site: str) -> tuple[SiteRemoval, list[str]]:
+    """Delete a site that never recorded anything (no event, alert, round, shift answer,
+    resident outcome or staff round): its rooms, bases, devices, rule settings, boards,
+    roster and the like, in one transaction; staff lose it from their sites. Returns the
+    outcome and the broker usernames of its devices, for the caller to delete *after*
+    this commits (the broker has no transactions). ``has_history``: it stays, unchanged.
+    The audit log keeps what was done to it."""
+    with conn.transaction():
+        if conn.execute("SELECT 1 FROM sites WHERE id = %s FOR UPDATE",
+                        (site,)).fetchone() is None:
+            return "missing", []
+        if conn.execute(_HISTORY, {"site": site}).fetchone() is not None:
+            return "has_history", []
+        accounts = [username for (username,) in conn.execute(
+            "DELETE FROM devices WHERE site = %s AND mqtt_username IS NOT NULL "
+            "AND revoked_at IS NULL RETURNING mqtt_username", (site,))]
+        conn.execute("DELETE FROM devices WHERE site = %s", (site,))
+        conn.execute("DELETE FROM room_bases WHERE site = %s", (site,))
+        # A site id may be used again: its old staff must not see the new one.
+        conn.execute("UPDATE users SET sites = array_remove(sites, %(site)s) "
+                     "WHERE %(site)s = ANY(sites)", {"site": site})
+        conn.execute("DELETE FROM sites WHERE id = %s", (site,))  # the rest cascades
+    return "deleted", sorted(accounts)

@@ -269,6 +269,17 @@ def revoke_device(settings: Settings, site: str, device: str) -> None:
                     broker.delete_account(username)
 
 
+def delete_device_accounts(settings: Settings, usernames: list[str]) -> None:
+    """Delete devices' broker accounts (those that exist): after the store deleted their
+    devices and committed, as ``ingest.sites.delete_site`` requires."""
+    if not usernames:
+        return
+    with broker_accounts(settings) as broker:
+        for username in usernames:
+            if broker.account_exists(username):
+                broker.delete_account(username)
+
+
 def list_devices(settings: Settings, site: str | None = None) -> list[Device]:
     with session_scope(settings.sqlalchemy_url()) as session:
         return layouts.list_devices(session, site)

@@ -1,5 +1,6 @@
-"""Changing what exists (admin only): a site's name, time zone and night window, a room's
-label (or the room, if added by mistake), a device's room and password. Every change is audited
+"""Changing what exists (admin only): a site's name, time zone and night window (or the site,
+if it never recorded anything), a room's label (or the room, if added by mistake), a
+device's room and password. Every change is audited
 (with the values before and after; never a password).
 
 The checks are provisioning's (``provisioning.change_site``, ``relabel_room``); they are
@@ -159,3 +160,28 @@ def move_device(site: SiteId, device: DeviceId, body: DeviceChange, admin: Curre
     audit(conn, admin.username, "device.move", site, device,
           {"before": before, "after": body.room})
     return Done(message=f"device {site}/{device} moved to {body.room}")
+
+
+@router.delete("/sites/{site}", response_model=Done, responses={**_WRITE, **responses(409)})
+def delete_site(site: SiteId, admin: CurrentAdmin, conn: ConnDep,
+                settings: SettingsDep) -> Done:
+    """Delete a site that never recorded anything (a site added by mistake or for a trial
+    that never started): its rooms, devices, rules, boards and roster go in one
+    transaction, then its devices' broker accounts. A site with history stays (409)."""
+    removal, accounts = stored_sites.delete_site(conn, site)
+    if removal == "missing":
+        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
+    if removal == "has_history":
+        raise Refusal(status.HTTP_409_CONFLICT,
+                      "site '{site}' has recorded events, alerts or rounds, so it stays: its "
+                      "history is the pilot's evidence; revoke its devices instead",
+                      site=site)
+    audit(conn, admin.username, "site.delete", site, site, {"device_accounts": accounts})
+    try:
+        provisioning.delete_device_accounts(settings, accounts)
+    except BrokerAccountError:
+        raise Refusal(status.HTTP_503_SERVICE_UNAVAILABLE,
+                      "site '{site}' is deleted, but the broker could not be reached to "
+                      "remove its devices' accounts; whatever they send is refused as "
+                      "from unknown devices", site=site) from None
+    return Done(message=f"site {site} deleted")

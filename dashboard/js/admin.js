@@ -122,9 +122,15 @@ const hhmm = (value) => String(value || "").slice(0, 5);
 function renderSites() {
   fillTable($("sites-body"), state.sites.map((s) => {
     const tr = document.createElement("tr");
-    tr.append(cell(s.id), cell(s.name), cell(s.tz), cell(hhmm(s.night_start)), cell(hhmm(s.night_end)));
+    tr.dataset.site = s.id;
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    // The server keeps a site that recorded anything (409, with why).
+    actions.append(actionButton("site.delete", s.name, () => deleteSite(s), true));
+    tr.append(cell(s.id), cell(s.name), cell(s.tz), cell(hhmm(s.night_start)), cell(hhmm(s.night_end)),
+      actions);
     return tr;
-  }), 5);
+  }), 6);
   const select = $("admin-site");
   select.replaceChildren(...state.sites.map((s) => new Option(`${s.name} (${s.id})`, s.id, false, s.id === state.site)));
   const boxes = state.sites.map((s) => {
@@ -153,6 +159,22 @@ function fillSiteEdit() {
   $("site-edit-tz").value = site.tz;
   $("site-edit-night-start").value = hhmm(site.night_start);
   $("site-edit-night-end").value = hhmm(site.night_end);
+}
+
+async function deleteSite(site) {
+  if (!confirm(t("site.delete.confirm", { name: site.name }))) return;
+  $("sites-ok").hidden = true;
+  $("sites-error").hidden = true;
+  try {
+    await api.del(`/sites/${encodeURIComponent(site.id)}`);
+    $("sites-ok").textContent = t("site.delete.done", { name: site.name });
+    $("sites-ok").hidden = false;
+  } catch (e) {
+    $("sites-error").textContent = t("site.delete.failed", { reason: e.message });
+    $("sites-error").hidden = false;
+  }
+  await loadSites();
+  await loadRooms();
 }
 
 async function deleteRoom(room) {

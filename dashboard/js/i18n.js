@@ -497,6 +497,10 @@ const CATALOGUE = {
     "device.move.room": "Nyt rum",
     "device.move.submit": "Flyt sensoren",
     "device.move.done": "{id} sidder nu i {label}.",
+    "site.delete": "Slet",
+    "site.delete.confirm": "Slette stedet {name} med dets rum, sensorer og regler? Det kan kun lade sig gøre for et sted, der aldrig har registreret noget.",
+    "site.delete.done": "{name} er slettet.",
+    "site.delete.failed": "Kunne ikke slette: {reason}",
   },
   en: {
     "app.name": "Nattero",
@@ -990,6 +994,10 @@ const CATALOGUE = {
     "device.move.room": "New room",
     "device.move.submit": "Move the device",
     "device.move.done": "{id} now sits in {label}.",
+    "site.delete": "Delete",
+    "site.delete.confirm": "Delete the site {name} with its rooms, devices and rules? Only a site that never recorded anything can be deleted.",
+    "site.delete.done": "{name} deleted.",
+    "site.delete.failed": "Could not delete: {reason}",
   },
 };
 

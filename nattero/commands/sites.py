@@ -91,6 +91,27 @@ def site_set(
         f"{key} {before[key]} -> {value}" for key, value in after.items()))
 
 
+@site_app.command("delete")
+def site_delete(site: SiteArgument) -> None:
+    """Delete a site that never recorded anything (no event, alert or round): its rooms,
+    devices, rules and boards, then its devices' broker accounts."""
+    from ingest.sites import delete_site
+    from provisioning import ProvisioningError, delete_device_accounts
+
+    with connect_store() as conn:
+        removal, accounts = delete_site(conn, site)
+    if removal == "missing":
+        raise ProvisioningError(f"site {site!r} does not exist; `nattero site list` shows "
+                                "the sites")
+    if removal == "has_history":
+        raise ProvisioningError(
+            f"site {site!r} has recorded events, alerts or rounds, so it stays: its history "
+            f"is the pilot's evidence; revoke its devices instead (nattero device revoke)")
+    record("site.delete", site, site, {"device_accounts": accounts})
+    delete_device_accounts(current_settings(), accounts)
+    typer.echo(f"site {site} deleted")
+
+
 @site_app.command("list")
 def site_list(as_json: JsonOption = False) -> None:
     """Sites with their time zone, night window and how many rooms and devices they have."""
