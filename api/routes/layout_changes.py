@@ -19,12 +19,12 @@ import provisioning
 from api.deps import ConnDep, CurrentAdmin, SettingsDep, existing_site
 from api.errors import Refusal, responses
 from api.models import ID_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
-from api.routes.admin import Done, _provisioning_failed
+from api.routes.admin import DeviceAccess, Done, _provisioning_failed, device_access
 from core.errors import ConfigurationError
 from core.night_window import NightWindow
 from ingest import sites as stored_sites
 from ingest.audit import audit
-from provisioning import DeviceCredentials, ProvisioningError
+from provisioning import ProvisioningError
 from provisioning.broker_accounts import BrokerAccountError
 
 router = APIRouter(tags=["admin"])
@@ -118,12 +118,13 @@ def delete_room(site: SiteId, room: RoomId, admin: CurrentAdmin, conn: ConnDep) 
     return Done(message=f"room {site}/{room} deleted")
 
 
-@router.post("/sites/{site}/devices/{device}/rotate", response_model=DeviceCredentials,
+@router.post("/sites/{site}/devices/{device}/rotate", response_model=DeviceAccess,
              responses=_WRITE)
 def rotate_device(site: SiteId, device: DeviceId, admin: CurrentAdmin, conn: ConnDep,
-                  settings: SettingsDep) -> DeviceCredentials:
-    """A new MQTT password for a device (its old one stops working at once); the password
-    is in this answer only, store it in the device now."""
+                  settings: SettingsDep) -> DeviceAccess:
+    """A new MQTT password for a device (its old one stops working at once); the password,
+    and the setup file and QR code that carry it, are in this answer only: store it in the
+    device now."""
     if not provisioning.device_exists(settings, site, device):
         raise Refusal(status.HTTP_404_NOT_FOUND,
                       "device '{device}' is not provisioned on site '{site}'",
@@ -133,7 +134,7 @@ def rotate_device(site: SiteId, device: DeviceId, admin: CurrentAdmin, conn: Con
     except (ProvisioningError, BrokerAccountError) as exc:
         raise _provisioning_failed(exc) from None
     audit(conn, admin.username, "device.rotate", site, device)
-    return credentials
+    return device_access(settings, site, device, credentials)
 
 
 @router.patch("/sites/{site}/devices/{device}", response_model=Done,

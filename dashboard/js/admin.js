@@ -574,11 +574,34 @@ async function loadBaseline() {
   $("baseline-last").value = period?.last ?? "";
 }
 
+let setupUrl = null;
+
+/** Hide a device's credentials and let go of its setup file (it holds the password). */
+function hideCredentials() {
+  if (setupUrl) URL.revokeObjectURL(setupUrl);
+  setupUrl = null;
+  $("credentials").hidden = true;
+  $("cred-qr").removeAttribute("src");
+}
+
+/** A device's new credentials, shown once: the setup as text, QR code and a file to
+ * download (in this page's memory only). */
 function showCredentials(id, creds) {
+  hideCredentials();
+  const setup = creds.setup;
   $("credentials-title").textContent = t("device.credentials", { id });
   $("cred-username").textContent = creds.username;
   $("cred-client-id").textContent = creds.client_id;
   $("cred-password").textContent = creds.password;
+  $("cred-broker").textContent = `${setup.tls ? "mqtts" : "mqtt"}://${setup.broker_host}:${setup.broker_port}`;
+  $("cred-topic").textContent = setup.topic;
+  const qr = $("cred-qr");
+  qr.src = creds.qr_svg;
+  qr.alt = t("device.setup.qr", { id });
+  setupUrl = URL.createObjectURL(new Blob([creds.setup_file], { type: "application/json" }));
+  const link = $("cred-download");
+  link.href = setupUrl;
+  link.download = `nattero-${setup.site}-${id}.json`;
   $("credentials").hidden = false;
 }
 
@@ -700,7 +723,7 @@ async function main() {
 
   $("admin-site").addEventListener("change", async (event) => {
     state.site = event.target.value;
-    $("credentials").hidden = true;
+    hideCredentials();
     $("pairing").hidden = true;
     forgetCredentials();
     await Promise.all([loadRooms(), renderBoards(), loadBaseline()]);

@@ -501,6 +501,11 @@ const CATALOGUE = {
     "site.delete.confirm": "Slette stedet {name} med dets rum, sensorer og regler? Det kan kun lade sig gøre for et sted, der aldrig har registreret noget.",
     "site.delete.done": "{name} er slettet.",
     "site.delete.failed": "Kunne ikke slette: {reason}",
+    "device.broker": "Broker",
+    "device.topic": "Emne",
+    "device.setup.hint": "Scan QR-koden i sensorens opsætning, eller hent filen. Begge rummer adgangskoden: del dem ikke.",
+    "device.setup.download": "Hent opsætningsfil (JSON)",
+    "device.setup.qr": "QR-kode med opsætningen af {id}",
   },
   en: {
     "app.name": "Nattero",
@@ -998,6 +1003,11 @@ const CATALOGUE = {
     "site.delete.confirm": "Delete the site {name} with its rooms, devices and rules? Only a site that never recorded anything can be deleted.",
     "site.delete.done": "{name} deleted.",
     "site.delete.failed": "Could not delete: {reason}",
+    "device.broker": "Broker",
+    "device.topic": "Topic",
+    "device.setup.hint": "Scan the QR code in the device's setup, or download the file. Both hold the password: do not share them.",
+    "device.setup.download": "Download setup file (JSON)",
+    "device.setup.qr": "QR code with the setup of {id}",
   },
 };
 

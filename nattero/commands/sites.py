@@ -24,6 +24,7 @@ from nattero.commands.output import JsonOption, date_option, print_record, print
 if TYPE_CHECKING:
     import psycopg
 
+    from provisioning import DeviceCredentials
     from provisioning.layout import AppliedLayout
 
 __all__ = ["bridge_app", "broker_app", "device_app", "room_app", "site_app"]
@@ -36,6 +37,10 @@ bridge_app = verb_group("Bridges: Zigbee2MQTT and ChirpStack servers, each with 
 broker_app = verb_group("The broker's device and bridge accounts.")
 
 SiteArgument = Annotated[str, typer.Argument(help="site id, e.g. solsikken")]
+SetupDirOption = Annotated[Path | None, typer.Option(
+    help="also write each device's setup (broker, topic, username, client id, password) as "
+         "nattero-SITE-DEVICE.json and its QR code as .svg into this folder",
+    exists=True, file_okay=False, dir_okay=True, writable=True)]
 _SHOWN_ONCE = ("the password is shown only this once; store it in the device now, and "
                "make the device connect with exactly this client id (any other is refused)")
 
@@ -323,6 +328,37 @@ def _create_private(path: Path) -> TextIO:
     return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
 
 
+def _setup_stem(folder: Path, site: str, device: str) -> Path:
+    return folder / f"nattero-{site}-{device}"
+
+
+def _check_setup_free(folder: Path, site: str, devices: list[str]) -> None:
+    """Refuse before any password changes: a new password whose file cannot be written
+    would be lost."""
+    from provisioning import ProvisioningError
+
+    for device in devices:
+        for path in (_setup_stem(folder, site, device).with_suffix(suffix)
+                     for suffix in (".json", ".svg")):
+            if path.exists():
+                raise ProvisioningError(f"{path} exists; choose another --setup-dir (an "
+                                        "existing file is never overwritten)")
+
+
+def _write_setup(folder: Path, site: str, device: str, creds: DeviceCredentials) -> None:
+    """A device's setup as ``nattero-SITE-DEVICE.json`` and its QR code as ``.svg`` in
+    ``folder``: new files only their owner can read (they hold the password)."""
+    from provisioning.device_setup import device_setup, setup_qr_file, setup_text
+
+    setup = device_setup(current_settings(), site, device, creds)
+    stem = _setup_stem(folder, site, device)
+    with _create_private(stem.with_suffix(".json")) as out:
+        out.write(setup_text(setup) + "\n")
+    with _create_private(stem.with_suffix(".svg")) as out:
+        out.write(setup_qr_file(setup))
+    typer.echo(f"setup of {device}: {stem}.json and {stem}.svg (QR code)", err=True)
+
+
 def _write_credentials(out: TextIO, rows: list[dict[str, str]]) -> None:
     import csv
 
@@ -484,11 +520,15 @@ def device_add(
         DeviceSource.NATIVE,
     external_id: Annotated[str | None, typer.Option(help="bridge name / DevEUI")] = None,
     mapping: Annotated[str | None, typer.Option(help="vendor mapping for chirpstack")] = None,
+    setup_dir: SetupDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Provision a device; prints its MQTT username, client id and password once."""
+    """Provision a device; prints its MQTT username, client id and password once
+    (``--setup-dir``: also its setup as a JSON file and a QR code)."""
     from provisioning import add_device
 
+    if setup_dir is not None:
+        _check_setup_free(setup_dir, site, [device])
     creds = add_device(current_settings(), site, device, room, kind, heartbeat, source=source,
                        external_id=external_id, mapping=mapping)
     record("device.add", site, device, {"room": room, "kind": kind.value,
@@ -499,6 +539,8 @@ def device_add(
         return
     print_record({"site": site, "device": device, "username": creds.username,
                   "client_id": creds.client_id, "password": creds.password}, as_json)
+    if setup_dir is not None:
+        _write_setup(setup_dir, site, device, creds)
     if not as_json:
         typer.echo(_SHOWN_ONCE, err=True)
 
@@ -507,16 +549,21 @@ def device_add(
 def device_rotate(
     site: SiteArgument,
     devices: Annotated[list[str], typer.Argument(help="device ids", show_default=False)],
+    setup_dir: SetupDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Give devices whose password was lost a new one (the old one stops working)."""
     from provisioning import rotate_device_password
 
     settings = current_settings()
+    if setup_dir is not None:
+        _check_setup_free(setup_dir, site, devices)
     rows = []
     for device in devices:
         creds = rotate_device_password(settings, site, device)
         record("device.rotate", site, device)
+        if setup_dir is not None:
+            _write_setup(setup_dir, site, device, creds)
         rows.append({"site": site, "device": device, "username": creds.username,
                      "client_id": creds.client_id, "password": creds.password})
     print_rows(rows, as_json)
