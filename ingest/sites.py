@@ -12,10 +12,12 @@ from typing import Literal
 
 import psycopg
 
+from core.events import DeviceKind, RoomKind, fits_in
+
 __all__ = [
-    "DeviceHealth", "DeviceView", "RoomView", "SiteRecord", "active_devices", "count_flats",
-    "count_rooms", "delete_room", "delete_site", "device_health", "device_kinds",
-    "existing_sites", "list_sites", "move_device", "room_exists", "room_labels",
+    "DeviceHealth", "DeviceMove", "DeviceView", "RoomView", "SiteRecord", "active_devices",
+    "count_flats", "count_rooms", "delete_room", "delete_site", "device_health", "device_kinds",
+    "existing_sites", "list_sites", "move_device", "room_exists", "room_kind", "room_labels",
     "rooms_with_monitoring", "site_exists", "sites_by_id",
 ]
 
@@ -218,29 +220,48 @@ def delete_room(conn: psycopg.Connection, site: str, room: str) -> RoomRemoval:
     return "deleted"
 
 
-DeviceMove = Literal["moved", "no_device", "no_room", "same_room"]
+MoveOutcome = Literal["moved", "no_device", "no_room", "same_room", "wrong_kind"]
 
 
-def move_device(conn: psycopg.Connection, site: str, device: str, room: str
-                ) -> tuple[DeviceMove, str | None]:
-    """Move an active device of ``site`` to another of its rooms; returns the outcome and
-    the room it sat in. Its stored events keep the room they happened in (each event row
-    carries it): the rules engine attributes only events stored after the move to ``room``
-    (``rules.runtime``). A room of another site is ``no_room``: rooms are per site."""
+@dataclass(frozen=True, slots=True)
+class DeviceMove:
+    outcome: MoveOutcome
+    before: str | None = None  # the room it sat in
+    device_kind: DeviceKind | None = None
+    room_kind: RoomKind | None = None  # of the room asked for
+
+
+def move_device(conn: psycopg.Connection, site: str, device: str, room: str) -> DeviceMove:
+    """Move an active device of ``site`` to another of its rooms, one of a kind the device
+    fits in (``core.events.fits_in``; else ``wrong_kind``, unchanged). Its stored events
+    keep the room they happened in (each event row carries it): the rules engine attributes
+    only events stored after the move to ``room`` (``rules.runtime``). A room of another
+    site is ``no_room``: rooms are per site."""
     with conn.transaction():
         row = conn.execute(
-            "SELECT room FROM devices WHERE site = %s AND id = %s AND revoked_at IS NULL "
+            "SELECT room, kind FROM devices WHERE site = %s AND id = %s AND revoked_at IS NULL "
             "FOR UPDATE", (site, device)).fetchone()
         if row is None:
-            return "no_device", None
-        before: str = row[0]
-        if not room_exists(conn, site, room):
-            return "no_room", before
+            return DeviceMove("no_device")
+        before, device_kind = str(row[0]), DeviceKind(row[1])
+        found = conn.execute("SELECT kind FROM rooms WHERE site = %s AND id = %s",
+                             (site, room)).fetchone()
+        if found is None:
+            return DeviceMove("no_room", before, device_kind)
+        room_kind = RoomKind(found[0])
         if before == room:
-            return "same_room", before
+            return DeviceMove("same_room", before, device_kind, room_kind)
+        if not fits_in(device_kind, room_kind):
+            return DeviceMove("wrong_kind", before, device_kind, room_kind)
         conn.execute("UPDATE devices SET room = %s WHERE site = %s AND id = %s",
                      (room, site, device))
-    return "moved", before
+    return DeviceMove("moved", before, device_kind, room_kind)
+
+
+def room_kind(conn: psycopg.Connection, site: str, room: str) -> RoomKind | None:
+    row = conn.execute("SELECT kind FROM rooms WHERE site = %s AND id = %s",
+                       (site, room)).fetchone()
+    return None if row is None else RoomKind(row[0])
 
 
 SiteRemoval = Literal["deleted", "missing", "has_history"]

@@ -152,7 +152,7 @@ def test_a_moved_devices_next_event_raises_its_alert_in_the_new_room(
     add_device(site, "exit-door", room="exit", kind=DeviceKind.EXIT)
     rules = RulesRuntime(migrated.database_url, sites=[site])
     rules.load()
-    assert move_device(db, site, "exit-door", "exit2") == ("moved", "exit")
+    assert move_device(db, site, "exit-door", "exit2").outcome == "moved"
     writer = EventWriter(migrated.database_url, hooks=[rules.on_batch])
     try:
         # At once, not after the ticker's next layout reload: the stored room says it moved.
@@ -174,7 +174,7 @@ def test_a_restart_does_not_count_a_moved_devices_earlier_events_in_its_new_room
         writer.write(Batch(events=[(_exit_opened(site, "exit-door", "e1"), NIGHT)]))
     finally:
         writer.close()
-    assert move_device(db, site, "exit-door", "exit2")[0] == "moved"
+    assert move_device(db, site, "exit-door", "exit2").outcome == "moved"
     rules = RulesRuntime(migrated.database_url, sites=[site])
     try:
         rules.load()  # the replay of the night: the event happened in 'exit', not 'exit2'

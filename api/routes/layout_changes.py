@@ -19,7 +19,13 @@ import provisioning
 from api.deps import ConnDep, CurrentAdmin, SettingsDep, existing_site
 from api.errors import Refusal, responses
 from api.models import ID_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
-from api.routes.admin import DeviceAccess, Done, _provisioning_failed, device_access
+from api.routes.admin import (
+    DeviceAccess,
+    Done,
+    _provisioning_failed,
+    device_access,
+    wrong_room_kind,
+)
 from core.errors import ConfigurationError
 from core.night_window import NightWindow
 from ingest import sites as stored_sites
@@ -145,21 +151,24 @@ def move_device(site: SiteId, device: DeviceId, body: DeviceChange, admin: Curre
     room (a running rules engine picks the move up with the device's next event); those
     stored before stay in the room they happened in."""
     existing_site(conn, site)
-    outcome, before = stored_sites.move_device(conn, site, device, body.room)
-    if outcome == "no_device":
+    move = stored_sites.move_device(conn, site, device, body.room)
+    if move.outcome == "no_device":
         raise Refusal(status.HTTP_404_NOT_FOUND,
                       "device '{device}' is not provisioned on site '{site}'",
                       device=device, site=site)
-    if outcome == "no_room":
+    if move.outcome == "no_room":
         raise Refusal(status.HTTP_404_NOT_FOUND,
                       "room '{room}' does not exist on site '{site}'", room=body.room,
                       site=site)
-    if outcome == "same_room":
+    if move.outcome == "same_room":
         raise Refusal(status.HTTP_409_CONFLICT,
                       "device '{device}' already sits in room '{room}'", device=device,
                       room=body.room)
+    if move.outcome == "wrong_kind":
+        assert move.device_kind is not None and move.room_kind is not None
+        raise wrong_room_kind(move.device_kind, body.room, move.room_kind)
     audit(conn, admin.username, "device.move", site, device,
-          {"before": before, "after": body.room})
+          {"before": move.before, "after": body.room})
     return Done(message=f"device {site}/{device} moved to {body.room}")
 
 

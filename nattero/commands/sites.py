@@ -592,20 +592,24 @@ def device_move(
     those stored before stay in the room they happened in)."""
     from ingest.sites import move_device
     from provisioning import ProvisioningError
+    from provisioning.sites import check_room_kind
 
     with connect_store() as conn:
         _require_site(conn, site)
-        outcome, before = move_device(conn, site, device, room)
-    if outcome == "no_device":
+        move = move_device(conn, site, device, room)
+    if move.outcome == "no_device":
         raise ProvisioningError(f"device {device!r} is not provisioned on site {site!r}; "
                                 f"`nattero device list {site}` shows its devices")
-    if outcome == "no_room":
+    if move.outcome == "no_room":
         raise ProvisioningError(f"room {room!r} does not exist on site {site!r}; "
                                 f"`nattero room list {site}` shows its rooms")
-    if outcome == "same_room":
+    if move.outcome == "same_room":
         raise ProvisioningError(f"device {device!r} already sits in room {room!r}")
-    record("device.move", site, device, {"before": before, "after": room})
-    typer.echo(f"device {site}/{device} moved: {before} -> {room}")
+    if move.outcome == "wrong_kind":
+        assert move.device_kind is not None and move.room_kind is not None
+        check_room_kind(move.device_kind, room, move.room_kind)  # raises, with the reason
+    record("device.move", site, device, {"before": move.before, "after": room})
+    typer.echo(f"device {site}/{device} moved: {move.before} -> {room}")
 
 
 @device_app.command("list")
