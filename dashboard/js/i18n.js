@@ -506,6 +506,14 @@ const CATALOGUE = {
     "device.setup.hint": "Scan QR-koden i sensorens opsætning, eller hent filen. Begge rummer adgangskoden: del dem ikke.",
     "device.setup.download": "Hent opsætningsfil (JSON)",
     "device.setup.qr": "QR-kode med opsætningen af {id}",
+    "basis.board.expired": {
+      one: "{site}: grundlaget for {rooms} er udløbet – lejligheden overvåges ikke. Sig det til en administrator.",
+      other: "{site}: grundlaget for {n} lejligheder er udløbet ({rooms}) – de overvåges ikke. Sig det til en administrator.",
+    },
+    "basis.board.ending": {
+      one: "{site}: grundlaget for {rooms} udløber inden for {days} dage. Sig det til en administrator.",
+      other: "{site}: grundlaget for {n} lejligheder udløber inden for {days} dage ({rooms}). Sig det til en administrator.",
+    },
   },
   en: {
     "app.name": "Nattero",
@@ -1008,6 +1016,14 @@ const CATALOGUE = {
     "device.setup.hint": "Scan the QR code in the device's setup, or download the file. Both hold the password: do not share them.",
     "device.setup.download": "Download setup file (JSON)",
     "device.setup.qr": "QR code with the setup of {id}",
+    "basis.board.expired": {
+      one: "{site}: the basis for {rooms} has ended – the flat is not monitored. Tell an administrator.",
+      other: "{site}: the basis for {n} flats has ended ({rooms}) – they are not monitored. Tell an administrator.",
+    },
+    "basis.board.ending": {
+      one: "{site}: the basis for {rooms} ends within {days} days. Tell an administrator.",
+      other: "{site}: the basis for {n} flats ends within {days} days ({rooms}). Tell an administrator.",
+    },
   },
 };
 
