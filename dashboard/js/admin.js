@@ -661,6 +661,52 @@ function bindMove() {
   });
 }
 
+// ---- bridges ------------------------------------------------------------------------------
+
+async function loadBridges() {
+  $("bridges-error").hidden = true;
+  let bridges = [];
+  try {
+    bridges = await api.get("/bridges");
+  } catch (e) {
+    $("bridges-error").textContent = t("bridge.unreadable", { reason: e.message });
+    $("bridges-error").hidden = false;
+  }
+  fillTable($("bridges-body"), bridges.map((b) => {
+    const tr = document.createElement("tr");
+    tr.dataset.bridge = b.name;
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    actions.append(actionButton("bridge.revoke", b.name, () => revokeBridge(b), true));
+    tr.append(cell(b.name), cell(b.source === "zigbee2mqtt" ? "Zigbee2MQTT"
+      : b.source === "chirpstack" ? "ChirpStack" : "–"), cell(b.topics.join(", ")), actions);
+    return tr;
+  }), 4);
+}
+
+async function revokeBridge(bridge) {
+  if (!confirm(t("bridge.revoke.confirm", { name: bridge.name }))) return;
+  $("bridges-ok").hidden = true;
+  $("bridges-error").hidden = true;
+  try {
+    await api.del(`/bridges/${encodeURIComponent(bridge.name)}`);
+    $("bridges-ok").textContent = t("bridge.revoked", { name: bridge.name });
+    $("bridges-ok").hidden = false;
+  } catch (e) {
+    $("bridges-error").textContent = t("admin.error", { reason: e.message });
+    $("bridges-error").hidden = false;
+  }
+  await loadBridges();
+}
+
+function showBridgeCredentials(name, creds) {
+  $("bridge-credentials-title").textContent = t("bridge.credentials", { name });
+  $("bridge-cred-username").textContent = creds.username;
+  $("bridge-cred-client-id").textContent = creds.client_id;
+  $("bridge-cred-password").textContent = creds.password;
+  $("bridge-credentials").hidden = false;
+}
+
 async function revokeDevice(id) {
   if (!confirm(t("device.revoke.confirm", { id }))) return;
   $("devices-error").hidden = true;
@@ -785,6 +831,14 @@ async function main() {
     await loadRooms();
     return "";
   });
+  bindForm($("bridge-form"), async (v) => {
+    const creds = await api.post("/bridges", { name: v.name, source: v.source,
+      application_id: v.application_id || null });
+    showBridgeCredentials(v.name, creds);
+    await loadBridges();
+    return "";
+  });
+  loadBridges();
   bindForm($("rule-form"), async (v) => {
     const body = { rule: v.rule, room: v.room || null,
       enabled: v.enabled === "" ? null : v.enabled === "true",
