@@ -32,6 +32,7 @@ from api.routes import (
     backtest,
     bases,
     boards,
+    bridges,
     experience,
     exports,
     health,
@@ -166,7 +167,7 @@ def create_app(settings: Settings, *,
     v1 = APIRouter(prefix="/api/v1")
     for module in (auth, oidc, boards, alerts, stream, sites, admin, backtest, alarm_load, privacy,
                    exports, reports, push_routes, rounds, experience, site_import, bases,
-                   layout_changes, staff, roster, totp):
+                   layout_changes, staff, roster, totp, bridges):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

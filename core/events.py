@@ -34,6 +34,29 @@ class DeviceKind(StrEnum):
     STAFF = "staff"
 
 
+# Where each kind of device is read by the rules (``rules.rooms``): a bed sensor only in a
+# flat, a motion sensor in a flat or a common room, a door contact on a flat's or a
+# building's door, an exit contact on a building exit; staff devices anywhere. Anywhere
+# else its events would be stored and never read, so provisioning refuses it.
+ROOM_KINDS_OF: dict[DeviceKind, frozenset[RoomKind]] = {
+    DeviceKind.DOOR: frozenset({RoomKind.FLAT, RoomKind.EXIT}),
+    DeviceKind.BED: frozenset({RoomKind.FLAT}),
+    DeviceKind.MOTION: frozenset({RoomKind.FLAT, RoomKind.COMMON}),
+    DeviceKind.EXIT: frozenset({RoomKind.EXIT}),
+    DeviceKind.STAFF: frozenset(RoomKind),
+}
+
+
+def fits_in(device: DeviceKind, room: RoomKind) -> bool:
+    """Whether a device of kind ``device`` may sit in a room of kind ``room``."""
+    return RoomKind(room) in ROOM_KINDS_OF[DeviceKind(device)]
+
+
+def room_kinds_for(device: DeviceKind) -> str:
+    """The room kinds ``device`` fits in, for a message: "flat, exit"."""
+    return ", ".join(kind.value for kind in RoomKind if kind in ROOM_KINDS_OF[device])
+
+
 class DeviceSource(StrEnum):
     NATIVE = "native"
     ZIGBEE2MQTT = "zigbee2mqtt"

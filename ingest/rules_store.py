@@ -22,28 +22,31 @@ from core.events import Event, EventKind, Presence, StatusChange
 from core.intents import Intent
 from ingest.alert_intents import apply_intents, reannounce_unacknowledged
 from ingest.rule_layouts import StoredLayouts, read_layouts
-from ingest.writer import StoreUnavailable, WriteFence
+from ingest.writer import StoredEventRow, StoreUnavailable, WriteFence
 
 __all__ = ["RulesStore"]
 
 
 def _recent_events(conn: psycopg.Connection, sites: Sequence[str], window: timedelta,
-                   not_after: datetime) -> list[tuple[Event, datetime]]:
+                   not_after: datetime) -> list[StoredEventRow]:
     # Per site, the window before its newest event (live or a replayed night). Events
     # stamped after ``not_after`` (a device clock far ahead, stored before the gateway
     # refused those) are left out: one of them would move the window, and so the clock,
-    # to its own time.
+    # to its own time. Each event comes with the room stored on it (where its device sat
+    # then), read from the event row itself: no join to ``devices``, which the hypertable's
+    # indexes cannot serve (a moved device's older events are left out by the runtime).
     rows = conn.execute(
         "SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery, e.occupied, "
-        "e.received_at "
+        "e.room, e.received_at "
         "FROM unnest(%s::text[]) AS s(site) "
         "CROSS JOIN LATERAL (SELECT max(ts) AS newest FROM events "
         "                    WHERE site = s.site AND ts <= %s) m "
         "JOIN events e ON e.site = s.site AND e.ts >= m.newest - %s AND e.ts <= %s "
         "ORDER BY e.ts", (list(sites), not_after, window, not_after)).fetchall()
-    return [(Event(site, device, event_id, ts, EventKind(kind), battery, occupied),
-             received_at)
-            for site, device, event_id, ts, kind, battery, occupied, received_at in rows]
+    return [StoredEventRow(Event(site, device, event_id, ts, EventKind(kind), battery,
+                                 occupied), room, received_at)
+            for site, device, event_id, ts, kind, battery, occupied, room, received_at
+            in rows]
 
 
 def _offline_devices(conn: psycopg.Connection) -> list[StatusChange]:
@@ -97,9 +100,10 @@ class RulesStore:
         return layouts
 
     def replay(self, sites: Sequence[str], window: timedelta, not_after: datetime
-               ) -> tuple[list[tuple[Event, datetime]], list[StatusChange]]:
+               ) -> tuple[list[StoredEventRow], list[StatusChange]]:
         """What to replay on start: each site's events of ``window`` before its newest
-        stamped no later than ``not_after`` (oldest first, each with its arrival time), and
+        stamped no later than ``not_after`` (oldest first, each with the room stored on it
+        and its arrival time), and
         the devices now offline (``ts``: when they went)."""
         conn = self._connection()
         try:

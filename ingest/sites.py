@@ -12,10 +12,13 @@ from typing import Literal
 
 import psycopg
 
+from core.events import DeviceKind, RoomKind, fits_in
+
 __all__ = [
-    "DeviceHealth", "DeviceView", "RoomView", "SiteRecord", "active_devices", "count_flats",
-    "count_rooms", "delete_room", "device_health", "device_kinds", "existing_sites", "list_sites",
-    "room_exists", "room_labels", "rooms_with_monitoring", "site_exists", "sites_by_id",
+    "DeviceHealth", "DeviceMove", "DeviceView", "RoomView", "SiteRecord", "active_devices",
+    "count_flats", "count_rooms", "delete_room", "delete_site", "device_health", "device_kinds",
+    "existing_sites", "list_sites", "move_device", "room_exists", "room_kind", "room_labels",
+    "rooms_with_monitoring", "site_exists", "sites_by_id",
 ]
 
 
@@ -215,3 +218,86 @@ def delete_room(conn: psycopg.Connection, site: str, room: str) -> RoomRemoval:
                      (site, room))
         conn.execute("DELETE FROM rooms WHERE site = %s AND id = %s", (site, room))
     return "deleted"
+
+
+MoveOutcome = Literal["moved", "no_device", "no_room", "same_room", "wrong_kind"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMove:
+    outcome: MoveOutcome
+    before: str | None = None  # the room it sat in
+    device_kind: DeviceKind | None = None
+    room_kind: RoomKind | None = None  # of the room asked for
+
+
+def move_device(conn: psycopg.Connection, site: str, device: str, room: str) -> DeviceMove:
+    """Move an active device of ``site`` to another of its rooms, one of a kind the device
+    fits in (``core.events.fits_in``; else ``wrong_kind``, unchanged). Its stored events
+    keep the room they happened in (each event row carries it): the rules engine attributes
+    only events stored after the move to ``room`` (``rules.runtime``). A room of another
+    site is ``no_room``: rooms are per site."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT room, kind FROM devices WHERE site = %s AND id = %s AND revoked_at IS NULL "
+            "FOR UPDATE", (site, device)).fetchone()
+        if row is None:
+            return DeviceMove("no_device")
+        before, device_kind = str(row[0]), DeviceKind(row[1])
+        found = conn.execute("SELECT kind FROM rooms WHERE site = %s AND id = %s",
+                             (site, room)).fetchone()
+        if found is None:
+            return DeviceMove("no_room", before, device_kind)
+        room_kind = RoomKind(found[0])
+        if before == room:
+            return DeviceMove("same_room", before, device_kind, room_kind)
+        if not fits_in(device_kind, room_kind):
+            return DeviceMove("wrong_kind", before, device_kind, room_kind)
+        conn.execute("UPDATE devices SET room = %s WHERE site = %s AND id = %s",
+                     (room, site, device))
+    return DeviceMove("moved", before, device_kind, room_kind)
+
+
+def room_kind(conn: psycopg.Connection, site: str, room: str) -> RoomKind | None:
+    row = conn.execute("SELECT kind FROM rooms WHERE site = %s AND id = %s",
+                       (site, room)).fetchone()
+    return None if row is None else RoomKind(row[0])
+
+
+SiteRemoval = Literal["deleted", "missing", "has_history"]
+
+# What a site recorded: any of these keeps it (its history is the pilot's evidence). Each
+# reads one row through an index on (site, ...): on the events hypertable one index probe
+# per chunk, never a scan.
+_HISTORY = """SELECT 1 FROM events WHERE site = %(site)s
+UNION ALL SELECT 1 FROM alerts WHERE site = %(site)s
+UNION ALL SELECT 1 FROM rounds WHERE site = %(site)s
+UNION ALL SELECT 1 FROM shift_answers WHERE site = %(site)s
+UNION ALL SELECT 1 FROM resident_outcomes WHERE site = %(site)s
+UNION ALL SELECT 1 FROM staff_presence WHERE site = %(site)s
+LIMIT 1"""
+
+
+def delete_site(conn: psycopg.Connection, site: str) -> tuple[SiteRemoval, list[str]]:
+    """Delete a site that never recorded anything (no event, alert, round, shift answer,
+    resident outcome or staff round): its rooms, bases, devices, rule settings, boards,
+    roster and the like, in one transaction; staff lose it from their sites. Returns the
+    outcome and the broker usernames of its devices, for the caller to delete *after*
+    this commits (the broker has no transactions). ``has_history``: it stays, unchanged.
+    The audit log keeps what was done to it."""
+    with conn.transaction():
+        if conn.execute("SELECT 1 FROM sites WHERE id = %s FOR UPDATE",
+                        (site,)).fetchone() is None:
+            return "missing", []
+        if conn.execute(_HISTORY, {"site": site}).fetchone() is not None:
+            return "has_history", []
+        accounts = [username for (username,) in conn.execute(
+            "DELETE FROM devices WHERE site = %s AND mqtt_username IS NOT NULL "
+            "AND revoked_at IS NULL RETURNING mqtt_username", (site,))]
+        conn.execute("DELETE FROM devices WHERE site = %s", (site,))
+        conn.execute("DELETE FROM room_bases WHERE site = %s", (site,))
+        # A site id may be used again: its old staff must not see the new one.
+        conn.execute("UPDATE users SET sites = array_remove(sites, %(site)s) "
+                     "WHERE %(site)s = ANY(sites)", {"site": site})
+        conn.execute("DELETE FROM sites WHERE id = %s", (site,))  # the rest cascades
+    return "deleted", sorted(accounts)

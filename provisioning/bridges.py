@@ -9,6 +9,7 @@ the broker. Bridges are not recorded in the database: the broker account is the 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from core.events import DeviceSource
 from core.settings import Settings
@@ -17,9 +18,11 @@ from provisioning.errors import ProvisioningError
 from provisioning.names import SLUG, DeviceCredentials, client_id_of
 
 __all__ = [
+    "BridgeAccount",
     "add_bridge",
     "bridge_topics",
     "bridge_username",
+    "list_bridges",
     "revoke_bridge",
 ]
 
@@ -95,3 +98,31 @@ def revoke_bridge(settings: Settings, name: str) -> None:
             raise ProvisioningError(
                 f"there is no bridge {name!r} (no broker account {username!r})")
         broker.delete_account(username)
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeAccount:
+    name: str
+    username: str
+    source: DeviceSource | None  # from its topics; None: an account made some other way
+    topics: tuple[str, ...]
+
+
+def _source_of(topics: list[str]) -> DeviceSource | None:
+    if topics and all(t.startswith("zigbee2mqtt/") for t in topics):
+        return DeviceSource.ZIGBEE2MQTT
+    if topics and all(t.startswith("application/") for t in topics):
+        return DeviceSource.CHIRPSTACK
+    return None
+
+
+def list_bridges(settings: Settings) -> list[BridgeAccount]:
+    """Every bridge account the broker has (the broker account is the bridge), by name."""
+    with _broker(settings) as broker:
+        usernames = sorted(u for u in broker.client_ids() if u.startswith(_USERNAME_PREFIX))
+        bridges = []
+        for username in usernames:
+            topics = broker.publish_topics(username)
+            bridges.append(BridgeAccount(username.removeprefix(_USERNAME_PREFIX), username,
+                                         _source_of(topics), tuple(topics)))
+    return bridges

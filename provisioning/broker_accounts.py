@@ -203,6 +203,13 @@ class BrokerAccounts:
         clients = (listed.get("data") or {}).get("clients") or []
         return {str(c["username"]): c.get("clientid") or None for c in clients}
 
+    def publish_topics(self, username: str) -> list[str]:
+        """The topic patterns ``username``'s own role lets it publish to."""
+        role = self._command("getRole", rolename=role_name(username))
+        acls = ((role.get("data") or {}).get("role") or {}).get("acls") or []
+        return sorted(str(acl["topic"]) for acl in acls
+                      if acl.get("acltype") == "publishClientSend" and acl.get("allow", True))
+
     def delete_account(self, username: str) -> None:
         """Delete the client and its role. The broker disconnects it at once if connected.
         Raises if there is no such account."""

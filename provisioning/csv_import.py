@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.events import DeviceKind, RoomKind
+from core.events import DeviceKind, RoomKind, fits_in, room_kinds_for
 from core.i18n import Localizer, mark
 from core.settings import Settings
 from ingest import layouts
@@ -39,7 +39,7 @@ from ingest.db import Session, session_scope
 from provisioning.broker_accounts import BrokerAccountError
 from provisioning.errors import ProvisioningError
 from provisioning.names import ID_SLUG, DeviceCredentials, device_topic_prefix
-from provisioning.sites import broker_accounts, insert_device, insert_room
+from provisioning.sites import WRONG_ROOM_KIND, broker_accounts, insert_device, insert_room
 
 __all__ = ["MAX_LINES", "ImportProblem", "ImportRefused", "ImportedSite", "import_csv"]
 
@@ -356,8 +356,13 @@ def _read_device(line: int, row: dict[str, str], room: str, devices: dict[str, _
 
 def _check_against_store(session: Session, site: str, rooms: list[_Room], devices: list[_Device],
                          problems: list[ImportProblem], result: ImportedSite) -> None:
+    kinds: dict[str, RoomKind] = {}  # each room's type: as stored, else as the file says
     for room in rooms:
         stored = layouts.room_kind(session, site, room.id)
+        if stored is not None:
+            kinds[room.id] = RoomKind(stored)
+        elif room.kind is not None:
+            kinds[room.id] = room.kind
         if stored is None:
             if room.kind is None and not any(p.line == room.line for p in problems):
                 problems.append(ImportProblem(room.line, mark(
@@ -376,3 +381,8 @@ def _check_against_store(session: Session, site: str, rooms: list[_Room], device
             problems.append(ImportProblem(device.line, mark(
                 "sensor '{device}' exists already on this site; revoke it first or choose "
                 "another id"), {"device": device.id}))
+        room_kind = kinds.get(device.room)
+        if room_kind is not None and not fits_in(device.kind, room_kind):
+            problems.append(ImportProblem(device.line, WRONG_ROOM_KIND, {
+                "kind": device.kind.value, "room": device.room, "room_kind": room_kind.value,
+                "kinds": room_kinds_for(device.kind)}))

@@ -13,7 +13,8 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import ConfigurationError
-from core.events import DeviceKind, DeviceSource, RoomKind
+from core.events import DeviceKind, DeviceSource, RoomKind, fits_in, room_kinds_for
+from core.i18n import mark
 from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE, NightWindow
 from core.settings import Settings
 from ingest import layouts
@@ -46,6 +47,21 @@ def _check_slug(what: str, value: str, pattern: re.Pattern[str] = SLUG) -> None:
         raise ProvisioningError(
             f"{what} id {value!r} must be lower-case letters, digits and '-' "
             f"(max 63 characters, starting with a letter or digit)")
+
+
+# The one wording of a device in the wrong kind of room: the CLI's error, the admin API's
+# refusal and the CSV import's problem (translated in the latter two).
+WRONG_ROOM_KIND = mark("a '{kind}' sensor cannot sit in room '{room}', a room of type "
+                       "'{room_kind}': it fits only in a room of type {kinds}")
+
+
+def check_room_kind(device_kind: DeviceKind, room: str, room_kind: RoomKind) -> None:
+    """Refuse (``ProvisioningError``) a device of a kind the rules never read in a room of
+    ``room_kind`` (``core.events.ROOM_KINDS_OF``): a bed sensor in a corridor."""
+    if not fits_in(device_kind, room_kind):
+        raise ProvisioningError(WRONG_ROOM_KIND.format(
+            kind=DeviceKind(device_kind).value, room=room, room_kind=RoomKind(room_kind).value,
+            kinds=room_kinds_for(DeviceKind(device_kind))))
 
 
 def _new_credentials(site: str, device: str) -> DeviceCredentials:
@@ -214,10 +230,12 @@ def insert_device(session: Session, broker: BrokerAccounts | None, site: str, de
     external_id = check_external_id(source, external_id)
     mapping = check_mapping(source, mapping)
     credentials = _new_credentials(site, device)
-    if layouts.room_kind(session, site, room) is None:
+    room_kind = layouts.room_kind(session, site, room)
+    if room_kind is None:
         raise ProvisioningError(
             f"room {room!r} does not exist on site {site!r}; add it with: "
             f"nattero room add {site} {room} --kind flat|common|exit")
+    check_room_kind(kind, room, RoomKind(room_kind))
     existing = layouts.find_device(session, site, device)
     if existing is not None and existing.active:
         raise ProvisioningError(
@@ -267,6 +285,17 @@ def revoke_device(settings: Settings, site: str, device: str) -> None:
             with broker_accounts(settings) as broker:
                 if broker.account_exists(username):
                     broker.delete_account(username)
+
+
+def delete_device_accounts(settings: Settings, usernames: list[str]) -> None:
+    """Delete devices' broker accounts (those that exist): after the store deleted their
+    devices and committed, as ``ingest.sites.delete_site`` requires."""
+    if not usernames:
+        return
+    with broker_accounts(settings) as broker:
+        for username in usernames:
+            if broker.account_exists(username):
+                broker.delete_account(username)
 
 
 def list_devices(settings: Settings, site: str | None = None) -> list[Device]:

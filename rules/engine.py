@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY = timedelta(hours=24)
 _FORGET_EVERY = timedelta(minutes=5)
+_INSTANT = timedelta(microseconds=1)
 
 
 @dataclass(slots=True)
@@ -150,8 +151,15 @@ class RulesEngine:
 
     def update_layout(self, layout: SiteLayout, rulebook: RuleBook | None = None) -> None:
         """Add a site or replace its layout and rules; rooms and devices that still exist
-        (with the same room kind) keep their state, new devices start unheard."""
+        (with the same room kind) keep their state, new devices start unheard. A device
+        moved to another room ends the site's re-ordering history: its kept inputs would be
+        evaluated again in the new room if a late input were placed among them, so an input
+        older than the move is evaluated against the state at the move."""
         state = self._sites.get(layout.site)
+        if state is not None and state.watermark is not None and any(
+                (before := state.ctx.layout.devices.get(device)) is not None
+                and before.room != info.room for device, info in layout.devices.items()):
+            state.residents.forget_before(state.watermark + _INSTANT)
         routines = state.ctx.routines if state is not None else MappingProxyType({})
         staff = state.ctx.staff if state is not None else ()
         ctx = SiteContext(layout, rulebook or RuleBook(), routines, staff)

@@ -41,6 +41,15 @@ the late-input rules and event-time replays are unchanged; the replay on start a
 same rule with the stored arrival times, so it gives the alerts live evaluation gave.
 An event older than the re-ordering window (``HISTORY`` before the site clock) is stored
 but not evaluated: it is logged and counted (``nattero_rules_skipped_total``).
+
+A device moved to another room (``ingest.sites.move_device``). Every stored event carries
+the room its device sat in when it was stored; the engine knows a device's room from the
+layout. An event stored in a room the layout no longer gives its device (stored before a
+move) is not evaluated: not live, and not in the replay on start, so a moved device's
+earlier events never count in its new room (nor, after a restart, in its old one: the old
+room's situation is what its alerts already say). A batch with an event stored in a room
+other than the layout's reloads the layout first, as for a new device: the first event
+after a move counts in the new room, not up to ``LAYOUT_TTL_S`` later.
 """
 
 from __future__ import annotations
@@ -172,7 +181,7 @@ class RulesRuntime:
         self._seen: dict[str, tuple[datetime, float]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._known: set[tuple[str, str]] = set()
+        self._known: dict[tuple[str, str], str] = {}  # (site, device) -> its room
         self._next_reannounce = 0.0
         self._budget_s = budget_s
         # Sites behind (see the module docstring): their inputs in arrival order, statuses
@@ -201,8 +210,8 @@ class RulesRuntime:
             self._staff = {}
             self._apply_staff(staff)
             skipped: dict[tuple[str, str], int] = {}
-            for event, received_at in events:
-                item = self._admit_event(event, received_at, skipped)
+            for row in events:
+                item = self._admit_event(row.event, row.received_at, skipped, row.room)
                 if item is not None:
                     intents += self._engine.process(item)
             for change in offline:
@@ -344,7 +353,8 @@ class RulesRuntime:
         """The input the engine is to see (an event at ``min(ts, arrival)``, a status
         stamped on the site clock), or None (skipped events counted by site and reason)."""
         if isinstance(arrived, StoredEventRow):
-            return self._admit_event(arrived.event, arrived.received_at, skipped)
+            return self._admit_event(arrived.event, arrived.received_at, skipped,
+                                     arrived.room)
         change = arrived
         if change.retained:
             return None  # old news re-sent on subscribe; silence detection still applies
@@ -415,19 +425,26 @@ class RulesRuntime:
         return changes
 
     def _unknown(self, rows: list[StoredEventRow]) -> bool:
-        return any((r.event.site, r.event.device) not in self._known for r in rows)
+        """Whether a row's device is new to the engine, or was stored in another room than
+        the engine gives it (moved since the last reload)."""
+        return any(self._known.get((r.event.site, r.event.device)) != r.room for r in rows)
 
     def _remember(self, layouts: dict[str, SiteLayout]) -> None:
-        self._known = {(site, device) for site, layout in layouts.items()
-                       for device in layout.devices}
+        self._known = {(site, device): info.room for site, layout in layouts.items()
+                       for device, info in layout.devices.items()}
 
     def _admit_event(self, event: Event, received_at: datetime,
-                     skipped: dict[tuple[str, str], int]) -> Event | None:
+                     skipped: dict[tuple[str, str], int], room: str) -> Event | None:
         """A stored event as the engine is to see it (under the lock): at
-        ``min(ts, arrival)``, or None when stamped beyond the future skew or older than the
-        re-ordering window (counted in ``skipped`` by site and reason). Noted on the site
-        clock on admission, whether it is evaluated now or deferred (a site behind)."""
-        if (event.site, event.device) not in self._known:
+        ``min(ts, arrival)``, or None when stamped beyond the future skew, older than the
+        re-ordering window or stored in another room than its device sits in now (moved
+        since; counted in ``skipped`` by site and reason). Noted on the site clock on
+        admission, whether it is evaluated now or deferred (a site behind)."""
+        known = self._known.get((event.site, event.device))
+        if known is None:
+            return None
+        if known != room:
+            skipped[(event.site, "moved")] = skipped.get((event.site, "moved"), 0) + 1
             return None
         if event.ts - received_at > self._future_skew:
             # The gateway dead-letters these; one stored before it did must not be
@@ -445,7 +462,11 @@ class RulesRuntime:
     def _report_skipped(self, skipped: dict[tuple[str, str], int]) -> None:
         for (site, reason), count in skipped.items():
             metrics.RULES_SKIPPED.labels(reason=reason).inc(count)
-            if reason == "too_old":
+            if reason == "moved":
+                log.info("rules: %d event(s) of site %s were stored before their device "
+                         "moved to another room: not evaluated in its new room",
+                         count, site)
+            elif reason == "too_old":
                 log.warning("rules: %d event(s) of site %s are older than the re-ordering "
                             "window (%s before the site's clock): stored, not evaluated; "
                             "check the devices' clocks and buffers", count, site, HISTORY)

@@ -1,5 +1,6 @@
 """A flat's monitoring basis that has ended or ends within 30 days is warned of: on the
-admin page (a banner over every tab) and in the board's pre-shift check, in Danish first."""
+admin page (a banner over every tab) and in the board's pre-shift check; on the night board
+as a banner once it ends within 14 days. In Danish first."""
 
 from __future__ import annotations
 
@@ -136,3 +137,22 @@ def test_preshift_check_says_when_a_basis_ends(
     expect(body.locator("[data-kind='not-monitored']")).to_contain_text(
         "Ikke overvåget – grundlaget udløb")
     expect(body.locator("[data-kind='basis-ending']")).to_have_count(1)
+
+
+def test_the_night_board_shows_a_banner_for_bases_ending_within_14_days_and_ended_ones(
+        site: str, settings: Settings, api_process: Callable[..., ApiProcess],
+        make_user: Callable[..., Account], open_page: Callable[..., Page]) -> None:
+    flats_with_bases(settings, site)
+    server = api_process()
+    page = open_board(open_page(), server, make_user("staff", site))
+    banners = page.locator(f"#health-sites [data-site='{site}']")
+    # f2 ends in 10 days; f5 in 60 (the admin page's month, not the board's two weeks); f4
+    # is renewed without a gap.
+    expect(banners.locator("xpath=self::*[@data-kind='basis-ending']")).to_have_text(
+        "Testhjemmet: grundlaget for Lejlighed 2 udløber inden for 14 dage. Sig det til en "
+        "administrator.")
+    expect(banners.locator("xpath=self::*[@data-kind='basis-expired']")).to_have_text(
+        "Testhjemmet: grundlaget for Lejlighed 3 er udløbet – lejligheden overvåges ikke. "
+        "Sig det til en administrator.")
+    expect(page.locator("#health-sites")).not_to_contain_text("Lejlighed 5")
+    expect(page.locator("#health-sites")).not_to_contain_text("Lejlighed 4")

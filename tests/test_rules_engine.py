@@ -1167,3 +1167,23 @@ def test_a_staff_tag_at_a_flat_door_is_staff_going_in_and_hides_no_bed_or_other_
     intents = calls(resident(feed(_wired_engine(), events, until=night(3))))
     assert sorted((i.room, i.rule) for i in intents) == [
         ("flat-1", RuleName.BED_EXIT_NOT_BACK), ("flat-2", RuleName.LEFT_FLAT)]
+
+
+def test_a_device_moved_to_another_flat_never_counts_its_earlier_events_there() -> None:
+    # The bed of flat 1 reports an exit, then is moved to flat 2 (the admin's move). A late
+    # input from before that exit replays the site's timeline: the bed's exit must stay
+    # flat 1's, not be evaluated again in flat 2 with the new layout.
+    eng = engine()
+    intents = feed(eng, [ev("bed-1", night(3, 0), EventKind.BED_EXIT),
+                         ev("door-2", night(3, 2), EventKind.DOOR_CLOSED)])
+    moved = layout()
+    moved = replace(moved, devices={**moved.devices,
+                                    "bed-1": DeviceInfo("flat-2", DeviceKind.BED)})
+    eng.update_layout(moved)
+    intents += feed(eng, [ev("pir-1", night(2, 58), EventKind.MOTION)], until=night(4))
+    rooms = [(type(i), i.room) for i in of(intents, RuleName.BED_EXIT_NOT_BACK)]
+    assert rooms == [(Trigger, "flat-1")]
+    # From the move on, the bed speaks for flat 2.
+    later = feed(eng, [ev("bed-1", night(4, 30), EventKind.BED_EXIT)], until=night(5))
+    assert [(type(i), i.room) for i in of(later, RuleName.BED_EXIT_NOT_BACK)] == [
+        (Trigger, "flat-2")]

@@ -18,14 +18,17 @@ from api.deps import ConnDep, CurrentAdmin, NowDep, SettingsDep, existing_site
 from api.errors import Invalid, Refusal, responses
 from api.models import ID_PATTERN, SITE_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
 from api.users import Account, Role, User, UserError, create_user, list_users
-from core.events import DeviceKind, RoomKind
+from core.events import DeviceKind, RoomKind, fits_in, room_kinds_for
 from core.i18n import mark
 from core.night_window import DEFAULT_NIGHT, DEFAULT_TIME_ZONE
+from core.settings import Settings
 from ingest import sites as stored_sites
 from ingest.audit import audit
 from ingest.rule_settings import upsert_rule_setting
 from provisioning import DeviceCredentials, ProvisioningError
 from provisioning.broker_accounts import BrokerAccountError
+from provisioning.device_setup import DeviceSetup, device_setup, setup_qr_svg, setup_text
+from provisioning.sites import WRONG_ROOM_KIND
 from rules.settings import RuleName, Severity
 
 router = APIRouter(tags=["admin"])
@@ -54,6 +57,29 @@ class NewBasis(BaseModel):
                                   description="decision reference")
     valid_from: date | None = None
     valid_to: date | None = None
+
+
+class DeviceAccess(DeviceCredentials):
+    """A device's new broker account, with its whole setup as a file and a QR code: in
+    this answer only (the password is stored nowhere but the broker)."""
+
+    setup: DeviceSetup
+    setup_file: str = Field(description="the setup as a file's JSON text; the QR code "
+                            "encodes exactly this text")
+    qr_svg: str = Field(description="the setup as a QR code: an SVG data: URI")
+
+
+def wrong_room_kind(kind: DeviceKind, room: str, room_kind: RoomKind) -> Refusal:
+    """422: a device of ``kind`` in a room of ``room_kind`` is never read by the rules."""
+    return Refusal(status.HTTP_422_UNPROCESSABLE_CONTENT, WRONG_ROOM_KIND, kind=kind.value,
+                   room=room, room_kind=room_kind.value, kinds=room_kinds_for(kind))
+
+
+def device_access(settings: Settings, site: str, device: str,
+                  credentials: DeviceCredentials) -> DeviceAccess:
+    setup = device_setup(settings, site, device, credentials)
+    return DeviceAccess(**credentials.model_dump(), setup=setup, setup_file=setup_text(setup),
+                        qr_svg=setup_qr_svg(setup))
 
 
 class NewDevice(BaseModel):
@@ -157,18 +183,23 @@ def record_basis(site: SiteId, room: RoomId, body: NewBasis, admin: CurrentAdmin
     return Done(message=f"basis recorded for {site}/{room}")
 
 
-@router.post("/sites/{site}/devices", status_code=201, response_model=DeviceCredentials,
+@router.post("/sites/{site}/devices", status_code=201, response_model=DeviceAccess,
              responses=_WRITE)
 def add_device(site: SiteId, body: NewDevice, admin: CurrentAdmin, conn: ConnDep,
-               settings: SettingsDep) -> DeviceCredentials:
-    """Provision a device; the MQTT password is in this response only, store it now."""
+               settings: SettingsDep) -> DeviceAccess:
+    """Provision a device; the MQTT password (and the setup file and QR code that carry
+    it) is in this response only, store it now. A kind of device the rules never read in
+    the room's kind of room (a bed sensor in a corridor) is refused (422)."""
+    room_kind = stored_sites.room_kind(conn, site, body.room)
+    if room_kind is not None and not fits_in(body.kind, room_kind):
+        raise wrong_room_kind(body.kind, body.room, room_kind)
     try:
         credentials = provisioning.add_device(settings, site, body.id, body.room, body.kind,
                                               body.heartbeat_s)
     except (ProvisioningError, BrokerAccountError) as exc:
         raise _provisioning_failed(exc) from None
     audit(conn, admin.username, "device.add", site, body.id, body.model_dump(mode="json"))
-    return credentials
+    return device_access(settings, site, body.id, credentials)
 
 
 @router.post("/sites/{site}/devices/{device}/revoke", response_model=Done, responses=_WRITE)

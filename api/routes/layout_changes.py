@@ -1,5 +1,6 @@
-"""Changing what exists (admin only): a site's name, time zone and night window, a room's
-label (or the room, if added by mistake), a device's password. Every change is audited
+"""Changing what exists (admin only): a site's name, time zone and night window (or the site,
+if it never recorded anything), a room's label (or the room, if added by mistake), a
+device's room and password. Every change is audited
 (with the values before and after; never a password).
 
 The checks are provisioning's (``provisioning.change_site``, ``relabel_room``); they are
@@ -17,13 +18,19 @@ from pydantic import BaseModel, Field
 import provisioning
 from api.deps import ConnDep, CurrentAdmin, SettingsDep, existing_site
 from api.errors import Refusal, responses
-from api.models import TEXT_PATTERN, DeviceId, RoomId, SiteId
-from api.routes.admin import Done, _provisioning_failed
+from api.models import ID_PATTERN, TEXT_PATTERN, DeviceId, RoomId, SiteId
+from api.routes.admin import (
+    DeviceAccess,
+    Done,
+    _provisioning_failed,
+    device_access,
+    wrong_room_kind,
+)
 from core.errors import ConfigurationError
 from core.night_window import NightWindow
 from ingest import sites as stored_sites
 from ingest.audit import audit
-from provisioning import DeviceCredentials, ProvisioningError
+from provisioning import ProvisioningError
 from provisioning.broker_accounts import BrokerAccountError
 
 router = APIRouter(tags=["admin"])
@@ -42,6 +49,11 @@ class SiteChange(BaseModel):
 class RoomChange(BaseModel):
     label: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN,
                        description="shown on the board; never a resident's name")
+
+
+class DeviceChange(BaseModel):
+    room: str = Field(pattern=ID_PATTERN, max_length=63,
+                      description="the room of the same site the device now sits in")
 
 
 @router.patch("/sites/{site}", response_model=Done, responses=_WRITE)
@@ -112,12 +124,13 @@ def delete_room(site: SiteId, room: RoomId, admin: CurrentAdmin, conn: ConnDep) 
     return Done(message=f"room {site}/{room} deleted")
 
 
-@router.post("/sites/{site}/devices/{device}/rotate", response_model=DeviceCredentials,
+@router.post("/sites/{site}/devices/{device}/rotate", response_model=DeviceAccess,
              responses=_WRITE)
 def rotate_device(site: SiteId, device: DeviceId, admin: CurrentAdmin, conn: ConnDep,
-                  settings: SettingsDep) -> DeviceCredentials:
-    """A new MQTT password for a device (its old one stops working at once); the password
-    is in this answer only, store it in the device now."""
+                  settings: SettingsDep) -> DeviceAccess:
+    """A new MQTT password for a device (its old one stops working at once); the password,
+    and the setup file and QR code that carry it, are in this answer only: store it in the
+    device now."""
     if not provisioning.device_exists(settings, site, device):
         raise Refusal(status.HTTP_404_NOT_FOUND,
                       "device '{device}' is not provisioned on site '{site}'",
@@ -127,4 +140,58 @@ def rotate_device(site: SiteId, device: DeviceId, admin: CurrentAdmin, conn: Con
     except (ProvisioningError, BrokerAccountError) as exc:
         raise _provisioning_failed(exc) from None
     audit(conn, admin.username, "device.rotate", site, device)
-    return credentials
+    return device_access(settings, site, device, credentials)
+
+
+@router.patch("/sites/{site}/devices/{device}", response_model=Done,
+              responses={**_WRITE, **responses(409)})
+def move_device(site: SiteId, device: DeviceId, body: DeviceChange, admin: CurrentAdmin,
+                conn: ConnDep) -> Done:
+    """Move a device to another room of its site. Its events from now on count in the new
+    room (a running rules engine picks the move up with the device's next event); those
+    stored before stay in the room they happened in."""
+    existing_site(conn, site)
+    move = stored_sites.move_device(conn, site, device, body.room)
+    if move.outcome == "no_device":
+        raise Refusal(status.HTTP_404_NOT_FOUND,
+                      "device '{device}' is not provisioned on site '{site}'",
+                      device=device, site=site)
+    if move.outcome == "no_room":
+        raise Refusal(status.HTTP_404_NOT_FOUND,
+                      "room '{room}' does not exist on site '{site}'", room=body.room,
+                      site=site)
+    if move.outcome == "same_room":
+        raise Refusal(status.HTTP_409_CONFLICT,
+                      "device '{device}' already sits in room '{room}'", device=device,
+                      room=body.room)
+    if move.outcome == "wrong_kind":
+        assert move.device_kind is not None and move.room_kind is not None
+        raise wrong_room_kind(move.device_kind, body.room, move.room_kind)
+    audit(conn, admin.username, "device.move", site, device,
+          {"before": move.before, "after": body.room})
+    return Done(message=f"device {site}/{device} moved to {body.room}")
+
+
+@router.delete("/sites/{site}", response_model=Done, responses={**_WRITE, **responses(409)})
+def delete_site(site: SiteId, admin: CurrentAdmin, conn: ConnDep,
+                settings: SettingsDep) -> Done:
+    """Delete a site that never recorded anything (a site added by mistake or for a trial
+    that never started): its rooms, devices, rules, boards and roster go in one
+    transaction, then its devices' broker accounts. A site with history stays (409)."""
+    removal, accounts = stored_sites.delete_site(conn, site)
+    if removal == "missing":
+        raise Refusal(status.HTTP_404_NOT_FOUND, "site '{site}' does not exist", site=site)
+    if removal == "has_history":
+        raise Refusal(status.HTTP_409_CONFLICT,
+                      "site '{site}' has recorded events, alerts or rounds, so it stays: its "
+                      "history is the pilot's evidence; revoke its devices instead",
+                      site=site)
+    audit(conn, admin.username, "site.delete", site, site, {"device_accounts": accounts})
+    try:
+        provisioning.delete_device_accounts(settings, accounts)
+    except BrokerAccountError:
+        raise Refusal(status.HTTP_503_SERVICE_UNAVAILABLE,
+                      "site '{site}' is deleted, but the broker could not be reached to "
+                      "remove its devices' accounts; whatever they send is refused as "
+                      "from unknown devices", site=site) from None
+    return Done(message=f"site {site} deleted")

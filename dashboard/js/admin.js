@@ -122,9 +122,15 @@ const hhmm = (value) => String(value || "").slice(0, 5);
 function renderSites() {
   fillTable($("sites-body"), state.sites.map((s) => {
     const tr = document.createElement("tr");
-    tr.append(cell(s.id), cell(s.name), cell(s.tz), cell(hhmm(s.night_start)), cell(hhmm(s.night_end)));
+    tr.dataset.site = s.id;
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    // The server keeps a site that recorded anything (409, with why).
+    actions.append(actionButton("site.delete", s.name, () => deleteSite(s), true));
+    tr.append(cell(s.id), cell(s.name), cell(s.tz), cell(hhmm(s.night_start)), cell(hhmm(s.night_end)),
+      actions);
     return tr;
-  }), 5);
+  }), 6);
   const select = $("admin-site");
   select.replaceChildren(...state.sites.map((s) => new Option(`${s.name} (${s.id})`, s.id, false, s.id === state.site)));
   const boxes = state.sites.map((s) => {
@@ -153,6 +159,22 @@ function fillSiteEdit() {
   $("site-edit-tz").value = site.tz;
   $("site-edit-night-start").value = hhmm(site.night_start);
   $("site-edit-night-end").value = hhmm(site.night_end);
+}
+
+async function deleteSite(site) {
+  if (!confirm(t("site.delete.confirm", { name: site.name }))) return;
+  $("sites-ok").hidden = true;
+  $("sites-error").hidden = true;
+  try {
+    await api.del(`/sites/${encodeURIComponent(site.id)}`);
+    $("sites-ok").textContent = t("site.delete.done", { name: site.name });
+    $("sites-ok").hidden = false;
+  } catch (e) {
+    $("sites-error").textContent = t("site.delete.failed", { reason: e.message });
+    $("sites-error").hidden = false;
+  }
+  await loadSites();
+  await loadRooms();
 }
 
 async function deleteRoom(room) {
@@ -226,7 +248,8 @@ function renderRooms() {
     const battery = typeof d.battery === "number" ? `${d.battery} %` : "–";
     const action = document.createElement("td");
     action.className = "actions";
-    action.append(actionButton("device.rotate", d.id, () => rotateDevice(d.id)),
+    action.append(actionButton("device.move", d.id, () => openMove(d)),
+      actionButton("device.rotate", d.id, () => rotateDevice(d.id)),
       actionButton("device.revoke", d.id, () => revokeDevice(d.id), true));
     tr.append(cell(d.id), cell(roomLabel(d.room)), cell(t(`kind.${d.kind}`)),
       cell(presence, `presence-${d.presence}`),
@@ -558,11 +581,34 @@ async function loadBaseline() {
   $("baseline-last").value = period?.last ?? "";
 }
 
+let setupUrl = null;
+
+/** Hide a device's credentials and let go of its setup file (it holds the password). */
+function hideCredentials() {
+  if (setupUrl) URL.revokeObjectURL(setupUrl);
+  setupUrl = null;
+  $("credentials").hidden = true;
+  $("cred-qr").removeAttribute("src");
+}
+
+/** A device's new credentials, shown once: the setup as text, QR code and a file to
+ * download (in this page's memory only). */
 function showCredentials(id, creds) {
+  hideCredentials();
+  const setup = creds.setup;
   $("credentials-title").textContent = t("device.credentials", { id });
   $("cred-username").textContent = creds.username;
   $("cred-client-id").textContent = creds.client_id;
   $("cred-password").textContent = creds.password;
+  $("cred-broker").textContent = `${setup.tls ? "mqtts" : "mqtt"}://${setup.broker_host}:${setup.broker_port}`;
+  $("cred-topic").textContent = setup.topic;
+  const qr = $("cred-qr");
+  qr.src = creds.qr_svg;
+  qr.alt = t("device.setup.qr", { id });
+  setupUrl = URL.createObjectURL(new Blob([creds.setup_file], { type: "application/json" }));
+  const link = $("cred-download");
+  link.href = setupUrl;
+  link.download = `nattero-${setup.site}-${id}.json`;
   $("credentials").hidden = false;
 }
 
@@ -576,6 +622,96 @@ async function rotateDevice(id) {
     $("devices-error").textContent = t("admin.error", { reason: e.message });
     $("devices-error").hidden = false;
   }
+}
+
+/** The move dialog for one device: the site's other rooms to choose from. */
+function openMove(device) {
+  const dialog = $("move-dialog");
+  const form = $("move-form");
+  dialog.dataset.device = device.id;
+  $("move-title").textContent = t("device.move.title", { id: device.id });
+  const select = $("move-room");
+  select.replaceChildren(...state.rooms.filter((r) => r.id !== device.room)
+    .map((r) => new Option(`${r.label} (${r.id})`, r.id)));
+  form.querySelector(".form-error").hidden = true;
+  dialog.showModal();
+}
+
+function bindMove() {
+  const dialog = $("move-dialog");
+  const form = $("move-form");
+  const error = form.querySelector(".form-error");
+  $("move-cancel").addEventListener("click", () => dialog.close());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const id = dialog.dataset.device;
+    const room = $("move-room").value;
+    error.hidden = true;
+    if (!room) {
+      error.textContent = t("admin.required");
+      error.hidden = false;
+      return;
+    }
+    try {
+      await api.patch(`/sites/${encodeURIComponent(state.site)}/devices/${encodeURIComponent(id)}`,
+        { room });
+    } catch (e) {
+      error.textContent = t("admin.error", { reason: e.message });
+      error.hidden = false;
+      return;
+    }
+    dialog.close();
+    $("devices-error").hidden = true;
+    await loadRooms();
+    $("devices-ok").textContent = t("device.move.done", { id, label: roomLabel(room) });
+    $("devices-ok").hidden = false;
+  });
+}
+
+// ---- bridges ------------------------------------------------------------------------------
+
+async function loadBridges() {
+  $("bridges-error").hidden = true;
+  let bridges = [];
+  try {
+    bridges = await api.get("/bridges");
+  } catch (e) {
+    $("bridges-error").textContent = t("bridge.unreadable", { reason: e.message });
+    $("bridges-error").hidden = false;
+  }
+  fillTable($("bridges-body"), bridges.map((b) => {
+    const tr = document.createElement("tr");
+    tr.dataset.bridge = b.name;
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    actions.append(actionButton("bridge.revoke", b.name, () => revokeBridge(b), true));
+    tr.append(cell(b.name), cell(b.source === "zigbee2mqtt" ? "Zigbee2MQTT"
+      : b.source === "chirpstack" ? "ChirpStack" : "–"), cell(b.topics.join(", ")), actions);
+    return tr;
+  }), 4);
+}
+
+async function revokeBridge(bridge) {
+  if (!confirm(t("bridge.revoke.confirm", { name: bridge.name }))) return;
+  $("bridges-ok").hidden = true;
+  $("bridges-error").hidden = true;
+  try {
+    await api.del(`/bridges/${encodeURIComponent(bridge.name)}`);
+    $("bridges-ok").textContent = t("bridge.revoked", { name: bridge.name });
+    $("bridges-ok").hidden = false;
+  } catch (e) {
+    $("bridges-error").textContent = t("admin.error", { reason: e.message });
+    $("bridges-error").hidden = false;
+  }
+  await loadBridges();
+}
+
+function showBridgeCredentials(name, creds) {
+  $("bridge-credentials-title").textContent = t("bridge.credentials", { name });
+  $("bridge-cred-username").textContent = creds.username;
+  $("bridge-cred-client-id").textContent = creds.client_id;
+  $("bridge-cred-password").textContent = creds.password;
+  $("bridge-credentials").hidden = false;
 }
 
 async function revokeDevice(id) {
@@ -623,6 +759,7 @@ async function main() {
     throw e;
   }
   $("admin").hidden = false;
+  bindMove();
   const tabs = [...document.querySelectorAll("[data-tab]")];
   tabs.forEach((button, index) => {
     button.addEventListener("click", () => showTab(button.dataset.tab));
@@ -639,7 +776,7 @@ async function main() {
 
   $("admin-site").addEventListener("change", async (event) => {
     state.site = event.target.value;
-    $("credentials").hidden = true;
+    hideCredentials();
     $("pairing").hidden = true;
     forgetCredentials();
     await Promise.all([loadRooms(), renderBoards(), loadBaseline()]);
@@ -701,6 +838,14 @@ async function main() {
     await loadRooms();
     return "";
   });
+  bindForm($("bridge-form"), async (v) => {
+    const creds = await api.post("/bridges", { name: v.name, source: v.source,
+      application_id: v.application_id || null });
+    showBridgeCredentials(v.name, creds);
+    await loadBridges();
+    return "";
+  });
+  loadBridges();
   bindForm($("rule-form"), async (v) => {
     const body = { rule: v.rule, room: v.room || null,
       enabled: v.enabled === "" ? null : v.enabled === "true",

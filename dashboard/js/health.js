@@ -8,6 +8,27 @@ import { t, formatAgo, formatClock, locale } from "./i18n.js";
 
 const CLOCK_WARN_S = 60;
 const CLOCK_REPLAY_S = 86400;
+// The board warns of a flat's monitoring basis two weeks before it ends (issue 17 §6); the
+// admin page's banner a month before (ingest.basis_expiry.WARNING_DAYS), to renew it in time.
+export const BASIS_BANNER_DAYS = 14;
+
+/** Days from the site's today to `day` (YYYY-MM-DD): 0 today, negative when past. */
+function daysUntil(day, timeZone) {
+  const today = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit",
+    day: "2-digit" }).format(new Date());
+  return Math.round((Date.parse(`${day}T00:00:00Z`) - Date.parse(`${today}T00:00:00Z`)) / 86400000);
+}
+
+/** A site's flats whose basis has ended (not monitored) and those ending within the
+ * banner's days. */
+function endingBases(site, rooms) {
+  const flats = (rooms || []).filter((r) => r.kind === "flat" && r.basis_ends);
+  return {
+    expired: flats.filter((r) => r.monitored === false),
+    ending: flats.filter((r) => r.monitored !== false
+      && daysUntil(r.basis_ends, site.tz) <= BASIS_BANNER_DAYS),
+  };
+}
 
 /** A date (YYYY-MM-DD) in words of the language: "20. december 2026". */
 function longDate(day) {
@@ -66,6 +87,16 @@ export function renderSiteBanners(container, sites, healthBySite, roomsBySite) {
       container.append(p);
       problem = true;
     };
+    const bases = endingBases(site, roomsBySite.get(site.id));
+    if (bases.expired.length) {
+      add("banner-warn", t("basis.board.expired", { n: bases.expired.length, site: site.name,
+        rooms: bases.expired.map((r) => r.label).join(", ") }), "basis-expired");
+    }
+    if (bases.ending.length) {
+      add("banner-info", t("basis.board.ending", { n: bases.ending.length, site: site.name,
+        days: BASIS_BANNER_DAYS, rooms: bases.ending.map((r) => r.label).join(", ") }),
+      "basis-ending");
+    }
     if (raw === undefined) continue; // not fetched yet
     if (raw === null) {
       add("banner-warn", t("health.unknown", { site: site.name }), "unknown");

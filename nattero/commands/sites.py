@@ -24,6 +24,7 @@ from nattero.commands.output import JsonOption, date_option, print_record, print
 if TYPE_CHECKING:
     import psycopg
 
+    from provisioning import DeviceCredentials
     from provisioning.layout import AppliedLayout
 
 __all__ = ["bridge_app", "broker_app", "device_app", "room_app", "site_app"]
@@ -36,6 +37,10 @@ bridge_app = verb_group("Bridges: Zigbee2MQTT and ChirpStack servers, each with 
 broker_app = verb_group("The broker's device and bridge accounts.")
 
 SiteArgument = Annotated[str, typer.Argument(help="site id, e.g. solsikken")]
+SetupDirOption = Annotated[Path | None, typer.Option(
+    help="also write each device's setup (broker, topic, username, client id, password) as "
+         "nattero-SITE-DEVICE.json and its QR code as .svg into this folder",
+    exists=True, file_okay=False, dir_okay=True, writable=True)]
 _SHOWN_ONCE = ("the password is shown only this once; store it in the device now, and "
                "make the device connect with exactly this client id (any other is refused)")
 
@@ -89,6 +94,27 @@ def site_set(
                                        "after": after})
     typer.echo(f"site {site} changed: " + ", ".join(
         f"{key} {before[key]} -> {value}" for key, value in after.items()))
+
+
+@site_app.command("delete")
+def site_delete(site: SiteArgument) -> None:
+    """Delete a site that never recorded anything (no event, alert or round): its rooms,
+    devices, rules and boards, then its devices' broker accounts."""
+    from ingest.sites import delete_site
+    from provisioning import ProvisioningError, delete_device_accounts
+
+    with connect_store() as conn:
+        removal, accounts = delete_site(conn, site)
+    if removal == "missing":
+        raise ProvisioningError(f"site {site!r} does not exist; `nattero site list` shows "
+                                "the sites")
+    if removal == "has_history":
+        raise ProvisioningError(
+            f"site {site!r} has recorded events, alerts or rounds, so it stays: its history "
+            f"is the pilot's evidence; revoke its devices instead (nattero device revoke)")
+    record("site.delete", site, site, {"device_accounts": accounts})
+    delete_device_accounts(current_settings(), accounts)
+    typer.echo(f"site {site} deleted")
 
 
 @site_app.command("list")
@@ -302,6 +328,37 @@ def _create_private(path: Path) -> TextIO:
     return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
 
 
+def _setup_stem(folder: Path, site: str, device: str) -> Path:
+    return folder / f"nattero-{site}-{device}"
+
+
+def _check_setup_free(folder: Path, site: str, devices: list[str]) -> None:
+    """Refuse before any password changes: a new password whose file cannot be written
+    would be lost."""
+    from provisioning import ProvisioningError
+
+    for device in devices:
+        for path in (_setup_stem(folder, site, device).with_suffix(suffix)
+                     for suffix in (".json", ".svg")):
+            if path.exists():
+                raise ProvisioningError(f"{path} exists; choose another --setup-dir (an "
+                                        "existing file is never overwritten)")
+
+
+def _write_setup(folder: Path, site: str, device: str, creds: DeviceCredentials) -> None:
+    """A device's setup as ``nattero-SITE-DEVICE.json`` and its QR code as ``.svg`` in
+    ``folder``: new files only their owner can read (they hold the password)."""
+    from provisioning.device_setup import device_setup, setup_qr_file, setup_text
+
+    setup = device_setup(current_settings(), site, device, creds)
+    stem = _setup_stem(folder, site, device)
+    with _create_private(stem.with_suffix(".json")) as out:
+        out.write(setup_text(setup) + "\n")
+    with _create_private(stem.with_suffix(".svg")) as out:
+        out.write(setup_qr_file(setup))
+    typer.echo(f"setup of {device}: {stem}.json and {stem}.svg (QR code)", err=True)
+
+
 def _write_credentials(out: TextIO, rows: list[dict[str, str]]) -> None:
     import csv
 
@@ -463,11 +520,15 @@ def device_add(
         DeviceSource.NATIVE,
     external_id: Annotated[str | None, typer.Option(help="bridge name / DevEUI")] = None,
     mapping: Annotated[str | None, typer.Option(help="vendor mapping for chirpstack")] = None,
+    setup_dir: SetupDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Provision a device; prints its MQTT username, client id and password once."""
+    """Provision a device; prints its MQTT username, client id and password once
+    (``--setup-dir``: also its setup as a JSON file and a QR code)."""
     from provisioning import add_device
 
+    if setup_dir is not None:
+        _check_setup_free(setup_dir, site, [device])
     creds = add_device(current_settings(), site, device, room, kind, heartbeat, source=source,
                        external_id=external_id, mapping=mapping)
     record("device.add", site, device, {"room": room, "kind": kind.value,
@@ -478,6 +539,8 @@ def device_add(
         return
     print_record({"site": site, "device": device, "username": creds.username,
                   "client_id": creds.client_id, "password": creds.password}, as_json)
+    if setup_dir is not None:
+        _write_setup(setup_dir, site, device, creds)
     if not as_json:
         typer.echo(_SHOWN_ONCE, err=True)
 
@@ -486,16 +549,21 @@ def device_add(
 def device_rotate(
     site: SiteArgument,
     devices: Annotated[list[str], typer.Argument(help="device ids", show_default=False)],
+    setup_dir: SetupDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Give devices whose password was lost a new one (the old one stops working)."""
     from provisioning import rotate_device_password
 
     settings = current_settings()
+    if setup_dir is not None:
+        _check_setup_free(setup_dir, site, devices)
     rows = []
     for device in devices:
         creds = rotate_device_password(settings, site, device)
         record("device.rotate", site, device)
+        if setup_dir is not None:
+            _write_setup(setup_dir, site, device, creds)
         rows.append({"site": site, "device": device, "username": creds.username,
                      "client_id": creds.client_id, "password": creds.password})
     print_rows(rows, as_json)
@@ -512,6 +580,36 @@ def device_revoke(site: SiteArgument,
     revoke_device(current_settings(), site, device)
     record("device.revoke", site, device)
     typer.echo(f"device {site}/{device} revoked")
+
+
+@device_app.command("move")
+def device_move(
+    site: SiteArgument,
+    device: Annotated[str, typer.Argument(help="device id")],
+    room: Annotated[str, typer.Option(help="the room of the same site it now sits in")],
+) -> None:
+    """Move a device to another room of its site (its events from now on count there;
+    those stored before stay in the room they happened in)."""
+    from ingest.sites import move_device
+    from provisioning import ProvisioningError
+    from provisioning.sites import check_room_kind
+
+    with connect_store() as conn:
+        _require_site(conn, site)
+        move = move_device(conn, site, device, room)
+    if move.outcome == "no_device":
+        raise ProvisioningError(f"device {device!r} is not provisioned on site {site!r}; "
+                                f"`nattero device list {site}` shows its devices")
+    if move.outcome == "no_room":
+        raise ProvisioningError(f"room {room!r} does not exist on site {site!r}; "
+                                f"`nattero room list {site}` shows its rooms")
+    if move.outcome == "same_room":
+        raise ProvisioningError(f"device {device!r} already sits in room {room!r}")
+    if move.outcome == "wrong_kind":
+        assert move.device_kind is not None and move.room_kind is not None
+        check_room_kind(move.device_kind, room, move.room_kind)  # raises, with the reason
+    record("device.move", site, device, {"before": move.before, "after": room})
+    typer.echo(f"device {site}/{device} moved: {move.before} -> {room}")
 
 
 @device_app.command("list")
