@@ -12,34 +12,29 @@ the old primary rejoins as the secondary.
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import shutil
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 import provisioning
 from api.users import create_user
 from core.events import DeviceKind, RoomKind
-from core.settings import Settings, StackInfo, get_settings, sqlalchemy_url
+from core.settings import Settings, StackInfo, get_settings
 from deploy import ha
-from ingest.migrate import upgrade
 from tests.support import REPO
-from tests.support.api import PASSWORD, open_stream
+from tests.support.api import PASSWORD
 from tests.support.board import ApiProcess
 from tests.support.devices import DeviceClient, event_payload
 from tests.support.pipeline import gateway_env
+from tests.support.replicated import Board, count, replicated_database
 from tests.support.store import night_around_now, unique
 from tests.support.waiting import wait_until
 
@@ -52,26 +47,8 @@ PER_SECOND = 150.0
 @pytest.fixture(scope="module")
 def replicated(migrated: StackInfo) -> Iterator[tuple[Settings, str]]:
     """A monitor and two nodes beside the test stack (own directory, own ports)."""
-    base = get_settings()
-    settings = base.model_copy(update={"state_dir": base.state_dir / "failover",
-                                       "pg_port": base.pg_port + 200})
-    shutil.rmtree(settings.state_dir, ignore_errors=True)
-    url = ha.up(settings, secrets.token_urlsafe(16))
-    try:
-        upgrade(sqlalchemy_url(url))
-        yield settings, url
-    finally:
-        ha.down(settings)
-        shutil.rmtree(settings.state_dir, ignore_errors=True)
-
-
-def _count(url: str, sql: str, *args: object) -> int:
-    try:
-        with psycopg.connect(url, connect_timeout=2) as conn:
-            row = conn.execute(sql, args).fetchone()
-            return int(row[0]) if row else 0
-    except psycopg.OperationalError:
-        return -1
+    with replicated_database("failover", 200) as found:
+        yield found
 
 
 def _publish_paced(device: DeviceClient, topic: str) -> None:
@@ -82,45 +59,6 @@ def _publish_paced(device: DeviceClient, topic: str) -> None:
             time.sleep(pause)
         device.publish(topic, event_payload("motion", event_id=f"m{n}"))
     device.publish_many([])  # waits for every PUBACK: the broker has them all
-
-
-class Board:
-    """A night board's live stream, in a thread: it reconnects with ``since`` when its
-    connection is closed (as the page does), and keeps every change it receives."""
-
-    def __init__(self, ws_url: str, token: str) -> None:
-        self.changes: list[dict[str, Any]] = []
-        self._ws_url = ws_url
-        self._token = token
-        self._seq: int | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with open_stream(self._ws_url, self._token, since=self._seq) as ws:
-                    while not self._stop.is_set():
-                        try:
-                            message = json.loads(ws.recv(timeout=1))
-                        except TimeoutError:
-                            continue
-                        if message["type"] in ("hello", "snapshot") and self._seq is None:
-                            self._seq = message["seq"]
-                        elif message["type"] == "change":
-                            self.changes.append(message)
-                            self._seq = message["seq"]
-            except (ConnectionClosed, OSError, TimeoutError):
-                time.sleep(0.5)
-
-    def raised(self, rule: str) -> int:
-        return sum(1 for c in self.changes
-                   if c["change"] == "raised" and c["alert"]["rule"] == rule)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 def test_a_killed_primary_loses_no_acknowledged_event_and_no_alert(
@@ -154,13 +92,13 @@ def test_a_killed_primary_loses_no_acknowledged_event_and_no_alert(
     try:
         sensor.publish(f"nattero/v1/{site}/m-1/status", b"online", retain=True)
         sensor.flush()
-        assert wait_until(lambda: _count(
+        assert wait_until(lambda: count(
             url, "SELECT count(*) FROM devices WHERE site = %s AND presence = 'online'",
             site) == 1, 60), "the pipeline never subscribed"
         publisher = threading.Thread(target=_publish_paced,
                                      args=(sensor, f"nattero/v1/{site}/m-1/events"))
         publisher.start()
-        assert wait_until(lambda: _count(
+        assert wait_until(lambda: count(
             url, "SELECT count(*) FROM events WHERE site = %s", site) >= 300, 60)
         old_primary = ha.primary(settings)
         assert old_primary is not None
@@ -173,15 +111,15 @@ def test_a_killed_primary_loses_no_acknowledged_event_and_no_alert(
         assert wait_until(lambda: ha.primary(settings) not in (None, old_primary), 60)
         promoted_after = time.monotonic() - killed_at
         publisher.join()
-        assert wait_until(lambda: _count(
+        assert wait_until(lambda: count(
             url, "SELECT count(*) FROM events WHERE site = %s", site) == EVENTS + 1, 120), \
-            _count(url, "SELECT count(*) FROM events WHERE site = %s", site)
-        assert wait_until(lambda: _count(
+            count(url, "SELECT count(*) FROM events WHERE site = %s", site)
+        assert wait_until(lambda: count(
             url, "SELECT count(*) FROM alerts WHERE site = %s AND rule = 'building_exit'",
             site) == 1, 30), "the alert raised during the failover was lost"
         assert pipeline.poll() is None, "the pipeline exited during the failover"
         # On the night board too: the API's listener found the new primary.
-        assert wait_until(lambda: board.raised("building_exit") == 1, 60), board.changes
+        assert wait_until(lambda: len(board.raised("building_exit")) == 1, 60), board.changes
         board_after = time.monotonic() - killed_at
     finally:
         board.stop()
@@ -196,7 +134,7 @@ def test_a_killed_primary_loses_no_acknowledged_event_and_no_alert(
         sensor.close()
         exit_door.close()
     # Exactly once, each: the same ids as published, no doubles, nothing missing.
-    assert _count(url, "SELECT count(DISTINCT event_id) FROM events WHERE site = %s "
+    assert count(url, "SELECT count(DISTINCT event_id) FROM events WHERE site = %s "
                   "AND device = 'm-1'", site) == EVENTS
     print(f"failover: new primary after {promoted_after:.1f} s, the exit's alert on the "
           f"board {board_after:.1f} s after the kill")
