@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import WebSocketException
 
 from core.settings import Settings, get_settings, sqlalchemy_url
 from deploy import ha
@@ -78,7 +78,8 @@ class Board:
                             self.changes.append(message)
                             self.arrived.append(time.monotonic())
                             self._seq = message["seq"]
-            except (ConnectionClosed, OSError, TimeoutError):
+            # Closed, refused, or refused by the balancer while no process is up (a 503).
+            except (WebSocketException, OSError, TimeoutError):
                 time.sleep(0.5)
 
     def raised(self, rule: str) -> list[dict[str, Any]]:
