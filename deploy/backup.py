@@ -174,6 +174,7 @@ def backup(settings: Settings, kind: BackupKind = "incr") -> dict[str, object]:
     from core.settings import StackInfo
 
     paths = _paths(settings)
+    _require_local_stack(paths)
     info = StackInfo.model_validate_json((paths.root / "stack.json").read_text())
     with psycopg.connect(info.database_url, connect_timeout=5) as conn:
         row = conn.execute("SHOW archive_mode").fetchone()
@@ -196,6 +197,7 @@ def backups(settings: Settings) -> list[dict[str, object]]:
     """The backups in the repository, oldest first: ``label``, ``type``, ``start``, ``stop``."""
     import json
 
+    _require_local_stack(_paths(settings))
     result = _pgbackrest(settings, "info", "--output=json")
     stanzas = json.loads(result.stdout or "[]")
     rows: list[dict[str, object]] = []
@@ -231,6 +233,7 @@ def restore(settings: Settings, to: datetime | None = None, *,
     from deploy import stack
 
     paths = _paths(settings)
+    _require_local_stack(paths)
     running = stack.status(settings)
     if running["database"]["running"]:  # type: ignore[index]
         raise BackupError("PostgreSQL is running; stop the stack with `nattero down` before "
@@ -302,6 +305,17 @@ def _restore_broker_accounts(paths: _Paths, to: datetime | None) -> Path | None:
 
 
 # ---------------------------------------------------------------------------- pgBackRest
+
+
+def _require_local_stack(paths: _Paths) -> None:
+    # `nattero backup` knows only the stack `nattero up` made; a Debian cluster run by systemd
+    # is backed up with pgBackRest's own commands (docs/backup.md).
+    if not (paths.root / "stack.json").exists():
+        raise BackupError(
+            f"no local stack in {paths.root} (no stack.json): `nattero backup` backs up the "
+            "stack `nattero up` made there; set NATTERO_STATE_DIR to its folder, or back up "
+            "a PostgreSQL cluster of the system (the systemd installation) with pgbackrest "
+            "itself, as docs/backup.md, *On a Debian installation*, shows")
 
 
 def _chown_tree(path: Path) -> None:

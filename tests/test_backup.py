@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -152,3 +153,18 @@ def test_backup_says_how_to_turn_archiving_on_where_it_is_off(stack: StackInfo) 
     done = nattero_cli("backup", "--type", "full")
     assert done.returncode == 1
     assert "nattero down" in done.stderr and "nattero up" in done.stderr
+
+
+@pytest.mark.parametrize("args", [["backup"], ["backup", "--list"],
+                                  ["restore", "--to", "2026-11-23T02:10:00+01:00"]],
+                         ids=["backup", "list", "restore"])
+def test_backup_without_a_local_stack_says_where_debian_clusters_are_backed_up(
+        args: list[str], tmp_path: Path) -> None:
+    # The systemd installation runs Debian's own cluster: no stack.json, no pgBackRest
+    # configuration of Nattero's; the operator gets the way out, not a traceback.
+    done = nattero_cli(*args, env={"NATTERO_STATE_DIR": str(tmp_path)})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no local stack in "), done.stderr
+    assert "docs/backup.md" in lines[0]

@@ -25,3 +25,12 @@ def test_the_unit_is_rated_ok_by_systemd_analyze_security() -> None:
     assert float(found.group(1)) <= MOST_EXPOSURE, (
         f"exposure {found.group(1)} {found.group(2)}; the findings:\n" + "\n".join(
             line for line in result.stdout.splitlines() if line.startswith("✗")))
+
+
+@pytest.mark.pure
+def test_the_unit_runs_in_production_mode_as_the_operations_guide_says() -> None:
+    # docs/operations.md: TOTP is required for admins "in production mode, as the container
+    # and the systemd unit run"; an env file without NATTERO_MODE must not fall back to
+    # development (optional TOTP).
+    lines = UNIT.read_text().splitlines()
+    assert "Environment=NATTERO_MODE=production" in lines
