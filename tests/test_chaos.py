@@ -7,8 +7,8 @@ processes behind HAProxy (``deploy.balancer``), a night board on the balancer, a
 on the test broker. Each site streams sensor heartbeats for 40 s and opens (and closes) one
 of its six building exits every six seconds. The faults, one of each (fixed moments, so a
 failure can be replayed): the primary at 6 s (restarted as secondary at 18 s), the worker
-owning the first site at 20 s (restarted at 24 s), the API process serving the board at
-30 s (restarted at 34 s); the test does not choose which API process the board is on.
+owning the first site at 20 s (restarted at 24 s), the first API process at 30 s
+(restarted at 34 s; the board may be on either).
 
 At the end: every event the broker acknowledged is stored exactly once; every building
 exit is alerted exactly once, with the situations an undisturbed engine gives for the same
