@@ -7,6 +7,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,11 +22,26 @@ from ingest.migrate import upgrade
 from tests.support.api import open_stream
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @contextlib.contextmanager
 def replicated_database(name: str, port_offset: int) -> Iterator[tuple[Settings, str]]:
     """A monitor and two nodes, migrated, in ``<test state dir>/<name>`` on the test
-    stack's PostgreSQL port + ``port_offset`` (+ 10..12); removed afterwards."""
+    stack's PostgreSQL port + ``port_offset`` (+ 10..12), or the next three ports free;
+    removed afterwards."""
     base = get_settings()
+    # These ports lie in the kernel's range for outgoing connections: one of the suite's
+    # many connections may hold one just now (seen once), so take three that are free.
+    while not all(_free(base.pg_port + port_offset + ha.MONITOR_PORT_OFFSET + n)
+                  for n in range(3)):
+        port_offset += 3
     settings = base.model_copy(update={"state_dir": base.state_dir / name,
                                        "pg_port": base.pg_port + port_offset})
     shutil.rmtree(settings.state_dir, ignore_errors=True)
