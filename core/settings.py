@@ -51,6 +51,12 @@ class StackInfo(BaseModel):
     tls_ca_file: str | None = None
     #: `nattero up --ha`: a replicated database with automatic failover (``deploy.ha``).
     ha: bool = False
+    #: `nattero up --ha`: the ports (on ``mqtt_host``) of the further central brokers, and of
+    #: the site hub bridged to every central broker (``deploy.brokers``).
+    more_broker_ports: list[int] = Field(default_factory=list)
+    hub_port: int | None = None
+    #: The hub's account on the central brokers (its bridges publish with it).
+    hub_account: BrokerAccount | None = None
 
 
 class Settings(BaseSettings):
@@ -78,6 +84,15 @@ class Settings(BaseSettings):
         default_factory=list,
         description="sites whose native topics this gateway subscribes to; empty means all")
     gateway_bridges: bool = Field(True, description="also subscribe to Zigbee2MQTT/ChirpStack")
+    mqtt_brokers: list[str] = Field(
+        default_factory=list, description="every central broker as host:port (JSON list, "
+        "e.g. [\"mqtt1.kommune.dk:8883\", \"mqtt2.kommune.dk:8883\"]); the gateway listens on "
+        "each (the store drops the doubles) and provisioning writes every account to each. "
+        "Empty: the one broker at NATTERO_MQTT_HOST:NATTERO_MQTT_PORT (or the local stack's)")
+    mqtt_hubs: list[str] = Field(
+        default_factory=list, description="site hubs as host:port (JSON list): a Mosquitto at "
+        "a site that its devices connect to, bridged to the central brokers "
+        "(docs/brokers.md); provisioning writes the device accounts to each")
     gateway_mqtt_version: Literal["3.1.1", "5"] = Field(
         "3.1.1", description="MQTT version of the gateway's session; 3.1.1 avoids decoding "
         "MQTT 5 properties on every message (twice the throughput in paho)")
@@ -357,6 +372,17 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _broker_addresses_are_host_port(self) -> Settings:
+        for variable, addresses in (("NATTERO_MQTT_BROKERS", self.mqtt_brokers),
+                                    ("NATTERO_MQTT_HUBS", self.mqtt_hubs)):
+            for address in addresses:
+                try:
+                    parse_address(address, variable)
+                except ConfigurationError as exc:
+                    raise ValueError(str(exc).removeprefix(f"{variable}: ")) from None
+        return self
+
+    @model_validator(mode="after")
     def _no_guessable_gateway_client_id_in_production(self) -> Settings:
         if self.mode == "production" and self.gateway_client_id == LEGACY_GATEWAY_CLIENT_ID:
             raise ValueError(
@@ -438,16 +464,59 @@ class Settings(BaseSettings):
         broker address), as a URL for their credentials file."""
         if self.device_broker_url:
             return self.device_broker_url
+        hubs = self.site_hubs()
+        if hubs:
+            return f"mqtt://{hubs[0][0]}:{hubs[0][1]}"
         host, port = self.broker_address()
         if self.mqtt_tls_port is not None:
             return f"mqtts://{host}:{self.mqtt_tls_port}"
         return f"mqtt://{host}:{port}"
 
     def broker_address(self) -> tuple[str, int]:
+        """The first central broker (the only one unless there are several)."""
+        if self.mqtt_brokers:
+            return parse_address(self.mqtt_brokers[0], "NATTERO_MQTT_BROKERS")
         info = self.stack()
         if info is not None and "mqtt_port" not in self.model_fields_set:
             return info.mqtt_host, info.mqtt_port
         return self.mqtt_host, self.mqtt_port
+
+    def central_brokers(self) -> list[tuple[str, int]]:
+        """Every central broker: ``mqtt_brokers``, else the local stack's (one, or several
+        after `nattero up --ha`), else ``mqtt_host:mqtt_port``."""
+        if self.mqtt_brokers:
+            return [parse_address(a, "NATTERO_MQTT_BROKERS") for a in self.mqtt_brokers]
+        first = self.broker_address()
+        info = self.stack()
+        if info is None or "mqtt_port" in self.model_fields_set:
+            return [first]
+        return [first] + [(info.mqtt_host, port) for port in info.more_broker_ports]
+
+    def site_hubs(self) -> list[tuple[str, int]]:
+        """The site hubs whose device accounts Nattero keeps (``mqtt_hubs``, else the local
+        stack's hub after `nattero up --ha`)."""
+        if self.mqtt_hubs:
+            return [parse_address(a, "NATTERO_MQTT_HUBS") for a in self.mqtt_hubs]
+        info = self.stack()
+        if self.mqtt_brokers or info is None or info.hub_port is None:
+            return []
+        return [(info.mqtt_host, info.hub_port)]
+
+    def device_broker_address(self) -> tuple[str, int]:
+        """Where this installation's devices (and the simulators) publish: the first site
+        hub if there is one, else the first central broker."""
+        hubs = self.site_hubs()
+        return hubs[0] if hubs else self.broker_address()
+
+
+def parse_address(text: str, variable: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) as a pair; a clear error naming ``variable``."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(
+            f"{variable}: {text!r} is not host:port (e.g. mqtt1.kommune.dk:8883)")
+    return host, int(port)
 
 
 @lru_cache(maxsize=1)

@@ -192,15 +192,31 @@ def up(settings: Settings, *, tls: bool = False, ha: bool = False) -> StackInfo:
         except backup.BackupError as exc:
             # The stack still serves; WAL waits in pg_wal until the stanza exists.
             log.warning("WAL archiving is not ready (%s); `nattero backup` will retry", exc)
-    _ensure_broker(settings, paths, info)
+    ensure_brokers(settings, info)
     return info
+
+
+def ensure_brokers(settings: Settings, info: StackInfo) -> None:
+    """Start (or find running) the stack's broker and, after `up --ha`, the second central
+    broker and the site hub (``deploy.brokers``), with their accounts. ``info`` must be the
+    stack file of ``settings.state_dir``."""
+    paths = _paths(settings)
+    _ensure_broker(settings, paths, info)
+    if info.more_broker_ports or info.hub_port is not None:
+        from deploy import brokers
+
+        brokers.ensure(paths.root, info)
 
 
 def down(settings: Settings) -> None:
     """Stop both services cleanly if they run. Idempotent; keeps all data."""
+    info = _read_info(_paths(settings))
+    if info is not None:
+        from deploy import brokers
+
+        brokers.stop(_paths(settings).root, info)  # the hub first: it forwards to the others
     stop_broker(settings)
     stop_database(settings)
-    info = _read_info(_paths(settings))
     if info is not None and info.ha:
         from deploy import ha as replicated
 
@@ -282,7 +298,15 @@ def status(settings: Settings) -> dict[str, object]:
             "port": settings.mqtt_port,
             "log": str(paths.mq_log),
         },
+        **({"more_brokers": _more_brokers(paths, info)}
+           if info is not None and (info.more_broker_ports or info.hub_port) else {}),
     }
+
+
+def _more_brokers(paths: _Paths, info: StackInfo) -> dict[str, dict[str, object]]:
+    from deploy import brokers
+
+    return brokers.status(paths.root, info)
 
 
 # ---------------------------------------------------------------------------- stack file
@@ -357,10 +381,20 @@ def _load_or_create_info(settings: Settings, paths: _Paths, tls: bool = False,
         raise StackError(f"the broker's TLS port {tls_port} is taken by the stack's other "
                          "services; set NATTERO_MQTT_TLS_PORT to a free port")
     ha = ha or (old is not None and old.ha)
+    more_broker_ports: list[int] = []
+    hub_port: int | None = None
+    hub_account: BrokerAccount | None = None
     if ha:
+        from deploy import brokers
         from deploy import ha as replicated
 
         database_url = replicated.database_url(settings, db_password)
+        # A second central broker and a site hub bridged to both (``deploy.brokers``).
+        more_broker_ports = [settings.mqtt_port + brokers.CENTRAL_PORT_OFFSET]
+        hub_port = settings.mqtt_port + brokers.HUB_PORT_OFFSET
+        hub_account = (old.hub_account if old is not None and old.hub_account is not None
+                       else BrokerAccount(username=f"hub-{secrets.token_hex(4)}",
+                                          password=secrets.token_urlsafe(24)))
     else:
         database_url = f"postgresql://{DB_ROLE}:{db_password}@127.0.0.1:{settings.pg_port}/{DB_NAME}"
     info = StackInfo(
@@ -373,6 +407,9 @@ def _load_or_create_info(settings: Settings, paths: _Paths, tls: bool = False,
         mqtt_tls_port=tls_port,
         tls_ca_file=str(paths.ca / "ca.pem") if tls_port is not None else None,
         ha=ha,
+        more_broker_ports=more_broker_ports,
+        hub_port=hub_port,
+        hub_account=hub_account,
     )
     if info != old:
         _write_private(paths.stack_file, info.model_dump_json(indent=2) + "\n")
@@ -583,19 +620,35 @@ def _mosquitto_user() -> str | None:
 def _write_mosquitto_conf(settings: Settings, paths: _Paths, info: StackInfo) -> bool:
     """Write the broker's configuration; True if it changed (a running broker must restart:
     limits such as ``max_packet_size`` are read only at start)."""
-    user = _mosquitto_user()
-    text = (
+    text = mosquitto_conf(
+        settings.mqtt_port, dynsec=paths.mq_dynsec, data=paths.mq_data, log=paths.mq_log,
+        pid=paths.mq_pid, user=_mosquitto_user(),
+        extra=_tls_listener(paths, info.mqtt_tls_port) if info.mqtt_tls_port is not None else "")
+    if not paths.mq_conf.exists() or paths.mq_conf.read_text() != text:
+        paths.mq_conf.write_text(text)
+        return True
+    return False
+
+
+def mosquitto_conf(port: int, *, dynsec: Path, data: Path, log: Path, pid: Path,
+                   user: str | None, save_every_change: bool = False, extra: str = "") -> str:
+    """A Nattero broker's configuration: one loopback listener, accounts from the
+    dynamic-security plugin, persistence. ``save_every_change``: write the persistence file
+    after every change instead of every 2 s (a site hub, whose acknowledged messages must
+    survive a crash while it forwards them; it carries one site's few messages a second)."""
+    return (
         "# Written by deploy/stack.py on every `nattero up`; edits are overwritten.\n"
         "per_listener_settings false\n"
-        f"listener {settings.mqtt_port} 127.0.0.1\n"
+        f"listener {port} 127.0.0.1\n"
         "allow_anonymous false\n"
         f"plugin {DYNSEC_PLUGIN}\n"
-        f"plugin_opt_config_file {paths.mq_dynsec}\n"
+        f"plugin_opt_config_file {dynsec}\n"
         "persistence true\n"
-        f"persistence_location {paths.mq_data}\n"
-        # A snapshot every 2 s: a broker crash loses at most the last 2 s of queue changes.
-        "autosave_interval 2\n"
-        "max_queued_messages 2000000\n"
+        f"persistence_location {data}\n"
+        + ("autosave_on_changes true\nautosave_interval 1\n" if save_every_change else
+           # A snapshot every 2 s: a broker crash loses at most the last 2 s of queue changes.
+           "autosave_interval 2\n")
+        + "max_queued_messages 2000000\n"
         "max_queued_bytes 0\n"
         # Unacknowledged messages sent to one client at a time (MQTT 3.1.1 clients such as
         # the gateway; MQTT 5 clients lower it with their Receive Maximum). It bounds what a
@@ -609,17 +662,13 @@ def _write_mosquitto_conf(settings: Settings, paths: _Paths, info: StackInfo) ->
         # A bigger packet disconnects its client and is neither stored nor retained.
         "max_packet_size 1048576\n"
         "set_tcp_nodelay true\n"
-        f"log_dest file {paths.mq_log}\n"
+        f"log_dest file {log}\n"
         "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
         "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
-        f"pid_file {paths.mq_pid}\n"
+        f"pid_file {pid}\n"
         + (f"user {user}\n" if user else "")
-        + (_tls_listener(paths, info.mqtt_tls_port) if info.mqtt_tls_port is not None else "")
+        + extra
     )
-    if not paths.mq_conf.exists() or paths.mq_conf.read_text() != text:
-        paths.mq_conf.write_text(text)
-        return True
-    return False
 
 
 def _tls_listener(paths: _Paths, port: int) -> str:

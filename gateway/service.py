@@ -5,6 +5,12 @@ and the callback must not block). One writer thread drains the queue in batches,
 commits through ``EventWriter`` and then acknowledges. If the database is away it retries
 the same batch with backoff and keeps the acknowledgements back: the broker keeps the
 messages, and the unique key dedupes whatever it redelivers after a crash.
+
+With several central brokers (``NATTERO_MQTT_BROKERS``, `nattero up --ha`) the gateway
+keeps one session on each, with the same client id: a site hub bridges every message to
+each of them, so no one broker stands between a sensor and the database. The writer
+stores a message's event once, whichever broker it came from first (the store's unique
+key drops the doubles), and acknowledges each copy to the broker that sent it.
 """
 
 from __future__ import annotations
@@ -63,6 +69,25 @@ class _Inbound(NamedTuple):  # a tuple: built once per message on paho's thread
     qos: int
     generation: int
     retained: bool
+    broker: int  # index in Gateway._sessions
+
+
+class _Session:
+    """The gateway's persistent session on one central broker."""
+
+    def __init__(self, index: int, host: str, port: int, client: BufferedClient) -> None:
+        self.index = index
+        self.host = host
+        self.port = port
+        self.client = client
+        # Bumped on every connect and disconnect: acknowledgements for messages of an old
+        # connection must never be sent on a new one (their message ids may be reused).
+        self.generation = 0
+        self.connected = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
 class Gateway:
@@ -90,14 +115,14 @@ class Gateway:
         self._queue: deque[_Inbound] = deque()
         self._arrived = threading.Event()
         self._stop = threading.Event()
-        self._generation = 0
-        self._connected = threading.Event()
+        self._connected = threading.Event()  # set while any session is ready
         self.fatal: Exception | None = None
         self._thread: threading.Thread | None = None
-        self._client = self._make_client()
+        self._sessions = [_Session(index, host, port, self._make_client(index))
+                          for index, (host, port) in enumerate(settings.central_brokers())]
 
-    # -- MQTT side (paho's thread) -------------------------------------------------------
-    def _make_client(self) -> BufferedClient:
+    # -- MQTT side (paho's threads, one per broker) ----------------------------------------
+    def _make_client(self, index: int) -> BufferedClient:
         account = self._settings.gateway_account()
         v5 = self._settings.gateway_mqtt_version == "5"
         # MQTT 3.1.1: a persistent session is clean_session=False (kept by the broker until
@@ -105,7 +130,8 @@ class Gateway:
         client = BufferedClient(CallbackAPIVersion.VERSION2,
                              client_id=self._settings.resolved_gateway_client_id(),
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-                             clean_session=None if v5 else False, manual_ack=True)
+                             clean_session=None if v5 else False, manual_ack=True,
+                             userdata=index)
         client.username_pw_set(account.username, account.password)
         tls = self._settings.mqtt_tls_context()
         if tls is not None:
@@ -125,40 +151,51 @@ class Gateway:
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def _session(self, userdata: object) -> _Session:
+        return self._sessions[userdata if isinstance(userdata, int) else 0]
+
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason_code: ReasonCode, properties: Properties | None) -> None:
+        session = self._session(userdata)
         if reason_code.is_failure:
             if reason_code.value in AUTH_FAILURES:
                 self.fatal = GatewayAuthError(
-                    f"the broker refused the gateway account ({reason_code}); check "
-                    "NATTERO_GATEWAY_USERNAME/PASSWORD or run `nattero up` to recreate it")
+                    f"the broker at {session.address} refused the gateway account "
+                    f"({reason_code}); check NATTERO_GATEWAY_USERNAME/PASSWORD (the same "
+                    "account on every central broker) or run `nattero up` to recreate it")
                 self._stop.set()
                 client.disconnect()
             else:
-                log.warning("broker refused connection: %s; retrying", reason_code)
+                log.warning("broker %s refused connection: %s; retrying", session.address,
+                            reason_code)
             return
-        self._generation += 1
-        log.info("connected to broker (session present: %s)", flags.session_present)
+        session.generation += 1
+        log.info("connected to broker %s (session present: %s)", session.address,
+                 flags.session_present)
         client.subscribe(self.subscriptions())
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
                       reason_codes: list[ReasonCode], properties: Properties | None) -> None:
+        session = self._session(userdata)
         refused = [str(code) for code in reason_codes if code.is_failure]
         if refused:
-            log.error("broker refused subscriptions %s: %s; check the gateway account's role",
-                      self.subscriptions(), refused)
+            log.error("broker %s refused subscriptions %s: %s; check the gateway account's "
+                      "role", session.address, self.subscriptions(), refused)
         # Connected means ready to receive: devices may publish from here on.
+        session.connected.set()
         self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object,
                        flags: mqtt.DisconnectFlags, reason_code: ReasonCode,
                        properties: Properties | None) -> None:
-        self._connected.clear()
-        # Acks for messages of the old connection must never be sent on the new one:
-        # their message ids may be reused for other messages.
-        self._generation += 1
+        session = self._session(userdata)
+        session.connected.clear()
+        if not any(s.connected.is_set() for s in self._sessions):
+            self._connected.clear()
+        session.generation += 1
         if not self._stop.is_set():
-            log.warning("disconnected from broker (%s); reconnecting", reason_code)
+            log.warning("disconnected from broker %s (%s); reconnecting", session.address,
+                        reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         # Never raise here: an exception would end paho's network thread. A topic that is
@@ -167,8 +204,10 @@ class Gateway:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", errors="replace")
+        session = self._session(userdata)
         self._queue.append(_Inbound(topic, bytes(msg.payload), datetime.now(UTC), msg.mid,
-                                    msg.qos, self._generation, bool(msg.retain)))
+                                    msg.qos, session.generation, bool(msg.retain),
+                                    session.index))
         if not self._arrived.is_set():  # set() takes a lock; skip it when already set
             self._arrived.set()
 
@@ -180,7 +219,9 @@ class Gateway:
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, wait_connected_s: float = 15.0) -> None:
-        host, port = self._settings.broker_address()
+        """Connect to every central broker; wait up to ``wait_connected_s`` for them. One
+        that is down is not waited for past that: the gateway serves from the others and
+        keeps trying it (a central broker may be away, the night goes on)."""
         props: Properties | None = None
         if self._settings.gateway_mqtt_version == "5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -189,18 +230,22 @@ class Gateway:
         self._thread = threading.Thread(target=self._write_loop, name="gateway-writer",
                                         daemon=True)
         self._thread.start()
-        # clean_start=False on every connect: a restarted gateway must resume its session
-        # and receive what the broker queued while it was away.
-        if props is None:
-            self._client.connect_async(host, port, keepalive=20)
-        else:
-            self._client.connect_async(host, port, keepalive=20, clean_start=False,
-                                       properties=props)
-        self._client.loop_start()
-        if wait_connected_s and not self._connected.wait(wait_connected_s):
-            if self.fatal:
-                raise self.fatal
-            log.warning("gateway not yet connected to %s:%s; will keep trying", host, port)
+        for session in self._sessions:
+            # clean_start=False on every connect: a restarted gateway must resume its
+            # session and receive what the broker queued while it was away.
+            if props is None:
+                session.client.connect_async(session.host, session.port, keepalive=20)
+            else:
+                session.client.connect_async(session.host, session.port, keepalive=20,
+                                             clean_start=False, properties=props)
+            session.client.loop_start()
+        deadline = time.monotonic() + wait_connected_s
+        for session in self._sessions:
+            if not wait_connected_s or self.fatal:
+                break
+            if not session.connected.wait(max(0.0, deadline - time.monotonic())):
+                log.warning("gateway not yet connected to %s; will keep trying",
+                            session.address)
         if self.fatal:
             raise self.fatal
 
@@ -208,8 +253,9 @@ class Gateway:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._client.disconnect()
-        self._client.loop_stop()
+        for session in self._sessions:
+            session.client.disconnect()
+            session.client.loop_stop()
         self.writer.close()
         self.registry.close()
         if self.bridge_history is not None:
@@ -217,7 +263,12 @@ class Gateway:
 
     @property
     def connected(self) -> bool:
+        """Ready on at least one central broker."""
         return self._connected.is_set()
+
+    def brokers(self) -> dict[str, bool]:
+        """Each central broker's address and whether the gateway's session there is ready."""
+        return {s.address: s.connected.is_set() for s in self._sessions}
 
     @property
     def backlog(self) -> int:
@@ -342,11 +393,14 @@ class Gateway:
                            dead_letters=len(batch.dead_letters))
 
     def _ack(self, inbound: list[_Inbound]) -> None:
-        # Only messages of the current connection, in the order received (MQTT requires
-        # PUBACKs in order); QoS 0 messages need none.
-        generation = self._generation
-        self._client.ack_many([item.mid for item in inbound
-                               if item.qos == 1 and item.generation == generation])
+        # Each copy to the broker that sent it, only messages of that session's current
+        # connection, in the order received (MQTT requires PUBACKs in order); QoS 0
+        # messages need none.
+        for session in self._sessions:
+            index, generation = session.index, session.generation
+            session.client.ack_many([item.mid for item in inbound
+                                     if item.broker == index and item.qos == 1
+                                     and item.generation == generation])
 
     def _idle(self) -> None:
         # The next batch retries the reload; an idle gateway need not report the outage.

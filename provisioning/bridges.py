@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from core.events import DeviceSource
 from core.settings import Settings
-from provisioning.broker_accounts import BrokerAccounts
+from provisioning.broker_group import BrokerGroup, managed_brokers
 from provisioning.errors import ProvisioningError
 from provisioning.names import SLUG, DeviceCredentials, client_id_of
 
@@ -58,10 +58,8 @@ def bridge_topics(source: DeviceSource, application_id: str | None = None) -> li
         "get their own account with: nattero device add")
 
 
-def _broker(settings: Settings) -> BrokerAccounts:
-    host, port = settings.broker_address()
-    return BrokerAccounts(host, port, settings.broker_admin_account(),
-                          tls=settings.mqtt_tls_context())
+def _broker(settings: Settings) -> BrokerGroup:
+    return managed_brokers(settings)
 
 
 def add_bridge(settings: Settings, name: str, source: DeviceSource, *,

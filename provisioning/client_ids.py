@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from core.settings import Settings
 from provisioning.bridges import bridge_username
-from provisioning.broker_accounts import BrokerAccounts
+from provisioning.broker_group import managed_brokers
 from provisioning.names import client_id_of
 
 __all__ = ["bind_existing_accounts", "is_device_or_bridge_account"]
@@ -26,10 +26,8 @@ def is_device_or_bridge_account(username: str) -> bool:
 def bind_existing_accounts(settings: Settings) -> list[str]:
     """Bind every device and bridge account not yet bound to its own client id; returns
     the usernames bound now (empty when all were bound already). Idempotent."""
-    host, port = settings.broker_address()
     bound: list[str] = []
-    with BrokerAccounts(host, port, settings.broker_admin_account(),
-                          tls=settings.mqtt_tls_context()) as broker:
+    with managed_brokers(settings) as broker:
         for username, client_id in sorted(broker.client_ids().items()):
             if not is_device_or_bridge_account(username):
                 continue

@@ -20,7 +20,7 @@ from core.settings import Settings
 from ingest import layouts
 from ingest.db import Session, session_scope
 from ingest.models import Device
-from provisioning.broker_accounts import BrokerAccounts
+from provisioning.broker_group import BrokerGroup, managed_brokers
 from provisioning.errors import ProvisioningError
 from provisioning.names import (
     ID_SLUG,
@@ -70,11 +70,10 @@ def _new_credentials(site: str, device: str) -> DeviceCredentials:
                              password=secrets.token_urlsafe(24))
 
 
-def broker_accounts(settings: Settings) -> BrokerAccounts:
-    """A short-lived admin connection to the broker's accounts (use as a context manager)."""
-    host, port = settings.broker_address()
-    return BrokerAccounts(host, port, settings.broker_admin_account(),
-                          tls=settings.mqtt_tls_context())
+def broker_accounts(settings: Settings) -> BrokerGroup:
+    """Short-lived admin connections to the accounts of every broker devices may connect
+    to (use as a context manager)."""
+    return managed_brokers(settings)
 
 
 def add_site(settings: Settings, site: str, name: str, tz: str = DEFAULT_TIME_ZONE,
@@ -216,7 +215,7 @@ def add_device(settings: Settings, site: str, device: str, room: str, kind: Devi
                                  source=source, external_id=external_id, mapping=mapping)
 
 
-def insert_device(session: Session, broker: BrokerAccounts | None, site: str, device: str,
+def insert_device(session: Session, broker: BrokerGroup | None, site: str, device: str,
                   room: str, kind: DeviceKind, heartbeat_s: int = 300, *,
                   source: DeviceSource = DeviceSource.NATIVE, external_id: str | None = None,
                   mapping: str | None = None) -> DeviceCredentials:

@@ -160,7 +160,7 @@ def run_simulation(settings: Settings, sites: Sequence[str] | None = None, night
     accounts = _accounts(settings, profiles, store, provision)
     if baseline_nights > 0:
         _log_rounds(settings, originals, site_suffix, dates, seed, baseline_nights)
-    host, port = settings.broker_address()
+    host, port = settings.device_broker_address()
     tls = settings.mqtt_tls_context()
     if tls is not None:
         publisher = functools.partial(publisher, tls=tls)

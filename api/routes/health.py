@@ -66,8 +66,7 @@ async def _check_database(pool: ConnectionPool) -> str:
     return "ok"
 
 
-async def _check_broker(settings: Settings) -> str:
-    host, port = settings.broker_address()
+async def _check_broker(host: str, port: int) -> str:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CHECK_TIMEOUT_S)
     except (OSError, TimeoutError) as exc:
@@ -78,19 +77,34 @@ async def _check_broker(settings: Settings) -> str:
     return "ok"
 
 
+async def _check_brokers(settings: Settings) -> tuple[str, str | None]:
+    """"ok" while one central broker answers (the gateway listens on each), and what is
+    degraded when some do not; "down: ..." when none does."""
+    brokers = settings.central_brokers()
+    results = await asyncio.gather(*(_check_broker(host, port) for host, port in brokers))
+    down = [result for result in results if result != "ok"]
+    if len(down) == len(results):
+        return "; ".join(down), None
+    if down:
+        return "ok", "; ".join(down)
+    return "ok", None
+
+
 @router.get("/readyz", response_model=Readiness,
             responses={503: {"model": Readiness, "description": "a dependency is down"}})
 async def readyz(request: Request) -> JSONResponse:
     """200 when the database and the broker are reachable (and the alert listener and, if
     run here, the gateway are connected); 503 naming what is down."""
     state = request.app.state
-    database, broker = await asyncio.gather(_check_database(state.pool),
-                                            _check_broker(state.settings))
+    database, (broker, brokers_degraded) = await asyncio.gather(
+        _check_database(state.pool), _check_brokers(state.settings))
     checks = {"database": database, "broker": broker}
     fanout: AlertFanout = state.fanout
     checks["alert_listener"] = "ok" if fanout.listening else "down: not listening"
     pipeline = getattr(state, "pipeline", None)
     degraded: dict[str, str] = {}
+    if brokers_degraded:
+        degraded["brokers"] = f"a central broker is away: {brokers_degraded}"
     if pipeline is not None:
         checks["gateway"] = "ok" if pipeline.gateway.connected else "down: not connected"
         rules = getattr(pipeline, "rules", None)

@@ -76,9 +76,9 @@ def bootstrap(as_json: JsonOption = False) -> None:
     settings = current_settings()
     url = settings.sqlalchemy_url()
     upgrade(url)
-    host, port = settings.broker_address()
-    created = ensure_gateway_account(host, port, settings.broker_admin_account(),
-                                     settings.gateway_account(),
-                                     tls=settings.mqtt_tls_context())
+    created = [ensure_gateway_account(host, port, settings.broker_admin_account(),
+                                      settings.gateway_account(),
+                                      tls=settings.mqtt_tls_context())
+               for host, port in settings.central_brokers()]
     print_record({"revision": current_revision(url), "gateway_account":
-                  "created" if created else "exists"}, as_json)
+                  "created" if any(created) else "exists"}, as_json)
