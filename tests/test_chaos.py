@@ -1,20 +1,23 @@
 """Chaos, the short run (issue 18 §5): a night with the database's primary, a pipeline
-worker and an API process killed -9 at fixed moments, and brought back.
+worker, an API process, a central broker and the site hub killed -9 at fixed moments, and
+brought back.
 
 All real, on one machine: pg_auto_failover (a monitor and two synchronous nodes,
-``deploy.ha``), two `nattero pipeline --leases` workers sharing two sites, two API
-processes behind HAProxy (``deploy.balancer``), a night board on the balancer, and devices
-on the test broker. Each site streams sensor heartbeats for 40 s and opens (and closes) one
-of its six building exits every six seconds. The faults, one of each (fixed moments, so a
-failure can be replayed): the primary at 6 s (restarted as secondary at 18 s), the worker
-owning the first site at 20 s (restarted at 24 s), the first API process at 30 s
-(restarted at 34 s; the board may be on either).
+``deploy.ha``), two central brokers and a site hub bridged to each (``deploy.brokers``),
+two `nattero pipeline --leases` workers sharing two sites and listening on both central
+brokers, two API processes behind HAProxy (``deploy.balancer``), a night board on the
+balancer, and devices on the hub. Each site streams sensor heartbeats for 54 s and opens
+(and closes) one of its nine building exits every six seconds. The faults, one of each
+(fixed moments, so a failure can be replayed): the primary at 6 s (restarted as secondary
+at 18 s), the worker owning the first site at 20 s (restarted at 24 s), the first API
+process at 30 s (restarted at 34 s; the board may be on either), the first central broker
+at 38 s (restarted at 44 s), the site hub at 46 s (restarted at 49 s; the devices
+reconnect and send again what it had not acknowledged).
 
-At the end: every event the broker acknowledged is stored exactly once; every building
-exit is alerted exactly once, with the situations an undisturbed engine gives for the same
-events; every alert reached the board; the worst delay from a door opening to its alert
-on the board is printed. Redundant brokers and site hubs (issue 18 §3) are not built yet,
-so their faults are not played.
+At the end: every event the devices sent (each acknowledged by the hub) is stored exactly
+once; every building exit is alerted exactly once, with the situations an undisturbed
+engine gives for the same events; every alert reached the board; the worst delay from a
+door opening to its alert on the board is printed.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from rules.runtime import layouts_from_store
 from tests.support import REPO
 from tests.support.api import PASSWORD, free_port
 from tests.support.board import ApiProcess
+from tests.support.brokers import RedundantBrokers, redundant_brokers
 from tests.support.devices import DeviceClient, event_payload
 from tests.support.pipeline import gateway_env
 from tests.support.replicated import Board, count, replicated_database
@@ -55,15 +59,21 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
-NIGHT_S = 40.0
+NIGHT_S = 54.0
 HEARTBEATS_PER_S = 25.0
 EXIT_EVERY_S = 6.0
-EXITS = 6  # opened at 1, 7, ..., 31 s: before, during and after the faults
+EXITS = 9  # opened at 1, 7, ..., 49 s: before, during and after the faults
 
 
 @pytest.fixture(scope="module")
 def replicated(migrated: StackInfo) -> Iterator[tuple[Settings, str]]:
     with replicated_database("chaos", 230) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def topology(migrated: StackInfo) -> Iterator[RedundantBrokers]:
+    with redundant_brokers("chaos-brokers", 56800) as found:
         yield found
 
 
@@ -180,10 +190,12 @@ def _expected_exits(url: str, events: list[Event]) -> set[str]:
     return keys
 
 
-def test_a_night_survives_the_primary_a_worker_and_an_api_process_killed(
-        replicated: tuple[Settings, str], stack: StackInfo, tmp_path: Path) -> None:
+def test_a_night_survives_the_primary_a_worker_an_api_process_a_broker_and_the_hub_killed(
+        replicated: tuple[Settings, str], topology: RedundantBrokers, tmp_path: Path) -> None:
     settings, url = replicated
-    on_replicated = get_settings().model_copy(update={"database_url": url})
+    on_replicated = topology.provisioning(get_settings().model_copy(
+        update={"database_url": url}))
+    hub_host, hub_port = topology.hub
     sites = [unique("ca"), unique("cb")]
     nurse = unique("nurse")
     devices: list[SiteDevices] = []
@@ -196,16 +208,15 @@ def test_a_night_survives_the_primary_a_worker_and_an_api_process_killed(
             provisioning.add_room(on_replicated, site, f"exit-{n}", RoomKind.EXIT, f"Udgang {n}")
             door = provisioning.add_device(on_replicated, site, f"exit-{n}", f"exit-{n}",
                                            DeviceKind.EXIT)
-            doors.append(DeviceClient(stack.mqtt_host, stack.mqtt_port, door.username,
-                                      door.password))
+            doors.append(DeviceClient(hub_host, hub_port, door.username, door.password))
         devices.append(SiteDevices(site, DeviceClient(
-            stack.mqtt_host, stack.mqtt_port, beat.username, beat.password), doors))
+            hub_host, hub_port, beat.username, beat.password), doors))
     with psycopg.connect(url, autocommit=True) as conn:
         for site in sites:
             night_around_now(conn, site)
         create_user(conn, nurse, PASSWORD, "staff", sites)
 
-    env = {**os.environ, **gateway_env(*sites), "NATTERO_DATABASE_URL": url,
+    env = {**os.environ, **gateway_env(*sites), **topology.env(), "NATTERO_DATABASE_URL": url,
            "NATTERO_LEASE_TTL_S": "3", "NATTERO_LEASE_RENEW_S": "0.5",
            "NATTERO_MAINTENANCE": "off"}
     workers = [Worker(name, env, tmp_path / f"{name}.log", sites) for name in ("one", "two")]
@@ -254,6 +265,16 @@ def test_a_night_survives_the_primary_a_worker_and_an_api_process_killed(
         faults.append("API process api1 killed at 30 s")
         at(34)
         apis[0].start()
+        at(38)
+        topology.kill("central-1")
+        faults.append("central broker central-1 killed at 38 s")
+        at(44)
+        topology.start("central-1")
+        at(46)
+        topology.kill("hub")
+        faults.append("site hub killed at 46 s")
+        at(49)
+        topology.start("hub")
         for player in players:
             player.join()
 
