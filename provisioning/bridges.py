@@ -98,6 +98,38 @@ def revoke_bridge(settings: Settings, name: str) -> None:
         broker.delete_account(username)
 
 
+def hub_username(site: str) -> str:
+    return f"hub-{site}"
+
+
+def add_site_hub(settings: Settings, site: str) -> DeviceCredentials:
+    """Create a site hub's account on every central broker (``docs/brokers.md``): bound to
+    its own client id, it may publish the site's device topics (``nattero/v1/{site}/#``)
+    and nothing else; its bridges use it. Returns the credentials (shown once)."""
+    if not SLUG.match(site):
+        raise ProvisioningError(f"site id {site!r} must be lower-case letters, digits and '-'")
+    username = hub_username(site)
+    credentials = DeviceCredentials(username=username, client_id=client_id_of(username),
+                                    password=secrets.token_urlsafe(24))
+    with managed_brokers(settings, hubs=False) as broker:
+        if broker.account_exists(username):
+            raise ProvisioningError(
+                f"the hub of site {site!r} has an account already; revoke it first with: "
+                f"nattero broker hub-revoke {site}")
+        broker.create_bridge_account(username, credentials.password,
+                                     [f"nattero/v1/{site}/#"], client_id=credentials.client_id)
+    return credentials
+
+
+def revoke_site_hub(settings: Settings, site: str) -> None:
+    """Delete a site hub's account on every central broker (its bridges are refused)."""
+    username = hub_username(site)
+    with managed_brokers(settings, hubs=False) as broker:
+        if not broker.account_exists(username):
+            raise ProvisioningError(f"site {site!r} has no hub account ({username!r})")
+        broker.delete_account(username)
+
+
 @dataclass(frozen=True, slots=True)
 class BridgeAccount:
     name: str

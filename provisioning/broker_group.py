@@ -97,12 +97,12 @@ class BrokerGroup:
         return self.first.account_exists(username)
 
 
-def managed_brokers(settings: Settings) -> BrokerGroup:
-    """Admin connections to every central broker and site hub of this installation (use
-    as a context manager)."""
+def managed_brokers(settings: Settings, *, hubs: bool = True) -> BrokerGroup:
+    """Admin connections to every central broker and (``hubs``) site hub of this
+    installation (use as a context manager)."""
     tls = settings.mqtt_tls_context()
     admin = settings.broker_admin_account()
-    addresses = settings.central_brokers() + settings.site_hubs()
+    addresses = settings.central_brokers() + (settings.site_hubs() if hubs else [])
     # One address named twice (a hub on the central host) is one broker.
     unique = list(dict.fromkeys(addresses))
     return BrokerGroup([BrokerAccounts(host, port, admin, tls=tls) for host, port in unique])

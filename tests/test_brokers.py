@@ -23,7 +23,7 @@ from core import metrics
 from core.events import DeviceKind, RoomKind
 from core.settings import Settings, StackInfo
 from gateway.service import Gateway
-from provisioning.broker_accounts import BrokerAccountError
+from provisioning.broker_accounts import BrokerAccountError, BrokerAccounts
 from tests.support.brokers import RedundantBrokers, redundant_brokers
 from tests.support.devices import DeviceClient, event_payload
 from tests.support.pipeline import gateway_env
@@ -192,9 +192,11 @@ def test_the_hub_killed_loses_no_acknowledged_event(
         sorted(set(sent) - set(_stored(db, site)))[:10]
 
 
-def _accepts(host: str, port: int, username: str, password: str) -> bool:
+def _accepts(host: str, port: int, username: str, password: str,
+             client_id: str | None = None) -> bool:
     codes: list[int] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or username,
+                         protocol=mqtt.MQTTv5)
     client.username_pw_set(username, password)
     client.on_connect = lambda _c, _u, _f, reason, _p: codes.append(reason.value)
     client.connect(host, port, keepalive=10)
@@ -256,3 +258,20 @@ def test_a_gateway_starts_while_one_central_broker_is_down(
         service.stop()
         topology.start("central-1")
 
+
+
+def test_a_site_hub_account_is_on_every_central_broker_for_its_own_site_only(
+        topology: RedundantBrokers, settings: Settings,
+        site_device: tuple[str, provisioning.DeviceCredentials]) -> None:
+    from provisioning.bridges import add_site_hub, revoke_site_hub
+
+    site, _ = site_device
+    on_brokers = topology.provisioning(settings)
+    hub = add_site_hub(on_brokers, site)
+    with BrokerAccounts(*topology.central[0], topology.info.broker_admin) as accounts:
+        assert accounts.publish_topics(hub.username) == [f"nattero/v1/{site}/#"]
+    assert all(_accepts(h, p, hub.username, hub.password) for h, p in topology.central)
+    assert not _accepts(*topology.central[0], hub.username, hub.password,
+                        client_id="someone-else")
+    revoke_site_hub(on_brokers, site)
+    assert not any(_accepts(h, p, hub.username, hub.password) for h, p in topology.central)

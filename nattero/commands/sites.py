@@ -666,6 +666,32 @@ def bridge_revoke(name: Annotated[str, typer.Argument(help="bridge id")]) -> Non
 
 # -- broker --------------------------------------------------------------------------------
 
+@broker_app.command("hub-add")
+def broker_hub_add(site: SiteArgument, as_json: JsonOption = False) -> None:
+    """Create a site hub's account on every central broker (docs/brokers.md); prints its
+    username, client id and password once, for the hub's bridge configuration."""
+    from provisioning.bridges import add_site_hub
+
+    creds = add_site_hub(current_settings(), site)
+    record("broker.hub_add", site, creds.username)
+    print_record({"site": site, "username": creds.username, "client_id": creds.client_id,
+                  "password": creds.password}, as_json)
+    if not as_json:
+        typer.echo("the password is shown only this once; put it in each of the hub's bridge "
+                   "connections (remote_password) with this client id (remote_clientid)",
+                   err=True)
+
+
+@broker_app.command("hub-revoke")
+def broker_hub_revoke(site: SiteArgument) -> None:
+    """Delete a site hub's account on every central broker (its bridges are refused)."""
+    from provisioning.bridges import revoke_site_hub
+
+    revoke_site_hub(current_settings(), site)
+    record("broker.hub_revoke", site, None)
+    typer.echo(f"the hub account of site {site} is revoked")
+
+
 @broker_app.command("bind-client-ids")
 def broker_bind_client_ids(as_json: JsonOption = False) -> None:
     """Bind older device and bridge accounts to their own client id (once, idempotent).
