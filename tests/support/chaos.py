@@ -286,6 +286,11 @@ class Night:
     def _kill(self, fault: Fault) -> Callable[[], None]:
         """Kill the component; returns what brings it (or its replacement) back."""
         if fault.component == "primary":
+            # One fault of the database at a time: the last old primary must have rejoined
+            # as the synchronous secondary first.
+            assert wait_until(lambda: sorted(state for state, _ in ha.node_state(
+                self.settings).values()) == ["primary", "secondary"], 90), \
+                ha.node_state(self.settings)
             node = ha.primary(self.settings)
             assert node is not None, "no primary to kill"
             ha.kill_node(self.settings, node)
