@@ -15,16 +15,16 @@ def remove_session(settings: Settings, client_id: str) -> None:
 
     import paho.mqtt.client as mqtt
 
-    host, port = settings.broker_address()
     account = settings.gateway_account()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                         clean_session=True)
-    client.username_pw_set(account.username, account.password)
-    client.connect(host, port)
-    client.loop_start()
-    time.sleep(0.5)
-    client.disconnect()
-    client.loop_stop()
+    for host, port in settings.central_brokers():  # a session on each
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                             clean_session=True)
+        client.username_pw_set(account.username, account.password)
+        client.connect(host, port)
+        client.loop_start()
+        time.sleep(0.5)
+        client.disconnect()
+        client.loop_stop()
 
 
 def remove_site(settings: Settings, site: str) -> None:

@@ -79,7 +79,7 @@ def burst_files(workdir: Path, devices: int, per_device: int) -> list[Path]:
 def measure(settings: Settings, verb: str, files: list[Path], total: int) -> Run:
     """One burst to a fresh site served by ``nattero VERB`` (gateway or pipeline)."""
     dsn = settings.resolved_database_url()
-    host, port = settings.broker_address()
+    host, port = settings.device_broker_address()  # the site hub after `nattero up --ha`
     site = f"bench-{uuid.uuid4().hex[:6]}"
     provisioning.add_site(settings, site, "Bench")
     provisioning.add_room(settings, site, "lounge", RoomKind.COMMON, "Bench room")
