@@ -55,6 +55,7 @@ sys.path.insert(0, str(REPO))
 from api.fanout import from_notification  # noqa: E402
 from core.settings import Settings, get_settings  # noqa: E402
 from ingest.alerts import NOTIFY_CHANNEL  # noqa: E402
+from nattero.lease_keeper import site_client_id  # noqa: E402
 from provisioning.sites import broker_accounts  # noqa: E402
 
 NIGHT = "00:00-23:59"  # every minute of the run is night: exits call at once
@@ -222,6 +223,60 @@ class Publisher:
         self.client.disconnect()
 
 
+class Heartbeats:
+    """Every device's heartbeat once per interval (spread over it), and a flat door opening
+    with 1 % of them, in a thread, from the workers' start to the end: a bench that paused
+    them while the workers start would find every device silent (offline alerts the
+    measured minutes then pay for)."""
+
+    def __init__(self, pub: Publisher, fleet: Fleet) -> None:
+        self._pub, self._fleet = pub, fleet
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        devices = list(self._fleet.devices())
+        random.shuffle(devices)
+        per_s = len(devices) / self._fleet.heartbeat_s
+        began, beat = time.monotonic(), 0
+        while not self._stop.wait(0.002):
+            due = int((time.monotonic() - began) * per_s)
+            while beat < due:
+                site, device, _, _ = devices[beat % len(devices)]
+                self._pub.event(site, device, "heartbeat")
+                beat += 1
+                if random.random() < 0.01:
+                    door_site = random.choice(self._fleet.sites)
+                    self._pub.event(door_site, f"f{random.randrange(self._fleet.flats)}-door",
+                                    "door.open")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def presubscribe(settings: Settings, sessions: dict[str, list[str]]) -> None:
+    """Create the workers' persistent sessions (client id -> its sites) with their
+    subscriptions before they start: a worker replays the night before it connects, and
+    what devices send meanwhile must be queued for it, as for a worker that restarts."""
+    host, port = settings.broker_address()
+    account = settings.gateway_account()
+    for client_id, sites in sessions.items():
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv311, clean_session=False)
+        client.username_pw_set(account.username, account.password)
+        done = threading.Event()
+        client.on_subscribe = lambda *_, done=done: done.set()
+        client.connect(host, port)
+        client.loop_start()
+        client.subscribe([(f"nattero/v1/{site}/+/{channel}", 1) for site in sites
+                          for channel in ("events", "status")])
+        done.wait(10)
+        client.disconnect()
+        client.loop_stop()
+
+
 def owners(dsn: str, sites: list[str]) -> dict[str, str]:
     with psycopg.connect(dsn) as conn:
         return {s: o for s, o in conn.execute(
@@ -287,6 +342,7 @@ def main() -> None:
     workers: list[Worker] = []
     listener: Listener | None = None
     pub: Publisher | None = None
+    heartbeats: Heartbeats | None = None
     try:
         started = time.monotonic()
         provision(dsn, fleet, username)
@@ -299,15 +355,22 @@ def main() -> None:
                "NATTERO_LEASE_RENEW_S": str(LEASE_RENEW_S),
                "NATTERO_LEASE_MAX_SITES": str(args.sites)}
         listener = Listener(dsn)
-        started = time.monotonic()
         leases = not args.no_leases
+        base_id = env["NATTERO_GATEWAY_CLIENT_ID"]
+        if leases:
+            presubscribe(settings, {site_client_id(base_id, site): [site]
+                                    for site in fleet.sites})
+        else:
+            presubscribe(settings, {base_id: fleet.sites})
+        pub = Publisher(settings, username, password)
+        heartbeats = Heartbeats(pub, fleet)
+        started = time.monotonic()
         workers = [Worker(f"w{n}-{tag}", env, workdir / f"w{n}.log", leases)
                    for n in range(1 if args.no_leases else args.workers)]
         while leases and len(owners(dsn, fleet.sites)) < len(fleet.sites):
             if time.monotonic() - started > 600:
                 raise SystemExit(f"the workers did not take every site; read {workdir}")
             time.sleep(0.5)
-        pub = Publisher(settings, username, password)
         # Served once an exit opened at every site has its alert. Opened again until then:
         # published before a worker's session subscribed, an event is not kept for it.
         waiting = list(fleet.sites)
@@ -321,23 +384,13 @@ def main() -> None:
             waiting = [site for site, ts in opened if listener.heard(site, ts) is None]
         result["start_s"] = round(time.monotonic() - started, 1)
 
-        # The night: heartbeats spread over their interval, doors, and measured exits.
+        # The night: heartbeats and doors (on since the start), and measured exits.
         opened = {}
-        devices = list(fleet.devices())
-        per_s = len(devices) / args.heartbeat
         cpu_before = sum(w.cpu_s() for w in workers)
         sent_before = pub.sent
         began = time.monotonic()
-        beat, next_exit = 0, began
+        next_exit = began
         while (now := time.monotonic()) - began < args.minutes * 60:
-            due = int((now - began) * per_s)
-            while beat < due:
-                site, device, _, _ = devices[beat % len(devices)]
-                pub.event(site, device, "heartbeat")
-                beat += 1
-                if random.random() < 0.01:
-                    flat_site = random.choice(fleet.sites)
-                    pub.event(flat_site, f"f{random.randrange(fleet.flats)}-door", "door.open")
             if now >= next_exit:
                 open_exit(pub, random.choice(fleet.sites), opened)
                 next_exit += args.exit_every
@@ -386,6 +439,8 @@ def main() -> None:
             "seconds": round(time.monotonic() - killed, 1), "lease_ttl_s": LEASE_TTL_S,
             "target_s": 15}
     finally:
+        if heartbeats is not None:
+            heartbeats.stop()
         if pub is not None:
             pub.close()
         if listener is not None:
