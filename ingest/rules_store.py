@@ -90,6 +90,17 @@ class RulesStore:
             self._conn.close()
             self._conn = None
 
+    def layout_version(self) -> int:
+        """The layouts' version (migration 0021): it changes whenever something the rules
+        read from ``layouts`` changed."""
+        conn = self._connection()
+        try:
+            row = conn.execute("SELECT version FROM layout_version").fetchone()
+            conn.commit()
+        except psycopg.Error as exc:
+            raise self._failed(exc) from exc
+        return int(row[0]) if row else 0
+
     def layouts(self) -> StoredLayouts:
         conn = self._connection()
         try:

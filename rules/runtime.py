@@ -177,6 +177,7 @@ class RulesRuntime:
         self._lock = threading.RLock()
         self._engine = RulesEngine({})
         self._layout_loaded = 0.0
+        self._layout_version: int | None = None  # of the layouts last read (ingest)
         # site -> (newest evaluated time, wall time it arrived): whether the site is live
         self._seen: dict[str, tuple[datetime, float]] = {}
         self._stop = threading.Event()
@@ -196,7 +197,9 @@ class RulesRuntime:
     # -- start-up -------------------------------------------------------------------------
     def load(self) -> None:
         """Build the engine from the store: layouts, then the last hours of events."""
+        version = self._store.layout_version()  # first: a change meanwhile is read later
         layouts, books = self._layouts(self._store.layouts())
+        self._layout_version = version
         # Per site, the hours before its newest event (live or a replayed night):
         # long enough for every timer and excursion the rules keep.
         not_after = datetime.fromtimestamp(self._wall(), UTC) + self._future_skew
@@ -543,9 +546,16 @@ class RulesRuntime:
         while not self._stop.wait(wait):
             try:
                 if time.monotonic() - self._layout_loaded > LAYOUT_TTL_S:
-                    # Here, not in the writer's hook: a reload is a few milliseconds of
-                    # reads that an alert on its way through the writer should not wait for.
-                    self.reload_layouts()
+                    # Here, not in the writer's hook; and only when something changed: for
+                    # 200 sites a reload is ~0.3 s of work, a sixth of it holding the
+                    # engine's lock, that an alert on its way through the writer waits for.
+                    # The version is read first, so a change committed while the layouts
+                    # are read is seen again next time, never missed.
+                    version = self._store.layout_version()
+                    if version != self._layout_version:
+                        self.reload_layouts()
+                        self._layout_version = version
+                    self._layout_loaded = time.monotonic()
                 self.catch_up()
                 self.tick()
                 wait = self._wait_s()
