@@ -8,21 +8,12 @@ import contextlib
 import json
 import secrets
 import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from core.settings import BrokerAccount, Settings, StackInfo, get_settings
 from deploy import brokers, stack
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+from tests.support.replicated import port_is_free
 
 
 @dataclass(frozen=True)
@@ -84,7 +75,7 @@ def redundant_brokers(name: str, port: int) -> Iterator[RedundantBrokers]:
     """Central brokers on ``port`` and ``port + 10``, the hub on ``port + 11`` (or the next
     ports free), in ``<test state dir>/<name>``; removed afterwards."""
     base = get_settings()
-    while not all(_free(port + offset) for offset in
+    while not all(port_is_free(port + offset) for offset in
                   (0, brokers.CENTRAL_PORT_OFFSET, brokers.HUB_PORT_OFFSET)):
         port += 1
     settings = base.model_copy(update={"state_dir": base.state_dir / name, "mqtt_port": port})

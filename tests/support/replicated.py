@@ -22,7 +22,7 @@ from ingest.migrate import upgrade
 from tests.support.api import open_stream
 
 
-def _free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -39,7 +39,7 @@ def replicated_database(name: str, port_offset: int) -> Iterator[tuple[Settings,
     base = get_settings()
     # These ports lie in the kernel's range for outgoing connections: one of the suite's
     # many connections may hold one just now (seen once), so take three that are free.
-    while not all(_free(base.pg_port + port_offset + ha.MONITOR_PORT_OFFSET + n)
+    while not all(port_is_free(base.pg_port + port_offset + ha.MONITOR_PORT_OFFSET + n)
                   for n in range(3)):
         port_offset += 3
     settings = base.model_copy(update={"state_dir": base.state_dir / name,
