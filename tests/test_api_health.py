@@ -46,6 +46,27 @@ def test_readyz_names_rules_that_are_behind_but_stays_ready(api, http) -> None:
     assert body["detail"] == "ready (degraded: rules)"
 
 
+def test_readyz_stays_ready_while_one_central_broker_is_away_and_says_which(
+        api, http, stack) -> None:
+    from tests.support.api import free_port
+
+    settings = api.app.state.settings
+    away = f"127.0.0.1:{free_port()}"
+    here = f"{stack.mqtt_host}:{stack.mqtt_port}"
+    try:
+        api.app.state.settings = settings.model_copy(update={"mqtt_brokers": [here, away]})
+        one_away = http.get("/readyz")
+        api.app.state.settings = settings.model_copy(update={"mqtt_brokers": [away]})
+        all_away = http.get("/readyz")
+    finally:
+        api.app.state.settings = settings
+    assert one_away.status_code == 200, one_away.text
+    assert one_away.json()["checks"]["broker"] == "ok"
+    assert away in one_away.json()["degraded"]["brokers"]
+    assert all_away.status_code == 503, all_away.text
+    assert all_away.json()["checks"]["broker"].startswith(f"down: cannot connect to {away}")
+
+
 def test_unknown_path_answers_json_with_a_message(http) -> None:
     response = http.get("/api/v1/no-such-thing")
     assert response.status_code == 404
