@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import httpx
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
@@ -24,6 +25,7 @@ from core.events import DeviceKind, RoomKind
 from core.settings import Settings, StackInfo
 from gateway.service import Gateway
 from provisioning.broker_accounts import BrokerAccountError, BrokerAccounts
+from tests.support.api import Account, ApiServer
 from tests.support.brokers import RedundantBrokers, redundant_brokers
 from tests.support.devices import DeviceClient, event_payload
 from tests.support.pipeline import gateway_env
@@ -275,3 +277,24 @@ def test_a_site_hub_account_is_on_every_central_broker_for_its_own_site_only(
                         client_id="someone-else")
     revoke_site_hub(on_brokers, site)
     assert not any(_accepts(h, p, hub.username, hub.password) for h, p in topology.central)
+
+
+def test_the_admin_page_is_told_in_danish_when_a_broker_is_away(
+        topology: RedundantBrokers, api: ApiServer, http: httpx.Client,
+        make_user: Callable[..., Account], headers_for: Callable[[Account], dict[str, str]],
+        site_device: tuple[str, provisioning.DeviceCredentials]) -> None:
+    site, _ = site_device
+    admin = {**headers_for(make_user("admin")), "Accept-Language": "da"}
+    settings = api.app.state.settings
+    api.app.state.settings = topology.provisioning(settings)
+    topology.kill("central-2")
+    try:
+        refused = http.post(f"/api/v1/sites/{site}/devices", headers=admin,
+                            json={"id": "m-9", "room": "lounge", "kind": "motion"})
+    finally:
+        topology.start("central-2")
+        api.app.state.settings = settings
+    assert refused.status_code == 503, refused.text
+    detail = refused.json()["detail"]
+    assert detail.startswith("en broker svarede ikke eller afviste ændringen (")
+    assert f"{topology.central[1][1]}" in detail  # which broker

@@ -139,10 +139,14 @@ class Done(BaseModel):
     message: str
 
 
-def _provisioning_failed(exc: Exception) -> HTTPException:
+def _provisioning_failed(exc: Exception) -> HTTPException | Refusal:
     if isinstance(exc, BrokerAccountError):
-        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                             f"the broker refused or is unreachable: {exc}")
+        # With several brokers (docs/brokers.md) one that is away refuses every change: the
+        # admin must be told, in her language, to bring it back.
+        return Refusal(status.HTTP_503_SERVICE_UNAVAILABLE,
+                       "a broker did not answer or refused the change ({reason}); check that "
+                       "every broker runs (/readyz names one that is away) and try again",
+                       reason=str(exc))
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
 
 
