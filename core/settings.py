@@ -486,11 +486,10 @@ class Settings(BaseSettings):
         after `nattero up --ha`), else ``mqtt_host:mqtt_port``."""
         if self.mqtt_brokers:
             return [parse_address(a, "NATTERO_MQTT_BROKERS") for a in self.mqtt_brokers]
-        first = self.broker_address()
-        info = self.stack()
+        info = self.stack()  # read once: /readyz asks on every request
         if info is None or "mqtt_port" in self.model_fields_set:
-            return [first]
-        return [first] + [(info.mqtt_host, port) for port in info.more_broker_ports]
+            return [(self.mqtt_host, self.mqtt_port)]
+        return [(info.mqtt_host, port) for port in (info.mqtt_port, *info.more_broker_ports)]
 
     def site_hubs(self) -> list[tuple[str, int]]:
         """The site hubs whose device accounts Nattero keeps (``mqtt_hubs``, else the local

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from core.events import DeviceSource
 from core.settings import Settings
-from provisioning.broker_group import BrokerGroup, managed_brokers
+from provisioning.broker_group import managed_brokers
 from provisioning.errors import ProvisioningError
 from provisioning.names import SLUG, DeviceCredentials, client_id_of
 
@@ -58,10 +58,6 @@ def bridge_topics(source: DeviceSource, application_id: str | None = None) -> li
         "get their own account with: nattero device add")
 
 
-def _broker(settings: Settings) -> BrokerGroup:
-    return managed_brokers(settings)
-
-
 def add_bridge(settings: Settings, name: str, source: DeviceSource, *,
                application_id: str | None = None) -> DeviceCredentials:
     """Create a bridge's broker account; returns its credentials (shown once, stored nowhere).
@@ -78,7 +74,7 @@ def add_bridge(settings: Settings, name: str, source: DeviceSource, *,
     username = bridge_username(name)
     credentials = DeviceCredentials(username=username, client_id=client_id_of(username),
                                     password=secrets.token_urlsafe(24))
-    with _broker(settings) as broker:
+    with managed_brokers(settings) as broker:
         if broker.account_exists(credentials.username):
             raise ProvisioningError(
                 f"bridge {name!r} exists already; revoke it first with: "
@@ -91,7 +87,7 @@ def add_bridge(settings: Settings, name: str, source: DeviceSource, *,
 def revoke_bridge(settings: Settings, name: str) -> None:
     """Delete a bridge's account: the broker disconnects it at once and refuses it after."""
     username = bridge_username(name)
-    with _broker(settings) as broker:
+    with managed_brokers(settings) as broker:
         if not broker.account_exists(username):
             raise ProvisioningError(
                 f"there is no bridge {name!r} (no broker account {username!r})")
@@ -148,7 +144,7 @@ def _source_of(topics: list[str]) -> DeviceSource | None:
 
 def list_bridges(settings: Settings) -> list[BridgeAccount]:
     """Every bridge account the broker has (the broker account is the bridge), by name."""
-    with _broker(settings) as broker:
+    with managed_brokers(settings) as broker:
         usernames = sorted(u for u in broker.client_ids() if u.startswith(_USERNAME_PREFIX))
         bridges = []
         for username in usernames:

@@ -78,8 +78,8 @@ async def _check_broker(host: str, port: int) -> str:
 
 
 async def _check_brokers(settings: Settings) -> tuple[str, str | None]:
-    """"ok" while one central broker answers (the gateway listens on each), and what is
-    degraded when some do not; "down: ..." when none does."""
+    """The broker check: ``ok`` while one central broker answers (the gateway listens on
+    each), with what is degraded when some do not; ``down: ...`` when none does."""
     brokers = settings.central_brokers()
     results = await asyncio.gather(*(_check_broker(host, port) for host, port in brokers))
     down = [result for result in results if result != "ok"]
