@@ -10,7 +10,7 @@ from datetime import time
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 import provisioning
 from core.events import RoomKind
@@ -19,6 +19,7 @@ from tests.support.api import Account
 from tests.support.board import ApiProcess, log_in
 from tests.support.cli import nattero_cli
 from tests.support.devices import DeviceClient
+from tests.support.store import unique
 
 
 def site_row(db: psycopg.Connection, site: str) -> tuple[str, str, time, time]:
@@ -203,6 +204,7 @@ def test_admin_page_deletes_an_empty_room_only(
     log_in(page, server, make_user("admin"), next_path="/admin.html")
     page.click("#tab-rooms")
     page.select_option("#admin-site", site)
+    expect(page.locator("#rooms-body tr[data-room='f1']")).to_have_count(1)
     expect(page.locator("#rooms-body tr[data-room='f1'] [data-action='delete']")).to_have_count(0)
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#rooms-body tr[data-room='exit'] [data-action='delete']").click()
@@ -210,3 +212,37 @@ def test_admin_page_deletes_an_empty_room_only(
     expect(page.locator("#rooms-body tr[data-room='exit']")).to_have_count(0)
     assert db.execute("SELECT count(*) FROM rooms WHERE site = %s AND id = 'exit'",
                       (site,)).fetchone() == (0,)
+
+
+def test_a_slow_answer_for_the_site_shown_first_does_not_replace_the_chosen_sites_rooms(
+        site: str, api_process: Callable[..., ApiProcess], make_user: Callable[..., Account],
+        open_page: Callable[..., Page]) -> None:
+    settings = get_settings()
+    first = unique("0")  # sorts before every test site: the page shows it first
+    provisioning.add_site(settings, first, "Forhuset")
+    provisioning.add_room(settings, first, "g7", RoomKind.FLAT, "Lejlighed 7")
+    server = api_process()
+    page = open_page()
+
+    held: list[Route] = []
+
+    def hold_other_sites(route: Route) -> None:
+        if f"/sites/{site}/" in route.request.url:
+            route.continue_()
+        else:
+            held.append(route)  # the first site's rooms answer only after the chosen site's
+
+    page.route("**/api/v1/sites/*/rooms", hold_other_sites)
+    with page.expect_request(lambda request: request.url.endswith("/rooms")
+                             and f"/sites/{site}/" not in request.url):
+        log_in(page, server, make_user("admin"), next_path="/admin.html")
+    page.click("#tab-rooms")
+    page.select_option("#admin-site", site)
+    expect(page.locator("#rooms-body tr[data-room='f1']")).to_have_count(1)
+    assert len(held) == 1
+    with page.expect_response(lambda response: response.url == held[0].request.url):
+        held[0].continue_()
+    page.wait_for_timeout(300)  # the page has read and drawn the late answer by now
+    expect(page.locator("#rooms-body tr[data-room='f1']")).to_have_count(1)
+    expect(page.locator("#rooms-body tr")).to_have_count(3)  # f1, lounge, exit: no g7
+    assert page.locator("#admin-site").input_value() == site

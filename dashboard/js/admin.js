@@ -329,8 +329,10 @@ async function renderUsers() {
 }
 
 async function renderBoards() {
-  if (!state.site) return;
-  const boards = (await api.get("/boards")).filter((b) => b.site === state.site);
+  const site = state.site;
+  if (!site) return;
+  const boards = (await api.get("/boards")).filter((b) => b.site === site);
+  if (site !== state.site) return; // another site was chosen meanwhile
   fillTable($("boards-body"), boards.map((b) => {
     const tr = document.createElement("tr");
     tr.dataset.boardId = String(b.id);
@@ -564,19 +566,25 @@ async function loadSites() {
 }
 
 async function loadRooms() {
-  state.rooms = state.site ? await api.get(`/sites/${encodeURIComponent(state.site)}/rooms`) : [];
+  const site = state.site;
+  const rooms = site ? await api.get(`/sites/${encodeURIComponent(site)}/rooms`) : [];
+  // A slower answer for the site chosen before must not overwrite the one chosen now.
+  if (site !== state.site) return;
+  state.rooms = rooms;
   renderRooms();
   renderRules();
 }
 
 /** The selected site's baseline period into its form (empty when none is set yet). */
 async function loadBaseline() {
+  const site = state.site;
   let period = null;
   try {
-    period = state.site ? await api.get(`/sites/${encodeURIComponent(state.site)}/baseline`) : null;
+    period = site ? await api.get(`/sites/${encodeURIComponent(site)}/baseline`) : null;
   } catch {
     period = null; // 404: none set yet
   }
+  if (site !== state.site) return; // another site was chosen meanwhile
   $("baseline-first").value = period?.first ?? "";
   $("baseline-last").value = period?.last ?? "";
 }
