@@ -21,7 +21,6 @@ Battery (``rules.states.BatteryLevel``)
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Self, TypeGuard
@@ -48,11 +47,15 @@ def _heartbeat(item: Input) -> TypeGuard[Event]:
 
 
 def allowed_silence(ctx: SiteContext, device: str) -> timedelta:
-    info = ctx.device(device)
-    minutes = ctx.setting(RuleName.SENSOR_OFFLINE, info.room).minutes
-    if minutes is not None:
-        return timedelta(minutes=minutes)
-    return timedelta(seconds=2 * info.heartbeat_s)
+    """How long ``device`` may be silent before it is offline (read once per context)."""
+    silence = ctx.derived.get(device)
+    if silence is None:
+        info = ctx.device(device)
+        minutes = ctx.setting(RuleName.SENSOR_OFFLINE, info.room).minutes
+        silence = (timedelta(minutes=minutes) if minutes is not None
+                   else timedelta(seconds=2 * info.heartbeat_s))
+        ctx.derived[device] = silence
+    return silence
 
 
 @dataclass(slots=True)
@@ -69,7 +72,10 @@ class DeviceMachine:
         return cls(device, silent_at=since + allowed_silence(ctx, device))
 
     def clone(self) -> Self:
-        return copy.copy(self)
+        # Every input of a device is snapshotted: a plain constructor call is several
+        # times cheaper than copy.copy's reduce protocol (all fields are immutable values).
+        return type(self)(self.device, self.presence, self.silent_at, self.offline_episode,
+                          self.battery, self.battery_episode)
 
     def apply(self, item: Input, ctx: SiteContext) -> list[Intent]:
         if isinstance(item, StatusChange) and item.presence is Presence.OFFLINE:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Protocol, Self
 
@@ -58,6 +58,11 @@ class SiteContext:
     rulebook: RuleBook
     routines: Mapping[str, FlatRoutine] = field(default_factory=lambda: MappingProxyType({}))
     staff: tuple[StaffRound, ...] = ()  # staff going round (``rules.staff``)
+    # Figures derived from the fields above, per device (``rules.devices``): every
+    # heartbeat asks for its device's allowed silence, twice. Not an init field, so a
+    # context made with ``replace`` (new layout, book, routines or staff) starts empty.
+    derived: dict[str, timedelta] = field(default_factory=dict, init=False, repr=False,
+                                          compare=False)
 
     @property
     def site(self) -> str:
