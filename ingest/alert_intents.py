@@ -203,10 +203,11 @@ def _clear(conn: psycopg.Connection, c: Clear) -> int:
 
 
 def reannounce_unacknowledged(conn: psycopg.Connection,
-                              clocks: Iterable[tuple[str, datetime]]) -> int:
+                              clocks: Iterable[tuple[str, datetime]],
+                              limit: int | None = None) -> int:
     """Re-announce, once, every open alert nobody has taken for ``UNACKED_AFTER`` on its
-    site's clock (``clocks``: site and its time now); returns the number of changes.
-    Caller commits."""
+    site's clock (``clocks``: site and its time now), at most ``limit`` of them (the
+    longest called first); returns the number of changes. Caller commits."""
     sites, nows = [], []
     for site, now in clocks:
         sites.append(site)
@@ -225,10 +226,12 @@ def reannounce_unacknowledged(conn: psycopg.Connection,
         return 0
     lock_changes(conn)
     rows = conn.execute(
-        f"UPDATE alerts a SET reannounced_at = c.now, escalated = true, "
-        f"escalated_at = coalesce(a.escalated_at, c.now) FROM {clock} "
-        f"WHERE a.site = c.site AND {due} RETURNING a.id",
-        (sites, nows, UNACKED_AFTER)).fetchall()
+        f"UPDATE alerts a SET reannounced_at = d.now, escalated = true, "
+        f"escalated_at = coalesce(a.escalated_at, d.now) "
+        f"FROM (SELECT a.id, c.now FROM alerts a JOIN {clock} ON a.site = c.site "
+        f"      WHERE {due} ORDER BY a.called_at, a.id LIMIT %s) d "
+        f"WHERE a.id = d.id RETURNING a.id",
+        (sites, nows, UNACKED_AFTER, limit)).fetchall()
     for (alert_id,) in rows:
         announce(conn, int(alert_id), AlertChange.REANNOUNCED)
     return len(rows)

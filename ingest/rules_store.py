@@ -24,7 +24,10 @@ from ingest.alert_intents import apply_intents, reannounce_unacknowledged
 from ingest.rule_layouts import StoredLayouts, read_layouts
 from ingest.writer import StoredEventRow, StoreUnavailable, WriteFence
 
-__all__ = ["RulesStore"]
+__all__ = ["REANNOUNCE_CHUNK", "RulesStore"]
+
+# Re-announcements per transaction: two round trips each under the change lock.
+REANNOUNCE_CHUNK = 10
 
 
 def _recent_events(conn: psycopg.Connection, sites: Sequence[str], window: timedelta,
@@ -141,15 +144,18 @@ class RulesStore:
         return [Event(site_, device, event_id, ts, EventKind(kind), battery)
                 for site_, device, event_id, ts, kind, battery in rows]
 
-    def staff_rounds(self, since: datetime
+    def staff_rounds(self, since: datetime, sites: Iterable[str] | None = None
                      ) -> dict[str, list[tuple[str | None, datetime, datetime]]]:
-        """Per site, the rounds staff announced that end after ``since`` (``rules.staff``):
-        (room or None for the common rooms, start, end), oldest first."""
+        """Per site (of ``sites``, None: every site), the rounds staff announced that end
+        after ``since`` (``rules.staff``): (room or None for the common rooms, start, end),
+        oldest first."""
         conn = self._connection()
+        only = None if sites is None else list(sites)
         try:
             rows = conn.execute(
                 "SELECT site, room, starts_at, ends_at FROM staff_presence "
-                "WHERE ends_at > %s ORDER BY starts_at, id", (since,)).fetchall()
+                "WHERE ends_at > %s AND (%s::text[] IS NULL OR site = ANY(%s::text[])) "
+                "ORDER BY starts_at, id", (since, only, only)).fetchall()
             conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
@@ -172,17 +178,24 @@ class RulesStore:
         return changes
 
     def reannounce(self, clocks: Iterable[tuple[str, datetime]]) -> int:
-        """Re-announce the alerts nobody has taken (see ``reannounce_unacknowledged``)."""
+        """Re-announce the alerts nobody has taken (see ``reannounce_unacknowledged``), in
+        transactions of at most ``REANNOUNCE_CHUNK``: each holds the change lock that an
+        alerting event's transaction waits for, so hundreds due at once (after a restart,
+        an outage) never hold a new alert back for seconds."""
         clocks = list(clocks)
         conn = self._connection()
+        total = 0
         try:
-            changes = reannounce_unacknowledged(conn, clocks)
-            if changes:  # nothing written: nothing to fence
-                self._check_fence(conn, {site for site, _ in clocks})
-            conn.commit()
+            while True:
+                changes = reannounce_unacknowledged(conn, clocks, REANNOUNCE_CHUNK)
+                if changes:  # nothing written: nothing to fence
+                    self._check_fence(conn, {site for site, _ in clocks})
+                conn.commit()
+                total += changes
+                if changes < REANNOUNCE_CHUNK:
+                    return total
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
-        return changes
 
     def _failed(self, exc: psycopg.Error) -> StoreUnavailable:
         self.close()  # rolls back; the next call starts afresh

@@ -12,6 +12,7 @@ from core.alerts import RuleName, Severity
 from core.intents import Clear, Escalate, Trigger
 from core.settings import StackInfo
 from ingest.alert_intents import UNACKED_AFTER, apply_intents, reannounce_unacknowledged
+from ingest.rules_store import REANNOUNCE_CHUNK, RulesStore
 
 NIGHT = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
@@ -172,3 +173,35 @@ def test_a_call_inside_a_run_of_merges_is_not_swallowed_by_the_batch(
         row = conn.execute("SELECT called_at, severity, count FROM alerts WHERE site = %s",
                            (site,)).fetchone()
     assert row == (NIGHT + timedelta(minutes=2), "high", 5)
+
+
+def test_many_alerts_due_at_once_are_reannounced_in_short_transactions_oldest_first(
+        site: str, migrated: StackInfo) -> None:
+    """Two hundred alerts due at once (every site's after a restart) were re-announced in
+    one transaction holding the change lock: an exit opening meanwhile reached the board
+    two seconds late. Now at most ``REANNOUNCE_CHUNK`` a transaction, the longest waiting
+    first, until none is left."""
+    due = 2 * REANNOUNCE_CHUNK + 5
+    with psycopg.connect(migrated.database_url) as conn:
+        apply_intents(conn, [trigger(site, RuleName.LEFT_FLAT, f"k{n:02d}",
+                                     NIGHT + timedelta(seconds=n), call=True)
+                             for n in range(due)])
+        conn.commit()
+        now = NIGHT + UNACKED_AFTER + timedelta(minutes=1)
+        assert reannounce_unacknowledged(conn, [(site, now)], limit=3) == 3
+        first = conn.execute("SELECT episode_key FROM alerts WHERE site = %s "
+                             "AND reannounced_at IS NOT NULL ORDER BY 1", (site,)).fetchall()
+        assert [key.rsplit("/", 1)[1] for (key,) in first] == ["k00", "k01", "k02"]
+        conn.rollback()
+    store = RulesStore(migrated.database_url)
+    try:
+        assert store.reannounce([(site, now)]) == due
+        assert store.reannounce([(site, now)]) == 0  # once each
+    finally:
+        store.close()
+    with psycopg.connect(migrated.database_url) as conn:
+        transactions = conn.execute(
+            "SELECT count(DISTINCT c.xmin::text) FROM alert_changes c "
+            "JOIN alerts a ON a.id = c.alert_id "
+            "WHERE a.site = %s AND c.change = 'reannounced'", (site,)).fetchone()
+    assert transactions == (3,)  # 10 + 10 + 5
