@@ -204,7 +204,7 @@ class RulesRuntime:
         # long enough for every timer and excursion the rules keep.
         not_after = datetime.fromtimestamp(self._wall(), UTC) + self._future_skew
         events, offline = self._store.replay(list(layouts), REPLAY, not_after)
-        staff = self._store.staff_rounds(not_after - REPLAY - HISTORY)
+        staff = self._store.staff_rounds(not_after - REPLAY - HISTORY, self._sites)
         intents: list[Intent] = []
         with self._lock:
             self._engine = RulesEngine(layouts, books, history=HISTORY)
@@ -263,7 +263,7 @@ class RulesRuntime:
         """The rounds staff announced on the board (``rules.staff``), for every site whose
         rounds changed: they apply to every input evaluated from now on."""
         since = datetime.fromtimestamp(self._wall(), UTC) - REPLAY - HISTORY
-        staff = self._store.staff_rounds(since)
+        staff = self._store.staff_rounds(since, self._sites)
         with self._lock:
             self._apply_staff(staff)
         self._staff_read = time.monotonic()
