@@ -399,6 +399,8 @@ def main() -> None:
         time.sleep(5)  # the last exits' alerts
         cpu = sum(w.cpu_s() for w in workers) - cpu_before
         measured = latencies(listener, opened)
+        slowest = sorted(((heard - at, at - began) for (site, ts), at in opened.items()
+                          if (heard := listener.heard(site, ts)) is not None), reverse=True)[:3]
         result |= {
             "events_per_s": round((pub.sent - sent_before) / elapsed, 1),
             "cpu_s_per_1000_devices_per_min": round(cpu / (fleet.count / 1000)
@@ -410,6 +412,9 @@ def main() -> None:
                 "p99": round(1000 * percentile(measured, 0.99), 1),
                 "max": round(1000 * max(measured), 1)} if measured else None,
             "target_p99_ms": 100,
+            # When the slowest happened: a cause that comes at a moment shows in it.
+            "slowest": [{"ms": round(1000 * latency, 1), "at_s": round(offset, 1)}
+                        for latency, offset in slowest],
         }
 
         # Takeover: the worker owning the most sites dies.

@@ -533,7 +533,9 @@ def _write_pg_conf(settings: Settings, paths: _Paths) -> None:
         "shared_preload_libraries = 'timescaledb'\n"
         "timescaledb.telemetry_level = off\n"
         "password_encryption = 'scram-sha-256'\n"
-        "max_connections = 100\n"
+        # A leased worker holds about two connections per site it owns (its writer and
+        # its rules), each API process a pool: 100 runs out at fifty leased sites.
+        "max_connections = 400\n"
         "shared_buffers = 256MB\n"
         "fsync = on\n"
         "logging_collector = off\n"
