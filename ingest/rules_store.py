@@ -104,10 +104,11 @@ class RulesStore:
             raise self._failed(exc) from exc
         return int(row[0]) if row else 0
 
-    def layouts(self) -> StoredLayouts:
+    def layouts(self, sites: Iterable[str] | None = None) -> StoredLayouts:
+        """The stored layouts of ``sites`` (None: every site)."""
         conn = self._connection()
         try:
-            layouts = read_layouts(conn)
+            layouts = read_layouts(conn, sites)
             conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc) from exc

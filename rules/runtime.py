@@ -198,7 +198,7 @@ class RulesRuntime:
     def load(self) -> None:
         """Build the engine from the store: layouts, then the last hours of events."""
         version = self._store.layout_version()  # first: a change meanwhile is read later
-        layouts, books = self._layouts(self._store.layouts())
+        layouts, books = self._layouts(self._store.layouts(self._sites))
         self._layout_version = version
         # Per site, the hours before its newest event (live or a replayed night):
         # long enough for every timer and excursion the rules keep.
@@ -294,7 +294,7 @@ class RulesRuntime:
     def reload_layouts(self, stored: StoredLayouts | None = None) -> None:
         """Pick up new sites, rooms, devices, bases and rule settings: ``stored``, or read
         on the runtime's own connection (the ticker's thread only)."""
-        layouts, books = self._layouts(stored or self._store.layouts())
+        layouts, books = self._layouts(stored or self._store.layouts(self._sites))
         with self._lock:
             for site, layout in layouts.items():
                 self._engine.update_layout(layout, books[site])

@@ -15,6 +15,7 @@ import rules.runtime as runtime
 from core.settings import StackInfo
 from gateway.registry import DeviceRegistry
 from ingest.devices import KnownDevice
+from ingest.rule_layouts import read_layouts
 from rules.runtime import RulesRuntime
 from tests.support.store import unique
 from tests.support.waiting import wait_until
@@ -143,3 +144,21 @@ def test_the_gateways_registry_reads_the_devices_again_only_when_the_version_mov
             assert len(reads) == 2
     finally:
         registry.close()
+
+
+def test_a_runtime_of_some_sites_reads_only_their_layouts(
+        db: psycopg.Connection, layout: str) -> None:
+    """A leased worker starts a runtime per site: each read the whole installation."""
+    other = unique("lv")
+    db.execute("INSERT INTO sites (id, name, tz, night_start, night_end) "
+               "VALUES (%s, 'W', 'UTC', '22:00', '07:00')", (other,))
+    db.execute("INSERT INTO rooms (site, id, kind, label) VALUES (%s, 'f1', 'flat', 'L 1')",
+               (other,))
+    db.execute("INSERT INTO devices (site, id, room, kind, heartbeat_s, source) "
+               "VALUES (%s, 'd1', 'f1', 'door', 300, 'native')", (other,))
+    mine = read_layouts(db, [layout])
+    assert [s.id for s in mine.sites] == [layout]
+    assert {r.site for r in mine.rooms} == {d.site for d in mine.devices} == {layout}
+    every = read_layouts(db)
+    assert {layout, other} <= {s.id for s in every.sites}
+    assert {layout, other} <= {d.site for d in every.devices}
