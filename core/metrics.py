@@ -7,6 +7,9 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS_INGESTED = Counter("nattero_events_ingested_total", "Events stored (new rows)")
 EVENTS_DUPLICATE = Counter("nattero_events_duplicate_total", "Redelivered events stored once")
 DEAD_LETTERS = Counter("nattero_dead_letters_total", "Rejected messages", ["reason"])
+DEAD_LETTER_COPIES = Counter("nattero_dead_letter_copies_total",
+                             "Rejected messages heard again from another central broker "
+                             "(one dead letter is kept)")
 STORE_RETRIES = Counter("nattero_store_retries_total", "Batch commits retried (database away)")
 BATCH_SECONDS = Histogram("nattero_ingest_batch_seconds", "Time to commit one batch",
                           buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))

@@ -37,6 +37,7 @@ from core.errors import NatteroError
 from core.settings import Settings
 from gateway.bridges import ChirpStackBridge, EventHistory, Zigbee2MqttBridge
 from gateway.buffered_client import BufferedClient
+from gateway.copies import BrokerCopies
 from gateway.protocol import Rejected, RejectReason, future_detail
 from gateway.registry import DeviceRegistry
 from gateway.routing import MessageRouter, bridge_of, is_native_events, sender_of
@@ -118,6 +119,7 @@ class Gateway:
         self._connected = threading.Event()  # set while any session is ready
         self.fatal: Exception | None = None
         self._thread: threading.Thread | None = None
+        self._copies = BrokerCopies()
         self._sessions = [_Session(index, host, port, self._make_client(index))
                           for index, (host, port) in enumerate(settings.central_brokers())]
 
@@ -311,6 +313,10 @@ class Gateway:
                                    "this one by publishing an empty retained message to the topic")
                 routed = self.router.route(item.topic, item.payload, item.received_at)
             except Rejected as rejected:
+                if len(self._sessions) > 1 and self._copies.is_copy(
+                        item.broker, item.topic, item.payload):
+                    metrics.DEAD_LETTER_COPIES.inc()  # recorded from the first broker
+                    continue
                 batch.dead_letters.append(DeadLetterRecord(
                     item.received_at, item.topic, item.payload, rejected.reason, rejected.detail,
                     sender=sender_of(item.topic), bridge=bridge_of(item.topic)))
@@ -321,6 +327,10 @@ class Gateway:
                 if ahead > self._future_skew:
                     # A device clock ahead of ours would move the site's rules clock and
                     # fire other flats' timers early: kept for the record, never evaluated.
+                    if len(self._sessions) > 1 and self._copies.is_copy(
+                            item.broker, f"{item.topic}#{event.id}", item.payload):
+                        metrics.DEAD_LETTER_COPIES.inc()
+                        continue
                     batch.dead_letters.append(DeadLetterRecord(
                         item.received_at, item.topic, item.payload, RejectReason.FUTURE_TS,
                         future_detail(event.id, event.ts, ahead, self._future_skew),

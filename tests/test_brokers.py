@@ -132,6 +132,38 @@ def test_an_event_through_the_hub_is_stored_once_though_both_central_brokers_del
     assert _stored(db, site) == ids
 
 
+def test_a_bad_message_through_the_hub_is_one_dead_letter_though_both_brokers_deliver_it(
+        topology: RedundantBrokers, gateway: Gateway, db: psycopg.Connection,
+        site_device: tuple[str, provisioning.DeviceCredentials]) -> None:
+    """A rejected message has no event id for the store to drop the second copy by: it was
+    one dead letter per central broker (doubled counts, the device's allowance spent
+    twice). Sent again by the device, it is a dead letter again."""
+    site, device = site_device
+    topic = f"nattero/v1/{site}/m-1/events"
+    copies_before = metrics.DEAD_LETTER_COPIES._value.get()
+
+    def dead_letters() -> int:
+        row = db.execute("SELECT count(*) FROM dead_letters WHERE topic = %s",
+                         (topic,)).fetchone()
+        return int(row[0]) if row else 0
+
+    client = _device(topology, device)
+    try:
+        client.publish_many([(topic, b"{not json")])
+        assert wait_until(lambda: metrics.DEAD_LETTER_COPIES._value.get() > copies_before,
+                          30)
+        time.sleep(1)
+        assert dead_letters() == 1
+        client.publish_many([(topic, b"{not json")])  # the device sends it again
+        assert wait_until(lambda: dead_letters() == 2, 30)
+        assert wait_until(
+            lambda: metrics.DEAD_LETTER_COPIES._value.get() - copies_before == 2, 30)
+        time.sleep(1)
+        assert dead_letters() == 2
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("victim", ["central-1", "central-2"])
 def test_a_central_broker_killed_loses_nothing(
         topology: RedundantBrokers, gateway: Gateway, db: psycopg.Connection,
