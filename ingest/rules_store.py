@@ -24,10 +24,13 @@ from ingest.alert_intents import apply_intents, reannounce_unacknowledged
 from ingest.rule_layouts import StoredLayouts, read_layouts
 from ingest.writer import StoredEventRow, StoreUnavailable, WriteFence
 
-__all__ = ["REANNOUNCE_CHUNK", "RulesStore"]
+__all__ = ["APPLY_CHUNK", "REANNOUNCE_CHUNK", "RulesStore"]
 
 # Re-announcements per transaction: two round trips each under the change lock.
 REANNOUNCE_CHUNK = 10
+# The rules' own intents per transaction (timers, catching up, the replay on start): a
+# few round trips each under the change lock, some tens of milliseconds a chunk.
+APPLY_CHUNK = 50
 
 
 def _recent_events(conn: psycopg.Connection, sites: Sequence[str], window: timedelta,
@@ -166,14 +169,20 @@ class RulesStore:
         return rounds
 
     def apply(self, intents: Sequence[Intent]) -> int:
-        """Apply intents in a transaction of their own; returns the number of changes."""
-        if not intents:
-            return 0
+        """Apply intents, in order, in transactions of at most ``APPLY_CHUNK``; returns the
+        number of changes. Each transaction holds the change lock an alerting event's
+        transaction waits for: thousands of timers at once (every device of a site silent
+        after an outage, a takeover's replay) held back every site's new alerts for
+        seconds. On failure the chunks committed stay (applying them again changes
+        nothing) and ``StoreUnavailable`` is raised."""
+        changes = 0
         conn = self._connection()
         try:
-            changes = apply_intents(conn, intents)
-            self._check_fence(conn, {intent.site for intent in intents})
-            conn.commit()
+            for at in range(0, len(intents), APPLY_CHUNK):
+                chunk = intents[at:at + APPLY_CHUNK]
+                changes += apply_intents(conn, chunk)
+                self._check_fence(conn, {intent.site for intent in chunk})
+                conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
         return changes

@@ -189,6 +189,11 @@ class RulesRuntime:
         # already stamped on the site clock; and caught-up intents not yet committed.
         self._behind: dict[str, deque[Event | StatusChange]] = {}
         self._unapplied: list[Intent] = []
+        # Sites whose timers' changes the ticker is committing, outside the engine lock:
+        # their events wait in a queue meanwhile (as a site behind), so a site's alerts
+        # change in the order its inputs came. ``_late``: sites put behind by the budget.
+        self._applying: set[str] = set()
+        self._late: set[str] = set()
         self._routines_learned = 0.0
         self._routines_upto: dict[str, datetime] = {}  # site -> end of the last night learned
         self._staff_read = 0.0
@@ -333,6 +338,9 @@ class RulesRuntime:
                     continue
                 site = item.site
                 queue = self._behind.get(site)
+                if queue is None and site in self._applying:
+                    # Its timers' changes are being committed: after them, in order.
+                    queue = self._behind[site] = deque()
                 if queue is None and (self._stop.is_set()
                                       or spent.get(site, 0.0) > self._budget_s
                                       or time.monotonic() > over_all):
@@ -382,6 +390,7 @@ class RulesRuntime:
         self._behind[site] = queue
         if self._stop.is_set():
             return queue  # stopping: the replay on the next start evaluates what is left
+        self._late.add(site)
         metrics.RULES_OVER_BUDGET.inc()
         metrics.RULES_SITES_BEHIND.set(len(self._behind))
         log.warning("rules: site %r is behind: its rules in a batch took more than %g s, so its "
@@ -392,7 +401,9 @@ class RulesRuntime:
     def behind(self) -> dict[str, int]:
         """Sites whose rules are catching up, with how many inputs are still to evaluate."""
         with self._lock:
-            return {site: len(queue) for site, queue in self._behind.items()}
+            # Not a site whose events wait a moment for its timers' commit (``_applying``).
+            return {site: len(queue) for site, queue in self._behind.items()
+                    if site in self._late}
 
     def catch_up(self) -> int:
         """Evaluate what the writer deferred, in slices that let go of the engine lock, and
@@ -416,15 +427,26 @@ class RulesRuntime:
             if not left or time.monotonic() >= until:
                 break
             time.sleep(0)  # let a writer waiting for the engine lock have it
-        # Kept until committed: if the database is away, the next round applies them first.
-        changes = self._store.apply(self._unapplied)
-        self._unapplied = []
+        changes = self._commit_unapplied()
         with self._lock:
             for site, queue in list(self._behind.items()):
                 if not queue:
                     del self._behind[site]
-                    log.info("rules: site %r has caught up", site)
+                    if site in self._late:
+                        self._late.discard(site)
+                        log.info("rules: site %r has caught up", site)
             metrics.RULES_SITES_BEHIND.set(len(self._behind))
+        return changes
+
+    def _commit_unapplied(self) -> int:
+        """Commit what the engine gave and the store has not yet, outside the engine lock
+        (in short transactions: ``RulesStore.apply``). Kept until committed: if the database
+        is away, the next round applies them first (again: applying twice changes
+        nothing), and their sites' events keep waiting."""
+        changes = self._store.apply(self._unapplied) if self._unapplied else 0
+        self._unapplied = []
+        with self._lock:
+            self._applying.clear()
         return changes
 
     def _unknown(self, rows: list[StoredEventRow]) -> bool:
@@ -499,8 +521,10 @@ class RulesRuntime:
         """Fire what is due on every site's clock; returns the number of alert changes."""
         changes = 0
         clocks: list[tuple[str, datetime]] = []
-        # The lock is shared with the writer's hook: hold it for the engine, and for the
-        # database only when a timer fired (rare), never for the routine check below.
+        # The lock is shared with the writer's hook: held for the engine only. What the
+        # timers gave is committed after it is let go (thousands at once after an outage
+        # held every site's new alerts back for seconds); meanwhile the events of the
+        # sites it concerns wait, so each site's alerts still change in order.
         with self._lock:
             for site in list(self._seen):
                 if site in self._behind:
@@ -511,9 +535,11 @@ class RulesRuntime:
                 clocks.append((site, now))
                 # Kept until committed, like catch_up's: a timer fires once in the engine,
                 # so if the database is away now, the next tick applies what it gave.
-                self._unapplied += self._engine.advance(site, now)
-            changes += self._store.apply(self._unapplied)
-            self._unapplied = []
+                fired = self._engine.advance(site, now)
+                if fired:
+                    self._unapplied += fired
+                    self._applying.add(site)
+        changes += self._commit_unapplied()
         if time.monotonic() - self._routines_learned >= ROUTINES_EVERY_S:
             self.learn_routines()
         if time.monotonic() - self._staff_read >= STAFF_EVERY_S:

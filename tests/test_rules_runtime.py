@@ -6,18 +6,22 @@ event comes from a device it does not know yet.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+import provisioning
 from core.alerts import RuleName
-from core.events import DeviceKind, Event, EventKind
-from core.intents import Trigger
-from core.settings import StackInfo
+from core.events import DeviceKind, Event, EventKind, RoomKind
+from core.intents import Intent, Trigger
+from core.settings import StackInfo, get_settings
 from ingest.rule_layouts import StoredLayouts, read_layouts
+from ingest.rules_store import APPLY_CHUNK
 from ingest.writer import Batch, EventWriter, StoredEventRow
 from rules.runtime import RulesRuntime
+from tests.support.store import unique
 
 NIGHT = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 02:00 in Copenhagen
 
@@ -66,3 +70,71 @@ def test_a_device_added_after_start_raises_its_alert_with_its_first_event(
                       (site,)).fetchall() == [("building_exit", "open")]
     assert db.execute("SELECT change FROM alert_changes WHERE site = %s",
                       (site,)).fetchall() == [("raised",)]
+
+
+def test_a_storm_of_timers_is_committed_in_short_transactions_without_the_engine_lock(
+        site: str, migrated: StackInfo, db: psycopg.Connection,
+        add_device: Callable[..., tuple[str, str]]) -> None:
+    """Every device of a site silent at once (its hub away): the ticker committed all the
+    offline alerts in one transaction holding the engine lock (and the change lock), and
+    every other site's new alert waited seconds. Now the engine is free meanwhile, the
+    silent site's own events wait for the commit (its alerts change in order), another
+    site's are evaluated at once, and the commit is in chunks."""
+    other = unique("t")
+    provisioning.add_site(get_settings(), other, "Nabohuset")
+    provisioning.add_room(get_settings(), other, "exit", RoomKind.EXIT, "Hoveddør")
+    add_device(other, "exit-door", room="exit", kind=DeviceKind.EXIT)
+    silent = 2 * APPLY_CHUNK + 10
+    for n in range(silent):
+        db.execute("INSERT INTO devices (site, id, room, kind, heartbeat_s, source) "
+                   "VALUES (%s, %s, 'f1', 'motion', 60, 'native')", (site, f"m-{n:03d}"))
+    wall = [NIGHT.timestamp()]
+    rules = RulesRuntime(migrated.database_url, wall=lambda: wall[0], sites=[site, other])
+    rules.load()
+
+    def beat(device: str, at: datetime, n: int = 0) -> StoredEventRow:
+        return StoredEventRow(Event(site, device, f"h{n}", at, EventKind.HEARTBEAT), "f1", at)
+
+    def never() -> StoredLayouts:
+        raise AssertionError("known devices: no layouts read")
+
+    rules.on_batch([beat(f"m-{n:03d}", NIGHT) for n in range(silent)], [], never)
+    seen_meanwhile: dict[str, object] = {}
+    real_apply = rules._store.apply
+
+    def apply_and_look(intents: Sequence[Intent]) -> int:
+        if intents and not seen_meanwhile:
+            def writer() -> None:
+                seen_meanwhile["lock_free"] = rules._lock.acquire(timeout=2)
+                if seen_meanwhile["lock_free"]:
+                    rules._lock.release()
+                later = NIGHT + timedelta(minutes=3)
+                seen_meanwhile["other"] = rules.on_batch([StoredEventRow(
+                    Event(other, "exit-door", "e1", later, EventKind.DOOR_OPEN), "exit", later)],
+                    [], never)
+                seen_meanwhile["silent"] = rules.on_batch(
+                    [beat("m-000", later, 1)], [], never)
+            thread = threading.Thread(target=writer)
+            thread.start()
+            thread.join(10)
+        return real_apply(intents)
+
+    rules._store.apply = apply_and_look  # type: ignore[method-assign]
+    try:
+        wall[0] = (NIGHT + timedelta(minutes=3)).timestamp()  # two minutes of silence passed
+        rules.tick()
+        assert seen_meanwhile["lock_free"] is True
+        assert [(type(i), i.rule) for i in seen_meanwhile["other"]] == [  # type: ignore[attr-defined]
+            (Trigger, RuleName.BUILDING_EXIT)]
+        assert seen_meanwhile["silent"] == []  # after its offline alerts, not before
+        assert rules.behind() == {}  # a moment's wait, not a site behind
+        offline = db.execute(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM alerts "
+            "WHERE site = %s AND rule = 'sensor_offline'", (site,)).fetchone()
+        assert offline == (silent, 3)  # 50 + 50 + 10: three short transactions
+        rules.catch_up()  # the waiting heartbeat: m-000 is back
+        assert db.execute(
+            "SELECT status FROM alerts WHERE site = %s AND rule = 'sensor_offline' "
+            "AND device = 'm-000'", (site,)).fetchone() == ("resolved",)
+    finally:
+        rules.stop()
