@@ -110,23 +110,30 @@ def provision(dsn: str, fleet: Fleet, username: str) -> None:
         conn.commit()
 
 
-def store_history(dsn: str, fleet: Fleet, hours: float) -> int:
-    """Heartbeats of every device for ``hours`` before now, as if the night had run."""
+Phases = dict[tuple[str, str], datetime]  # (site, device) -> its last stored heartbeat
+
+
+def store_history(dsn: str, fleet: Fleet, hours: float) -> tuple[int, Phases]:
+    """Heartbeats of every device for ``hours`` before now, as if the night had run, each
+    device at a phase of its own across the interval; returns the rows stored and each
+    device's last heartbeat (where its live heartbeats go on from)."""
     now = datetime.now(UTC)
     beats = int(hours * 3600 / fleet.heartbeat_s)
     rows = 0
+    last: Phases = {}
     with psycopg.connect(dsn) as conn:
         with conn.cursor() as cur, cur.copy(
                 "COPY events (site, device, event_id, ts, room, kind, battery, received_at) "
                 "FROM STDIN") as copy:
             for site, device, room, _ in fleet.devices():
+                phase = random.uniform(0, fleet.heartbeat_s)
                 for n in range(beats):
-                    ts = now - timedelta(seconds=(beats - n) * fleet.heartbeat_s
-                                         + random.uniform(0, 5))
+                    ts = now - timedelta(seconds=(beats - n) * fleet.heartbeat_s - phase)
                     copy.write_row((site, device, f"h-{n}", ts, room, "heartbeat", 90, ts))
                     rows += 1
+                    last[(site, device)] = ts
         conn.commit()
-    return rows
+    return rows, last
 
 
 @dataclass
@@ -224,28 +231,32 @@ class Publisher:
 
 
 class Heartbeats:
-    """Every device's heartbeat once per interval (spread over it), and a flat door opening
-    with 1 % of them, in a thread, from the workers' start to the end: a bench that paused
-    them while the workers start would find every device silent (offline alerts the
-    measured minutes then pay for)."""
+    """Every device's heartbeat once per interval, going on from its last stored one (its
+    own phase), and a flat door opening with 1 % of them, in a thread, from the workers'
+    start to the end. A bench that paused them while the workers start, or began them all
+    afresh after the set-up, found devices silent for more than two intervals: thousands
+    of offline alerts at once, which the measured minutes then paid for."""
 
-    def __init__(self, pub: Publisher, fleet: Fleet) -> None:
+    def __init__(self, pub: Publisher, fleet: Fleet, last: Phases) -> None:
         self._pub, self._fleet = pub, fleet
+        # Due order: by each device's last stored heartbeat; the k-th round of device i is
+        # due at last_i + k intervals (at once if that has passed: set-up took a while).
+        self._order = sorted(last.items(), key=lambda item: item[1])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        devices = list(self._fleet.devices())
-        random.shuffle(devices)
-        per_s = len(devices) / self._fleet.heartbeat_s
-        began, beat = time.monotonic(), 0
+        interval = timedelta(seconds=self._fleet.heartbeat_s)
+        at, rounds = 0, 1
         while not self._stop.wait(0.002):
-            due = int((time.monotonic() - began) * per_s)
-            while beat < due:
-                site, device, _, _ = devices[beat % len(devices)]
+            now = datetime.now(UTC)
+            while self._order[at][1] + rounds * interval <= now:
+                (site, device), _ = self._order[at]
                 self._pub.event(site, device, "heartbeat")
-                beat += 1
+                at += 1
+                if at == len(self._order):
+                    at, rounds = 0, rounds + 1
                 if random.random() < 0.01:
                     door_site = random.choice(self._fleet.sites)
                     self._pub.event(door_site, f"f{random.randrange(self._fleet.flats)}-door",
@@ -346,7 +357,7 @@ def main() -> None:
     try:
         started = time.monotonic()
         provision(dsn, fleet, username)
-        result["history_events"] = store_history(dsn, fleet, args.history_hours)
+        result["history_events"], last_beats = store_history(dsn, fleet, args.history_hours)
         result["setup_s"] = round(time.monotonic() - started, 1)
         env = {**os.environ, "NATTERO_GATEWAY_SITES": json.dumps(fleet.sites),
                "NATTERO_GATEWAY_CLIENT_ID": f"bench-scale-gw-{tag}",
@@ -363,7 +374,7 @@ def main() -> None:
         else:
             presubscribe(settings, {base_id: fleet.sites})
         pub = Publisher(settings, username, password)
-        heartbeats = Heartbeats(pub, fleet)
+        heartbeats = Heartbeats(pub, fleet, last_beats)
         started = time.monotonic()
         workers = [Worker(f"w{n}-{tag}", env, workdir / f"w{n}.log", leases)
                    for n in range(1 if args.no_leases else args.workers)]
