@@ -170,10 +170,12 @@ class Listener:
     """The alerts' NOTIFY, as a board's listener hears it. A building exit opened again
     within minutes is the same situation (its alert's count and ``last_ts`` change), so an
     opening is heard with the first change of its site's exit alert whose ``last_ts`` is at
-    or after the opening."""
+    or after the opening. While a flat's outing is in progress (the bench opens flat doors
+    too), the opening is that outing passing the exit: its ``left_flat`` alert becomes a
+    call at the opening's own time, and that is the opening heard."""
 
     def __init__(self, dsn: str) -> None:
-        self._heard: dict[str, list[tuple[datetime, float]]] = {}
+        self._heard: dict[str, list[tuple[str, datetime, float]]] = {}
         self._lock = threading.Lock()
         self._conn = psycopg.connect(dsn, autocommit=True)
         self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
@@ -188,14 +190,16 @@ class Listener:
                 if change is None or isinstance(change, int):
                     continue
                 alert = json.loads(change.message)["alert"]
-                if alert["rule"] == "building_exit":
+                if alert["rule"] in ("building_exit", "left_flat"):
                     with self._lock:
                         self._heard.setdefault(alert["site"], []).append(
-                            (datetime.fromisoformat(alert["last_ts"]), time.monotonic()))
+                            (alert["rule"], datetime.fromisoformat(alert["last_ts"]),
+                             time.monotonic()))
 
     def heard(self, site: str, opened: datetime) -> float | None:
         with self._lock:
-            return min((at for last, at in self._heard.get(site, []) if last >= opened),
+            return min((at for rule, last, at in self._heard.get(site, [])
+                        if last == opened or (rule == "building_exit" and last >= opened)),
                        default=None)
 
     def stop(self) -> None:
