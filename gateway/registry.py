@@ -22,6 +22,7 @@ import psycopg
 from core.events import DeviceSource
 from ingest import devices as stored
 from ingest.devices import KnownDevice
+from ingest.rule_layouts import layout_version
 from ingest.writer import StoreUnavailable
 
 __all__ = ["DeviceRegistry", "KnownDevice"]
@@ -55,7 +56,7 @@ class DeviceRegistry:
         # The version first: a change committed while the devices are read moves it
         # again, and is read next time, never missed.
         version, devices = self._read(
-            lambda conn: (stored.layout_version(conn), stored.known_devices(conn)))
+            lambda conn: (layout_version(conn), stored.known_devices(conn)))
         self._version = version
         self._by_id = {(d.site, d.device): d for d in devices}
         self._by_device = {}
@@ -68,7 +69,7 @@ class DeviceRegistry:
     def reload_if_stale(self) -> None:
         if time.monotonic() - self._loaded_at < self._refresh_s:
             return
-        if self._version is not None and self._read(stored.layout_version) == self._version:
+        if self._version is not None and self._read(layout_version) == self._version:
             self._loaded_at = time.monotonic()  # nothing changed: looked at, not read
             return
         self.reload()

@@ -16,7 +16,7 @@ import psycopg
 from core.events import DeviceKind, DeviceSource, EventKind
 
 __all__ = ["KnownDevice", "StoredHistory", "device_by_external_id", "device_history",
-           "find_device", "known_devices", "layout_version"]
+           "find_device", "known_devices"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +54,6 @@ def _known(conn: psycopg.Connection, where: str = "",
     rows = conn.execute(_SELECT + where, params).fetchall()
     return [KnownDevice(r[0], r[1], r[2], DeviceKind(r[3]), DeviceSource(r[4]), r[5], r[6],
                         bool(r[7])) for r in rows]
-
-
-def layout_version(conn: psycopg.Connection) -> int:
-    """The layout version (migration 0021): it moves with every change to a device's row
-    that ``known_devices`` returns (migration 0022 covers source, external id, mapping)."""
-    row = conn.execute("SELECT version FROM layout_version").fetchone()
-    return int(row[0]) if row else 0
 
 
 def known_devices(conn: psycopg.Connection) -> list[KnownDevice]:

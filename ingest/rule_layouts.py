@@ -18,7 +18,7 @@ from core.events import DeviceKind, RoomKind
 
 __all__ = [
     "StoredBasis", "StoredDevice", "StoredLayouts", "StoredRoom", "StoredRuleSetting",
-    "StoredSite", "read_layouts",
+    "StoredSite", "layout_version", "read_layouts",
 ]
 
 
@@ -81,6 +81,13 @@ class StoredLayouts:
     bases: tuple[StoredBasis, ...]
     devices: tuple[StoredDevice, ...]
     rule_settings: tuple[StoredRuleSetting, ...]
+
+
+def layout_version(conn: psycopg.Connection) -> int:
+    """The layouts' version (migrations 0021 and 0022): it moves with every change to what
+    ``read_layouts`` and the gateway's device registry read."""
+    row = conn.execute("SELECT version FROM layout_version").fetchone()
+    return int(row[0]) if row else 0
 
 
 def read_layouts(conn: psycopg.Connection,

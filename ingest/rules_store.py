@@ -21,7 +21,7 @@ import psycopg
 from core.events import Event, EventKind, Presence, StatusChange
 from core.intents import Intent
 from ingest.alert_intents import apply_intents, reannounce_unacknowledged
-from ingest.rule_layouts import StoredLayouts, read_layouts
+from ingest.rule_layouts import StoredLayouts, layout_version, read_layouts
 from ingest.writer import StoredEventRow, StoreUnavailable, WriteFence
 
 __all__ = ["APPLY_CHUNK", "REANNOUNCE_CHUNK", "RulesStore"]
@@ -101,11 +101,11 @@ class RulesStore:
         read from ``layouts`` changed."""
         conn = self._connection()
         try:
-            row = conn.execute("SELECT version FROM layout_version").fetchone()
+            version = layout_version(conn)
             conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
-        return int(row[0]) if row else 0
+        return version
 
     def layouts(self, sites: Iterable[str] | None = None) -> StoredLayouts:
         """The stored layouts of ``sites`` (None: every site)."""
