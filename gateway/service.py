@@ -313,9 +313,7 @@ class Gateway:
                                    "this one by publishing an empty retained message to the topic")
                 routed = self.router.route(item.topic, item.payload, item.received_at)
             except Rejected as rejected:
-                if len(self._sessions) > 1 and self._copies.is_copy(
-                        item.broker, item.topic, item.payload):
-                    metrics.DEAD_LETTER_COPIES.inc()  # recorded from the first broker
+                if self._another_brokers_copy(item, item.topic):
                     continue
                 batch.dead_letters.append(DeadLetterRecord(
                     item.received_at, item.topic, item.payload, rejected.reason, rejected.detail,
@@ -327,9 +325,7 @@ class Gateway:
                 if ahead > self._future_skew:
                     # A device clock ahead of ours would move the site's rules clock and
                     # fire other flats' timers early: kept for the record, never evaluated.
-                    if len(self._sessions) > 1 and self._copies.is_copy(
-                            item.broker, f"{item.topic}#{event.id}", item.payload):
-                        metrics.DEAD_LETTER_COPIES.inc()
+                    if self._another_brokers_copy(item, f"{item.topic}#{event.id}"):
                         continue
                     batch.dead_letters.append(DeadLetterRecord(
                         item.received_at, item.topic, item.payload, RejectReason.FUTURE_TS,
@@ -342,6 +338,14 @@ class Gateway:
                 batch.statuses.append(replace(routed.status, retained=item.retained)
                                       if item.retained else routed.status)
         return batch
+
+    def _another_brokers_copy(self, item: _Inbound, key: str) -> bool:
+        """Whether a message about to be dead-lettered (``key``: what it is known by) was
+        dead-lettered already from another central broker (``gateway.copies``)."""
+        if len(self._sessions) < 2 or not self._copies.is_copy(item.broker, key, item.payload):
+            return False
+        metrics.DEAD_LETTER_COPIES.inc()  # recorded from the first broker
+        return True
 
     def _write_loop(self) -> None:
         while not self._stop.is_set():
