@@ -48,13 +48,13 @@ def _heartbeat(item: Input) -> TypeGuard[Event]:
 
 def allowed_silence(ctx: SiteContext, device: str) -> timedelta:
     """How long ``device`` may be silent before it is offline (read once per context)."""
-    silence = ctx.derived.get(device)
+    silence = ctx.silences.get(device)
     if silence is None:
         info = ctx.device(device)
         minutes = ctx.setting(RuleName.SENSOR_OFFLINE, info.room).minutes
         silence = (timedelta(minutes=minutes) if minutes is not None
                    else timedelta(seconds=2 * info.heartbeat_s))
-        ctx.derived[device] = silence
+        ctx.silences[device] = silence
     return silence
 
 

@@ -58,11 +58,12 @@ class SiteContext:
     rulebook: RuleBook
     routines: Mapping[str, FlatRoutine] = field(default_factory=lambda: MappingProxyType({}))
     staff: tuple[StaffRound, ...] = ()  # staff going round (``rules.staff``)
-    # Figures derived from the fields above, per device (``rules.devices``): every
-    # heartbeat asks for its device's allowed silence, twice. Not an init field, so a
-    # context made with ``replace`` (new layout, book, routines or staff) starts empty.
-    derived: dict[str, timedelta] = field(default_factory=dict, init=False, repr=False,
-                                          compare=False)
+    # Each device's allowed silence once worked out from the fields above
+    # (``rules.devices.allowed_silence``): every heartbeat asks for it, twice. Not an init
+    # field, so a context made with ``replace`` (new layout, book, routines, staff) starts
+    # empty.
+    silences: dict[str, timedelta] = field(default_factory=dict, init=False, repr=False,
+                                           compare=False)
 
     @property
     def site(self) -> str:
