@@ -98,7 +98,7 @@ class Gateway:
         site's lease was taken over, and the refused messages are never acknowledged."""
         self._settings = settings
         dsn = settings.resolved_database_url()
-        self.registry = DeviceRegistry(dsn)
+        self.registry = DeviceRegistry(dsn, sites=settings.gateway_sites or None)
         self.router = MessageRouter(self.registry)
         self.bridge_history: EventHistory | None = None
         if settings.gateway_bridges:

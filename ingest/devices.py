@@ -56,9 +56,19 @@ def _known(conn: psycopg.Connection, where: str = "",
                         bool(r[7])) for r in rows]
 
 
-def known_devices(conn: psycopg.Connection) -> list[KnownDevice]:
-    """Every device ever provisioned, revoked ones included (``revoked`` says which)."""
-    return _known(conn)
+def known_devices(conn: psycopg.Connection, sites: Sequence[str] | None = None
+                  ) -> list[KnownDevice]:
+    """Every device ever provisioned (of ``sites``; None: of every site), revoked ones
+    included (``revoked`` says which)."""
+    if sites is None:
+        return _known(conn)
+    return _known(conn, " WHERE site = ANY(%s)", (list(sites),))
+
+
+def sites_of_device(conn: psycopg.Connection, device: str) -> list[str]:
+    """The sites where a device of this id is provisioned, revoked or not."""
+    return [site for (site,) in conn.execute(
+        "SELECT DISTINCT site FROM devices WHERE id = %s ORDER BY site", (device,))]
 
 
 def find_device(conn: psycopg.Connection, site: str, device: str) -> KnownDevice | None:

@@ -14,6 +14,7 @@ nothing of the rules: intents are ``core.intents`` values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psycopg
@@ -24,7 +25,7 @@ from ingest.alert_intents import apply_intents, reannounce_unacknowledged
 from ingest.rule_layouts import StoredLayouts, layout_version, read_layouts
 from ingest.writer import StoredEventRow, StoreUnavailable, WriteFence
 
-__all__ = ["APPLY_CHUNK", "REANNOUNCE_CHUNK", "RulesStore"]
+__all__ = ["APPLY_CHUNK", "REANNOUNCE_CHUNK", "QuietDevices", "Replay", "RulesStore"]
 
 # Re-announcements per transaction: two round trips each under the change lock.
 REANNOUNCE_CHUNK = 10
@@ -33,26 +34,106 @@ REANNOUNCE_CHUNK = 10
 APPLY_CHUNK = 50
 
 
+@dataclass(frozen=True)
+class QuietDevices:
+    """Which devices' plain heartbeats a replay may leave out (``RulesStore.replay``).
+
+    ``devices``: (site, device, the room the rules give it, its allowed silence). A device
+    is *quiet* over the window when, by its arrival-clamped times (``least(ts,
+    received_at)``, as the rules see an event) counted from ``trusted_from`` on, it was
+    never silent for its allowed silence (nor from its site's first event to its own
+    first), and no event of it in the window is stored in another room, stamped beyond
+    ``future_skew`` or reports a battery below ``battery_below``. Its plain heartbeats
+    (no bed state) then cannot have fired its silence timer nor moved its battery state:
+    each only re-armed the timer, so its last sign of life tells the rules all of them
+    did. Anything the check is unsure of keeps the device's events in full."""
+
+    devices: Sequence[tuple[str, str, str, timedelta]]
+    trusted_from: datetime
+    future_skew: timedelta
+    battery_below: int
+
+
+@dataclass(frozen=True)
+class Replay:
+    events: list[StoredEventRow]  # oldest first
+    offline: list[StatusChange]  # devices now offline (``ts``: when they went)
+    # site -> device -> its last sign of life: quiet devices, whose plain heartbeats
+    # before that one were left out of ``events``
+    heard: dict[str, dict[str, datetime]]
+
+
+_RECENT_EVENTS = """
+WITH m AS (
+    SELECT s.site, n.newest FROM unnest(%(sites)s::text[]) AS s(site)
+    CROSS JOIN LATERAL (SELECT max(ts) AS newest FROM events
+                        WHERE site = s.site AND ts <= %(not_after)s) n
+), e AS (
+    SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery, e.occupied, e.room,
+           e.received_at, least(e.ts, e.received_at) AS t
+    FROM m JOIN events e ON e.site = m.site AND e.ts >= m.newest - %(window)s
+                        AND e.ts <= %(not_after)s
+), d AS (
+    SELECT * FROM unnest(%(q_sites)s::text[], %(q_devices)s::text[], %(q_rooms)s::text[],
+                         %(q_silences)s::interval[]) AS d(site, device, room, silence)
+), first AS (
+    SELECT site, min(t) AS t0 FROM e GROUP BY site
+), doubtful AS (
+    SELECT DISTINCT e.site, e.device FROM e JOIN d USING (site, device)
+    WHERE e.room IS DISTINCT FROM d.room OR e.ts - e.received_at > %(skew)s
+          OR e.battery < %(battery_below)s
+), signs AS (
+    -- "C": the sort for the window is by device name, which needs no language's order.
+    SELECT site, device, t,
+           t - lag(t) OVER (PARTITION BY device COLLATE "C", site ORDER BY t) AS gap
+    FROM e WHERE t >= %(trusted_from)s
+), heard AS (
+    SELECT site, device, max(gap) AS longest, min(t) AS since, max(t) AS until
+    FROM signs GROUP BY site, device
+), quiet AS (
+    SELECT d.site, d.device, h.until AS heard_until
+    FROM d JOIN heard h USING (site, device) JOIN first f USING (site)
+    LEFT JOIN doubtful x USING (site, device)
+    WHERE x.device IS NULL AND coalesce(h.longest, interval '0') < d.silence
+          AND h.since - f.t0 < d.silence
+)
+SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery, e.occupied, e.room,
+       e.received_at, q.heard_until
+FROM e LEFT JOIN quiet q USING (site, device)
+WHERE q.heard_until IS NULL OR e.kind <> 'heartbeat' OR e.occupied IS NOT NULL
+      OR e.t = q.heard_until
+ORDER BY e.ts
+"""
+
+
 def _recent_events(conn: psycopg.Connection, sites: Sequence[str], window: timedelta,
-                   not_after: datetime) -> list[StoredEventRow]:
+                   not_after: datetime, quiet: QuietDevices | None
+                   ) -> tuple[list[StoredEventRow], dict[str, dict[str, datetime]]]:
     # Per site, the window before its newest event (live or a replayed night). Events
     # stamped after ``not_after`` (a device clock far ahead, stored before the gateway
     # refused those) are left out: one of them would move the window, and so the clock,
     # to its own time. Each event comes with the room stored on it (where its device sat
     # then), read from the event row itself: no join to ``devices``, which the hypertable's
     # indexes cannot serve (a moved device's older events are left out by the runtime).
-    rows = conn.execute(
-        "SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery, e.occupied, "
-        "e.room, e.received_at "
-        "FROM unnest(%s::text[]) AS s(site) "
-        "CROSS JOIN LATERAL (SELECT max(ts) AS newest FROM events "
-        "                    WHERE site = s.site AND ts <= %s) m "
-        "JOIN events e ON e.site = s.site AND e.ts >= m.newest - %s AND e.ts <= %s "
-        "ORDER BY e.ts", (list(sites), not_after, window, not_after)).fetchall()
-    return [StoredEventRow(Event(site, device, event_id, ts, EventKind(kind), battery,
-                                 occupied), room, received_at)
-            for site, device, event_id, ts, kind, battery, occupied, room, received_at
-            in rows]
+    # Quiet devices' plain heartbeats but the last are left out (``QuietDevices``): most
+    # of a night's stored events, and most of a takeover's replay.
+    devices = list(quiet.devices) if quiet is not None else []
+    rows = conn.execute(_RECENT_EVENTS, {
+        "sites": list(sites), "not_after": not_after, "window": window,
+        "q_sites": [d[0] for d in devices], "q_devices": [d[1] for d in devices],
+        "q_rooms": [d[2] for d in devices], "q_silences": [d[3] for d in devices],
+        "trusted_from": quiet.trusted_from if quiet is not None else not_after,
+        "skew": quiet.future_skew if quiet is not None else timedelta(0),
+        "battery_below": quiet.battery_below if quiet is not None else 0,
+    }).fetchall()
+    heard: dict[str, dict[str, datetime]] = {}
+    events: list[StoredEventRow] = []
+    for site, device, event_id, ts, kind, battery, occupied, room, received_at, until in rows:
+        events.append(StoredEventRow(Event(site, device, event_id, ts, EventKind(kind),
+                                           battery, occupied), room, received_at))
+        if until is not None:
+            heard.setdefault(site, {})[device] = until
+    return events, heard
 
 
 def _offline_devices(conn: psycopg.Connection) -> list[StatusChange]:
@@ -117,20 +198,20 @@ class RulesStore:
             raise self._failed(exc) from exc
         return layouts
 
-    def replay(self, sites: Sequence[str], window: timedelta, not_after: datetime
-               ) -> tuple[list[StoredEventRow], list[StatusChange]]:
+    def replay(self, sites: Sequence[str], window: timedelta, not_after: datetime,
+               quiet: QuietDevices | None = None) -> Replay:
         """What to replay on start: each site's events of ``window`` before its newest
         stamped no later than ``not_after`` (oldest first, each with the room stored on it
-        and its arrival time), and
-        the devices now offline (``ts``: when they went)."""
+        and its arrival time), less the plain heartbeats of ``quiet`` devices, and the
+        devices now offline (``ts``: when they went)."""
         conn = self._connection()
         try:
-            events = _recent_events(conn, sites, window, not_after)
+            events, heard = _recent_events(conn, sites, window, not_after, quiet)
             offline = _offline_devices(conn)
             conn.commit()
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
-        return events, offline
+        return Replay(events, offline, heard)
 
     def routine_history(self, site: str, since: datetime, until: datetime) -> list[Event]:
         """The bed sensors' ``bed.exit``/``bed.enter`` events of ``site`` in [since, until):

@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -44,6 +45,10 @@ from ingest.writer import StoreUnavailable
 from rules.runtime import RulesRuntime
 
 log = logging.getLogger(__name__)
+
+# Sites whose pipelines a keeper starts at once (each in a thread of its own while it
+# waits for its replay); the leases of a batch are taken just before it starts.
+START_AT_ONCE = 8
 
 __all__ = ["LeaseKeeper", "SiteService", "default_worker_id", "site_client_id"]
 
@@ -103,6 +108,7 @@ def start_site_pipeline(settings: Settings, lease: Lease, fence: LeaseFence) -> 
         # Bridged payloads are not per site: a leased worker serves native devices only.
         "gateway_bridges": False,
     })
+    began = time.monotonic()
     rules = RulesRuntime(settings.resolved_database_url(), sites=[lease.site],
                          budget_s=settings.rules_batch_budget_s,
                          future_skew=timedelta(seconds=settings.event_future_skew_s),
@@ -112,6 +118,8 @@ def start_site_pipeline(settings: Settings, lease: Lease, fence: LeaseFence) -> 
     rules.start()
     # Not waiting for the broker: the keeper's other leases must be renewed meanwhile.
     gateway.start(wait_connected_s=0)
+    log.info("site %r: rules rebuilt and its session opening after %.2f s", lease.site,
+             time.monotonic() - began)
     return _SitePipeline(gateway, rules)
 
 
@@ -159,14 +167,19 @@ class LeaseKeeper:
                 self._stop.set()
 
     def _renew(self, conn: psycopg.Connection) -> None:
+        if not self._held:
+            return
+        renewed = leases.renew_all(conn, [held.lease for held in self._held.values()],
+                                   self._ttl)
+        now = time.monotonic()
         for site, held in list(self._held.items()):
-            renewed = leases.renew(conn, held.lease, self._ttl)
-            if renewed is None:
+            lease = renewed.get(site)
+            if lease is None:
                 log.warning("lease of site %r was taken over by another worker; stopping "
                             "its pipeline", site)
                 self._lose(site)
             else:
-                held.lease, held.renewed = renewed, time.monotonic()
+                held.lease, held.renewed = lease, now
 
     def _drop_overdue(self) -> None:
         # The database is away: past its time to live a lease may have been taken over
@@ -179,30 +192,53 @@ class LeaseKeeper:
                 self._lose(site)
 
     def _take(self, conn: psycopg.Connection) -> None:
-        candidates = self._wanted or leases.all_sites(conn)
-        for site in candidates:
-            if self._max and len(self._held) >= self._max:
+        free = [site for site in self._wanted or leases.all_sites(conn)
+                if site not in self._held]
+        while free and not self._stop.is_set():
+            room = self._max - len(self._held) if self._max else len(free)
+            batch: list[tuple[Lease, LeaseFence]] = []
+            while free and len(batch) < min(START_AT_ONCE, room):
+                lease = leases.acquire(conn, free.pop(0), self.owner, self._ttl)
+                if lease is not None:
+                    batch.append((lease, LeaseFence({lease.site: lease.token},
+                                                    hold_limit=self._ttl)))
+            if room <= 0:
                 return
-            if site in self._held or self._stop.is_set():
-                continue
-            lease = leases.acquire(conn, site, self.owner, self._ttl)
-            if lease is None:
-                continue
-            fence = LeaseFence({site: lease.token}, hold_limit=self._ttl)
+            if batch:
+                self._start_batch(conn, batch)
+                # Starting takes a while (the rules' replays): renew the others now.
+                self._renew(conn)
+
+    def _start_batch(self, conn: psycopg.Connection,
+                     batch: list[tuple[Lease, LeaseFence]]) -> None:
+        """Start the pipelines of leases just taken, several at once: a site's start mostly
+        waits for the database (its replay), and a takeover of many sites must not take
+        the sum of those waits."""
+        for lease, _ in batch:
             log.info("took the lease of site %r (token %d); starting its pipeline",
-                     site, lease.token)
-            try:
-                service = self._start_site(self._settings, lease, fence)
-            except StoreUnavailable as exc:
-                log.warning("could not start site %r (%s); releasing its lease", site, exc)
-                leases.release(conn, lease)
-                continue
-            except Exception:
-                leases.release(conn, lease)  # another worker may manage where this one cannot
-                raise
-            self._held[site] = _Held(lease, fence, service)
-            # Starting a site takes a while (the rules' replay): renew the others now.
-            self._renew(conn)
+                     lease.site, lease.token)
+        failure: Exception | None = None
+        with ThreadPoolExecutor(max_workers=len(batch),
+                                thread_name_prefix="site-start") as pool:
+            started = [(lease, fence, pool.submit(self._start_site, self._settings, lease,
+                                                  fence))
+                       for lease, fence in batch]
+            for lease, fence, future in started:
+                try:
+                    service = future.result()
+                except StoreUnavailable as exc:
+                    log.warning("could not start site %r (%s); releasing its lease",
+                                lease.site, exc)
+                    leases.release(conn, lease)
+                    continue
+                except Exception as exc:
+                    # Another worker may manage where this one cannot.
+                    leases.release(conn, lease)
+                    failure = failure or exc
+                    continue
+                self._held[lease.site] = _Held(lease, fence, service)
+        if failure is not None:
+            raise failure
 
     def _lose(self, site: str) -> None:
         held = self._held.pop(site)

@@ -66,16 +66,27 @@ class DeviceMachine:
     offline_episode: str | None = None  # the sensor_offline alert raised, if any
     battery: BatteryLevel = BatteryLevel.OK
     battery_episode: str | None = None  # the low_battery notice raised, if any
+    # A device resumed from a summary of its history (``heard``): the last sign of life
+    # that summary covers. No input older than it can bring the silence timer forward.
+    heard_until: datetime | None = None
 
     @classmethod
     def unheard(cls, device: str, since: datetime, ctx: SiteContext) -> DeviceMachine:
         return cls(device, silent_at=since + allowed_silence(ctx, device))
 
+    @classmethod
+    def heard(cls, device: str, until: datetime, ctx: SiteContext) -> DeviceMachine:
+        """A device known to have been heard, with no silence of the allowed length, from
+        the site clock's start until ``until``, its battery never low: what its full
+        history of plain heartbeats would have left (the replay on start skips them)."""
+        return cls(device, DevicePresence.ONLINE, until + allowed_silence(ctx, device),
+                   heard_until=until)
+
     def clone(self) -> Self:
         # Every input of a device is snapshotted: a plain constructor call is several
         # times cheaper than copy.copy's reduce protocol (all fields are immutable values).
         return type(self)(self.device, self.presence, self.silent_at, self.offline_episode,
-                          self.battery, self.battery_episode)
+                          self.battery, self.battery_episode, self.heard_until)
 
     def apply(self, item: Input, ctx: SiteContext) -> list[Intent]:
         if isinstance(item, StatusChange) and item.presence is Presence.OFFLINE:
@@ -100,7 +111,10 @@ class DeviceMachine:
             if self.offline_episode is not None:
                 intents.append(self._clear(ctx, RuleName.SENSOR_OFFLINE, self.offline_episode, ts))
                 self.offline_episode = None
-        self.silent_at = ts + allowed_silence(ctx, self.device)
+        # In ts order a sign of life is never older than ``heard_until``; one placed before
+        # it (a late input, evaluated against a resumed state) must not shorten the timer.
+        latest = ts if self.heard_until is None or ts > self.heard_until else self.heard_until
+        self.silent_at = latest + allowed_silence(ctx, self.device)
         return intents
 
     def _lost(self, ctx: SiteContext, ts: datetime, key: str, detail: str) -> list[Intent]:

@@ -57,7 +57,7 @@ from types import MappingProxyType
 from core.events import DeviceKind, Event, EventKind, StatusChange
 from core.intents import Intent
 from core.night_window import require_aware
-from rules.devices import DeviceMachine
+from rules.devices import DeviceMachine, allowed_silence
 from rules.errors import LayoutError, UnknownSite
 from rules.layout import SiteLayout
 from rules.machine import Input, Machine, SiteContext
@@ -89,6 +89,8 @@ class _Site:
     # corridor motion and building exit are attributed to it), so they share one state.
     residents: Timeline[Machine] = field(init=False)
     devices: dict[str, Timeline[DeviceMachine]] = field(default_factory=dict)
+    # Devices to start as heard until then instead of unheard (``resume_devices``).
+    heard: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.residents = Timeline(SiteMachine(), max_inputs=self.max_inputs)
@@ -100,11 +102,17 @@ class _Site:
         if self.watermark is not None:  # device timelines start with the site's clock
             self.devices = {
                 device: self.devices.get(device)
-                or Timeline(DeviceMachine.unheard(device, self._clock(), self.ctx),
-                            max_inputs=self.max_inputs)
+                or Timeline(self._start(device), max_inputs=self.max_inputs)
                 for device in layout.devices
             }
+            self.heard = {}
         self.due = self.earliest()
+
+    def _start(self, device: str) -> DeviceMachine:
+        heard = self.heard.get(device)
+        if heard is not None:
+            return DeviceMachine.heard(device, heard, self.ctx)
+        return DeviceMachine.unheard(device, self._clock(), self.ctx)
 
     def timelines(self) -> list[Timeline[Machine] | Timeline[DeviceMachine]]:
         rooms: list[Timeline[Machine] | Timeline[DeviceMachine]] = [self.residents]
@@ -169,6 +177,22 @@ class RulesEngine:
         else:
             state.ctx = ctx
         state.sync_layout()
+
+    def resume_devices(self, site: str, heard: Mapping[str, datetime]) -> None:
+        """Before ``site``'s first input: start these devices as heard until the given
+        time (``DeviceMachine.heard``) instead of unheard. For a replay that leaves out a
+        device's plain heartbeats because they could not have fired its silence timer
+        nor changed its battery state (``ingest.rules_store``); its other inputs are
+        still given. The caller vouches for that."""
+        state = self._site(site)
+        if state.watermark is not None:
+            raise ValueError(f"site {site!r} has already started its clock; devices can be "
+                             "resumed only before its first input")
+        state.heard = dict(heard)
+
+    def silence(self, site: str, device: str) -> timedelta:
+        """How long ``device`` may be silent before the rules call it offline."""
+        return allowed_silence(self._site(site).ctx, device)
 
     def update_routines(self, site: str, routines: Mapping[str, FlatRoutine]) -> None:
         """Give ``site``'s flats their learned routines (``rules.routines``); they apply to

@@ -68,13 +68,13 @@ from core.events import Event, RoomKind, StatusChange
 from core.intents import Intent
 from core.night_window import NightWindow
 from ingest.rule_layouts import StoredLayouts
-from ingest.rules_store import RulesStore
+from ingest.rules_store import QuietDevices, RulesStore
 from ingest.writer import StoredEventRow, StoreUnavailable, WriteFence
 from rules.engine import RulesEngine
 from rules.errors import LayoutError, UnknownSite
 from rules.layout import BasisKind, DeviceInfo, MonitoringBasis, RoomInfo, SiteLayout
 from rules.routines import LEARN_NIGHTS, FlatRoutine, learn_routines
-from rules.settings import RuleBook, RuleName, RuleOverride
+from rules.settings import LOW_BATTERY_BELOW, RuleBook, RuleName, RuleOverride
 from rules.staff import StaffRound
 
 log = logging.getLogger(__name__)
@@ -207,12 +207,24 @@ class RulesRuntime:
         self._layout_version = version
         # Per site, the hours before its newest event (live or a replayed night):
         # long enough for every timer and excursion the rules keep.
-        not_after = datetime.fromtimestamp(self._wall(), UTC) + self._future_skew
-        events, offline = self._store.replay(list(layouts), REPLAY, not_after)
+        wall = datetime.fromtimestamp(self._wall(), UTC)
+        not_after = wall + self._future_skew
+        engine = RulesEngine(layouts, books, history=HISTORY)
+        # Events older than this may be skipped as older than the re-ordering window (a
+        # live site's clock is wall time): not counted as a quiet device's signs of life.
+        quiet = QuietDevices(
+            [(site, device, info.room, engine.silence(site, device))
+             for site, layout in layouts.items() for device, info in layout.devices.items()],
+            trusted_from=wall - HISTORY + self._future_skew, future_skew=self._future_skew,
+            battery_below=LOW_BATTERY_BELOW)
+        replay = self._store.replay(list(layouts), REPLAY, not_after, quiet)
+        events, offline = replay.events, replay.offline
+        for site, heard in replay.heard.items():
+            engine.resume_devices(site, heard)
         staff = self._store.staff_rounds(not_after - REPLAY - HISTORY, self._sites)
         intents: list[Intent] = []
         with self._lock:
-            self._engine = RulesEngine(layouts, books, history=HISTORY)
+            self._engine = engine
             self._remember(layouts)
             self._layout_loaded = time.monotonic()
             self._staff = {}
@@ -234,7 +246,9 @@ class RulesRuntime:
                     intents += self._engine.advance(site, now)
         self._report_skipped(skipped)
         self._store.apply(intents)
-        log.info("rules engine rebuilt from %d stored events", len(events))
+        log.info("rules engine rebuilt from %d stored events (and the last sign of life of "
+                 "%d quiet devices, whose other plain heartbeats need no replay)", len(events),
+                 sum(len(heard) for heard in replay.heard.values()))
         self.learn_routines()
 
     def routines(self, site: str) -> Mapping[str, FlatRoutine]:

@@ -4,6 +4,7 @@ changed, and it changes with everything they read, not with what the writer touc
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import date
 from datetime import time as dt_time
 
@@ -119,9 +120,10 @@ def test_the_gateways_registry_reads_the_devices_again_only_when_the_version_mov
     reads: list[int] = []
     real = stored_devices.known_devices
 
-    def counted(conn: psycopg.Connection) -> list[KnownDevice]:
+    def counted(conn: psycopg.Connection, sites: Sequence[str] | None = None
+                ) -> list[KnownDevice]:
         reads.append(1)
-        return real(conn)
+        return real(conn, sites)
 
     try:
         with pytest.MonkeyPatch.context() as patch:
@@ -142,6 +144,29 @@ def test_the_gateways_registry_reads_the_devices_again_only_when_the_version_mov
                        "WHERE site = %s", (layout,))
             registry.reload_if_stale()
             assert len(reads) == 2
+    finally:
+        registry.close()
+
+
+def test_a_leased_sites_registry_keeps_only_its_sites_devices(
+        db: psycopg.Connection, layout: str, migrated: StackInfo) -> None:
+    """A takeover of 50 sites started 50 gateways, and each read every device of the
+    installation. A site's gateway now reads its site's devices; the rare question of a
+    dead letter (which other site has a device of this id) still gets its answer."""
+    other = unique("lv")
+    db.execute("INSERT INTO sites (id, name, tz, night_start, night_end) "
+               "VALUES (%s, 'W', 'Europe/Copenhagen', '22:00', '07:00')", (other,))
+    db.execute("INSERT INTO rooms (site, id, kind, label) VALUES (%s, 'f9', 'flat', 'L 9')",
+               (other,))
+    db.execute("INSERT INTO devices (site, id, room, kind, heartbeat_s, source) "
+               "VALUES (%s, 'stray', 'f9', 'door', 300, 'native')", (other,))
+    registry = DeviceRegistry(migrated.database_url, sites=[layout])
+    try:
+        registry.reload()
+        assert registry.get(layout, "d1") is not None
+        assert {device.site for device in registry._by_id.values()} == {layout}
+        assert registry.sites_of("stray") == [other]
+        assert registry.sites_of("nowhere") == []
     finally:
         registry.close()
 
