@@ -78,10 +78,11 @@ WITH m AS (
                          %(q_silences)s::interval[]) AS d(site, device, room, silence)
 ), first AS (
     SELECT site, min(t) AS t0 FROM e GROUP BY site
-), doubtful AS (
-    SELECT DISTINCT e.site, e.device FROM e JOIN d USING (site, device)
-    WHERE e.room IS DISTINCT FROM d.room OR e.ts - e.received_at > %(skew)s
-          OR e.battery < %(battery_below)s
+), stored AS (
+    SELECT e.site, e.device, min(e.ts) AS first_ts,
+           bool_or(e.room IS DISTINCT FROM d.room OR e.ts - e.received_at > %(skew)s
+                   OR e.battery < %(battery_below)s) AS doubtful
+    FROM e JOIN d USING (site, device) GROUP BY e.site, e.device
 ), signs AS (
     -- "C": the sort for the window is by device name, which needs no language's order.
     SELECT site, device, t,
@@ -91,17 +92,17 @@ WITH m AS (
     SELECT site, device, max(gap) AS longest, min(t) AS since, max(t) AS until
     FROM signs GROUP BY site, device
 ), quiet AS (
-    SELECT d.site, d.device, h.until AS heard_until
+    SELECT d.site, d.device, h.until AS heard_until, x.first_ts
     FROM d JOIN heard h USING (site, device) JOIN first f USING (site)
-    LEFT JOIN doubtful x USING (site, device)
-    WHERE x.device IS NULL AND coalesce(h.longest, interval '0') < d.silence
+    JOIN stored x USING (site, device)
+    WHERE NOT x.doubtful AND coalesce(h.longest, interval '0') < d.silence
           AND h.since - f.t0 < d.silence
 )
 SELECT e.site, e.device, e.event_id, e.ts, e.kind, e.battery, e.occupied, e.room,
        e.received_at, q.heard_until
 FROM e LEFT JOIN quiet q USING (site, device)
 WHERE q.heard_until IS NULL OR e.kind <> 'heartbeat' OR e.occupied IS NOT NULL
-      OR e.t = q.heard_until
+      OR e.t = q.heard_until OR e.ts = q.first_ts
 ORDER BY e.ts
 """
 
@@ -115,8 +116,9 @@ def _recent_events(conn: psycopg.Connection, sites: Sequence[str], window: timed
     # to its own time. Each event comes with the room stored on it (where its device sat
     # then), read from the event row itself: no join to ``devices``, which the hypertable's
     # indexes cannot serve (a moved device's older events are left out by the runtime).
-    # Quiet devices' plain heartbeats but the last are left out (``QuietDevices``): most
-    # of a night's stored events, and most of a takeover's replay.
+    # Quiet devices' plain heartbeats are left out (``QuietDevices``), most of a night's
+    # stored events and of a takeover's replay, but for each device's first (the site's
+    # clock starts with its first event) and last (its last sign of life).
     devices = list(quiet.devices) if quiet is not None else []
     rows = conn.execute(_RECENT_EVENTS, {
         "sites": list(sites), "not_after": not_after, "window": window,
