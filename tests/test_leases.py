@@ -27,7 +27,7 @@ from core.settings import Settings, StackInfo
 from ingest import leases
 from ingest.leases import Lease, LeaseFence, LeaseLost
 from ingest.rules_store import RulesStore
-from ingest.writer import Batch, EventWriter, StoredEventRow
+from ingest.writer import Batch, EventWriter, StoredEventRow, StoreUnavailable
 from nattero.lease_keeper import LeaseKeeper, SiteService
 from tests.support import REPO
 from tests.support.devices import DeviceClient, event_payload
@@ -114,6 +114,24 @@ def test_takeover_after_expiry_draws_a_larger_token_and_the_old_owner_cannot_ren
     assert c is not None and c.token > b.token
 
 
+def test_renewing_all_of_a_workers_leases_at_once_leaves_out_the_one_taken_over(
+        db, migrated) -> None:
+    import provisioning
+
+    mine, lost = unique("ls"), unique("ls")
+    for site_id in (mine, lost):
+        provisioning.add_site(Settings(), site_id, "Fornyet")
+    kept = leases.acquire(db, mine, "worker-a", LONG)
+    assert kept is not None
+    a, b = taken_over(db, lost)
+    renewed = leases.renew_all(db, [kept, a], LONG)
+    assert set(renewed) == {mine}  # the site taken over is missing: lost
+    assert renewed[mine].token == kept.token and renewed[mine].expires_at > kept.expires_at
+    assert leases.renew(db, b, LONG) is not None  # the new owner's lease is untouched
+    with pytest.raises(ValueError):  # one worker renews its own leases only
+        leases.renew_all(db, [renewed[mine], b], LONG)
+
+
 def test_keepers_sharing_sites_each_own_a_disjoint_part(migrated, db) -> None:
     import provisioning
 
@@ -147,6 +165,43 @@ def test_keepers_sharing_sites_each_own_a_disjoint_part(migrated, db) -> None:
     assert sorted(site_id for _, site_id in started) == sorted(sites)  # each started once
     one.stop()
     two.stop()
+
+
+def test_a_keeper_starts_the_sites_it_takes_together_and_releases_one_that_cannot_start(
+        migrated, db) -> None:
+    """A takeover of 50 sites started them one after another, each waiting for its replay:
+    half a minute. The starts of a round now overlap (they would wait for each other at
+    the barrier forever, one at a time); a site whose start finds the store away is
+    released for another worker, the others are served."""
+    import provisioning
+
+    sites = [unique("lp") for _ in range(4)]
+    for site_id in sites:
+        provisioning.add_site(Settings(), site_id, "Samtidig")
+    together = threading.Barrier(len(sites), timeout=10)
+
+    class Idle:
+        fatal = None
+        connected = True
+
+        def stop(self) -> None:
+            pass
+
+    def start(settings: Settings, lease: Lease, fence: LeaseFence) -> SiteService:
+        together.wait()  # every site of the round is starting at this moment
+        if lease.site == sites[0]:
+            raise StoreUnavailable("the store went away during this site's replay")
+        return Idle()
+
+    keeper = LeaseKeeper(Settings(gateway_sites=sites, lease_ttl_s=30, lease_renew_s=1),
+                         owner=unique("w"), start_site=start)
+    try:
+        keeper.run_once()
+        assert sorted(keeper.owned()) == sorted(sites[1:])
+        assert keeper.fatal is None
+        assert leases.acquire(db, sites[0], unique("w"), LONG) is not None  # released
+    finally:
+        keeper.stop()
 
 
 def test_keeper_sharing_all_sites_takes_free_ones_up_to_its_limit_and_releases_on_stop(
