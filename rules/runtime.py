@@ -244,7 +244,7 @@ class RulesRuntime:
                 now = self.site_clock(site)
                 if now is not None:
                     intents += self._engine.advance(site, now)
-        self._report_skipped(skipped)
+        self._report_skipped(skipped, replay=True)
         self._store.apply(intents)
         log.info("rules engine rebuilt from %d stored events (and the last sign of life of "
                  "%d quiet devices, whose other plain heartbeats need no replay)", len(events),
@@ -498,10 +498,18 @@ class RulesRuntime:
         self._note(event.site, at, received_at.timestamp())
         return event if at == event.ts else replace(event, ts=at)
 
-    def _report_skipped(self, skipped: dict[tuple[str, str], int]) -> None:
+    def _report_skipped(self, skipped: dict[tuple[str, str], int], replay: bool = False
+                        ) -> None:
         for (site, reason), count in skipped.items():
             metrics.RULES_SKIPPED.labels(reason=reason).inc(count)
-            if reason == "moved":
+            if reason == "too_old" and replay:
+                # The replay reads the hours before the site's newest event; a live site's
+                # clock is now, so what the site sent before now - HISTORY is past the
+                # window whenever its last event came a while ago: not a device's clock.
+                log.info("rules: the replay of site %s read %d event(s) from before the "
+                         "re-ordering window (%s before now): not evaluated", site, count,
+                         HISTORY)
+            elif reason == "moved":
                 log.info("rules: %d event(s) of site %s were stored before their device "
                          "moved to another room: not evaluated in its new room",
                          count, site)
