@@ -223,20 +223,26 @@ class LeaseKeeper:
             started = [(lease, fence, pool.submit(self._start_site, self._settings, lease,
                                                   fence))
                        for lease, fence in batch]
+            unstarted: list[Lease] = []
             for lease, fence, future in started:
                 try:
                     service = future.result()
                 except StoreUnavailable as exc:
                     log.warning("could not start site %r (%s); releasing its lease",
                                 lease.site, exc)
-                    leases.release(conn, lease)
+                    unstarted.append(lease)
                     continue
                 except Exception as exc:
-                    # Another worker may manage where this one cannot.
-                    leases.release(conn, lease)
+                    log.error("could not start site %r; releasing its lease", lease.site,
+                              exc_info=exc)
+                    unstarted.append(lease)  # another worker may manage where this one cannot
                     failure = failure or exc
                     continue
+                # Held before any release below can fail: a started site is never lost
+                # track of (its pipeline is stopped with the others').
                 self._held[lease.site] = _Held(lease, fence, service)
+        for lease in unstarted:
+            leases.release(conn, lease)
         if failure is not None:
             raise failure
 
