@@ -158,15 +158,16 @@ def test_a_leased_sites_registry_keeps_only_its_sites_devices(
                "VALUES (%s, 'W', 'Europe/Copenhagen', '22:00', '07:00')", (other,))
     db.execute("INSERT INTO rooms (site, id, kind, label) VALUES (%s, 'f9', 'flat', 'L 9')",
                (other,))
+    stray = unique("stray")
     db.execute("INSERT INTO devices (site, id, room, kind, heartbeat_s, source) "
-               "VALUES (%s, 'stray', 'f9', 'door', 300, 'native')", (other,))
+               "VALUES (%s, %s, 'f9', 'door', 300, 'native')", (other, stray))
     registry = DeviceRegistry(migrated.database_url, sites=[layout])
     try:
         registry.reload()
         assert registry.get(layout, "d1") is not None
         assert {device.site for device in registry._by_id.values()} == {layout}
-        assert registry.sites_of("stray") == [other]
-        assert registry.sites_of("nowhere") == []
+        assert registry.sites_of(stray) == [other]
+        assert registry.sites_of(unique("nowhere")) == []
     finally:
         registry.close()
 
