@@ -74,6 +74,16 @@ def stored(db: psycopg.Connection, site: str) -> tuple[int, int]:
     return int(events[0]), int(alerts[0])
 
 
+class IdleSite:
+    """A site's service that does nothing (the keeper's leases are what is tested)."""
+
+    fatal = None
+    connected = True
+
+    def stop(self) -> None:
+        pass
+
+
 # -- the lease table ----------------------------------------------------------------------
 
 def test_two_workers_racing_for_a_site_never_both_own_it(db, site, migrated) -> None:
@@ -180,18 +190,11 @@ def test_a_keeper_starts_the_sites_it_takes_together_and_releases_one_that_canno
         provisioning.add_site(Settings(), site_id, "Samtidig")
     together = threading.Barrier(len(sites), timeout=10)
 
-    class Idle:
-        fatal = None
-        connected = True
-
-        def stop(self) -> None:
-            pass
-
     def start(settings: Settings, lease: Lease, fence: LeaseFence) -> SiteService:
         together.wait()  # every site of the round is starting at this moment
         if lease.site == sites[0]:
             raise StoreUnavailable("the store went away during this site's replay")
-        return Idle()
+        return IdleSite()
 
     keeper = LeaseKeeper(Settings(gateway_sites=sites, lease_ttl_s=30, lease_renew_s=1),
                          owner=unique("w"), start_site=start)
@@ -212,16 +215,9 @@ def test_keeper_sharing_all_sites_takes_free_ones_up_to_its_limit_and_releases_o
         provisioning.add_site(Settings(), unique("la"), "Alle")
     started: list[str] = []
 
-    class Idle:
-        fatal = None
-        connected = True
-
-        def stop(self) -> None:
-            pass
-
     def start(settings: Settings, lease: Lease, fence: LeaseFence) -> SiteService:
         started.append(lease.site)
-        return Idle()
+        return IdleSite()
 
     keeper = LeaseKeeper(Settings(gateway_sites=[], lease_max_sites=2, lease_ttl_s=30,
                                   lease_renew_s=1), owner=unique("w"), start_site=start)
