@@ -9,14 +9,17 @@ parsed and re-encoded) - no database read between the commit and the boards. Any
 new rows of ``alert_changes`` once, through the pool. No board ever queries the database
 for live changes.
 
-Order and completeness: changes are numbered under a transaction-level advisory lock, so
-they commit, and PostgreSQL delivers their notifications, in ``seq`` order; a hole is a
-rolled-back transaction. The fan-out still only publishes a gap-free prefix: a hole below
-a ``seq`` whose notification has arrived is settled (whatever was below it has committed
-or never will) and is skipped at once; any other hole (seen on a catch-up read) holds the
-changes above it for up to ``GAP_GRACE_S``, and is then skipped. ``seq``
-(the watermark) is the last change published; every change at or below it has been
-delivered to every subscriber, which makes it a safe ``since`` for a board.
+Order and completeness: changes are numbered under a transaction-level advisory lock
+(``ingest.alerts.lock_changes``), held from the number's draw to the end of its
+transaction, so they commit, and PostgreSQL delivers their notifications, in ``seq``
+order. A hole below a change that is committed is therefore settled: the transaction that
+drew the missing number ended before this one could draw its own, without committing it
+(rolled back), or the number was never drawn (a sequence skips up to 32 numbers when a
+standby is promoted). The fan-out publishes such a change at once, whether it learns of
+it by notification or by a catch-up read; waiting there for the hole would only delay the
+alerts after every failover. ``seq`` (the watermark) is the last change published; every
+change at or below it has been delivered to every subscriber, which makes it a safe
+``since`` for a board.
 
 If the database goes away the listener reconnects with backoff and catches up from the
 watermark, so subscribers see neither a duplicate nor a gap.
@@ -27,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -47,9 +49,9 @@ from ingest.alerts import (
 
 log = logging.getLogger(__name__)
 
-LISTEN_RETRY_MAX_S = 2.0
-
-GAP_GRACE_S = 1.5
+# Between the listener's tries to reach the database: every board waits for this
+# listener to find a new primary, and a refused try costs little.
+LISTEN_RETRY_S = 0.5
 QUEUE_SIZE = 2000
 PAGE = 5000
 
@@ -119,8 +121,6 @@ class AlertFanout:
         self._url = settings.resolved_database_url()
         self._pool = pool
         self._subscribers: set[Subscriber] = set()
-        self._gap_since: float | None = None
-        self._settled = 0  # the highest seq notified: every lower one is final
         self.seq = 0
         self.listening = False
         self.ready = asyncio.Event()
@@ -164,7 +164,6 @@ class AlertFanout:
 
     # -- the listener -------------------------------------------------------------------------
     async def run(self) -> None:
-        backoff = 0.5
         while True:
             try:
                 await self._listen()
@@ -173,16 +172,14 @@ class AlertFanout:
             except (psycopg.Error, PoolTimeout, OSError) as exc:
                 log.warning("alert listener lost the database (%s); reconnecting in %.1f s",
                             str(exc).strip().splitlines()[0] if str(exc).strip() else exc,
-                            backoff)
+                            LISTEN_RETRY_S)
             except Exception:
                 # Never let the listener die: every board would then stay connected,
                 # receive pings and hear no alert again.
-                log.exception("alert listener failed; starting again in %.1f s", backoff)
+                log.exception("alert listener failed; starting again in %.1f s",
+                              LISTEN_RETRY_S)
             self.listening = False
-            await asyncio.sleep(backoff)
-            # At most 2 s: a database failover takes seconds, and every board waits for
-            # this listener to find the new primary (a reconnect attempt costs little).
-            backoff = min(backoff * 2, LISTEN_RETRY_MAX_S)
+            await asyncio.sleep(LISTEN_RETRY_S)
 
     async def _listen(self) -> None:
         async with await psycopg.AsyncConnection.connect(
@@ -200,48 +197,41 @@ class AlertFanout:
             await self._catch_up()
             while True:
                 behind = False
-                timeout = 0.2 if self._gap_since is not None else 30.0
-                async for notify in conn.notifies(timeout=timeout, stop_after=1):
+                async for notify in conn.notifies(timeout=30.0, stop_after=1):
                     change = from_notification(notify.payload)
                     if change is None:
                         behind = True
                         continue
                     seq = change if isinstance(change, int) else change.seq
-                    self._settled = max(self._settled, seq)
                     if isinstance(change, PublishedChange) and seq == self.seq + 1:
                         self._publish(change)  # the usual case: no read, no thread hop
                     else:
                         behind = behind or seq > self.seq
-                if behind or self._gap_since is not None:
+                if behind:
                     await self._catch_up()
 
     async def _catch_up(self) -> None:
         while True:
             rows = await run_in_threadpool(self._read_after, self.seq)
-            published = self._publish_gap_free(rows)
-            if len(rows) < PAGE or not published:
+            if not self.publish_committed(rows) or len(rows) < PAGE:
                 return
 
     def _read_after(self, seq: int) -> list[StoredAlertChange]:
         with self._pool.connection() as conn:
             return changes_since(conn, seq, None, limit=PAGE)
 
-    def _publish_gap_free(self, rows: list[StoredAlertChange]) -> int:
+    def publish_committed(self, rows: list[StoredAlertChange]) -> int:
+        """Publish the committed changes of a catch-up read (in ``seq`` order) above the
+        watermark; a hole below one of them is settled (module docstring) and skipped."""
         published = 0
         for row in rows:
             seq = row.seq
             if seq <= self.seq:
                 continue
-            if seq != self.seq + 1 and seq > self._settled:
-                now = time.monotonic()
-                if self._gap_since is None:
-                    self._gap_since = now
-                if now - self._gap_since < GAP_GRACE_S:
-                    return published  # an earlier transaction may still commit
             if seq != self.seq + 1:
-                log.warning("alert changes %d..%d were never committed; skipping them",
-                            self.seq + 1, seq - 1)
-            self._gap_since = None
+                log.info("alert changes %d..%d were never committed (a rolled-back "
+                         "transaction, or numbers a promoted standby skipped); going on",
+                         self.seq + 1, seq - 1)
             self._publish(published_change(row))
             published += 1
         return published
