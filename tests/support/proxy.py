@@ -36,6 +36,10 @@ class CuttableProxy:
             listener, self._listener = self._listener, None
             sockets, self._open = self._open, set()
         if listener is not None:
+            # shutdown wakes the thread blocked in accept(); close alone would leave the
+            # socket listening until then.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         for sock in sockets:
             with contextlib.suppress(OSError):
