@@ -62,6 +62,14 @@ class BufferedClient(mqtt.Client):
         self._buffer = b""
         self._offset = 0
 
+    def loop_start(self) -> MQTTErrorCode:
+        # paho makes a new wake-up socket pair on every loop_start without closing the one
+        # of the last: a gateway that pauses and resumes (leaves and rejoins the brokers)
+        # would leak two sockets each time.
+        if self._thread is None:
+            self._reset_sockets(sockpair_only=True)
+        return super().loop_start()
+
     def reset_buffer(self) -> None:
         """Forget bytes of a previous connection (call when a new socket opens)."""
         self._buffer = b""
