@@ -11,7 +11,6 @@ drops every broken idle connection at the first one found.
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -22,14 +21,6 @@ from core.settings import Settings, StackInfo
 from tests.support.proxy import CuttableProxy
 
 OUTAGE_S = 4.0  # the library's own pauses would have reached 1 + 2 + 4 s by then
-
-
-def through(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2
-                                     else host))
 
 
 def first_query_s(pool: ConnectionPool) -> float:
@@ -46,9 +37,8 @@ def first_query_s(pool: ConnectionPool) -> float:
 
 def test_the_pool_reaches_the_database_again_within_a_second_after_an_outage(
         migrated: StackInfo) -> None:
-    target = urlsplit(migrated.database_url)
-    proxy = CuttableProxy((target.hostname or "127.0.0.1", target.port or 5432))
-    pool = open_pool(Settings(database_url=through(migrated.database_url, proxy.port)),
+    proxy = CuttableProxy.to_database(migrated.database_url)
+    pool = open_pool(Settings(database_url=proxy.url(migrated.database_url)),
                      max_size=2)
     try:
         with pool.connection(timeout=10) as conn:
@@ -71,9 +61,8 @@ def test_idle_connections_broken_by_an_outage_do_not_hold_up_the_first_request_a
         migrated: StackInfo) -> None:
     """Three idle connections, all broken while nobody asked for one: the first request
     after the outage tested them one by one and paused 0 + 1 + 2 s."""
-    target = urlsplit(migrated.database_url)
-    proxy = CuttableProxy((target.hostname or "127.0.0.1", target.port or 5432))
-    pool = open_pool(Settings(database_url=through(migrated.database_url, proxy.port)),
+    proxy = CuttableProxy.to_database(migrated.database_url)
+    pool = open_pool(Settings(database_url=proxy.url(migrated.database_url)),
                      max_size=3)
     try:
         held = [pool.getconn(timeout=10) for _ in range(3)]

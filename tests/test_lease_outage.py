@@ -14,7 +14,6 @@ The outage is real: the keepers reach PostgreSQL through a TCP proxy the test cu
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 import psycopg
 
@@ -26,14 +25,8 @@ from tests.support.devices import DeviceClient, event_payload
 from tests.support.proxy import CuttableProxy
 from tests.support.store import unique
 from tests.support.waiting import wait_until
-from tests.test_api_pool import through
 
 TTL_S = 2.0
-
-
-def proxied(stack: StackInfo) -> CuttableProxy:
-    target = urlsplit(stack.database_url)
-    return CuttableProxy((target.hostname or "127.0.0.1", target.port or 5432))
 
 
 def settings_for(site: str, database_url: str) -> Settings:
@@ -58,8 +51,8 @@ def test_an_outage_longer_than_the_lease_pauses_the_site_and_its_owner_resumes_i
     batch, and in its session at the broker) is stored once, as soon as the database is
     back."""
     user, password = add_device(site, "f1-door", "f1", DeviceKind.DOOR)
-    proxy = proxied(stack)
-    settings = settings_for(site, through(stack.database_url, proxy.port))
+    proxy = CuttableProxy.to_database(stack.database_url)
+    settings = settings_for(site, proxy.url(stack.database_url))
     owner = LeaseKeeper(settings, owner=unique("owner"))
     other = LeaseKeeper(settings, owner=unique("other"))
     device = DeviceClient(stack.mqtt_host, stack.mqtt_port, user, password)
@@ -128,7 +121,7 @@ def test_a_worker_cut_off_alone_leaves_the_site_and_stops_it_once_taken_over(
 
     site = unique("lo")
     provisioning.add_site(Settings(), site, "Afskåret")
-    proxy = proxied(migrated)
+    proxy = CuttableProxy.to_database(migrated.database_url)
     services: dict[str, list[RecordingSite]] = {"cut": [], "direct": []}
 
     def recording(name: str) -> StartSite:
@@ -137,7 +130,7 @@ def test_a_worker_cut_off_alone_leaves_the_site_and_stops_it_once_taken_over(
             return services[name][-1]
         return start
 
-    cut_off = LeaseKeeper(settings_for(site, through(migrated.database_url, proxy.port)),
+    cut_off = LeaseKeeper(settings_for(site, proxy.url(migrated.database_url)),
                           owner=unique("cut"), start_site=recording("cut"))
     direct = LeaseKeeper(settings_for(site, migrated.database_url), owner=unique("direct"),
                          start_site=recording("direct"))

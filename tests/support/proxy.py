@@ -7,12 +7,26 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 from tests.support.api import free_port
 
 
 class CuttableProxy:
     """Listens on 127.0.0.1:``port`` and forwards each connection to ``target``."""
+
+    @classmethod
+    def to_database(cls, database_url: str) -> CuttableProxy:
+        """A proxy in front of the server of ``database_url``."""
+        parts = urlsplit(database_url)
+        return cls((parts.hostname or "127.0.0.1", parts.port or 5432))
+
+    def url(self, database_url: str) -> str:
+        """``database_url`` with its server replaced by this proxy."""
+        parts = urlsplit(database_url)
+        user, _, _ = parts.netloc.rpartition("@")
+        here = f"127.0.0.1:{self.port}"
+        return urlunsplit(parts._replace(netloc=f"{user}@{here}" if user else here))
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
