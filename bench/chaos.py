@@ -125,6 +125,9 @@ def main() -> None:
                           "p90": round(_percentile(delays, 0.9), 2),
                           "max": round(max(delays), 2)},
         "alerts_over_15_s": sum(d > 15 for d in delays),
+        # Which faults the slowest alerts met: the door's moment, beside the fault list.
+        "slowest_alerts": [{"door_opened_at_s": round(at, 1), "delay_s": round(delay, 2)}
+                           for at, delay in outcome.slowest(5)],
     })
     print(json.dumps(result))
 

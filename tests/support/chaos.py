@@ -149,10 +149,16 @@ class Outcome:
     events_doubled: int
     alerts: int
     delays_s: list[float]
+    opened_s: list[float] = field(default_factory=list)  # each alert's door, into the night
 
     @property
     def worst_delay_s(self) -> float:
         return max(self.delays_s)
+
+    def slowest(self, count: int) -> list[tuple[float, float]]:
+        """The ``count`` slowest alerts: (seconds into the night its door opened, delay)."""
+        return sorted(zip(self.opened_s, self.delays_s, strict=True),
+                      key=lambda pair: -pair[1])[:count]
 
     def summary(self) -> str:
         return (f"chaos: faults injected {len(self.faults)}, survived {len(self.faults)} "
@@ -220,6 +226,7 @@ class Night:
         self.board: Board | None = None
         self.faults: list[str] = []
         self.env: dict[str, str] = {}
+        self.started = time.monotonic()  # the night's start, set again by ``play``
 
     def __enter__(self) -> Night:
         try:
@@ -325,7 +332,7 @@ class Night:
 
     def play(self, faults: list[Fault]) -> None:
         """Play the night with the faults (kills and restarts at their moments, in order)."""
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         players = [threading.Thread(target=d.play, args=(started,)) for d in self.devices]
         for player in players:
             player.start()
@@ -385,15 +392,16 @@ class Night:
             lost += len(wanted - set(ids))
             doubled += len(ids) - len(set(ids))
         opened = {ts: t for d in self.devices for ts, t in d.opened_at.items()}
-        delays = []
+        delays, opened_s = [], []
         for change, arrived in zip(board.changes, board.arrived, strict=True):
             if change["change"] == "raised" and change["alert"]["rule"] == "building_exit":
                 ts = datetime.fromisoformat(change["alert"]["first_ts"])
                 if ts in opened:
                     delays.append(arrived - opened[ts])
+                    opened_s.append(opened[ts] - self.started)
         assert len(delays) == len(expected)
         return Outcome(list(self.faults), sum(len(s) for s in sent.values()), lost, doubled,
-                       len(expected), delays)
+                       len(expected), delays, opened_s)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
