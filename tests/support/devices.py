@@ -29,6 +29,10 @@ class DeviceClient:
                                   client_id=client_id or username,
                                   protocol=mqtt.MQTTv5)
         self.client.username_pw_set(username, password)
+        # As docs/devices.md asks of a device: after a lost connection, try again every 1-2 s
+        # (paho's default doubles its pause up to 2 minutes: an exit opened while the hub
+        # restarted waited on the device for 8 s more).
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         if will is not None:  # (status topic, payload): retained, as a real device sets it
             self.client.will_set(will[0], will[1], qos=1, retain=True)
         self._connected = threading.Event()
