@@ -61,4 +61,6 @@ def test_a_night_survives_the_primary_a_worker_an_api_process_a_broker_and_the_h
     assert outcome.events_lost == 0
     assert outcome.events_doubled == 0
     assert outcome.alerts == 2 * 9  # two sites, nine exits each, each alerted once
-    assert outcome.worst_delay_s < 60, f"an alert took {outcome.worst_delay_s:.1f} s"
+    # Issue 18's target: every alert on a board within 15 s of its door, even across the
+    # database's failover (about 10 s of it with the development timeouts, docs/failover.md).
+    assert outcome.worst_delay_s < 15, f"an alert took {outcome.worst_delay_s:.1f} s"
