@@ -117,11 +117,6 @@ class Gateway:
         self._arrived = threading.Event()
         self._stop = threading.Event()
         self._connected = threading.Event()  # set while any session is ready
-        self._paused = threading.Event()  # left the brokers on purpose (``pause``)
-        # Ends the writer's pause between retries: on stop, and on resume (the database
-        # answers again: the batch kept through the outage goes first, and at once).
-        self._retry_now = threading.Event()
-        self._pause_lock = threading.Lock()
         self.fatal: Exception | None = None
         self._thread: threading.Thread | None = None
         self._copies = BrokerCopies()
@@ -200,7 +195,7 @@ class Gateway:
         if not any(s.connected.is_set() for s in self._sessions):
             self._connected.clear()
         session.generation += 1
-        if not self._stop.is_set() and not self._paused.is_set():
+        if not self._stop.is_set():
             log.warning("disconnected from broker %s (%s); reconnecting", session.address,
                         reason_code)
 
@@ -229,10 +224,23 @@ class Gateway:
         """Connect to every central broker; wait up to ``wait_connected_s`` for them. One
         that is down is not waited for past that: the gateway serves from the others and
         keeps trying it (a central broker may be away, the night goes on)."""
+        props: Properties | None = None
+        if self._settings.gateway_mqtt_version == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self._settings.gateway_session_expiry_s
+            props.ReceiveMaximum = self._settings.gateway_receive_maximum
         self._thread = threading.Thread(target=self._write_loop, name="gateway-writer",
                                         daemon=True)
         self._thread.start()
-        self._connect_sessions()
+        for session in self._sessions:
+            # clean_start=False on every connect: a restarted gateway must resume its
+            # session and receive what the broker queued while it was away.
+            if props is None:
+                session.client.connect_async(session.host, session.port, keepalive=20)
+            else:
+                session.client.connect_async(session.host, session.port, keepalive=20,
+                                             clean_start=False, properties=props)
+            session.client.loop_start()
         deadline = time.monotonic() + wait_connected_s
         for session in self._sessions:
             if not wait_connected_s or self.fatal:
@@ -243,62 +251,13 @@ class Gateway:
         if self.fatal:
             raise self.fatal
 
-    def _connect_sessions(self) -> None:
-        props: Properties | None = None
-        if self._settings.gateway_mqtt_version == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self._settings.gateway_session_expiry_s
-            props.ReceiveMaximum = self._settings.gateway_receive_maximum
-        for session in self._sessions:
-            # clean_start=False on every connect: a restarted gateway must resume its
-            # session and receive what the broker queued while it was away.
-            if props is None:
-                session.client.connect_async(session.host, session.port, keepalive=20)
-            else:
-                session.client.connect_async(session.host, session.port, keepalive=20,
-                                             clean_start=False, properties=props)
-            session.client.loop_start()
-
-    def _disconnect_sessions(self) -> None:
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         for session in self._sessions:
             session.client.disconnect()
             session.client.loop_stop()
-
-    def pause(self) -> None:
-        """Leave the brokers, keeping the sessions (the brokers queue the messages, and
-        redeliver those not acknowledged), while the writer keeps its batch and retries it.
-        A leased worker that cannot reach the database past its lease pauses the site
-        (``nattero.lease_keeper``): another worker may own it by now, and two connections
-        with one client id would take the session from each other in turn."""
-        with self._pause_lock:
-            if self._paused.is_set() or self._stop.is_set():
-                return
-            self._paused.set()
-            self._disconnect_sessions()
-        log.info("paused: left the brokers; the sessions keep this site's messages")
-
-    def resume(self) -> None:
-        """Join the brokers again after ``pause``."""
-        with self._pause_lock:
-            if not self._paused.is_set() or self._stop.is_set():
-                return
-            self._connect_sessions()
-            self._paused.clear()
-        self._retry_now.set()
-        log.info("resumed: joining the brokers again")
-
-    @property
-    def paused(self) -> bool:
-        return self._paused.is_set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._retry_now.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        with self._pause_lock:
-            if not self._paused.is_set():
-                self._disconnect_sessions()
         self.writer.close()
         self.registry.close()
         if self.bridge_history is not None:
@@ -410,9 +369,7 @@ class Gateway:
                     # stops this gateway (its messages go to the new owner's session).
                     log.warning("cannot commit (%s); retrying %d messages in %.1f s",
                                 exc, len(inbound), delay)
-                    self._retry_now.wait(delay)
-                    self._retry_now.clear()
-                    if self._stop.is_set():
+                    if self._stop.wait(delay):
                         return  # not acknowledged: the broker redelivers after restart
                     delay = min(delay * 2, self._settings.ingest_retry_max_s)
             self._ack(inbound)

@@ -3,24 +3,12 @@
 With ``NATTERO_PIPELINE_LEASES=true`` each site is owned by exactly one worker at a time
 (``ingest.leases``). The keeper's thread runs a round every ``lease_renew_s``:
 
-1. renew every lease it holds; a lease that was taken over is lost: the site's pipeline
-   is stopped at once;
+1. renew every lease it holds; a lease that was taken over (or that it could not renew
+   for a whole ``lease_ttl_s``, the database being away) is lost: the site's pipeline is
+   stopped at once;
 2. take free sites (never held, or expired) among those it may own
    (``NATTERO_GATEWAY_SITES``, empty: all), at most ``lease_max_sites``, and start a
    pipeline for each.
-
-A database outage (a failover: ten seconds and more) is ridden out, not turned into a
-takeover. A lease the keeper could not renew for a whole ``lease_ttl_s`` may have been
-taken over, so its site is *paused*: its gateway leaves the brokers (two connections
-with one client id would take the session from each other in turn) and keeps its rules
-and its unwritten batch. While the database is away the keeper tries every
-``OUTAGE_RETRY_S``; when it answers, the keeper renews its leases first: one nobody took
-over renews (leases compare tokens, not expiry), and its site resumes where it was, with
-no replay; one taken over is lost and stopped. A keeper back from an outage takes no
-expired lease for one ``lease_ttl_s``: every worker was cut off too, and the owners renew
-theirs meanwhile (otherwise the fastest worker took over every site after each failover,
-and each took a replay). A worker that died during the outage has its sites taken one
-lease later.
 
 A site's pipeline is today's gateway + rules restricted to that one site, with two
 differences: its MQTT session has a client id of its own (the gateway's id plus the site),
@@ -61,9 +49,6 @@ log = logging.getLogger(__name__)
 # Sites whose pipelines a keeper starts at once (each in a thread of its own while it
 # waits for its replay); the leases of a batch are taken just before it starts.
 START_AT_ONCE = 8
-# Between lease rounds while the database is away: a paused site resumes this soon after
-# the database answers again (a refused connection costs little).
-OUTAGE_RETRY_S = 0.5
 
 __all__ = ["LeaseKeeper", "SiteService", "default_worker_id", "site_client_id"]
 
@@ -76,10 +61,6 @@ class SiteService(Protocol):
 
     @property
     def connected(self) -> bool: ...  # its MQTT session is connected and subscribed
-
-    def pause(self) -> None: ...  # leave the broker, keep the rules and unwritten batch
-
-    def resume(self) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -112,12 +93,6 @@ class _SitePipeline:
     @property
     def connected(self) -> bool:
         return self.gateway.connected
-
-    def pause(self) -> None:
-        self.gateway.pause()
-
-    def resume(self) -> None:
-        self.gateway.resume()
 
     def stop(self) -> None:
         self.rules.request_stop()  # as Pipeline.stop: the writer commits what it has at once
@@ -154,7 +129,6 @@ class _Held:
     fence: LeaseFence
     service: SiteService
     renewed: float = field(default_factory=time.monotonic)  # monotonic, last renewal
-    paused: bool = False  # not renewed for a lease's time: may be another worker's now
 
 
 class LeaseKeeper:
@@ -175,48 +149,29 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.fatal: Exception | None = None
-        self._cut_off = False  # the last round could not reach the database
-        self._take_after = 0.0  # monotonic; no takeover before (back from an outage)
 
     # -- one round ----------------------------------------------------------------------
-    def run_once(self) -> bool:
-        """Renew, drop what was lost, then take and start what is free; False when the
-        database could not be reached (the sites past their lease's time are paused)."""
-        reached = True
+    def run_once(self) -> None:
+        """Renew, drop what was lost, then take and start what is free."""
         try:
             conn = self._connection()
             self._renew(conn)
-            if self._cut_off:
-                # Back from an outage: the other workers' leases expired meanwhile, as
-                # ours did; they renew theirs in this lease's time.
-                self._cut_off = False
-                self._take_after = time.monotonic() + self._ttl.total_seconds()
-                log.info("the database answers again; taking no other site for %s",
-                         self._ttl)
-            if time.monotonic() >= self._take_after:
-                self._take(conn)
+            self._take(conn)
         except (psycopg.Error, StoreUnavailable) as exc:
             self._close()
-            reached = False
-            if not self._cut_off:
-                log.warning("lease round failed (%s); retrying every %g s", exc,
-                            min(self._every, OUTAGE_RETRY_S))
-            self._cut_off = True
-            self._pause_overdue()
+            log.warning("lease round failed (%s); retrying in %g s", exc, self._every)
+            self._drop_overdue()
         for held in list(self._held.values()):
             if held.service.fatal is not None:
                 self.fatal = held.service.fatal
                 self._stop.set()
-        return reached
 
     def _renew(self, conn: psycopg.Connection) -> None:
         if not self._held:
             return
-        # Before the statement: the lease runs out on the database's clock a ttl after
-        # the renewal's now(), so a keeper that counts from here pauses a site no later.
-        now = time.monotonic()
         renewed = leases.renew_all(conn, [held.lease for held in self._held.values()],
                                    self._ttl)
+        now = time.monotonic()
         for site, held in list(self._held.items()):
             lease = renewed.get(site)
             if lease is None:
@@ -225,23 +180,16 @@ class LeaseKeeper:
                 self._lose(site)
             else:
                 held.lease, held.renewed = lease, now
-                if held.paused:
-                    held.paused = False
-                    log.info("renewed the lease of site %r, which nobody took over; its "
-                             "pipeline resumes", site)
-                    held.service.resume()
 
-    def _pause_overdue(self) -> None:
+    def _drop_overdue(self) -> None:
         # The database is away: past its time to live a lease may have been taken over
-        # already; leave the site's session rather than fight a new owner for it, and
-        # keep the rest for the renewal that decides.
+        # already; stop serving the site rather than fight the new owner for its session.
         now = time.monotonic()
-        for site, held in self._held.items():
-            if not held.paused and now - held.renewed >= self._ttl.total_seconds():
-                log.warning("lease of site %r could not be renewed for %s; its pipeline "
-                            "leaves the brokers until the database answers", site, self._ttl)
-                held.paused = True
-                held.service.pause()
+        for site, held in list(self._held.items()):
+            if now - held.renewed >= self._ttl.total_seconds():
+                log.warning("lease of site %r could not be renewed for %s; stopping its "
+                            "pipeline", site, self._ttl)
+                self._lose(site)
 
     def _take(self, conn: psycopg.Connection) -> None:
         free = [site for site in self._wanted or leases.all_sites(conn)
@@ -319,13 +267,13 @@ class LeaseKeeper:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                reached = self.run_once()
+                self.run_once()
             except Exception as exc:  # a bug or a setting that no retry fixes: end the worker
                 log.exception("lease keeper failed; stopping this worker")
                 self.fatal = exc
                 self._stop.set()
                 return
-            self._stop.wait(self._every if reached else min(self._every, OUTAGE_RETRY_S))
+            self._stop.wait(self._every)
 
     def wait(self) -> None:
         """Block until stopped; raises the fatal error of a site's gateway if there was one."""
