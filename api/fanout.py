@@ -21,8 +21,8 @@ alerts after every failover. ``seq`` (the watermark) is the last change publishe
 change at or below it has been delivered to every subscriber, which makes it a safe
 ``since`` for a board.
 
-If the database goes away the listener reconnects with backoff and catches up from the
-watermark, so subscribers see neither a duplicate nor a gap.
+If the database goes away the listener tries again every ``LISTEN_RETRY_S`` and catches
+up from the watermark, so subscribers see neither a duplicate nor a gap.
 """
 
 from __future__ import annotations
@@ -213,14 +213,14 @@ class AlertFanout:
     async def _catch_up(self) -> None:
         while True:
             rows = await run_in_threadpool(self._read_after, self.seq)
-            if not self.publish_committed(rows) or len(rows) < PAGE:
+            if not self._publish_committed(rows) or len(rows) < PAGE:
                 return
 
     def _read_after(self, seq: int) -> list[StoredAlertChange]:
         with self._pool.connection() as conn:
             return changes_since(conn, seq, None, limit=PAGE)
 
-    def publish_committed(self, rows: list[StoredAlertChange]) -> int:
+    def _publish_committed(self, rows: list[StoredAlertChange]) -> int:
         """Publish the committed changes of a catch-up read (in ``seq`` order) above the
         watermark; a hole below one of them is settled (module docstring) and skipped."""
         published = 0

@@ -64,8 +64,7 @@ class BufferedClient(mqtt.Client):
 
     def loop_start(self) -> MQTTErrorCode:
         # paho makes a new wake-up socket pair on every loop_start without closing the one
-        # of the last: a gateway that pauses and resumes (leaves and rejoins the brokers)
-        # would leak two sockets each time.
+        # of the last: a client whose loop is started again would leak two sockets.
         if self._thread is None:
             self._reset_sockets(sockpair_only=True)
         return super().loop_start()

@@ -34,7 +34,6 @@ class CuttableProxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
         self.restore()
 
     def restore(self) -> None:
@@ -61,7 +60,6 @@ class CuttableProxy:
             sock.close()
 
     def close(self) -> None:
-        self._stopped.set()
         self.cut()
 
     def _accept(self, listener: socket.socket) -> None:
