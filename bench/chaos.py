@@ -22,17 +22,20 @@ and how many took over 15 s.
 Run on a stack of its own, nothing else on the machine:
 
     NATTERO_STATE_DIR=/tmp/chaos NATTERO_PG_PORT=56900 NATTERO_MQTT_PORT=56950 \\
-        python bench/chaos.py [--minutes 10] [--seed 1] [--sites 2] [--exit-every 6]
+        python bench/chaos.py [--minutes 10] [--seed 1] [--sites 2] [--exit-every 6] \\
+            [--logs FOLDER]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,12 +87,26 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+@contextlib.contextmanager
+def _log_folder(kept: Path | None) -> Iterator[Path]:
+    """The folder of the processes' logs: the one asked for, kept; else a temporary one."""
+    if kept is not None:
+        kept.mkdir(parents=True, exist_ok=True)
+        yield kept
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        yield Path(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sites", type=int, default=2)
     parser.add_argument("--exit-every", type=float, default=6.0)
+    parser.add_argument("--logs", type=Path, default=None,
+                        help="keep the workers', API processes' and balancer's logs in this "
+                             "folder (default: a temporary folder, removed at the end)")
     args = parser.parse_args()
     seconds = args.minutes * 60
     faults = schedule(seconds, args.seed)
@@ -102,8 +119,8 @@ def main() -> None:
     try:
         with (replicated_database("chaos-bench", 230) as replicated,
               redundant_brokers("chaos-bench-brokers", settings.mqtt_port + 200) as topology,
-              tempfile.TemporaryDirectory() as folder,
-              Night(replicated, topology, Path(folder), seconds=seconds, sites=args.sites,
+              _log_folder(args.logs) as folder,
+              Night(replicated, topology, folder, seconds=seconds, sites=args.sites,
                     exit_every_s=args.exit_every) as night):
             night.play(faults)
             outcome = night.outcome()

@@ -373,6 +373,9 @@ async function refreshRooms() {
     }
   }));
   renderFloorView();
+  // The banners of a flat's ending basis come from the rooms: rooms that arrive after the
+  // last health render must not wait for the next ping to show them.
+  renderHealth();
 }
 
 async function refreshHealth() {
