@@ -533,9 +533,10 @@ def _write_pg_conf(settings: Settings, paths: _Paths) -> None:
         "shared_preload_libraries = 'timescaledb'\n"
         "timescaledb.telemetry_level = off\n"
         "password_encryption = 'scram-sha-256'\n"
-        # A leased worker holds about two connections per site it owns (its writer and
-        # its rules), each API process a pool: 100 runs out at fifty leased sites.
-        "max_connections = 400\n"
+        # A leased worker holds three connections per site it owns (its writer, its
+        # rules, its device registry), each API process a pool: 400 ran out at about 130
+        # leased sites, and bench/scale.py's 200 sites on three workers need ~620.
+        "max_connections = 1000\n"
         "shared_buffers = 256MB\n"
         "fsync = on\n"
         "logging_collector = off\n"
