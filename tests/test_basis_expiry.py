@@ -156,3 +156,34 @@ def test_the_night_board_shows_a_banner_for_bases_ending_within_14_days_and_ende
         "Sig det til en administrator.")
     expect(page.locator("#health-sites")).not_to_contain_text("Lejlighed 5")
     expect(page.locator("#health-sites")).not_to_contain_text("Lejlighed 4")
+
+
+# The board asks for the rooms after the stream's hello; held back here until well after
+# it, so the banner can only come from the rooms' own arrival, not from the next ping
+# (every 10 s, api.routes.stream.PING_S).
+ROOMS_LATE = """
+(() => {
+  const fetchNow = window.fetch.bind(window);
+  window.fetch = async (input, init) => {
+    const response = await fetchNow(input, init);
+    const url = typeof input === "string" ? input : input.url;
+    if (/\\/api\\/v1\\/sites\\/[^/]+\\/rooms$/.test(new URL(url, location.href).pathname)) {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    return response;
+  };
+})();
+"""
+
+
+def test_the_night_board_shows_the_basis_banner_as_soon_as_late_rooms_arrive(
+        site: str, settings: Settings, api_process: Callable[..., ApiProcess],
+        make_user: Callable[..., Account], open_page: Callable[..., Page]) -> None:
+    flats_with_bases(settings, site)
+    server = api_process()
+    page = open_page()
+    page.add_init_script(ROOMS_LATE)
+    page = open_board(page, server, make_user("staff", site))
+    expired = page.locator(f"#health-sites [data-site='{site}'][data-kind='basis-expired']")
+    # Rooms 2 s after the page asked; the next ping comes ~10 s after the hello.
+    expect(expired).to_contain_text("Lejlighed 3", timeout=5_000)
