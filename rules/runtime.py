@@ -453,14 +453,17 @@ class RulesRuntime:
     def _catch_up_in_turns(self, until: float) -> None:
         """Evaluate the sites' queues in turns of ``CATCH_UP_TURN`` inputs each, until
         ``until`` or all are empty: a site put behind with one exit door waits for one turn
-        of a bursting site, not for all of its burst. Each site's inputs stay in order."""
+        of a bursting site, not for all of its burst. Each site's inputs stay in order.
+        A site that had its turn goes to the back, so the next slice begins with the
+        others even when one turn outlasts a slice."""
         while time.monotonic() < until:
-            busy = [queue for queue in self._behind.values() if queue]
+            busy = [(site, queue) for site, queue in self._behind.items() if queue]
             if not busy:
                 return
-            for queue in busy:
+            for site, queue in busy:
                 for _ in range(min(CATCH_UP_TURN, len(queue))):
                     self._unapplied += self._evaluate(queue.popleft())
+                self._behind[site] = self._behind.pop(site)
                 if time.monotonic() >= until:
                     return
 
