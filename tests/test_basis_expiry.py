@@ -158,9 +158,9 @@ def test_the_night_board_shows_a_banner_for_bases_ending_within_14_days_and_ende
     expect(page.locator("#health-sites")).not_to_contain_text("Lejlighed 4")
 
 
-# The board asks for the rooms after the stream's hello; held back here until well after
-# it, so the banner can only come from the rooms' own arrival, not from the next ping
-# (every 10 s, api.routes.stream.PING_S).
+# The board asks for the rooms as it starts; held back here 2 s, past the health render
+# that follows the stream's hello, so the banner can only come from the rooms' own
+# arrival, not from the next ping or health poll (every 10 s, api.routes.stream.PING_S).
 ROOMS_LATE = """
 (() => {
   const fetchNow = window.fetch.bind(window);

@@ -374,7 +374,7 @@ async function refreshRooms() {
   }));
   renderFloorView();
   // The banners of a flat's ending basis come from the rooms: rooms that arrive after the
-  // last health render must not wait for the next ping to show them.
+  // last health render must not wait for the next ping or health poll to show them.
   renderHealth();
 }
 
